@@ -1,0 +1,1 @@
+"""xinfang — multi-tenant 信访 case-handling backend."""

@@ -1,0 +1,68 @@
+"""Who is calling: the account, its realm and the roles it holds (read from the DB per request)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from backend.core.db import TenantScope
+from backend.tenants.models import AccountKind, Role
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One role held at one org unit; it reaches that unit's subtree."""
+
+    role: Role
+    unit_id: uuid.UUID
+    unit_path: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: uuid.UUID
+    username: str
+    kind: AccountKind
+    tenant_id: uuid.UUID | None = None
+    tenant_slug: str | None = None
+    province_id: uuid.UUID | None = None
+    grants: tuple[Grant, ...] = ()
+    # For a provincial supervisor: every tenant of its province.
+    province_tenant_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+
+    @property
+    def realm(self) -> str:
+        """The casbin domain the principal's roles are held in."""
+        return {
+            AccountKind.TENANT_USER: "tenant",
+            AccountKind.PROVINCIAL_SUPERVISOR: "province",
+            AccountKind.PLATFORM_ADMIN: "platform",
+        }[self.kind]
+
+    @property
+    def role_names(self) -> frozenset[str]:
+        if self.kind is AccountKind.PLATFORM_ADMIN:
+            return frozenset({"platform_admin"})
+        if self.kind is AccountKind.PROVINCIAL_SUPERVISOR:
+            return frozenset({"provincial_supervisor"})
+        return frozenset(g.role.lower() for g in self.grants)
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.kind is AccountKind.PROVINCIAL_SUPERVISOR
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.kind is AccountKind.PLATFORM_ADMIN
+
+    def scope(self) -> TenantScope:
+        """The tenants this principal's transactions may see."""
+        if self.kind is AccountKind.TENANT_USER and self.tenant_id:
+            return TenantScope.of([self.tenant_id])
+        if self.kind is AccountKind.PROVINCIAL_SUPERVISOR:
+            return TenantScope.of(self.province_tenant_ids, read_only=True)
+        return TenantScope.of([])
+
+
+SYSTEM = Principal(account_id=uuid.UUID(int=0), username="system", kind=AccountKind.PLATFORM_ADMIN)
+"""The principal of CLI bootstrap and jobs: platform rights, no tenant until one is chosen."""

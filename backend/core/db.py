@@ -1,0 +1,206 @@
+"""Database engine, sessions and the two tenant walls.
+
+Wall (a), every backend: a ``do_orm_execute`` hook adds
+``tenant_id IN (<scope>)`` to every ORM select/update/delete of a
+:class:`TenantScoped` model, and ``before_flush`` refuses new rows outside
+the scope. A service cannot forget the filter because it never writes it.
+
+Wall (b), PostgreSQL only: each transaction starts with
+``SET LOCAL ROLE <app role>`` (a role that owns nothing and cannot bypass
+RLS) and ``set_config('app.tenant_ids', ..., true)``; the row-level security
+policies created by the migrations read that setting, so even raw SQL sees
+only the scope's tenants. Both settings are transaction-local, so a pooled
+connection never carries a tenant into the next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, ForeignKey, Uuid, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    with_loader_criteria,
+)
+
+from backend.core.clock import now
+from backend.core.ids import new_id
+from backend.core.settings import Settings, get_settings
+
+SCOPE_KEY = "tenant_scope"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {uuid.UUID: Uuid(as_uuid=True)}
+
+
+class TimestampedId:
+    """A UUIDv7 ``id`` and a UTC ``created_at``."""
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id, sort_order=-5)
+    created_at: Mapped[Any] = mapped_column(DateTime(timezone=True), default=now, sort_order=99)
+
+
+class TenantScoped(TimestampedId):
+    """Mixin of every tenant table: ``tenant_id`` leads the primary key.
+
+    ``(tenant_id, id)`` is the key so every foreign key and unique constraint
+    can carry ``tenant_id`` (the future Citus distribution column).
+    """
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(Uuid, ForeignKey("tenants.id"), primary_key=True, sort_order=-10)
+
+
+@dataclass(frozen=True)
+class TenantScope:
+    """The tenants a transaction may touch: one city, or a province's cities for a supervisor."""
+
+    tenant_ids: frozenset[uuid.UUID]
+    read_only: bool = False
+
+    @classmethod
+    def of(cls, ids: Iterable[uuid.UUID], *, read_only: bool = False) -> TenantScope:
+        return cls(frozenset(ids), read_only)
+
+    @property
+    def setting(self) -> str:
+        return ",".join(sorted(str(t) for t in self.tenant_ids))
+
+
+NO_TENANT = TenantScope(frozenset())
+
+
+def current_scope(session: AsyncSession | Session) -> TenantScope:
+    return session.info.get(SCOPE_KEY, NO_TENANT)
+
+
+# --- wall (a): ORM filter -------------------------------------------------------------
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _add_tenant_filter(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_select and (state.is_column_load or state.is_relationship_load):
+        return  # the criteria of the parent statement propagate to these loads
+    ids = sorted(current_scope(state.session).tenant_ids)
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id.in_(ids), include_aliases=True)
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_foreign_rows(session: Session, _ctx: Any, _instances: Any) -> None:
+    allowed = current_scope(session).tenant_ids
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, TenantScoped) and obj.tenant_id not in allowed:
+            raise PermissionError(f"write to tenant {obj.tenant_id} outside the session scope")
+
+
+# --- wall (b): PostgreSQL transaction settings -------------------------------------------
+
+
+@event.listens_for(Session, "after_begin")
+def _set_transaction_tenant(session: Session, _tx: Any, connection: Any) -> None:
+    if connection.dialect.name != "postgresql" or session.info.get("owner"):
+        return
+    settings = get_settings()
+    connection.exec_driver_sql(f'SET LOCAL ROLE "{settings.db_app_role}"')
+    _apply_scope_setting(connection, current_scope(session))
+
+
+def _apply_scope_setting(connection: Any, scope: TenantScope) -> None:
+    connection.execute(
+        text("SELECT set_config('app.tenant_ids', :ids, true)"), {"ids": scope.setting}
+    )
+    if scope.read_only:
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+async def use_scope(session: AsyncSession, scope: TenantScope) -> None:
+    """Switch the session to ``scope`` (also inside an open transaction)."""
+    session.info[SCOPE_KEY] = scope
+    if session.in_transaction() and session.bind is not None:
+        conn = await session.connection()
+        if conn.dialect.name == "postgresql" and not session.info.get("owner"):
+            await conn.run_sync(lambda c: _apply_scope_setting(c, scope))
+
+
+# --- engine and sessions -------------------------------------------------------------
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def build_engine(settings: Settings | None = None, url: str | None = None) -> AsyncEngine:
+    settings = settings or get_settings()
+    url = url or settings.database_url
+    if url.startswith("sqlite"):
+        _prepare_sqlite_file(url)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
+    )
+
+
+class Database:
+    """The process's engine and session factory."""
+
+    def __init__(self, settings: Settings | None = None, url: str | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.engine = build_engine(self.settings, url)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self, scope: TenantScope = NO_TENANT) -> AsyncSession:
+        session = self.sessionmaker()
+        session.info[SCOPE_KEY] = scope
+        return session
+
+    @asynccontextmanager
+    async def transaction(self, scope: TenantScope = NO_TENANT) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commit on success, roll back on any error."""
+        async with self.session(scope) as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

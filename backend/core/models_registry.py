@@ -1,0 +1,8 @@
+"""Imports every model module so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from __future__ import annotations
+
+from backend.core.db import Base
+from backend.tenants import models as _tenants  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,61 @@
+"""The GraphQL schema: one module per domain, merged here."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from backend.core.settings import Settings, get_settings
+from backend.schema.errors import ErrorCode, error_code
+from backend.schema.metrics import OperationMetrics
+from backend.schema.tenants import TenantMutations, TenantQueries
+
+Query = merge_types("Query", (TenantQueries,))
+Mutation = merge_types("Mutation", (TenantMutations,))
+
+
+class XinfangSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Internal errors are logged where they are masked (schema/errors.py); others are answers."""
+        del errors, execution_context
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or get_settings()
+    extensions: list = [
+        OperationMetrics,
+        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+    ]
+    if settings.env == "prod":
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return XinfangSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+@cache
+def sdl() -> str:
+    """The schema's SDL, as committed in ``schema.graphql``."""
+    return strawberry.Schema(query=Query, mutation=Mutation).as_str() + "\n"
+
+
+__all__ = ["ErrorCode", "build_schema", "error_code", "sdl"]

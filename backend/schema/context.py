@@ -1,0 +1,67 @@
+"""Per-request GraphQL context: principal, tenant-scoped sessions and DataLoaders.
+
+Strawberry resolves sibling fields concurrently, and one ``AsyncSession``
+must never be awaited by two coroutines at once, so every use of the read
+session goes through a lock (DataLoaders batch under it, one batch at a
+time). Each mutation gets its own transaction: committed when the resolver
+returns, rolled back on any error, so a failed mutation changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.authz.principal import Principal
+from backend.core.db import Database
+from backend.core.errors import Unauthenticated
+
+
+@dataclass
+class RequestContext:
+    db: Database
+    request_id: str
+    principal_or_none: Principal | None
+    request: Any = None
+    response: Any = None
+    loaders: dict[str, Any] = field(default_factory=dict)
+    _session: AsyncSession | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def principal(self) -> Principal:
+        if self.principal_or_none is None:
+            raise Unauthenticated("a bearer token is required")
+        return self.principal_or_none
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """The request's read session, one user at a time."""
+        principal = self.principal
+        async with self._lock:
+            if self._session is None:
+                self._session = self.db.session(principal.scope())
+            yield self._session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A fresh transaction for one mutation; commit on success, roll back on error."""
+        principal = self.principal
+        async with self._lock, self.db.transaction(principal.scope()) as session:
+            yield session
+
+    def loader(self, name: str, factory: Any) -> Any:
+        """A DataLoader living only as long as this request (never module-global)."""
+        if name not in self.loaders:
+            self.loaders[name] = factory(self)
+        return self.loaders[name]
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
