@@ -359,7 +359,7 @@ async def grants_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[str
         .where(RoleAssignment.user_id == user_id)
         .order_by(OrgUnit.path, RoleAssignment.role)
     )
-    return [(r, u) for r, u in rows.tuples()]
+    return [(r, u) for r, u in rows]
 
 
 async def create_provincial_supervisor(

@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format bench bench-smoke docs uv sync clean
+
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
+
+sync: uv
+	@$(UV) sync --frozen --quiet
+
+run: sync ## migrate the embedded SQLite DB, load the demo, serve GraphiQL + in-process jobs
+	$(UV) run xinfang migrate
+	$(UV) run xinfang seed-demo
+	$(UV) run xinfang serve --host $(HOST) --port $(PORT)
+
+test: sync ## lint, then the suite on PostgreSQL (when reachable) and on SQLite
+	$(UV) run ruff check backend tests migrations/env.py
+	$(UV) run ruff format --check backend tests migrations/env.py
+	$(UV) run python scripts/run_tests.py
+
+lint: sync
+	$(UV) run ruff check backend tests migrations/env.py
+	$(UV) run ruff format --check backend tests migrations/env.py
+	@command -v duplicates >/dev/null 2>&1 && duplicates --repo backend || true
+
+format: sync
+	$(UV) run ruff format backend tests migrations/env.py
+	$(UV) run ruff check --fix backend tests migrations/env.py
+
+docs: sync ## regenerate the committed schema and authz matrix
+	$(UV) run xinfang export-schema > schema.graphql
+	$(UV) run xinfang authz-doc > docs/authz.md
+
+bench: sync ## benchmarks (PostgreSQL): each prints a table and writes tests/bench/results/
+	$(UV) run python -m tests.bench
+
+bench-smoke: sync
+	$(UV) run python -m tests.bench --smoke
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache
