@@ -12,6 +12,7 @@ from backend.authz.principal import SYSTEM
 from backend.authz.tokens import issue_token
 from backend.core.db import Database
 from backend.tenants import service
+from backend.tenants.flows import onboard_tenant
 from backend.tenants.models import OrgUnitLevel as L
 from backend.tenants.models import Role
 
@@ -121,9 +122,7 @@ def unique(prefix: str) -> str:
 async def build_city(db: Database, slug: str, province: str) -> City:
     city = City(slug, province)
     async with db.transaction() as session:
-        await service.create_tenant(
-            session, SYSTEM, slug=slug, name=f"City {slug}", province=province
-        )
+        await onboard_tenant(session, SYSTEM, slug=slug, name=f"City {slug}", province=province)
         for rel, level in UNITS:
             parent, _, leaf = city.path(rel).rpartition("/")
             await service.create_org_unit(

@@ -19,10 +19,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Uuid, event, text
+from sqlalchemy import DateTime, ForeignKey, TypeDecorator, Uuid, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -47,6 +48,25 @@ from backend.core.settings import Settings, get_settings
 SCOPE_KEY = "tenant_scope"
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as UTC and always returned timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {uuid.UUID: Uuid(as_uuid=True)}
 
@@ -55,7 +75,7 @@ class TimestampedId:
     """A UUIDv7 ``id`` and a UTC ``created_at``."""
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id, sort_order=-5)
-    created_at: Mapped[Any] = mapped_column(DateTime(timezone=True), default=now, sort_order=99)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, sort_order=99)
 
 
 class TenantScoped(TimestampedId):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backend.cases import models as _cases  # noqa: F401
 from backend.core.db import Base
 from backend.tenants import models as _tenants  # noqa: F401
 

@@ -60,3 +60,21 @@ def enable_tenant_rls(*tables: str) -> None:
             f"CREATE POLICY tenant_isolation ON {table} "
             f"USING ({POLICY_PREDICATE}) WITH CHECK ({POLICY_PREDICATE})"
         )
+
+
+def make_append_only(table: str) -> None:
+    """Refuse UPDATE and DELETE on ``table`` for everyone, owner included (audit trail)."""
+    if not _is_postgres():
+        return
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
+        BEGIN
+          RAISE EXCEPTION '{table} is append-only (%)', TG_OP USING ERRCODE = 'insufficient_privilege';
+        END $$ LANGUAGE plpgsql
+        """
+    )
+    op.execute(
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
+    )

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
+from backend.cases.audit import record_pii_reads
 from backend.core.db import Database
 from backend.core.errors import Unauthenticated
 
@@ -30,6 +31,8 @@ class RequestContext:
     request: Any = None
     response: Any = None
     loaders: dict[str, Any] = field(default_factory=dict)
+    # (tenant_id, case_id, fields) of unmasked PII shown in this response; logged at close.
+    pii_reads: dict[Any, tuple[Any, Any, tuple[str, ...]]] = field(default_factory=dict)
     _session: AsyncSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -65,3 +68,9 @@ class RequestContext:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.pii_reads and self.principal_or_none is not None:
+            async with self.db.transaction(self.principal.scope()) as session:
+                await record_pii_reads(
+                    session, self.principal, self.pii_reads.values(), self.request_id
+                )
+            self.pii_reads.clear()

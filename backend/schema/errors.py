@@ -16,8 +16,10 @@ def error_code(error: GraphQLError) -> ErrorCode:
     original = error.original_error
     if isinstance(original, AppError):
         return original.code
-    if original is None and error.path is None:
-        return ErrorCode.BAD_USER_INPUT  # parse/validation: the document or variables are wrong
+    if error.path is None and (original is None or isinstance(original, GraphQLError)):
+        # parse/validation of the document, or coercion of the variables (graphql-core wraps
+        # the coercion failure in a GraphQLError): the request is wrong, not the server
+        return ErrorCode.BAD_USER_INPUT
     return ErrorCode.INTERNAL
 
 

@@ -10,6 +10,7 @@ from backend.core.errors import NotFound
 from backend.schema.context import RequestContext
 from backend.schema.enums import OrgUnitLevel, Role
 from backend.tenants import models, service
+from backend.tenants.flows import onboard_tenant
 
 
 @strawberry.type(name="OrgUnit")
@@ -203,7 +204,7 @@ class TenantMutations:
     ) -> TenantType:
         ctx = info.context
         async with ctx.write() as session:
-            tenant, root = await service.create_tenant(
+            tenant, root = await onboard_tenant(
                 session,
                 ctx.principal,
                 slug=input.slug,

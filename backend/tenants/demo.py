@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.authz.principal import SYSTEM
 from backend.core.db import Database
 from backend.tenants import service
+from backend.tenants.flows import onboard_tenant
 from backend.tenants.models import OrgUnitLevel as L
 from backend.tenants.models import Role
 
@@ -133,7 +134,7 @@ PLATFORM_ADMIN = "platform"
 
 
 async def _seed_tenant(session: AsyncSession, demo: DemoTenant) -> None:
-    await service.create_tenant(
+    await onboard_tenant(
         session,
         SYSTEM,
         slug=demo.slug,

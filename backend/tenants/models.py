@@ -13,7 +13,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
-    DateTime,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -23,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.core.db import Base, TenantScoped, TimestampedId
+from backend.core.db import Base, TenantScoped, TimestampedId, UtcDateTime
 
 
 class OrgUnitLevel(StrEnum):
@@ -91,7 +90,7 @@ class Account(TimestampedId, Base):
     display_name: Mapped[str] = mapped_column(String(200))
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenants.id"), index=True)
     province_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("provinces.id"))
-    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class OrgUnit(TenantScoped, Base):

@@ -7,6 +7,7 @@ administrator may act in and switch the scope to it.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from backend.tenants.models import (
     Tenant,
     User,
 )
+
+# Prefix of a tenant's case numbers (``tenants.case_prefix`` is VARCHAR(8)).
+CASE_PREFIX_RE = re.compile(r"^[A-Z0-9]{1,8}$")
 
 # Which levels may hang below which: the tree the domain describes.
 CHILD_LEVELS: dict[OrgUnitLevel, set[OrgUnitLevel]] = {
@@ -127,6 +131,10 @@ async def create_tenant(
     v.slug(slug, "slug")
     v.slug(province, "province")
     name = v.text(name, "name", max_len=200)
+    if province_name is not None:
+        province_name = v.text(province_name, "provinceName", max_len=200)
+    if case_prefix is not None and not CASE_PREFIX_RE.match(case_prefix.upper()):
+        raise BadUserInput("casePrefix must be 1-8 letters or digits", field="casePrefix")
     if await tenant_by_slug(session, slug):
         raise Conflict(f"tenant {slug} already exists", field="slug")
     prov = await province_by_slug(session, province)

@@ -1,0 +1,188 @@
+"""Open, finish, shift and colour the clocks of a case's steps.
+
+Each open step is a ``case_deadlines`` row carrying the rule that produced
+its due date; the case's ``due_at``/``warning_color`` mirror the earliest
+open step so lists can filter and sort on the case table alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.cases.calendar import WorkingDayCalendar
+from backend.cases.models import Case, CaseDeadline, DeadlineStatus, WarningColor
+from backend.cases.policy import load_calendar, load_policy
+from backend.cases.rules import (
+    DeadlinePolicy,
+    Step,
+    compute_due,
+    fixed_due,
+    held_days_between,
+    warning_color,
+)
+from backend.core.clock import now
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """What computing a due date needs: the tenant's policy and the national calendar."""
+
+    policy: DeadlinePolicy
+    calendar: WorkingDayCalendar
+
+    def local_date(self, at: datetime) -> date:
+        return at.astimezone(self.policy.tz).date()
+
+
+async def clocks_for(session: AsyncSession, case: Case) -> Clocks:
+    return Clocks(await load_policy(session, case.tenant_id), await load_calendar(session))
+
+
+async def open_deadlines(session: AsyncSession, case: Case) -> list[CaseDeadline]:
+    rows = await session.scalars(
+        select(CaseDeadline).where(
+            CaseDeadline.case_id == case.id, CaseDeadline.status == DeadlineStatus.OPEN
+        )
+    )
+    return list(rows)
+
+
+async def open_step(
+    session: AsyncSession,
+    case: Case,
+    step: Step,
+    start: datetime,
+    clocks: Clocks,
+    *,
+    days: int | None = None,
+) -> CaseDeadline:
+    due = compute_due(step, start, clocks.calendar, clocks.policy, days=days)
+    deadline = CaseDeadline(
+        tenant_id=case.tenant_id,
+        case_id=case.id,
+        step=step,
+        started_at=start,
+        due_date=due.due_date,
+        due_at=due.due_at,
+        rule=due.rule,
+    )
+    session.add(deadline)
+    return deadline
+
+
+def open_supervision(
+    session: AsyncSession,
+    case: Case,
+    due_date: date,
+    clocks: Clocks,
+    *,
+    note: str,
+    issued_by: uuid.UUID,
+) -> CaseDeadline:
+    """督办 — a supervision order's own due date, rolled off holidays like any other."""
+    start = now()
+    due = fixed_due(Step.SUPERVISION, due_date, start, clocks.calendar, clocks.policy)
+    deadline = CaseDeadline(
+        tenant_id=case.tenant_id,
+        case_id=case.id,
+        step=Step.SUPERVISION,
+        started_at=start,
+        due_date=due.due_date,
+        due_at=due.due_at,
+        note=note,
+        issued_by_id=issued_by,
+        rule={
+            **due.rule,
+            "article": "督办 (supervision order)",
+            "orderedDueDate": due_date.isoformat(),
+        },
+    )
+    session.add(deadline)
+    return deadline
+
+
+async def finish_steps(
+    session: AsyncSession,
+    case: Case,
+    *,
+    steps: set[Step] | None = None,
+    include_supervision: bool = False,
+    status: DeadlineStatus = DeadlineStatus.MET,
+) -> None:
+    """Stop the clocks of ``steps`` (default: every open statutory step)."""
+    for deadline in await open_deadlines(session, case):
+        step = Step(deadline.step)
+        if steps is not None and step not in steps:
+            continue
+        if step is Step.SUPERVISION and not include_supervision:
+            continue
+        deadline.status = status
+        deadline.finished_at = now()
+
+
+async def extend_step(
+    session: AsyncSession, case: Case, step: Step, extra_days: int, clocks: Clocks
+) -> None:
+    """Recompute an open step's due date with ``extra_days`` added to its limit (Art. 34)."""
+    for deadline in await open_deadlines(session, case):
+        if Step(deadline.step) is step:
+            base = int(deadline.rule.get("days", 0))
+            due = compute_due(
+                step,
+                deadline.started_at,
+                clocks.calendar,
+                clocks.policy,
+                days=base + extra_days,
+                held_days=deadline.held_days,
+            )
+            deadline.due_date, deadline.due_at = due.due_date, due.due_at
+            deadline.rule = {**due.rule, "extensionDays": extra_days}
+
+
+async def shift_for_hold(
+    session: AsyncSession, case: Case, hold_started: datetime, resumed: datetime, clocks: Clocks
+) -> dict[str, int]:
+    """A hold (hearing, approved suspension) stops the clock: push open statutory steps back.
+
+    Each step's held time is measured in its own unit (calendar or working days);
+    the due date is recomputed from the same start with the new total.
+    """
+    shifted: dict[str, int] = {}
+    for deadline in await open_deadlines(session, case):
+        step = Step(deadline.step)
+        held = held_days_between(step, hold_started, resumed, clocks.calendar, clocks.policy)
+        if step is Step.SUPERVISION or held <= 0:
+            continue
+        deadline.held_days += held
+        due = compute_due(
+            step,
+            deadline.started_at,
+            clocks.calendar,
+            clocks.policy,
+            days=int(deadline.rule.get("days", 0)),
+            held_days=deadline.held_days,
+        )
+        extra = {k: v for k, v in deadline.rule.items() if k == "extensionDays"}
+        deadline.due_date, deadline.due_at = due.due_date, due.due_at
+        deadline.rule = {**due.rule, **extra}
+        shifted[step.value] = held
+    return shifted
+
+
+async def refresh_due(session: AsyncSession, case: Case, clocks: Clocks) -> None:
+    """Colour every open step and mirror the earliest onto the case."""
+    await session.flush()
+    current = now()
+    deadlines = await open_deadlines(session, case)
+    for deadline in deadlines:
+        deadline.warning_color = warning_color(deadline.due_at, current, clocks.policy)
+    earliest = min(deadlines, key=lambda d: d.due_at, default=None)
+    case.due_at = earliest.due_at if earliest else None
+    case.warning_color = (
+        warning_color(case.due_at, current, clocks.policy) if case.due_at else WarningColor.NONE
+    )

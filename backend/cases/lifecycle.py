@@ -1,0 +1,71 @@
+"""The case state machine: which transition is allowed from which status, and by which action.
+
+One table, read by the service and rendered in docs/lifecycle.md, so the
+rules a front-end sees in ``INVALID_TRANSITION`` errors are the ones here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.cases.models import CaseStatus as S
+from backend.core.errors import InvalidTransition
+
+OPEN_STATUSES = frozenset(S) - {S.CLOSED}
+HANDLING = frozenset({S.ACCEPTED, S.EXTENDED, S.REVIEW_REQUESTED, S.RE_REVIEW_REQUESTED})
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: frozenset[S]
+    target: S | None  # None: the status stays (an event is still recorded)
+    action: str  # the casbin action on `case` it needs
+    kind: str  # the event kind it records
+
+
+def _t(name: str, sources: set[S] | frozenset[S], target: S | None, action: str) -> Transition:
+    return Transition(name, frozenset(sources), target, action, name.upper())
+
+
+TRANSITIONS: dict[str, Transition] = {
+    t.name: t
+    for t in [
+        _t("route", {S.REGISTERED, S.ROUTED}, S.ROUTED, "route"),
+        _t("divert", {S.REGISTERED, S.ROUTED}, S.DIVERTED, "divert"),
+        _t("accept", {S.REGISTERED, S.ROUTED}, S.ACCEPTED, "accept"),
+        _t("reject", {S.REGISTERED, S.ROUTED}, S.NOT_ACCEPTED, "accept"),
+        _t("object_transfer", {S.ROUTED}, S.REGISTERED, "accept"),
+        _t("request_extension", {S.ACCEPTED}, None, "handle"),
+        _t("approve_extension", {S.ACCEPTED}, S.EXTENDED, "approve_extension"),
+        _t("reply", {S.ACCEPTED, S.EXTENDED}, S.REPLIED, "handle"),
+        _t("rate_satisfaction", {S.REPLIED, S.REVIEWED, S.RE_REVIEWED}, None, "handle"),
+        _t("request_review", {S.REPLIED}, S.REVIEW_REQUESTED, "review"),
+        _t("decide_review", {S.REVIEW_REQUESTED}, S.REVIEWED, "review"),
+        _t("request_re_review", {S.REVIEWED}, S.RE_REVIEW_REQUESTED, "review"),
+        _t("decide_re_review", {S.RE_REVIEW_REQUESTED}, S.RE_REVIEWED, "review"),
+        _t("hold", HANDLING, None, "handle"),
+        _t("resume", HANDLING, None, "handle"),
+        _t(
+            "close",
+            {S.REPLIED, S.REVIEWED, S.RE_REVIEWED, S.NOT_ACCEPTED, S.DIVERTED},
+            S.CLOSED,
+            "close",
+        ),
+        _t("assign_leader", OPEN_STATUSES, None, "assign_leader"),
+        _t("issue_supervision_order", OPEN_STATUSES, None, "supervise"),
+        _t("escalate", OPEN_STATUSES, None, "escalate"),
+        _t("record_joint_meeting", OPEN_STATUSES, None, "escalate"),
+    ]
+}
+
+
+def check(name: str, status: str) -> Transition:
+    transition = TRANSITIONS[name]
+    if S(status) not in transition.sources:
+        allowed = ", ".join(sorted(s.value for s in transition.sources))
+        raise InvalidTransition(
+            f"cannot {name.replace('_', ' ')} a case in status {status} (allowed from: {allowed})",
+            currentStatus=status,
+        )
+    return transition

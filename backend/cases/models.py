@@ -1,0 +1,286 @@
+"""Cases (信访事项), their deadlines, the hash-chained event log, categories and counters.
+
+Paths of the location, holder and accused units are copied onto the case:
+org-unit paths never change, and "cases in this subtree" then is one indexed
+prefix filter on the case table itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.clock import now
+from backend.core.db import Base, TenantScoped, UtcDateTime
+
+
+class Channel(StrEnum):
+    VISIT = "VISIT"
+    LETTER = "LETTER"
+    PHONE = "PHONE"
+    ONLINE = "ONLINE"
+    QR_CODE = "QR_CODE"
+
+
+class CaseType(StrEnum):
+    """The three types of the 2022 regulation (Arts. 29–31)."""
+
+    SUGGESTION = "SUGGESTION"  # 建议意见
+    ACCUSATION = "ACCUSATION"  # 检举控告
+    CLAIM = "CLAIM"  # 申诉求决
+
+
+class CaseStatus(StrEnum):
+    REGISTERED = "REGISTERED"
+    ROUTED = "ROUTED"
+    ACCEPTED = "ACCEPTED"
+    NOT_ACCEPTED = "NOT_ACCEPTED"
+    EXTENDED = "EXTENDED"
+    REPLIED = "REPLIED"
+    REVIEW_REQUESTED = "REVIEW_REQUESTED"
+    REVIEWED = "REVIEWED"
+    RE_REVIEW_REQUESTED = "RE_REVIEW_REQUESTED"
+    RE_REVIEWED = "RE_REVIEWED"
+    DIVERTED = "DIVERTED"
+    CLOSED = "CLOSED"
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "SATISFIED"
+    BASICALLY_SATISFIED = "BASICALLY_SATISFIED"
+    DISSATISFIED = "DISSATISFIED"
+
+
+class SkipLevel(StrEnum):
+    """越级访: whether the petitioner also went over the city's head."""
+
+    NONE = "NONE"
+    PROVINCE = "PROVINCE"
+    BEIJING = "BEIJING"
+
+
+class WarningColor(StrEnum):
+    RED = "RED"
+    YELLOW = "YELLOW"
+    BLUE = "BLUE"
+    NONE = "NONE"
+
+
+class DeadlineStatus(StrEnum):
+    OPEN = "OPEN"
+    MET = "MET"
+    CANCELLED = "CANCELLED"
+
+
+def _unit_fk(column: str, name: str) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["tenant_id", column], ["org_units.tenant_id", "org_units.id"], name=name
+    )
+
+
+def _user_fk(column: str, name: str) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(["tenant_id", column], ["users.tenant_id", "users.id"], name=name)
+
+
+class Category(TenantScoped, Base):
+    """A tenant's case category (e.g. land, wages, housing)."""
+
+    __tablename__ = "case_categories"
+    __table_args__ = (UniqueConstraint("tenant_id", "code", name="uq_case_categories_code"),)
+
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CaseCounter(TenantScoped, Base):
+    """Last case number issued per tenant and year; the row lock makes numbers gap-free."""
+
+    __tablename__ = "case_counters"
+    __table_args__ = (UniqueConstraint("tenant_id", "year", name="uq_case_counters_year"),)
+
+    year: Mapped[int] = mapped_column(Integer)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(TenantScoped, Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number", name="uq_cases_number"),
+        UniqueConstraint("tenant_id", "client_key", name="uq_cases_client_key"),
+        _unit_fk("location_unit_id", "fk_cases_location_unit"),
+        _unit_fk("holder_unit_id", "fk_cases_holder_unit"),
+        _user_fk("leader_id", "fk_cases_leader"),
+        _user_fk("registered_by_id", "fk_cases_registered_by"),
+        Index("ix_cases_tenant_received", "tenant_id", "received_at", "id"),
+        Index(
+            "ix_cases_tenant_holder_path",
+            "tenant_id",
+            "holder_path",
+            postgresql_ops={"holder_path": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_cases_tenant_location_path",
+            "tenant_id",
+            "location_path",
+            postgresql_ops={"location_path": "text_pattern_ops"},
+        ),
+        Index("ix_cases_tenant_petitioner", "tenant_id", "petitioner_key", "category"),
+        Index("ix_cases_tenant_status", "tenant_id", "status"),
+    )
+
+    number: Mapped[str] = mapped_column(String(32))
+    client_key: Mapped[str] = mapped_column(String(128))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(16), default="NORMAL")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    head_count: Mapped[int] = mapped_column(Integer, default=1)
+    petitioner_name: Mapped[str] = mapped_column(String(100))
+    petitioner_phone: Mapped[str | None] = mapped_column(String(32))
+    petitioner_id_number: Mapped[str | None] = mapped_column(String(32))
+    petitioner_key: Mapped[str | None] = mapped_column(String(64))
+    location_unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    location_path: Mapped[str] = mapped_column(String(512))
+    holder_unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    holder_path: Mapped[str] = mapped_column(String(512))
+    routed_from_path: Mapped[str | None] = mapped_column(String(512))
+    accused_path: Mapped[str | None] = mapped_column(String(512))
+    accused_username: Mapped[str | None] = mapped_column(String(64))
+    leader_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    registered_by_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    first_receiver_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    status: Mapped[str] = mapped_column(String(24), default=CaseStatus.REGISTERED)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    warning_color: Mapped[str] = mapped_column(String(8), default=WarningColor.NONE)
+    repeat_count: Mapped[int] = mapped_column(Integer, default=0)
+    repeat_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    skip_level: Mapped[str] = mapped_column(String(16), default=SkipLevel.NONE)
+    extension_days: Mapped[int | None] = mapped_column(Integer)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    extension_approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    on_hold_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    replied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reply_opinion: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[str | None] = mapped_column(String(24))
+    rated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    review_decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+    # Optimistic locking: every UPDATE says WHERE version = <loaded>; the service bumps
+    # the number once per mutation (not once per flush), so clients see +1 per change.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+class CaseDeadline(TenantScoped, Base):
+    """One step's clock: its due date and the rule that produced it."""
+
+    __tablename__ = "case_deadlines"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "case_id"], ["cases.tenant_id", "cases.id"], name="fk_deadlines_case"
+        ),
+        Index("ix_case_deadlines_case", "tenant_id", "case_id"),
+        Index(
+            "ix_case_deadlines_open_due",
+            "tenant_id",
+            "due_at",
+            postgresql_where="status = 'OPEN'",
+        ),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    step: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=DeadlineStatus.OPEN)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_date: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    warning_color: Mapped[str] = mapped_column(String(8), default=WarningColor.BLUE)
+    held_days: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str | None] = mapped_column(Text)
+    issued_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class CaseEvent(TenantScoped, Base):
+    """Append-only, hash-chained record of everything that happened to a case (痕迹化管理)."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "case_id", "seq", name="uq_case_events_seq"),
+        ForeignKeyConstraint(
+            ["tenant_id", "case_id"], ["cases.tenant_id", "cases.id"], name="fk_events_case"
+        ),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(48))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    actor_username: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class PiiAccess(TenantScoped, Base):
+    """Every read of unmasked petitioner PII: who, which case, when."""
+
+    __tablename__ = "pii_access_log"
+    __table_args__ = (Index("ix_pii_access_case", "tenant_id", "case_id"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    username: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class TenantPolicy(TenantScoped, Base):
+    """Per-tenant overrides of time limits, counting rule, warning thresholds."""
+
+    __tablename__ = "tenant_policies"
+    __table_args__ = (UniqueConstraint("tenant_id", name="uq_tenant_policies_tenant"),)
+
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class HolidayOverride(Base):
+    """A day of the State Council's yearly notice (platform data: one national calendar)."""
+
+    __tablename__ = "holiday_overrides"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    is_working_day: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(300))
+    loaded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

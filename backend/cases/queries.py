@@ -1,0 +1,159 @@
+"""Case lists: every filter, the visibility rule and keyset pagination in one SQL statement.
+
+Keyset cursors on ``(received_at, id)`` descending make page 5,000 cost what
+page 1 costs; ``totalCount`` is a second statement with the same WHERE.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.authz.enforcer import may
+from backend.authz.principal import Principal
+from backend.authz.scope import subtree_filter
+from backend.cases.models import Case, CaseStatus, CaseType, WarningColor
+from backend.cases.visibility import read_predicate
+from backend.core import validation as v
+from backend.core.errors import BadUserInput, Forbidden
+from backend.tenants.models import Tenant, User
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    tenant: str | None = None
+    status: CaseStatus | None = None
+    type: CaseType | None = None
+    unit_path: str | None = None
+    warning_color: WarningColor | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+    leader: str | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    cases: list[Case]
+    total: int
+    has_next: bool
+
+    @property
+    def end_cursor(self) -> str | None:
+        return encode_cursor(self.cases[-1]) if self.cases else None
+
+
+def encode_cursor(case: Case) -> str:
+    raw = f"{case.received_at.astimezone(UTC).isoformat()}|{case.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, _, cid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(cid)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadUserInput("malformed cursor", field="after") from exc
+
+
+def _local_day_start(d: date, tz: str) -> datetime:
+    return datetime.combine(d, time.min, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+async def _filter_clauses(
+    session: AsyncSession, principal: Principal, f: CaseFilter
+) -> list[ColumnElement[bool]]:
+    if not (may(principal, "case", "read") or may(principal, "case", "read_own")):
+        raise Forbidden("not allowed to read cases")
+    clauses: list[ColumnElement[bool]] = [read_predicate(principal)]
+    if f.tenant:
+        tenant_id = await session.scalar(select(Tenant.id).where(Tenant.slug == f.tenant))
+        visible = principal.scope().tenant_ids
+        clauses.append(Case.tenant_id == tenant_id if tenant_id in visible else false())
+    if f.status:
+        clauses.append(Case.status == f.status)
+    if f.type:
+        clauses.append(Case.type == f.type)
+    if f.unit_path:
+        v.path(f.unit_path, "filter.unitPath")
+        clauses.append(
+            or_(
+                subtree_filter(Case.holder_path, [f.unit_path]),
+                subtree_filter(Case.location_path, [f.unit_path]),
+            )
+        )
+    if f.warning_color:
+        clauses.append(Case.warning_color == f.warning_color)
+    tz = "Asia/Shanghai"
+    if f.received_from:
+        clauses.append(Case.received_at >= _local_day_start(f.received_from, tz))
+    if f.received_to:
+        clauses.append(Case.received_at < _local_day_start(f.received_to + timedelta(days=1), tz))
+    if f.leader:
+        leader_id = select(User.id).where(User.username == f.leader).scalar_subquery()
+        clauses.append(Case.leader_id == leader_id)
+    if f.search:
+        term = f.search.strip()[:100].replace("\\", "").replace("%", "").replace("_", "")
+        if term:
+            clauses.append((Case.subject + " " + Case.content).ilike(f"%{term}%"))
+    return clauses
+
+
+async def list_cases(
+    session: AsyncSession,
+    principal: Principal,
+    f: CaseFilter,
+    *,
+    first: int = 50,
+    after: str | None = None,
+) -> Page:
+    if not 0 <= first <= MAX_PAGE:
+        raise BadUserInput(f"first must be between 0 and {MAX_PAGE}", field="first")
+    clauses = await _filter_clauses(session, principal, f)
+    total = await session.scalar(select(func.count(Case.id)).where(*clauses))
+    page_clauses = list(clauses)
+    if after:
+        at, cid = decode_cursor(after)
+        page_clauses.append(or_(Case.received_at < at, and_(Case.received_at == at, Case.id < cid)))
+    rows = list(
+        await session.scalars(
+            select(Case)
+            .where(*page_clauses)
+            .order_by(Case.received_at.desc(), Case.id.desc())
+            .limit(first + 1)
+        )
+    )
+    return Page(rows[:first], int(total or 0), len(rows) > first)
+
+
+@dataclass(frozen=True)
+class BoardCounts:
+    red: int
+    yellow: int
+    blue: int
+
+
+async def warning_counts(
+    session: AsyncSession, principal: Principal, unit_path: str | None
+) -> BoardCounts:
+    """红黄蓝 board: open cases by colour in the caller's scope (below ``unit_path``)."""
+    clauses = await _filter_clauses(session, principal, CaseFilter(unit_path=unit_path))
+    rows = await session.execute(
+        select(Case.warning_color, func.count(Case.id))
+        .where(*clauses, Case.status != CaseStatus.CLOSED)
+        .group_by(Case.warning_color)
+    )
+    counts = {color: n for color, n in rows}
+    return BoardCounts(
+        red=counts.get(WarningColor.RED, 0),
+        yellow=counts.get(WarningColor.YELLOW, 0),
+        blue=counts.get(WarningColor.BLUE, 0),
+    )

@@ -1,0 +1,661 @@
+"""Case intake and lifecycle: every change is one transaction with its event and clocks.
+
+Functions take the session and the principal; they raise the contract's
+errors and never commit (the caller's transaction does, or rolls back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from backend.authz.enforcer import allowed_grants, may, require
+from backend.authz.principal import Principal
+from backend.authz.scope import path_covers
+from backend.cases import deadlines, lifecycle, pii
+from backend.cases.categories import category_exists, list_categories
+from backend.cases.events import append_event
+from backend.cases.models import (
+    Case,
+    CaseCounter,
+    CaseEvent,
+    CaseStatus,
+    CaseType,
+    Channel,
+    Satisfaction,
+)
+from backend.cases.models import SkipLevel as SkipLevelEnum
+from backend.cases.rules import Step, compute_due
+from backend.cases.visibility import acting_grants, inside_accused, read_predicate
+from backend.core import validation as v
+from backend.core.clock import now
+from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
+from backend.core.ids import new_id, parse_id
+from backend.tenants.models import Role, Tenant, User
+from backend.tenants.service import grants_of, unit_by_path
+
+MAX_CONTENT = 20_000
+REPEAT_WINDOW_DAYS = 365
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class PetitionerInput:
+    name: str
+    phone: str | None = None
+    id_number: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisterCaseInput:
+    client_key: str
+    channel: Channel
+    type: CaseType
+    category: str
+    subject: str
+    content: str
+    petitioner: PetitionerInput
+    location_path: str
+    received_at: datetime | None = None
+    accused_unit_path: str | None = None
+    accused_username: str | None = None
+    head_count: int = 1
+    tags: list[str] = field(default_factory=list)
+    priority: str = "NORMAL"
+    skip_level: SkipLevelEnum = SkipLevelEnum.NONE
+
+    def payload_hash(self) -> str:
+        body = asdict(self)
+        body.pop("client_key")
+        body["received_at"] = self.received_at.isoformat() if self.received_at else None
+        raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """Which case, at which version the client last saw it."""
+
+    case_id: str
+    version: int
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+async def find_case(session: AsyncSession, principal: Principal, case_id: str) -> Case:
+    """The case if it exists and the principal may see it; NOT_FOUND otherwise (same answer)."""
+    if not (may(principal, "case", "read") or may(principal, "case", "read_own")):
+        raise Forbidden("not allowed to read cases")
+    cid = parse_id(case_id)
+    case = None
+    if cid is not None:
+        case = await session.scalar(select(Case).where(Case.id == cid, read_predicate(principal)))
+    if case is None:
+        raise NotFound(f"case {case_id} not found")
+    return case
+
+
+# --- intake ----------------------------------------------------------------------------
+
+
+async def register_case(
+    session: AsyncSession, principal: Principal, data: RegisterCaseInput
+) -> Case:
+    """Register a petition from any channel; idempotent by ``clientKey``."""
+    require(principal, "case", "register")
+    received_at, unit, accused_path = await _validate_intake(session, principal, data)
+    payload_hash = data.payload_hash()
+    existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
+    if existing:
+        return existing
+    tenant = await session.get(Tenant, principal.tenant_id)
+    assert tenant is not None
+    grant = max(
+        (
+            g
+            for g in allowed_grants(principal, "case", "register")
+            if path_covers(g.unit_path, unit.path)
+        ),
+        key=lambda g: len(g.unit_path),
+    )
+    id_no = data.petitioner.id_number
+    key = pii.petitioner_key(tenant.id, id_no, data.petitioner.phone)
+    repeat_count, repeat_of = await _repeats(session, key, data.category, received_at)
+    case = Case(
+        tenant_id=tenant.id,
+        client_key=data.client_key,
+        payload_hash=payload_hash,
+        channel=data.channel,
+        type=data.type,
+        category=data.category,
+        subject=data.subject,
+        content=data.content,
+        priority=data.priority,
+        tags=data.tags,
+        head_count=data.head_count,
+        petitioner_name=data.petitioner.name,
+        petitioner_phone=data.petitioner.phone,
+        petitioner_id_number=id_no,
+        petitioner_key=key,
+        location_unit_id=unit.id,
+        location_path=unit.path,
+        holder_unit_id=grant.unit_id,
+        holder_path=grant.unit_path,
+        accused_path=accused_path,
+        accused_username=data.accused_username,
+        registered_by_id=principal.account_id,
+        first_receiver_id=principal.account_id,
+        status=CaseStatus.REGISTERED,
+        received_at=received_at,
+        repeat_count=repeat_count,
+        repeat_of_id=repeat_of,
+        skip_level=data.skip_level,
+        updated_at=now(),
+    )
+    try:
+        async with session.begin_nested():
+            case.number = await _next_number(session, tenant, now())
+            session.add(case)
+            await session.flush()
+    except IntegrityError:
+        session.expunge(case)
+        existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
+        if existing:
+            return existing
+        raise
+    clocks = await deadlines.clocks_for(session, case)
+    await append_event(
+        session,
+        case,
+        principal,
+        "REGISTERED",
+        to_status=CaseStatus.REGISTERED,
+        data={
+            "number": case.number,
+            "channel": data.channel.value,
+            "repeatCount": repeat_count,
+            "skipLevel": data.skip_level.value,
+        },
+    )
+    await deadlines.open_step(session, case, Step.ROUTING, received_at, clocks)
+    await deadlines.refresh_due(session, case, clocks)
+    return case
+
+
+async def _validate_intake(
+    session: AsyncSession, principal: Principal, data: RegisterCaseInput
+) -> tuple[datetime, Any, str | None]:
+    if not data.client_key or len(data.client_key) > 128:
+        raise BadUserInput("clientKey must be 1-128 characters", field="clientKey")
+    object.__setattr__(data, "subject", v.text(data.subject, "subject", max_len=200))
+    object.__setattr__(data, "content", v.text(data.content, "content", max_len=MAX_CONTENT))
+    name = v.text(data.petitioner.name, "petitioner.name", max_len=100)
+    phone = v.phone(data.petitioner.phone, "petitioner.phone")
+    id_no = pii.id_number(data.petitioner.id_number)
+    object.__setattr__(data, "petitioner", PetitionerInput(name, phone, id_no))
+    if data.head_count < 1 or data.head_count > 10_000:
+        raise BadUserInput("headCount must be between 1 and 10000", field="headCount")
+    if not await category_exists(session, data.category):
+        raise BadUserInput(f"unknown category {data.category}", field="category")
+    current = now()
+    received_at = data.received_at or current
+    if received_at.tzinfo is None:
+        raise BadUserInput("receivedAt needs a time zone offset", field="receivedAt")
+    if received_at > current + CLOCK_SKEW:
+        raise BadUserInput("receivedAt cannot be in the future", field="receivedAt")
+    v.path(data.location_path, "locationPath")
+    unit = await unit_by_path(session, data.location_path)
+    if unit is None or not any(
+        path_covers(g.unit_path, unit.path) for g in allowed_grants(principal, "case", "register")
+    ):
+        raise BadUserInput(f"unknown org unit {data.location_path}", field="locationPath")
+    accused_path = None
+    if (data.accused_unit_path or data.accused_username) and data.type is not CaseType.ACCUSATION:
+        raise BadUserInput("only accusations name an accused", field="accusedUnitPath")
+    if data.accused_unit_path:
+        v.path(data.accused_unit_path, "accusedUnitPath")
+        accused = await unit_by_path(session, data.accused_unit_path)
+        if accused is None:
+            raise BadUserInput(
+                f"unknown org unit {data.accused_unit_path}", field="accusedUnitPath"
+            )
+        accused_path = accused.path
+    return received_at, unit, accused_path
+
+
+async def _existing_by_key(
+    session: AsyncSession, principal: Principal, client_key: str, payload_hash: str
+) -> Case | None:
+    existing = await session.scalar(select(Case).where(Case.client_key == client_key))
+    if existing is None:
+        return None
+    if existing.payload_hash != payload_hash or existing.registered_by_id != principal.account_id:
+        raise Conflict("clientKey was already used for a different petition", field="clientKey")
+    return existing
+
+
+async def _next_number(session: AsyncSession, tenant: Tenant, at: datetime) -> str:
+    """``SQ-2026-000123``: the counter row's lock serialises intakes, so no number is skipped."""
+    year = at.astimezone(ZoneInfo(tenant.timezone)).year
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(CaseCounter)
+        .values(tenant_id=tenant.id, id=new_id(), year=year, last=0, created_at=now())
+        .on_conflict_do_nothing(index_elements=["tenant_id", "year"])
+    )
+    last = await session.scalar(
+        update(CaseCounter)
+        .where(CaseCounter.tenant_id == tenant.id, CaseCounter.year == year)
+        .values(last=CaseCounter.last + 1)
+        .returning(CaseCounter.last)
+        .execution_options(synchronize_session=False)
+    )
+    return f"{tenant.case_prefix}-{year}-{last:06d}"
+
+
+async def _repeats(
+    session: AsyncSession, key: str | None, category: str, received_at: datetime
+) -> tuple[int, uuid.UUID | None]:
+    """重复访: earlier cases of the same petitioner and category within the window."""
+    if key is None:
+        return 0, None
+    since = received_at - timedelta(days=REPEAT_WINDOW_DAYS)
+    row = (
+        await session.execute(
+            select(func.count(Case.id), func.min(Case.received_at)).where(
+                Case.petitioner_key == key, Case.category == category, Case.received_at >= since
+            )
+        )
+    ).one()
+    if not row[0]:
+        return 0, None
+    first = await session.scalar(
+        select(Case.id)
+        .where(Case.petitioner_key == key, Case.category == category, Case.received_at >= since)
+        .order_by(Case.received_at, Case.id)
+        .limit(1)
+    )
+    return int(row[0]), first
+
+
+# --- lifecycle -------------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    case: Case
+    transition: lifecycle.Transition
+    from_status: str
+    clocks: deadlines.Clocks
+
+
+async def _begin(session: AsyncSession, principal: Principal, ref: CaseRef, name: str) -> Change:
+    """Load, check version, state and scope — in that order — before anything changes."""
+    transition = lifecycle.TRANSITIONS[name]
+    require(principal, "case", transition.action)
+    case = await find_case(session, principal, ref.case_id)
+    if case.version != ref.version:
+        raise Conflict(
+            f"case was changed by someone else (version {case.version}, you sent {ref.version})",
+            field="version",
+            currentVersion=case.version,
+        )
+    lifecycle.check(name, case.status)
+    if not acting_grants(principal, case, transition.action):
+        raise Forbidden(f"not allowed to {name.replace('_', ' ')} this case here")
+    case.version = ref.version + 1
+    return Change(case, transition, case.status, await deadlines.clocks_for(session, case))
+
+
+async def _finish(
+    session: AsyncSession,
+    principal: Principal,
+    change: Change,
+    *,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Case:
+    case = change.case
+    if change.transition.target is not None:
+        case.status = change.transition.target
+    case.updated_at = now()
+    try:
+        await session.flush()
+    except StaleDataError as exc:
+        raise Conflict("case was changed concurrently; reload and retry", field="version") from exc
+    await append_event(
+        session,
+        case,
+        principal,
+        change.transition.kind,
+        from_status=change.from_status,
+        to_status=case.status,
+        reason=reason,
+        data=data,
+    )
+    await deadlines.refresh_due(session, case, change.clocks)
+    return case
+
+
+def _reason(value: str | None, field: str = "reason", *, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    return v.text(value or "", field, max_len=5000)
+
+
+async def route_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, to_unit_path: str, mode: str
+) -> Case:
+    """转送 (TRANSFER) or 交办 (ASSIGN) to a unit in the router's scope (Art. 22)."""
+    change = await _begin(session, principal, ref, "route")
+    case = change.case
+    v.path(to_unit_path, "toUnitPath")
+    target = await unit_by_path(session, to_unit_path)
+    routers = acting_grants(principal, case, "route")
+    if target is None or not any(path_covers(g.unit_path, target.path) for g in routers):
+        raise BadUserInput(f"unknown org unit {to_unit_path}", field="toUnitPath")
+    if target.path == case.holder_path:
+        raise BadUserInput("the case is already held by that unit", field="toUnitPath")
+    if inside_accused(case, target.path):
+        raise BadUserInput("an accusation cannot go to the accused unit", field="toUnitPath")
+    if mode not in {"TRANSFER", "ASSIGN"}:
+        raise BadUserInput("mode must be TRANSFER or ASSIGN", field="mode")
+    data = {"from": case.holder_path, "to": target.path, "mode": mode}
+    case.routed_from_path = case.holder_path
+    case.holder_unit_id, case.holder_path = target.id, target.path
+    await deadlines.finish_steps(session, case, steps={Step.ROUTING, Step.ACCEPTANCE})
+    await deadlines.open_step(session, case, Step.ACCEPTANCE, now(), change.clocks)
+    return await _finish(session, principal, change, data=data)
+
+
+async def object_to_transfer(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str
+) -> Case:
+    """Art. 23: the receiving body objects within 5 working days; back to the routing office."""
+    change = await _begin(session, principal, ref, "object_transfer")
+    case = change.case
+    reason = _reason(reason)
+    if case.routed_from_path is None:
+        raise InvalidTransition("this case was not transferred", currentStatus=case.status)
+    routed_at = await _last_event_at(session, case, "ROUTE")
+    window = compute_due(Step.OBJECTION, routed_at, change.clocks.calendar, change.clocks.policy)
+    if now() > window.due_at:
+        raise InvalidTransition(
+            "the 5-working-day objection window has passed", currentStatus=case.status
+        )
+    back = await unit_by_path(session, case.routed_from_path)
+    data = {"from": case.holder_path, "to": case.routed_from_path}
+    case.holder_unit_id, case.holder_path = back.id, back.path
+    case.routed_from_path = None
+    await deadlines.finish_steps(session, case, steps={Step.ACCEPTANCE})
+    await deadlines.open_step(session, case, Step.ROUTING, now(), change.clocks)
+    return await _finish(session, principal, change, reason=reason, data=data)
+
+
+async def divert_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, channel: str, reason: str
+) -> Case:
+    """诉访分离: litigation, arbitration or reconsideration matters leave the petition track."""
+    change = await _begin(session, principal, ref, "divert")
+    if channel not in {"LITIGATION", "ARBITRATION", "RECONSIDERATION"}:
+        raise BadUserInput(
+            "channel must be LITIGATION, ARBITRATION or RECONSIDERATION", field="channel"
+        )
+    reason = _reason(reason)
+    await deadlines.finish_steps(session, change.case, include_supervision=True)
+    return await _finish(session, principal, change, reason=reason, data={"channel": channel})
+
+
+async def accept_case(session: AsyncSession, principal: Principal, ref: CaseRef) -> Case:
+    """受理: the handling clock (60 days for claims, Art. 34) starts now."""
+    change = await _begin(session, principal, ref, "accept")
+    await deadlines.finish_steps(session, change.case, steps={Step.ROUTING, Step.ACCEPTANCE})
+    await deadlines.open_step(session, change.case, Step.HANDLING, now(), change.clocks)
+    return await _finish(session, principal, change)
+
+
+async def reject_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str
+) -> Case:
+    change = await _begin(session, principal, ref, "reject")
+    reason = _reason(reason)
+    await deadlines.finish_steps(session, change.case)
+    return await _finish(session, principal, change, reason=reason)
+
+
+async def request_extension(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, days: int, reason: str
+) -> Case:
+    """One extension of at most 30 days (Art. 34), pending until a leader approves it."""
+    change = await _begin(session, principal, ref, "request_extension")
+    case = change.case
+    if case.extension_days is not None:
+        raise InvalidTransition(
+            "an extension was already requested for this case", currentStatus=case.status
+        )
+    if not 1 <= days <= 30:
+        raise BadUserInput("an extension is 1 to 30 days", field="days")
+    case.extension_days, case.extension_reason = days, _reason(reason)
+    return await _finish(session, principal, change, reason=reason, data={"days": days})
+
+
+async def approve_extension(session: AsyncSession, principal: Principal, ref: CaseRef) -> Case:
+    """The agency head (a leader whose unit covers the holder) approves; not the requester."""
+    change = await _begin(session, principal, ref, "approve_extension")
+    case = change.case
+    if case.extension_days is None:
+        raise InvalidTransition("no extension was requested", currentStatus=case.status)
+    requester = await _last_event_actor(session, case, "REQUEST_EXTENSION")
+    if requester == principal.username:
+        raise Forbidden("the requester cannot approve its own extension")
+    case.extension_approved = True
+    await deadlines.extend_step(session, case, Step.HANDLING, case.extension_days, change.clocks)
+    return await _finish(session, principal, change, data={"days": case.extension_days})
+
+
+async def reply_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, opinion: str
+) -> Case:
+    """答复意见 delivered: the handling clock stops; the review window opens for the petitioner."""
+    change = await _begin(session, principal, ref, "reply")
+    case = change.case
+    case.reply_opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
+    case.replied_at = now()
+    await deadlines.finish_steps(session, case, steps={Step.HANDLING})
+    return await _finish(session, principal, change)
+
+
+async def rate_satisfaction(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, rating: Satisfaction
+) -> Case:
+    """The petitioner's rating, recorded by the official who made the callback (回访)."""
+    change = await _begin(session, principal, ref, "rate_satisfaction")
+    change.case.rating, change.case.rated_at = Satisfaction(rating), now()
+    return await _finish(session, principal, change, data={"rating": Satisfaction(rating).value})
+
+
+async def _within_window(change: Change, step: Step, since: datetime, field: str) -> None:
+    window = compute_due(step, since, change.clocks.calendar, change.clocks.policy)
+    if now() > window.due_at:
+        raise InvalidTransition(
+            f"the 30-day window to ask for this ended on {window.due_date.isoformat()}",
+            currentStatus=change.case.status,
+            field=field,
+        )
+
+
+async def request_review(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str | None = None
+) -> Case:
+    """复查: asked within 30 days of receiving the opinion (Art. 35)."""
+    change = await _begin(session, principal, ref, "request_review")
+    await _within_window(change, Step.REVIEW_REQUEST, change.case.replied_at, "caseId")
+    await deadlines.open_step(session, change.case, Step.REVIEW_DECISION, now(), change.clocks)
+    return await _finish(session, principal, change, reason=_reason(reason, required=False))
+
+
+async def decide_review(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, opinion: str
+) -> Case:
+    change = await _begin(session, principal, ref, "decide_review")
+    opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
+    change.case.review_decided_at = now()
+    await deadlines.finish_steps(session, change.case, steps={Step.REVIEW_DECISION})
+    return await _finish(session, principal, change, reason=opinion)
+
+
+async def request_re_review(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str | None = None
+) -> Case:
+    """复核: asked within 30 days of the review decision (Art. 36)."""
+    change = await _begin(session, principal, ref, "request_re_review")
+    await _within_window(change, Step.RE_REVIEW_REQUEST, change.case.review_decided_at, "caseId")
+    await deadlines.open_step(session, change.case, Step.RE_REVIEW_DECISION, now(), change.clocks)
+    return await _finish(session, principal, change, reason=_reason(reason, required=False))
+
+
+async def decide_re_review(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, opinion: str
+) -> Case:
+    """After 复核 the same facts are not accepted again: only closing remains."""
+    change = await _begin(session, principal, ref, "decide_re_review")
+    opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
+    await deadlines.finish_steps(session, change.case, steps={Step.RE_REVIEW_DECISION})
+    return await _finish(session, principal, change, reason=opinion)
+
+
+async def hold_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str
+) -> Case:
+    """听证 or approved suspension: the statutory clocks stop until resumed."""
+    change = await _begin(session, principal, ref, "hold")
+    if change.case.on_hold_since is not None:
+        raise InvalidTransition("the case is already on hold", currentStatus=change.case.status)
+    change.case.on_hold_since = now()
+    return await _finish(session, principal, change, reason=_reason(reason))
+
+
+async def resume_case(session: AsyncSession, principal: Principal, ref: CaseRef) -> Case:
+    change = await _begin(session, principal, ref, "resume")
+    case = change.case
+    if case.on_hold_since is None:
+        raise InvalidTransition("the case is not on hold", currentStatus=case.status)
+    held = await deadlines.shift_for_hold(session, case, case.on_hold_since, now(), change.clocks)
+    case.on_hold_since = None
+    return await _finish(session, principal, change, data={"heldDays": held})
+
+
+async def close_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, resolution: str
+) -> Case:
+    change = await _begin(session, principal, ref, "close")
+    change.case.resolution = v.text(resolution, "resolution", max_len=MAX_CONTENT)
+    change.case.closed_at = now()
+    await deadlines.finish_steps(session, change.case, include_supervision=True)
+    return await _finish(session, principal, change, reason=change.case.resolution)
+
+
+async def assign_case_leader(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, username: str
+) -> Case:
+    """包案: a leader whose unit covers the case owns it."""
+    change = await _begin(session, principal, ref, "assign_leader")
+    case = change.case
+    leader = await session.scalar(select(User).where(User.username == username))
+    grants = await grants_of(session, leader.id) if leader else []
+    if not any(
+        r == Role.LEADER
+        and path_covers(u.path, case.holder_path)
+        and not inside_accused(case, u.path)
+        for r, u in grants
+    ):
+        raise BadUserInput(f"{username} is not a leader over this case", field="username")
+    if case.accused_username == username:
+        raise BadUserInput("the accused cannot own the case", field="username")
+    case.leader_id = leader.id
+    return await _finish(session, principal, change, data={"leader": username})
+
+
+async def issue_supervision_order(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, due_date: date, note: str
+) -> Case:
+    """督办 with its own due date, shown on the warning board like any step."""
+    change = await _begin(session, principal, ref, "issue_supervision_order")
+    note = v.text(note, "note", max_len=5000)
+    if due_date < change.clocks.local_date(now()):
+        raise BadUserInput("dueDate is in the past", field="dueDate")
+    deadlines.open_supervision(
+        session, change.case, due_date, change.clocks, note=note, issued_by=principal.account_id
+    )
+    return await _finish(
+        session, principal, change, reason=note, data={"dueDate": due_date.isoformat()}
+    )
+
+
+ESCALATION_TARGETS = {"LEADERSHIP_GROUP", "SUPERVISION_BRIGADE", "ENFORCEMENT_BRIGADE"}
+
+
+async def escalate_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, target: str, reason: str
+) -> Case:
+    """Hard cases to the leadership group; 督查 / 执法 brigades for unsolved or unlawful demands."""
+    change = await _begin(session, principal, ref, "escalate")
+    if target not in ESCALATION_TARGETS:
+        raise BadUserInput(f"target must be one of {sorted(ESCALATION_TARGETS)}", field="target")
+    return await _finish(
+        session, principal, change, reason=_reason(reason), data={"target": target}
+    )
+
+
+async def record_joint_meeting(
+    session: AsyncSession,
+    principal: Principal,
+    ref: CaseRef,
+    *,
+    notes: str,
+    participants: list[str],
+) -> Case:
+    """一会四联: notes of the joint meeting on the case."""
+    change = await _begin(session, principal, ref, "record_joint_meeting")
+    notes = v.text(notes, "notes", max_len=MAX_CONTENT)
+    return await _finish(
+        session, principal, change, reason=notes, data={"participants": participants[:50]}
+    )
+
+
+async def _last_event_at(session: AsyncSession, case: Case, kind: str) -> datetime:
+    at = await session.scalar(
+        select(CaseEvent.at)
+        .where(CaseEvent.case_id == case.id, CaseEvent.kind == kind)
+        .order_by(CaseEvent.seq.desc())
+        .limit(1)
+    )
+    return at or case.received_at
+
+
+async def _last_event_actor(session: AsyncSession, case: Case, kind: str) -> str | None:
+    return await session.scalar(
+        select(CaseEvent.actor_username)
+        .where(CaseEvent.case_id == case.id, CaseEvent.kind == kind)
+        .order_by(CaseEvent.seq.desc())
+        .limit(1)
+    )
+
+
+async def categories(session: AsyncSession, principal: Principal) -> list[Any]:
+    """The tenant's category list (any official of the tenant may read it)."""
+    require(principal, "org_unit", "read")
+    return await list_categories(session)

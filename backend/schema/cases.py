@@ -1,0 +1,691 @@
+"""GraphQL for cases: the ``Case`` type, queries and every lifecycle mutation of the contract.
+
+Thin: inputs become service dataclasses, services do the rules, loaders do
+the nested reads (constant statements per page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from backend.cases import models, queries, service
+from backend.cases.pii import mask_id_number, mask_phone
+from backend.cases.rules import Step
+from backend.cases.visibility import sees_pii
+from backend.schema.context import RequestContext
+from backend.schema.loaders import load
+from backend.schema.tenants import OrgUnitType
+
+Channel = strawberry.enum(models.Channel, name="Channel")
+CaseTypeEnum = strawberry.enum(models.CaseType, name="CaseType")
+CaseStatus = strawberry.enum(models.CaseStatus, name="CaseStatus")
+WarningColor = strawberry.enum(models.WarningColor, name="WarningColor")
+Satisfaction = strawberry.enum(models.Satisfaction, name="Satisfaction")
+SkipLevel = strawberry.enum(models.SkipLevel, name="SkipLevel")
+DeadlineStep = strawberry.enum(Step, name="DeadlineStep")
+DeadlineStatus = strawberry.enum(models.DeadlineStatus, name="DeadlineStatus")
+
+
+@strawberry.enum
+class RouteMode(Enum):
+    TRANSFER = "TRANSFER"  # 转送
+    ASSIGN = "ASSIGN"  # 交办
+
+
+@strawberry.enum
+class DivertChannel(Enum):
+    LITIGATION = "LITIGATION"
+    ARBITRATION = "ARBITRATION"
+    RECONSIDERATION = "RECONSIDERATION"
+
+
+@strawberry.enum
+class EscalationTarget(Enum):
+    LEADERSHIP_GROUP = "LEADERSHIP_GROUP"
+    SUPERVISION_BRIGADE = "SUPERVISION_BRIGADE"
+    ENFORCEMENT_BRIGADE = "ENFORCEMENT_BRIGADE"
+
+
+Ctx = Info[RequestContext, None]
+
+
+@strawberry.type
+class Petitioner:
+    name: str
+    phone: str | None
+    id_number: str | None
+    masked: bool
+
+
+@strawberry.type
+class Actor:
+    username: str
+
+
+@strawberry.type
+class Leader:
+    username: str
+    display_name: str
+
+
+@strawberry.type
+class Deadline:
+    step: DeadlineStep
+    status: DeadlineStatus
+    started_at: datetime
+    due_date: date
+    due_at: datetime
+    warning_color: WarningColor
+    rule: strawberry.scalars.JSON = strawberry.field(
+        description="Why this date: article, start, days, counting, holidays rolled over."
+    )
+    note: str | None
+
+    @classmethod
+    def of(cls, d: models.CaseDeadline) -> Deadline:
+        return cls(
+            step=Step(d.step),
+            status=models.DeadlineStatus(d.status),
+            started_at=d.started_at,
+            due_date=d.due_date,
+            due_at=d.due_at,
+            warning_color=models.WarningColor(d.warning_color),
+            rule=d.rule,
+            note=d.note,
+        )
+
+
+@strawberry.type
+class CaseEvent:
+    seq: int
+    kind: str
+    at: datetime
+    actor: Actor
+    from_status: CaseStatus | None
+    to_status: CaseStatus | None
+    reason: str | None
+    data: strawberry.scalars.JSON
+    hash: str
+
+    @classmethod
+    def of(cls, e: models.CaseEvent) -> CaseEvent:
+        return cls(
+            seq=e.seq,
+            kind=e.kind,
+            at=e.at,
+            actor=Actor(username=e.actor_username),
+            from_status=models.CaseStatus(e.from_status) if e.from_status else None,
+            to_status=models.CaseStatus(e.to_status) if e.to_status else None,
+            reason=e.reason,
+            data=e.data,
+            hash=e.hash,
+        )
+
+
+@strawberry.type(name="Case")
+class CaseNode:
+    _m: strawberry.Private[models.Case]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self._m.id))
+
+    @strawberry.field
+    def number(self) -> str:
+        return self._m.number
+
+    @strawberry.field
+    def status(self) -> CaseStatus:
+        return models.CaseStatus(self._m.status)
+
+    @strawberry.field
+    def type(self) -> CaseTypeEnum:
+        return models.CaseType(self._m.type)
+
+    @strawberry.field
+    def channel(self) -> Channel:
+        return models.Channel(self._m.channel)
+
+    @strawberry.field
+    def category(self) -> str:
+        return self._m.category
+
+    @strawberry.field
+    def subject(self) -> str:
+        return self._m.subject
+
+    @strawberry.field
+    def content(self) -> str:
+        return self._m.content
+
+    @strawberry.field
+    def version(self) -> int:
+        return self._m.version
+
+    @strawberry.field
+    def received_at(self) -> datetime:
+        return self._m.received_at
+
+    @strawberry.field(description="End of the current open step's due day, tenant time zone.")
+    def due_at(self) -> datetime | None:
+        return self._m.due_at
+
+    @strawberry.field
+    def warning_color(self) -> WarningColor:
+        return models.WarningColor(self._m.warning_color)
+
+    @strawberry.field
+    def repeat_count(self) -> int:
+        return self._m.repeat_count
+
+    @strawberry.field
+    def skip_level(self) -> SkipLevel:
+        return models.SkipLevel(self._m.skip_level)
+
+    @strawberry.field
+    def head_count(self) -> int:
+        return self._m.head_count
+
+    @strawberry.field
+    def tags(self) -> list[str]:
+        return list(self._m.tags or [])
+
+    @strawberry.field
+    def priority(self) -> str:
+        return self._m.priority
+
+    @strawberry.field
+    def on_hold(self) -> bool:
+        return self._m.on_hold_since is not None
+
+    @strawberry.field
+    def reply_opinion(self) -> str | None:
+        return self._m.reply_opinion
+
+    @strawberry.field
+    def rating(self) -> Satisfaction | None:
+        return models.Satisfaction(self._m.rating) if self._m.rating else None
+
+    @strawberry.field
+    def resolution(self) -> str | None:
+        return self._m.resolution
+
+    @strawberry.field
+    def extension_days(self) -> int | None:
+        return self._m.extension_days
+
+    @strawberry.field
+    def extension_approved(self) -> bool:
+        return self._m.extension_approved
+
+    @strawberry.field
+    async def location_unit(self, info: Ctx) -> OrgUnitType | None:
+        unit = await load(info.context, "unit_by_path", self._m.location_path)
+        return OrgUnitType.of(unit) if unit else None
+
+    @strawberry.field
+    async def holder_unit(self, info: Ctx) -> OrgUnitType | None:
+        unit = await load(info.context, "unit_by_path", self._m.holder_path)
+        return OrgUnitType.of(unit) if unit else None
+
+    @strawberry.field(description="包案 leader.")
+    async def leader(self, info: Ctx) -> Leader | None:
+        if self._m.leader_id is None:
+            return None
+        user = await load(info.context, "user_by_id", self._m.leader_id)
+        return Leader(username=user.username, display_name=user.display_name) if user else None
+
+    @strawberry.field(description="首问负责人.")
+    async def first_receiver(self, info: Ctx) -> Leader | None:
+        if self._m.first_receiver_id is None:
+            return None
+        user = await load(info.context, "user_by_id", self._m.first_receiver_id)
+        return Leader(username=user.username, display_name=user.display_name) if user else None
+
+    @strawberry.field(description="Masked for everyone but officials handling the case in scope.")
+    def petitioner(self, info: Ctx) -> Petitioner:
+        ctx, m = info.context, self._m
+        if sees_pii(ctx.principal, m):
+            ctx.pii_reads[m.id] = (m.tenant_id, m.id, ("phone", "idNumber"))
+            return Petitioner(
+                name=m.petitioner_name,
+                phone=m.petitioner_phone,
+                id_number=m.petitioner_id_number,
+                masked=False,
+            )
+        return Petitioner(
+            name=m.petitioner_name,
+            phone=mask_phone(m.petitioner_phone),
+            id_number=mask_id_number(m.petitioner_id_number),
+            masked=True,
+        )
+
+    @strawberry.field
+    async def deadlines(self, info: Ctx) -> list[Deadline]:
+        rows = await load(info.context, "deadlines_by_case", self._m.id)
+        return [Deadline.of(d) for d in rows]
+
+    @strawberry.field
+    async def events(self, info: Ctx) -> list[CaseEvent]:
+        rows = await load(info.context, "events_by_case", self._m.id)
+        return [CaseEvent.of(e) for e in rows]
+
+
+def node(case: models.Case) -> CaseNode:
+    return CaseNode(_m=case)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class CaseEdge:
+    cursor: str
+    node: CaseNode
+
+
+@strawberry.type
+class CaseConnection:
+    total_count: int
+    edges: list[CaseEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, page: queries.Page) -> CaseConnection:
+        return cls(
+            total_count=page.total,
+            edges=[CaseEdge(cursor=queries.encode_cursor(c), node=node(c)) for c in page.cases],
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.input
+class CaseFilter:
+    tenant: str | None = strawberry.field(default=None, description="Supervisors only")
+    status: CaseStatus | None = None
+    type: CaseTypeEnum | None = None
+    unit_path: str | None = None
+    warning_color: WarningColor | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+    leader: str | None = None
+    search: str | None = None
+
+    def to_service(self) -> queries.CaseFilter:
+        return queries.CaseFilter(
+            **{k: getattr(self, k) for k in queries.CaseFilter.__annotations__}
+        )
+
+
+async def _page(info: Ctx, f: queries.CaseFilter, first: int, after: str | None) -> CaseConnection:
+    ctx = info.context
+    async with ctx.read() as session:
+        page = await queries.list_cases(session, ctx.principal, f, first=first, after=after)
+    return CaseConnection.of(page)
+
+
+@strawberry.type
+class WarningBoard:
+    red: int
+    yellow: int
+    blue: int
+    _unit_path: strawberry.Private[str | None]
+
+    @strawberry.field(description="Open cases of one colour, most recent first.")
+    async def cases(
+        self, info: Ctx, color: WarningColor, first: int = 50, after: str | None = None
+    ) -> CaseConnection:
+        f = queries.CaseFilter(unit_path=self._unit_path, warning_color=color)
+        return await _page(info, f, first, after)
+
+
+@strawberry.type
+class CaseQueries:
+    @strawberry.field(description="One case; NOT_FOUND when absent or not visible.")
+    async def case(self, info: Ctx, id: strawberry.ID) -> CaseNode:
+        ctx = info.context
+        async with ctx.read() as session:
+            return node(await service.find_case(session, ctx.principal, str(id)))
+
+    @strawberry.field(description="Cases visible to the caller, newest first (keyset cursors).")
+    async def cases(
+        self,
+        info: Ctx,
+        filter: CaseFilter | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> CaseConnection:
+        f = filter.to_service() if filter else queries.CaseFilter()
+        return await _page(info, f, first, after)
+
+    @strawberry.field(description="红黄蓝 warning board of the caller's scope.")
+    async def warning_board(self, info: Ctx, unit_path: str | None = None) -> WarningBoard:
+        ctx = info.context
+        async with ctx.read() as session:
+            counts = await queries.warning_counts(session, ctx.principal, unit_path)
+        return WarningBoard(
+            red=counts.red, yellow=counts.yellow, blue=counts.blue, _unit_path=unit_path
+        )
+
+    @strawberry.field(description="The tenant's case categories.")
+    async def case_categories(self, info: Ctx) -> list[CaseCategory]:
+        ctx = info.context
+        async with ctx.read() as session:
+            rows = await service.categories(session, ctx.principal)
+        return [CaseCategory(code=c.code, name=c.name) for c in rows]
+
+
+@strawberry.type
+class CaseCategory:
+    code: str
+    name: str
+
+
+# --- mutations -------------------------------------------------------------------------
+
+
+@strawberry.input
+class PetitionerInput:
+    name: str
+    phone: str | None = None
+    id_number: str | None = None
+
+
+@strawberry.input
+class RegisterCaseInput:
+    client_key: str
+    channel: Channel
+    type: CaseTypeEnum
+    category: str
+    subject: str
+    content: str
+    petitioner: PetitionerInput
+    location_path: str
+    received_at: datetime | None = None
+    accused_unit_path: str | None = None
+    accused_username: str | None = None
+    head_count: int = 1
+    tags: list[str] = strawberry.field(default_factory=list)
+    priority: str = "NORMAL"
+    skip_level: SkipLevel = models.SkipLevel.NONE
+
+
+@strawberry.input
+class CaseRefInput:
+    case_id: strawberry.ID
+    version: int
+
+    def ref(self) -> service.CaseRef:
+        return service.CaseRef(str(self.case_id), self.version)
+
+
+@strawberry.input
+class RouteCaseInput(CaseRefInput):
+    to_unit_path: str
+    mode: RouteMode
+
+
+@strawberry.input
+class DivertCaseInput(CaseRefInput):
+    channel: DivertChannel
+    reason: str
+
+
+@strawberry.input
+class AcceptCaseInput(CaseRefInput):
+    pass
+
+
+@strawberry.input
+class RejectCaseInput(CaseRefInput):
+    reason: str
+
+
+@strawberry.input
+class ObjectToTransferInput(CaseRefInput):
+    reason: str
+
+
+@strawberry.input
+class RequestExtensionInput(CaseRefInput):
+    days: int
+    reason: str
+
+
+@strawberry.input
+class ApproveExtensionInput(CaseRefInput):
+    pass
+
+
+@strawberry.input
+class ReplyCaseInput(CaseRefInput):
+    opinion: str
+
+
+@strawberry.input
+class RateSatisfactionInput(CaseRefInput):
+    rating: Satisfaction
+
+
+@strawberry.input
+class RequestReviewInput(CaseRefInput):
+    reason: str | None = None
+
+
+@strawberry.input
+class DecideReviewInput(CaseRefInput):
+    opinion: str
+
+
+@strawberry.input
+class RequestReReviewInput(CaseRefInput):
+    reason: str | None = None
+
+
+@strawberry.input
+class DecideReReviewInput(CaseRefInput):
+    opinion: str
+
+
+@strawberry.input
+class HoldCaseInput(CaseRefInput):
+    reason: str
+
+
+@strawberry.input
+class ResumeCaseInput(CaseRefInput):
+    pass
+
+
+@strawberry.input
+class CloseCaseInput(CaseRefInput):
+    resolution: str
+
+
+@strawberry.input
+class AssignCaseLeaderInput(CaseRefInput):
+    username: str
+
+
+@strawberry.input
+class IssueSupervisionOrderInput(CaseRefInput):
+    due_date: date
+    note: str
+
+
+@strawberry.input
+class EscalateCaseInput(CaseRefInput):
+    target: EscalationTarget
+    reason: str
+
+
+@strawberry.input
+class RecordJointMeetingInput(CaseRefInput):
+    notes: str
+    participants: list[str] = strawberry.field(default_factory=list)
+
+
+async def _mutate(
+    info: Ctx, action: Callable[..., Awaitable[models.Case]], *args: Any, **kwargs: Any
+) -> CaseNode:
+    ctx = info.context
+    async with ctx.write() as session:
+        case = await action(session, ctx.principal, *args, **kwargs)
+    return node(case)
+
+
+def _value(e: Any) -> Any:
+    return e.value if isinstance(e, Enum) else e
+
+
+@strawberry.type
+class CaseMutations:
+    @strawberry.mutation(description="Register a petition; idempotent by clientKey.")
+    async def register_case(self, info: Ctx, input: RegisterCaseInput) -> CaseNode:
+        data = service.RegisterCaseInput(
+            client_key=input.client_key,
+            channel=models.Channel(input.channel),
+            type=models.CaseType(input.type),
+            category=input.category,
+            subject=input.subject,
+            content=input.content,
+            petitioner=service.PetitionerInput(
+                input.petitioner.name, input.petitioner.phone, input.petitioner.id_number
+            ),
+            location_path=input.location_path,
+            received_at=input.received_at,
+            accused_unit_path=input.accused_unit_path,
+            accused_username=input.accused_username,
+            head_count=input.head_count,
+            tags=list(input.tags),
+            priority=input.priority,
+            skip_level=models.SkipLevel(input.skip_level),
+        )
+        return await _mutate(info, service.register_case, data)
+
+    @strawberry.mutation(description="转送 / 交办 to a unit in scope.")
+    async def route_case(self, info: Ctx, input: RouteCaseInput) -> CaseNode:
+        return await _mutate(
+            info,
+            service.route_case,
+            input.ref(),
+            to_unit_path=input.to_unit_path,
+            mode=_value(input.mode),
+        )
+
+    @strawberry.mutation(description="Art. 23 objection by the receiving body (5 working days).")
+    async def object_to_transfer(self, info: Ctx, input: ObjectToTransferInput) -> CaseNode:
+        return await _mutate(info, service.object_to_transfer, input.ref(), reason=input.reason)
+
+    @strawberry.mutation(description="诉访分离: divert to litigation/arbitration/reconsideration.")
+    async def divert_case(self, info: Ctx, input: DivertCaseInput) -> CaseNode:
+        return await _mutate(
+            info,
+            service.divert_case,
+            input.ref(),
+            channel=_value(input.channel),
+            reason=input.reason,
+        )
+
+    @strawberry.mutation
+    async def accept_case(self, info: Ctx, input: AcceptCaseInput) -> CaseNode:
+        return await _mutate(info, service.accept_case, input.ref())
+
+    @strawberry.mutation
+    async def reject_case(self, info: Ctx, input: RejectCaseInput) -> CaseNode:
+        return await _mutate(info, service.reject_case, input.ref(), reason=input.reason)
+
+    @strawberry.mutation
+    async def request_extension(self, info: Ctx, input: RequestExtensionInput) -> CaseNode:
+        return await _mutate(
+            info, service.request_extension, input.ref(), days=input.days, reason=input.reason
+        )
+
+    @strawberry.mutation
+    async def approve_extension(self, info: Ctx, input: ApproveExtensionInput) -> CaseNode:
+        return await _mutate(info, service.approve_extension, input.ref())
+
+    @strawberry.mutation
+    async def reply_case(self, info: Ctx, input: ReplyCaseInput) -> CaseNode:
+        return await _mutate(info, service.reply_case, input.ref(), opinion=input.opinion)
+
+    @strawberry.mutation
+    async def rate_satisfaction(self, info: Ctx, input: RateSatisfactionInput) -> CaseNode:
+        return await _mutate(
+            info, service.rate_satisfaction, input.ref(), rating=_value(input.rating)
+        )
+
+    @strawberry.mutation
+    async def request_review(self, info: Ctx, input: RequestReviewInput) -> CaseNode:
+        return await _mutate(info, service.request_review, input.ref(), reason=input.reason)
+
+    @strawberry.mutation
+    async def decide_review(self, info: Ctx, input: DecideReviewInput) -> CaseNode:
+        return await _mutate(info, service.decide_review, input.ref(), opinion=input.opinion)
+
+    @strawberry.mutation
+    async def request_re_review(self, info: Ctx, input: RequestReReviewInput) -> CaseNode:
+        return await _mutate(info, service.request_re_review, input.ref(), reason=input.reason)
+
+    @strawberry.mutation
+    async def decide_re_review(self, info: Ctx, input: DecideReReviewInput) -> CaseNode:
+        return await _mutate(info, service.decide_re_review, input.ref(), opinion=input.opinion)
+
+    @strawberry.mutation(description="听证 or approved suspension: statutory clocks stop.")
+    async def hold_case(self, info: Ctx, input: HoldCaseInput) -> CaseNode:
+        return await _mutate(info, service.hold_case, input.ref(), reason=input.reason)
+
+    @strawberry.mutation
+    async def resume_case(self, info: Ctx, input: ResumeCaseInput) -> CaseNode:
+        return await _mutate(info, service.resume_case, input.ref())
+
+    @strawberry.mutation
+    async def close_case(self, info: Ctx, input: CloseCaseInput) -> CaseNode:
+        return await _mutate(info, service.close_case, input.ref(), resolution=input.resolution)
+
+    @strawberry.mutation(description="包案: a leader owns the case.")
+    async def assign_case_leader(self, info: Ctx, input: AssignCaseLeaderInput) -> CaseNode:
+        return await _mutate(info, service.assign_case_leader, input.ref(), username=input.username)
+
+    @strawberry.mutation(description="督办: a supervision order with its own due date.")
+    async def issue_supervision_order(
+        self, info: Ctx, input: IssueSupervisionOrderInput
+    ) -> CaseNode:
+        return await _mutate(
+            info,
+            service.issue_supervision_order,
+            input.ref(),
+            due_date=input.due_date,
+            note=input.note,
+        )
+
+    @strawberry.mutation(
+        description="To the leadership group or a supervision/enforcement brigade."
+    )
+    async def escalate_case(self, info: Ctx, input: EscalateCaseInput) -> CaseNode:
+        return await _mutate(
+            info,
+            service.escalate_case,
+            input.ref(),
+            target=_value(input.target),
+            reason=input.reason,
+        )
+
+    @strawberry.mutation(description="一会四联: notes of a joint meeting.")
+    async def record_joint_meeting(self, info: Ctx, input: RecordJointMeetingInput) -> CaseNode:
+        return await _mutate(
+            info,
+            service.record_joint_meeting,
+            input.ref(),
+            notes=input.notes,
+            participants=list(input.participants),
+        )
