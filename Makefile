@@ -34,6 +34,7 @@ format: sync
 docs: sync ## regenerate the committed schema and authz matrix
 	$(UV) run xinfang export-schema > schema.graphql
 	$(UV) run xinfang authz-doc > docs/authz.md
+	$(UV) run python -c "from backend.cases.lifecycle import render_markdown as r; print(r(), end='')" > docs/lifecycle.md
 
 bench: sync ## benchmarks (PostgreSQL): each prints a table and writes tests/bench/results/
 	$(UV) run python -m tests.bench

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import typer
+from sqlalchemy import select
 
+from backend.core.db import Database
 from backend.core.settings import get_settings
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="xinfang — multi-tenant 信访 case handling",
@@ -151,6 +157,105 @@ def authz_doc() -> None:
     from backend.authz.matrix import render_markdown
 
     typer.echo(render_markdown(), nl=False)
+
+
+audit_app = typer.Typer(help="Audit trail checks.", no_args_is_help=True)
+holidays_app = typer.Typer(help="The statutory working-day calendar.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(holidays_app, name="holidays")
+app.add_typer(jobs_app, name="jobs")
+
+
+def _run_with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``fn(db)`` on a fresh engine and dispose of it."""
+
+    async def main() -> T:
+        db = Database()
+        try:
+            return await fn(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+@audit_app.command("verify")
+def audit_verify(tenant: str = typer.Option(..., "--tenant", help="Tenant slug")) -> None:
+    """Re-hash every case event of a tenant; report the first broken link (exit 1)."""
+    from backend.cases.audit import verify_tenant_chain
+    from backend.cases.models import Case
+    from backend.core.db import TenantScope
+    from backend.tenants.service import tenant_by_slug
+
+    async def main(db: Database) -> str | None:
+        async with db.transaction() as session:
+            found = await tenant_by_slug(session, tenant)
+        if found is None:
+            typer.echo(f"no such tenant: {tenant}", err=True)
+            raise typer.Exit(2)
+        async with db.transaction(TenantScope.of([found.id])) as session:
+            count, broken = await verify_tenant_chain(session)
+            if broken is None:
+                typer.echo(f"OK: {count} events of {tenant} verified")
+                return None
+            number = await session.scalar(select(Case.number).where(Case.id == broken.case_id))
+            return f"BROKEN: case {number} ({broken.case_id}) event {broken.seq}: {broken.reason}"
+
+    problem = _run_with_db(main)
+    if problem:
+        typer.echo(problem)
+        raise typer.Exit(1)
+
+
+@holidays_app.command("load")
+def holidays_load(file: Path = typer.Argument(..., exists=True, readable=True)) -> None:
+    """Load a State Council notice (JSON: year, source, days_off, working_days)."""
+    from backend.authz.principal import SYSTEM
+    from backend.cases.calendar import parse_override_file
+    from backend.cases.holidays import load_notice
+    from backend.core.errors import AppError
+
+    try:
+        notice = parse_override_file(file.read_text(encoding="utf-8"))
+    except AppError as exc:
+        typer.echo(f"error ({exc.field}): {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+    async def main(db: Database) -> int:
+        async with db.transaction() as session:
+            return await load_notice(session, SYSTEM, notice)
+
+    typer.echo(f"{notice.year}: {_run_with_db(main)} days loaded from {notice.source}")
+
+
+@holidays_app.command("list")
+def holidays_list() -> None:
+    """Years with a loaded notice; other years use the computed calendar."""
+    from backend.cases.holidays import loaded_years
+
+    async def main(db: Database) -> list[tuple[int, str, int]]:
+        async with db.transaction() as session:
+            return await loaded_years(session)
+
+    rows = _run_with_db(main)
+    for year, source, days in rows:
+        typer.echo(f"{year}\t{days} days\t{source}")
+    if not rows:
+        typer.echo("no notices loaded: the holidays package's China calendar is used")
+
+
+@jobs_app.command("run")
+def jobs_run(name: str) -> None:
+    """Run one scheduled job now, in this process."""
+    from backend.jobs.registry import CRON_JOBS
+
+    jobs = {job.name: job for job in CRON_JOBS}
+    if name not in jobs:
+        typer.echo(f"unknown job {name}; known: {', '.join(sorted(jobs))}", err=True)
+        raise typer.Exit(2)
+    result = _run_with_db(lambda db: jobs[name].coroutine({"db": db, "runner": "cli"}))
+    typer.echo(f"{name}: {result}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
-"""Access log of unmasked petitioner PII (who read whose id number and phone)."""
+"""Audit: the access log of unmasked PII, and verification of the case event chains."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
-from backend.cases.models import PiiAccess
+from backend.cases.events import BrokenLink, verify_chain
+from backend.cases.models import CaseEvent, PiiAccess
 
 
 async def record_pii_reads(
@@ -30,3 +32,20 @@ async def record_pii_reads(
             )
         )
     await session.flush()
+
+
+async def verify_tenant_chain(session: AsyncSession) -> tuple[int, BrokenLink | None]:
+    """Walk every event of the session's tenant in (case, seq) order; count and first break."""
+    counted = 0
+
+    async def events() -> AsyncIterator[CaseEvent]:
+        nonlocal counted
+        result = await session.stream_scalars(
+            select(CaseEvent).order_by(CaseEvent.case_id, CaseEvent.seq)
+        )
+        async for event in result:
+            counted += 1
+            yield event
+
+    broken = await verify_chain(events())
+    return counted, broken

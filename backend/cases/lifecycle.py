@@ -69,3 +69,33 @@ def check(name: str, status: str) -> Transition:
             currentStatus=status,
         )
     return transition
+
+
+def render_markdown() -> str:
+    """docs/lifecycle.md: the transition table as the code enforces it."""
+    rows = [
+        f"| `{t.name}` | {', '.join(sorted(s.value for s in t.sources))} | "
+        f"{t.target.value if t.target else '(unchanged)'} | `case:{t.action}` | {t.kind} |"
+        for t in TRANSITIONS.values()
+    ]
+    return "\n".join(
+        [
+            "# Case lifecycle",
+            "",
+            "Generated from `backend/cases/lifecycle.py` (`make docs`); a test keeps it in sync.",
+            "A mutation whose case is in any other status answers `INVALID_TRANSITION` naming the",
+            "current status (`extensions.currentStatus`); a stale `version` answers `CONFLICT`.",
+            "The check order is: role may do the action (`FORBIDDEN`) → case visible (`NOT_FOUND`)",
+            "→ version (`CONFLICT`) → status (`INVALID_TRANSITION`) → a grant reaching the unit",
+            "that holds the case (`FORBIDDEN`) → input (`BAD_USER_INPUT`). Nothing is written",
+            "when any check fails; every change appends one hash-chained event.",
+            "",
+            "| mutation | from status | to status | needs | event kind |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            "After `decide_re_review` (复核) only `close` remains: the same facts are not",
+            "accepted again (Art. 36); a new petition is a new case.",
+            "",
+        ]
+    )

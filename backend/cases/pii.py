@@ -18,6 +18,11 @@ _CHECK = "10X98765432"
 _ID_RE = re.compile(r"^\d{17}[\dX]$")
 
 
+def check_character(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character of the first 17 digits."""
+    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+
+
 def valid_id_number(value: str) -> bool:
     """18-digit resident id: shape, birth date and the ISO 7064 MOD 11-2 check character."""
     value = value.upper()
@@ -27,8 +32,7 @@ def valid_id_number(value: str) -> bool:
         date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
         return False
-    total = sum(int(d) * w for d, w in zip(value[:17], _WEIGHTS, strict=True))
-    return _CHECK[total % 11] == value[17]
+    return check_character(value[:17]) == value[17]
 
 
 def id_number(value: str | None, field: str = "petitioner.idNumber") -> str | None:

@@ -2,9 +2,13 @@
 
 The policy reads the transaction-local setting once per statement (the
 sub-select) and an unset setting yields no rows rather than a cast error.
+DDL cannot take bind parameters, so identifiers go through :func:`ddl`,
+which accepts only plain lower-case identifiers.
 """
 
 from __future__ import annotations
+
+import re
 
 from alembic import op
 
@@ -14,6 +18,15 @@ POLICY_PREDICATE = (
     "tenant_id = ANY (CAST((SELECT string_to_array("
     "NULLIF(current_setting('app.tenant_ids', true), ''), ',')) AS uuid[]))"
 )
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def ddl(template: str, **identifiers: str) -> str:
+    """Fill ``{name}`` placeholders with checked identifiers (never user input)."""
+    for value in identifiers.values():
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"not a plain identifier: {value!r}")
+    return template.format(**identifiers)
 
 
 def _is_postgres() -> bool:
@@ -26,17 +39,20 @@ def ensure_app_role() -> None:
         return
     role = get_settings().db_app_role
     op.execute(
-        f"""
-        DO $$
-        BEGIN
-          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
-            CREATE ROLE "{role}" NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-          END IF;
-        END $$;
-        """
+        ddl(
+            """
+            DO $$
+            BEGIN
+              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                CREATE ROLE "{role}" NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+              END IF;
+            END $$;
+            """,
+            role=role,
+        )
     )
-    op.execute(f'GRANT "{role}" TO CURRENT_USER')
-    op.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+    op.execute(ddl('GRANT "{role}" TO CURRENT_USER', role=role))
+    op.execute(ddl('GRANT USAGE ON SCHEMA public TO "{role}"', role=role))
 
 
 def grant_app_role() -> None:
@@ -44,9 +60,11 @@ def grant_app_role() -> None:
     if not _is_postgres():
         return
     role = get_settings().db_app_role
-    op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
-    op.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
-    op.execute(f'REVOKE ALL ON TABLE alembic_version FROM "{role}"')
+    op.execute(
+        ddl('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{r}"', r=role)
+    )
+    op.execute(ddl('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{r}"', r=role))
+    op.execute(ddl('REVOKE ALL ON TABLE alembic_version FROM "{r}"', r=role))
 
 
 def enable_tenant_rls(*tables: str) -> None:
@@ -54,11 +72,14 @@ def enable_tenant_rls(*tables: str) -> None:
     if not _is_postgres():
         return
     for table in tables:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+        op.execute(ddl("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY", t=table))
+        op.execute(ddl("ALTER TABLE {t} FORCE ROW LEVEL SECURITY", t=table))
         op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} "
-            f"USING ({POLICY_PREDICATE}) WITH CHECK ({POLICY_PREDICATE})"
+            ddl("CREATE POLICY tenant_isolation ON {t} USING (", t=table)
+            + POLICY_PREDICATE
+            + ") WITH CHECK ("
+            + POLICY_PREDICATE
+            + ")"
         )
 
 
@@ -67,14 +88,21 @@ def make_append_only(table: str) -> None:
     if not _is_postgres():
         return
     op.execute(
-        f"""
-        CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
-        BEGIN
-          RAISE EXCEPTION '{table} is append-only (%)', TG_OP USING ERRCODE = 'insufficient_privilege';
-        END $$ LANGUAGE plpgsql
-        """
+        ddl(
+            """
+            CREATE OR REPLACE FUNCTION {t}_append_only() RETURNS trigger AS $$
+            BEGIN
+              RAISE EXCEPTION '{t} is append-only (%)', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+            END $$ LANGUAGE plpgsql
+            """,
+            t=table,
+        )
     )
     op.execute(
-        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
+        ddl(
+            "CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} "
+            "FOR EACH ROW EXECUTE FUNCTION {t}_append_only()",
+            t=table,
+        )
     )

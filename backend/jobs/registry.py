@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from arq.cron import CronJob, cron
 
-from backend.core.logging import get_logger
+from backend.jobs.deadlines import refresh_warning_colours
 
-log = get_logger(__name__)
-
-
-async def heartbeat(ctx: dict[str, Any]) -> str:
-    """Proves the scheduler runs (visible in logs and the job metrics)."""
-    log.info("jobs.heartbeat", runner=ctx.get("runner", "arq"))
-    return "ok"
-
-
+# Every 15 minutes and once at start (cron runs missed while down are not replayed by arq).
 CRON_JOBS: list[CronJob] = [
-    cron(heartbeat, name="heartbeat", minute={0, 15, 30, 45}, run_at_startup=True),
+    cron(
+        refresh_warning_colours,
+        name="deadline_colours",
+        minute={0, 15, 30, 45},
+        run_at_startup=True,
+    ),
 ]

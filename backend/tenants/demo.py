@@ -6,15 +6,21 @@ a few townships, villages, grids and departments, one user per role, and a secon
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import SYSTEM
+from backend.cases import service as cases
+from backend.cases.models import CaseType, Channel
+from backend.cases.pii import check_character
+from backend.core.clock import now
 from backend.core.db import Database
 from backend.tenants import service
 from backend.tenants.flows import onboard_tenant
 from backend.tenants.models import OrgUnitLevel as L
 from backend.tenants.models import Role
+from backend.tenants.principals import load_principal
 
 # (path below the city, name, level); parents come before children.
 Unit = tuple[str, str, L]
@@ -179,4 +185,104 @@ async def seed_demo(db: Database) -> list[str]:
             await service.create_platform_admin(
                 session, username=PLATFORM_ADMIN, display_name="平台管理员"
             )
+    for demo in DEMO_TENANTS:
+        if demo.slug in created:
+            await seed_demo_cases(db, demo)
     return created
+
+
+# (days ago received, channel, type, category, subject, location, steps to take)
+DEMO_CASES = [
+    (1, "VISIT", "CLAIM", "wages", "农民工工资被拖欠三个月", "suiyang/dongfeng/lizhuang", []),
+    (3, "PHONE", "CLAIM", "housing", "安置房迟迟未交付", "suiyang/gucheng/nanguan", ["route"]),
+    (6, "ONLINE", "SUGGESTION", "transport", "建议增设公交站点", "liangyuan/pingyuan/xinhua", []),
+    (
+        9,
+        "LETTER",
+        "CLAIM",
+        "land",
+        "征地补偿款未足额发放",
+        "suiyang/dongfeng/wangzhuang",
+        ["route", "accept"],
+    ),
+    (13, "QR_CODE", "CLAIM", "social-insurance", "养老保险转移接续受阻", "yongcheng/chengguan", []),
+    (
+        14,
+        "VISIT",
+        "ACCUSATION",
+        "discipline",
+        "反映村干部优亲厚友",
+        "suiyang/dongfeng/lizhuang",
+        [],
+    ),
+    (
+        20,
+        "PHONE",
+        "CLAIM",
+        "environment",
+        "养殖场污染水源",
+        "yongcheng/chengguan/dongguan",
+        ["route", "accept"],
+    ),
+    (
+        40,
+        "VISIT",
+        "CLAIM",
+        "demolition",
+        "拆迁安置面积争议",
+        "suiyang/gucheng",
+        ["route", "accept", "reply"],
+    ),
+    (58, "LETTER", "CLAIM", "pension", "退休待遇核定有误", "liangyuan", ["route", "accept"]),
+]
+
+
+def _valid_id(seed: int) -> str:
+    """A demo id-card number with a correct GB 11643 check character."""
+    body = f"411403198{seed % 10}0{(seed % 9) + 1}1{seed % 10}{seed % 10}3{seed % 10}"[:17]
+    return body + check_character(body)
+
+
+async def seed_demo_cases(db: Database, demo: DemoTenant) -> int:
+    """A few cases in every state and colour, so the warning board has something to show."""
+    officer = await load_principal(db, f"{demo.prefix.lower()}_officer")
+    count = 0
+    for i, (ago, channel, ctype, category, subject, rel, steps) in enumerate(DEMO_CASES):
+        async with db.transaction(officer.scope()) as session:
+            location = f"/{demo.slug}/{rel}"
+            if await service.unit_by_path(session, location) is None:
+                continue
+            accused = f"/{demo.slug}/suiyang/dongfeng" if ctype == "ACCUSATION" else None
+            case = await cases.register_case(
+                session,
+                officer,
+                cases.RegisterCaseInput(
+                    client_key=f"demo-{demo.slug}-{i}",
+                    channel=Channel(channel),
+                    type=CaseType(ctype),
+                    category=category,
+                    subject=subject,
+                    content=f"{subject}。（演示数据）",
+                    location_path=location,
+                    petitioner=cases.PetitionerInput(
+                        f"演示信访人{i + 1}", f"1390000{i:04d}", _valid_id(i)
+                    ),
+                    received_at=now() - timedelta(days=ago),
+                    accused_unit_path=accused,
+                ),
+            )
+            county = "/".join(location.split("/")[:3])
+            for step in steps:
+                ref = cases.CaseRef(str(case.id), case.version)
+                if step == "route":
+                    case = await cases.route_case(
+                        session, officer, ref, to_unit_path=county, mode="ASSIGN"
+                    )
+                elif step == "accept":
+                    case = await cases.accept_case(session, officer, ref)
+                elif step == "reply":
+                    case = await cases.reply_case(
+                        session, officer, ref, opinion="经调查核实，已依法依规作出处理。"
+                    )
+            count += 1
+    return count
