@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import defaultdict
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.authz.enforcer import allowed_grants, require
+from backend.authz.principal import Principal
 from backend.cases.calendar import WorkingDayCalendar
 from backend.cases.models import HolidayOverride, TenantPolicy
 from backend.cases.rules import DeadlinePolicy, Step
+from backend.core.errors import Forbidden
 from backend.tenants.models import Tenant
 
 _CALENDAR_TTL = 60.0
@@ -28,10 +31,8 @@ async def load_calendar(session: AsyncSession, *, fresh: bool = False) -> Workin
         await session.execute(select(HolidayOverride.day, HolidayOverride.is_working_day))
     ).all()
     overrides: dict[date, bool] = {day: working for day, working in rows}
-    years: defaultdict[int, int] = defaultdict(int)
-    for day in overrides:
-        years[day.year] += 1
-    calendar = WorkingDayCalendar(overrides=overrides, override_years=set(years))
+    years = {day.year for day in overrides}
+    calendar = WorkingDayCalendar(overrides=overrides, override_years=years)
     _calendar_cache = (time.monotonic(), calendar)
     return calendar
 
@@ -53,3 +54,51 @@ async def load_policy(session: AsyncSession, tenant_id: uuid.UUID) -> DeadlinePo
         yellow_days=int(data.get("yellowDays", 10)),
         timezone=tenant.timezone if tenant else "Asia/Shanghai",
     )
+
+
+def policy_data(policy: DeadlinePolicy) -> dict[str, Any]:
+    """The stored (JSON) form of a policy; the time zone lives on the tenant."""
+    return {
+        "limits": {step.value: days for step, days in policy.limits.items()},
+        "counting": policy.counting,
+        "redDays": policy.red_days,
+        "yellowDays": policy.yellow_days,
+    }
+
+
+async def update_policy(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limits: dict[str, int],
+    counting: str,
+    red_days: int,
+    yellow_days: int,
+) -> DeadlinePolicy:
+    """A city administrator shortens limits or moves the warning thresholds (validated)."""
+    require(principal, "policy", "update")
+    if principal.tenant_id is None or not allowed_grants(principal, "policy", "update"):
+        raise Forbidden("only a city administrator sets the tenant policy")
+    tenant_id = principal.tenant_id
+    current = await load_policy(session, tenant_id)
+    policy = DeadlinePolicy(
+        limits=dict(limits),
+        counting=counting,
+        red_days=red_days,
+        yellow_days=yellow_days,
+        timezone=current.timezone,
+    )
+    row = await session.scalar(select(TenantPolicy).where(TenantPolicy.tenant_id == tenant_id))
+    if row is None:
+        session.add(TenantPolicy(tenant_id=tenant_id, data=policy_data(policy)))
+    else:
+        row.data = policy_data(policy)
+    await session.flush()
+    return policy
+
+
+async def tenant_policy(session: AsyncSession, principal: Principal) -> DeadlinePolicy:
+    require(principal, "tenant", "read")
+    if principal.tenant_id is None:
+        raise Forbidden("the deadline policy belongs to a city")
+    return await load_policy(session, principal.tenant_id)

@@ -18,13 +18,13 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from backend.core.settings import Settings, get_settings
-from backend.schema.cases import CaseMutations, CaseQueries
+from backend.schema.cases import CaseMutations, CaseQueries, PolicyMutations, PolicyQueries
 from backend.schema.errors import ErrorCode, error_code
 from backend.schema.metrics import OperationMetrics
 from backend.schema.tenants import TenantMutations, TenantQueries
 
-Query = merge_types("Query", (TenantQueries, CaseQueries))
-Mutation = merge_types("Mutation", (TenantMutations, CaseMutations))
+Query = merge_types("Query", (TenantQueries, CaseQueries, PolicyQueries))
+Mutation = merge_types("Mutation", (TenantMutations, CaseMutations, PolicyMutations))
 
 
 class XinfangSchema(strawberry.Schema):

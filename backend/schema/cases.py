@@ -14,7 +14,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from backend.cases import models, queries, service
+from backend.cases import models, policy, queries, rules, service
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
@@ -689,3 +689,70 @@ class CaseMutations:
             notes=input.notes,
             participants=list(input.participants),
         )
+
+
+@strawberry.type
+class StepLimit:
+    step: DeadlineStep
+    days: int
+
+
+@strawberry.type
+class TenantPolicy:
+    """Deadline policy of the caller's city: limits (shorter than statutory only) and colours."""
+
+    limits: list[StepLimit]
+    counting: str
+    red_days: int
+    yellow_days: int
+    timezone: str
+
+    @classmethod
+    def of(cls, p: rules.DeadlinePolicy) -> TenantPolicy:
+        return cls(
+            limits=[StepLimit(step=s, days=d) for s, d in sorted(p.limits.items())],
+            counting=p.counting,
+            red_days=p.red_days,
+            yellow_days=p.yellow_days,
+            timezone=p.timezone,
+        )
+
+
+@strawberry.input
+class StepLimitInput:
+    step: DeadlineStep
+    days: int
+
+
+@strawberry.input
+class UpdateTenantPolicyInput:
+    limits: list[StepLimitInput] = strawberry.field(default_factory=list)
+    counting: str = "calendar"
+    red_days: int = 3
+    yellow_days: int = 10
+
+
+@strawberry.type
+class PolicyQueries:
+    @strawberry.field(description="The caller's city deadline policy.")
+    async def tenant_policy(self, info: Ctx) -> TenantPolicy:
+        ctx = info.context
+        async with ctx.read() as session:
+            return TenantPolicy.of(await policy.tenant_policy(session, ctx.principal))
+
+
+@strawberry.type
+class PolicyMutations:
+    @strawberry.mutation(description="City admin: shorten limits, choose counting, colours.")
+    async def update_tenant_policy(self, info: Ctx, input: UpdateTenantPolicyInput) -> TenantPolicy:
+        ctx = info.context
+        async with ctx.write() as session:
+            updated = await policy.update_policy(
+                session,
+                ctx.principal,
+                limits={Step(item.step).value: item.days for item in input.limits},
+                counting=input.counting,
+                red_days=input.red_days,
+                yellow_days=input.yellow_days,
+            )
+        return TenantPolicy.of(updated)
