@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import may
@@ -25,6 +25,8 @@ from backend.core.errors import BadUserInput, Forbidden
 from backend.tenants.models import Tenant, User
 
 MAX_PAGE = 200
+# The expression of the ix_cases_search_trgm index (migration 0002), spelled the same way.
+SEARCH_TEXT = Case.subject.concat(literal_column("' '")).concat(Case.content)
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,10 @@ async def _filter_clauses(
         leader_id = select(User.id).where(User.username == f.leader).scalar_subquery()
         clauses.append(Case.leader_id == leader_id)
     if f.search:
-        term = f.search.strip()[:100].replace("\\", "").replace("%", "").replace("_", "")
-        if term:
-            clauses.append((Case.subject + " " + Case.content).ilike(f"%{term}%"))
+        term = f.search.strip()[:100]
+        if term:  # LIKE wildcards in the text are searched for literally, not stripped
+            term = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append((Case.subject + " " + Case.content).ilike(f"%{term}%", escape="\\"))
     return clauses
 
 

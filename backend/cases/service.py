@@ -497,44 +497,93 @@ async def _within_window(change: Change, step: Step, since: datetime, field: str
         )
 
 
+async def _request_decision(
+    session: AsyncSession,
+    principal: Principal,
+    ref: CaseRef,
+    name: str,
+    *,
+    window: Step,
+    decision: Step,
+    reason: str | None,
+) -> Case:
+    """The petitioner asks for 复查/复核 within the window; the decision clock starts."""
+    change = await _begin(session, principal, ref, name)
+    since = (
+        change.case.replied_at if window is Step.REVIEW_REQUEST else change.case.review_decided_at
+    )
+    await _within_window(change, window, since, "caseId")
+    await deadlines.open_step(session, change.case, decision, now(), change.clocks)
+    return await _finish(session, principal, change, reason=_reason(reason, required=False))
+
+
+async def _decide(
+    session: AsyncSession,
+    principal: Principal,
+    ref: CaseRef,
+    name: str,
+    *,
+    decision: Step,
+    opinion: str,
+) -> Case:
+    change = await _begin(session, principal, ref, name)
+    opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
+    if decision is Step.REVIEW_DECISION:
+        change.case.review_decided_at = now()
+    await deadlines.finish_steps(session, change.case, steps={decision})
+    return await _finish(session, principal, change, reason=opinion)
+
+
 async def request_review(
     session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str | None = None
 ) -> Case:
     """复查: asked within 30 days of receiving the opinion (Art. 35)."""
-    change = await _begin(session, principal, ref, "request_review")
-    await _within_window(change, Step.REVIEW_REQUEST, change.case.replied_at, "caseId")
-    await deadlines.open_step(session, change.case, Step.REVIEW_DECISION, now(), change.clocks)
-    return await _finish(session, principal, change, reason=_reason(reason, required=False))
+    return await _request_decision(
+        session,
+        principal,
+        ref,
+        "request_review",
+        window=Step.REVIEW_REQUEST,
+        decision=Step.REVIEW_DECISION,
+        reason=reason,
+    )
 
 
 async def decide_review(
     session: AsyncSession, principal: Principal, ref: CaseRef, *, opinion: str
 ) -> Case:
-    change = await _begin(session, principal, ref, "decide_review")
-    opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
-    change.case.review_decided_at = now()
-    await deadlines.finish_steps(session, change.case, steps={Step.REVIEW_DECISION})
-    return await _finish(session, principal, change, reason=opinion)
+    return await _decide(
+        session, principal, ref, "decide_review", decision=Step.REVIEW_DECISION, opinion=opinion
+    )
 
 
 async def request_re_review(
     session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str | None = None
 ) -> Case:
     """复核: asked within 30 days of the review decision (Art. 36)."""
-    change = await _begin(session, principal, ref, "request_re_review")
-    await _within_window(change, Step.RE_REVIEW_REQUEST, change.case.review_decided_at, "caseId")
-    await deadlines.open_step(session, change.case, Step.RE_REVIEW_DECISION, now(), change.clocks)
-    return await _finish(session, principal, change, reason=_reason(reason, required=False))
+    return await _request_decision(
+        session,
+        principal,
+        ref,
+        "request_re_review",
+        window=Step.RE_REVIEW_REQUEST,
+        decision=Step.RE_REVIEW_DECISION,
+        reason=reason,
+    )
 
 
 async def decide_re_review(
     session: AsyncSession, principal: Principal, ref: CaseRef, *, opinion: str
 ) -> Case:
     """After 复核 the same facts are not accepted again: only closing remains."""
-    change = await _begin(session, principal, ref, "decide_re_review")
-    opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
-    await deadlines.finish_steps(session, change.case, steps={Step.RE_REVIEW_DECISION})
-    return await _finish(session, principal, change, reason=opinion)
+    return await _decide(
+        session,
+        principal,
+        ref,
+        "decide_re_review",
+        decision=Step.RE_REVIEW_DECISION,
+        opinion=opinion,
+    )
 
 
 async def hold_case(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.types import Info
 
@@ -176,17 +178,34 @@ class CreateUserInput:
 
 
 @strawberry.input
-class AssignRoleInput:
+class RoleGrantFields:
     username: str
     role: Role
     org_unit_path: str
 
 
 @strawberry.input
-class RevokeRoleInput:
-    username: str
-    role: Role
-    org_unit_path: str
+class AssignRoleInput(RoleGrantFields):
+    pass
+
+
+@strawberry.input
+class RevokeRoleInput(RoleGrantFields):
+    pass
+
+
+async def _change_grant(ctx: RequestContext, change: Any, input: RoleGrantFields) -> UserType:
+    """assignRole / revokeRole: one transaction, then the user's grants as they now are."""
+    async with ctx.write() as session:
+        user = await change(
+            session,
+            ctx.principal,
+            username=input.username,
+            role=input.role,
+            org_unit_path=input.org_unit_path,
+        )
+        grants = await service.grants_of(session, user.id)
+    return _user_of(user, grants)
 
 
 @strawberry.input
@@ -251,33 +270,13 @@ class TenantMutations:
     async def assign_role(
         self, info: Info[RequestContext, None], input: AssignRoleInput
     ) -> UserType:
-        ctx = info.context
-        async with ctx.write() as session:
-            user = await service.assign_role(
-                session,
-                ctx.principal,
-                username=input.username,
-                role=input.role,
-                org_unit_path=input.org_unit_path,
-            )
-            grants = await service.grants_of(session, user.id)
-        return _user_of(user, grants)
+        return await _change_grant(info.context, service.assign_role, input)
 
     @strawberry.mutation
     async def revoke_role(
         self, info: Info[RequestContext, None], input: RevokeRoleInput
     ) -> UserType:
-        ctx = info.context
-        async with ctx.write() as session:
-            user = await service.revoke_role(
-                session,
-                ctx.principal,
-                username=input.username,
-                role=input.role,
-                org_unit_path=input.org_unit_path,
-            )
-            grants = await service.grants_of(session, user.id)
-        return _user_of(user, grants)
+        return await _change_grant(info.context, service.revoke_role, input)
 
     @strawberry.mutation(description="A read-only supervisor of every city of a province.")
     async def create_provincial_supervisor(
