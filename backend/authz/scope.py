@@ -1,15 +1,22 @@
 """Org-unit scope → SQL: a grant at ``/a/b`` reaches ``/a/b`` and ``/a/b/...``, never siblings.
 
-Paths only hold ``[a-z0-9-]`` and ``/`` so the LIKE pattern needs no escaping,
-and ``path LIKE 'prefix/%'`` uses the ``text_pattern_ops`` index on PostgreSQL.
+"Strictly below ``/a/b``" is the byte range ``['/a/b/', '/a/b0')`` (``'0'`` follows ``'/'``),
+not ``LIKE '/a/b/%'``: under row-level security PostgreSQL may only use *leakproof*
+operators as index conditions, and ``LIKE`` (``textlike``) is not, so a LIKE would scan
+every row of the tenant. The ``text_pattern_ops`` operators ``~>=~``/``~<~`` are leakproof
+and answer the range from the ``(tenant_id, path text_pattern_ops)`` index; SQLite's
+default BINARY collation makes plain ``>=``/``<`` the same byte range (docs/tenancy.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_
+from sqlalchemy import Boolean, ColumnElement, false, literal, or_
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def path_covers(ancestor: str, path: str) -> bool:
@@ -28,5 +35,33 @@ def minimal_paths(paths: Iterable[str]) -> list[str]:
 
 def subtree_filter(column: InstrumentedAttribute[str], paths: Iterable[str]) -> ColumnElement[bool]:
     """``column`` lies in the subtree of any of ``paths``; false for none."""
-    clauses = [or_(column == p, column.like(p.rstrip("/") + "/%")) for p in minimal_paths(paths)]
+    clauses = [or_(column == p, _below(column, p.rstrip("/"))) for p in minimal_paths(paths)]
     return or_(*clauses) if clauses else false()
+
+
+class _strictly_below(FunctionElement[bool]):
+    """``column`` in the byte range ``[lo, hi)`` (compiled per dialect below)."""
+
+    type = Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True  # a predicate: no "= 1" on SQLite
+    name = "strictly_below"
+
+
+def _below(column: InstrumentedAttribute[str], path: str) -> ColumnElement[bool]:
+    return _strictly_below(column, literal(path + "/"), literal(path + "0"))
+
+
+def _range_sql(element: _strictly_below, compiler: Any, ge: str, lt: str, **kw: Any) -> str:
+    column, lo, hi = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} {ge} ({lo}) AND {column} {lt} ({hi}))"
+
+
+@compiles(_strictly_below)
+def _range_binary(element: _strictly_below, compiler: Any, **kw: Any) -> str:
+    return _range_sql(element, compiler, ">=", "<", **kw)
+
+
+@compiles(_strictly_below, "postgresql")
+def _range_pattern_ops(element: _strictly_below, compiler: Any, **kw: Any) -> str:
+    return _range_sql(element, compiler, "~>=~", "~<~", **kw)

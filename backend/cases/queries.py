@@ -106,7 +106,7 @@ async def _filter_clauses(
         term = f.search.strip()[:100]
         if term:  # LIKE wildcards in the text are searched for literally, not stripped
             term = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            clauses.append((Case.subject + " " + Case.content).ilike(f"%{term}%", escape="\\"))
+            clauses.append(SEARCH_TEXT.ilike(f"%{term}%", escape="\\"))
     return clauses
 
 
@@ -148,6 +148,8 @@ async def warning_counts(
     session: AsyncSession, principal: Principal, unit_path: str | None
 ) -> BoardCounts:
     """红黄蓝 board: open cases by colour in the caller's scope (below ``unit_path``)."""
+    if unit_path:  # the argument is warningBoard(unitPath:), not a filter field
+        v.path(unit_path, "unitPath")
     clauses = await _filter_clauses(session, principal, CaseFilter(unit_path=unit_path))
     rows = await session.execute(
         select(Case.warning_color, func.count(Case.id))

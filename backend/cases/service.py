@@ -43,7 +43,7 @@ from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
-from backend.tenants.models import Role, Tenant, User
+from backend.tenants.models import OrgUnit, Role, Tenant, User
 from backend.tenants.service import grants_of, unit_by_path
 
 MAX_CONTENT = 20_000
@@ -95,14 +95,21 @@ class CaseRef:
 # --- reading ---------------------------------------------------------------------------
 
 
-async def find_case(session: AsyncSession, principal: Principal, case_id: str) -> Case:
-    """The case if it exists and the principal may see it; NOT_FOUND otherwise (same answer)."""
+async def find_case(
+    session: AsyncSession, principal: Principal, case_id: str, *, lock: bool = False
+) -> Case:
+    """The case if it exists and the principal may see it; NOT_FOUND otherwise (same answer).
+
+    ``lock``: ``SELECT ... FOR UPDATE`` (PostgreSQL), so concurrent mutations of one case
+    queue up and the later one sees the version the earlier one committed.
+    """
     if not (may(principal, "case", "read") or may(principal, "case", "read_own")):
         raise Forbidden("not allowed to read cases")
     cid = parse_id(case_id)
     case = None
     if cid is not None:
-        case = await session.scalar(select(Case).where(Case.id == cid, read_predicate(principal)))
+        query = select(Case).where(Case.id == cid, read_predicate(principal))
+        case = await session.scalar(query.with_for_update() if lock else query)
     if case is None:
         raise NotFound(f"case {case_id} not found")
     return case
@@ -131,6 +138,7 @@ async def register_case(
         ),
         key=lambda g: len(g.unit_path),
     )
+    holder = await _intake_holder(session, grant.unit_path, accused_path)
     id_no = data.petitioner.id_number
     key = pii.petitioner_key(tenant.id, id_no, data.petitioner.phone)
     repeat_count, repeat_of = await _repeats(session, key, data.category, received_at)
@@ -152,8 +160,8 @@ async def register_case(
         petitioner_key=key,
         location_unit_id=unit.id,
         location_path=unit.path,
-        holder_unit_id=grant.unit_id,
-        holder_path=grant.unit_path,
+        holder_unit_id=holder.id,
+        holder_path=holder.path,
         accused_path=accused_path,
         accused_username=data.accused_username,
         registered_by_id=principal.account_id,
@@ -171,7 +179,7 @@ async def register_case(
             session.add(case)
             await session.flush()
     except IntegrityError:
-        session.expunge(case)
+        # the savepoint's rollback already expunged the pending case (and undid the counter)
         existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
         if existing:
             return existing
@@ -234,6 +242,19 @@ async def _validate_intake(
             )
         accused_path = accused.path
     return received_at, unit, accused_path
+
+
+async def _intake_holder(
+    session: AsyncSession, registrar_path: str, accused_path: str | None
+) -> OrgUnit:
+    """The registrar's unit holds a new case — unless it lies inside the accused unit
+    (Art. 30): then the accusation goes straight to the unit above the accused one."""
+    path = registrar_path
+    if accused_path is not None and path_covers(accused_path, registrar_path):
+        path = accused_path.rsplit("/", 1)[0] or accused_path
+    holder = await unit_by_path(session, path)
+    assert holder is not None  # grant and accused units exist in this tenant
+    return holder
 
 
 async def _existing_by_key(
@@ -306,7 +327,7 @@ async def _begin(session: AsyncSession, principal: Principal, ref: CaseRef, name
     """Load, check version, state and scope — in that order — before anything changes."""
     transition = lifecycle.TRANSITIONS[name]
     require(principal, "case", transition.action)
-    case = await find_case(session, principal, ref.case_id)
+    case = await find_case(session, principal, ref.case_id, lock=True)
     if case.version != ref.version:
         raise Conflict(
             f"case was changed by someone else (version {case.version}, you sent {ref.version})",
@@ -314,6 +335,18 @@ async def _begin(session: AsyncSession, principal: Principal, ref: CaseRef, name
             currentVersion=case.version,
         )
     lifecycle.check(name, case.status)
+    if (
+        case.on_hold_since is not None
+        and transition.target is not None
+        and transition.target not in lifecycle.HANDLING
+    ):
+        # leaving the held step (reply, review decisions) would carry the hold, and the
+        # days it already lasted, into the next step's clock: resume first
+        raise InvalidTransition(
+            f"the case is on hold (status {case.status}); resume it before you "
+            f"{name.replace('_', ' ')} it",
+            currentStatus=case.status,
+        )
     if not acting_grants(principal, case, transition.action):
         raise Forbidden(f"not allowed to {name.replace('_', ' ')} this case here")
     case.version = ref.version + 1
