@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from graphql import ExecutionResult
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -54,6 +55,10 @@ class GraphQLApp(GraphQL):
         except AppError as exc:
             await unauthenticated_response(exc.message)(scope, receive, send)
             return
+        if principal is not None:
+            structlog.contextvars.bind_contextvars(
+                user=principal.username, tenant=principal.tenant_slug
+            )
         state = scope.setdefault("state", {})
         ctx = RequestContext(
             db=self.db, request_id=state.get("request_id", "-"), principal_or_none=principal
