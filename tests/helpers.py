@@ -10,6 +10,7 @@ import httpx
 
 from backend.authz.principal import SYSTEM
 from backend.authz.tokens import issue_token
+from backend.cases.pii import check_character
 from backend.core.db import Database
 from backend.tenants import service
 from backend.tenants.flows import onboard_tenant
@@ -115,6 +116,34 @@ USERS = [
 ]
 
 
+def id_number(n: int, area: str = "411403") -> str:
+    """A valid GB 11643 resident id number derived from ``n`` (born 1980)."""
+    body = f"{area}1980{n % 12 + 1:02d}{n % 28 + 1:02d}{n % 1000:03d}"
+    return body + check_character(body)
+
+
+def refusal_shape(resp: Response, *secrets: str) -> tuple:
+    """What a caller learns from a refusal, with the values it sent itself blanked out."""
+    message = resp.errors[0]["message"]
+    for secret in secrets:
+        message = message.replace(secret, "<sent>")
+    extensions = dict(resp.errors[0].get("extensions", {}))
+    return resp.status, resp.data, extensions, message
+
+
+async def create_supervisors(db: Database, provinces: dict[str, str]) -> dict[str, str]:
+    """A provincial supervisor per ``name → province``; returns their tokens by name."""
+    tokens: dict[str, str] = {}
+    async with db.transaction() as session:
+        for name, province in provinces.items():
+            username = unique(name)
+            await service.create_provincial_supervisor(
+                session, SYSTEM, username=username, display_name=name, province=province
+            )
+            tokens[name] = issue_token(username)
+    return tokens
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
@@ -150,14 +179,8 @@ async def build_world(db: Database) -> World:
     a = await build_city(db, unique("a"), p1)
     b = await build_city(db, unique("b"), p1)
     c = await build_city(db, unique("c"), p2)
-    tokens: dict[str, str] = {}
+    tokens = await create_supervisors(db, {"sup1": p1, "sup2": p2})
     async with db.transaction() as session:
-        for name, province in (("sup1", p1), ("sup2", p2)):
-            username = unique(name)
-            await service.create_provincial_supervisor(
-                session, SYSTEM, username=username, display_name=name, province=province
-            )
-            tokens[name] = issue_token(username)
         admin = unique("platform")
         await service.create_platform_admin(session, username=admin)
         tokens["platform"] = issue_token(admin)

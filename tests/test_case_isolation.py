@@ -18,7 +18,8 @@ from backend.authz.principal import SYSTEM
 from backend.authz.tokens import issue_token
 from backend.core.db import TenantScope
 from backend.tenants import service
-from tests.helpers import City, build_city, unique
+from tests.case_helpers import register_input
+from tests.helpers import City, build_city, refusal_shape, unique
 
 REGISTER = """mutation($i: RegisterCaseInput!) { registerCase(input: $i) { id version } }"""
 CASE = """query($id: ID!) { case(id: $id) {
@@ -27,28 +28,11 @@ CASES = """query($f: CaseFilter) { cases(filter: $f, first: 200) {
   totalCount edges { node { id } } } }"""
 BOARD = "query($u: String) { warningBoard(unitPath: $u) { red yellow blue } }"
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _seq = itertools.count(1)
 
 
-def id_card(n: int) -> str:
-    """A valid GB 11643 resident id number (MOD 11-2 check character)."""
-    body = f"4114031985{n % 12 + 1:02d}{n % 28 + 1:02d}{n % 1000:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
-
-
 async def register(gql, city: City, rel: str = "c1/t1") -> dict[str, Any]:
-    n = next(_seq)
-    data = {
-        "clientKey": unique("iso-"),
-        "channel": "LETTER",
-        "type": "CLAIM",
-        "category": "land",
-        "subject": f"isolation {n}",
-        "content": "内容",
-        "petitioner": {"name": "李四", "phone": f"137{n:04d}0000", "idNumber": id_card(n)},
-        "locationPath": city.path(rel),
-    }
+    data = register_input(city, locationPath=city.path(rel), subject=f"isolation {next(_seq)}")
     return (await gql(REGISTER, {"i": data}, token=city.token("officer"))).ok()["registerCase"]
 
 
@@ -96,15 +80,6 @@ async def prov(db, gql) -> Province:
     world.cases["b"] = [await register(gql, b, rel) for rel in ("c1/t1", "dept")]
     world.cases["c"] = [await register(gql, c)]
     return world
-
-
-def shape(resp, *secrets: str) -> tuple:
-    """What a caller learns from a refusal, with the values it sent itself blanked out."""
-    message = resp.errors[0]["message"]
-    for secret in secrets:
-        message = message.replace(secret, "<sent>")
-    extensions = dict(resp.errors[0].get("extensions", {}))
-    return resp.status, resp.data, extensions, message
 
 
 # --- another city's officials cannot read or count A's cases ------------------------------
@@ -187,14 +162,14 @@ async def test_other_city_mutation_on_a_case_is_not_found_and_changes_nothing(
             token=token,
         )
         assert (resp.code, resp.data) == ("NOT_FOUND", None), resp.body
-        answers.append(shape(resp, case["id"]))
+        answers.append(refusal_shape(resp, case["id"]))
     for ghost in (str(uuid.uuid4()), "garbage-id"):
         resp = await gql(
             mutation(name, input_type),
             {"i": {"caseId": ghost, "version": case["version"], **extra}},
             token=token,
         )
-        answers.append(shape(resp, ghost))
+        answers.append(refusal_shape(resp, ghost))
     assert all(answer == answers[0] for answer in answers), answers
     assert await snapshot_case(gql, prov.a, case["id"]) == before
 
@@ -206,7 +181,7 @@ async def test_unknown_and_garbage_ids_look_exactly_like_another_city_case(gql, 
     for cid in (real, str(uuid.uuid4()), "garbage", "00000000-0000-0000-0000-000000000000"):
         resp = await gql(CASE, {"id": cid}, token=officer)
         assert resp.code == "NOT_FOUND"
-        answers.append(shape(resp, cid))
+        answers.append(refusal_shape(resp, cid))
     assert all(answer == answers[0] for answer in answers), answers
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from backend.authz.principal import SYSTEM
 from backend.authz.tokens import issue_token
 from backend.tenants import service
+from tests.case_helpers import register_input
 from tests.helpers import City, build_city, unique
 
 PAGE = """query($n: Int!) { cases(first: $n) {
@@ -34,28 +35,11 @@ CASES_IN_CITY = 52
 # per-transaction settings on PostgreSQL (role and tenant scope), not work of the query
 SETUP = ("SET LOCAL ROLE", "SET TRANSACTION", "SELECT set_config(")
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _seq = itertools.count(1)
 
 
-def id_card(n: int) -> str:
-    """A valid GB 11643 resident id number (MOD 11-2 check character)."""
-    body = f"1101051990{n % 12 + 1:02d}{n % 28 + 1:02d}{n % 1000:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
-
-
 async def register(gql, city: City, rel: str) -> dict[str, Any]:
-    n = next(_seq)
-    data = {
-        "clientKey": unique("qc-"),
-        "channel": "ONLINE",
-        "type": "CLAIM",
-        "category": "land",
-        "subject": f"query count {n}",
-        "content": "内容",
-        "petitioner": {"name": "赵六", "phone": f"136{n:04d}0000", "idNumber": id_card(n)},
-        "locationPath": city.path(rel),
-    }
+    data = register_input(city, locationPath=city.path(rel), subject=f"query count {next(_seq)}")
     return (await gql(REGISTER, {"i": data}, token=city.token("officer"))).ok()["registerCase"]
 
 

@@ -22,7 +22,7 @@ from backend.cases.models import PiiAccess
 from backend.core.db import TenantScope
 from backend.tenants import service
 from backend.tenants.models import OrgUnitLevel
-from tests.helpers import City, build_city, unique
+from tests.helpers import City, build_city, id_number, unique
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -49,14 +49,7 @@ ASSIGN_LEADER = """mutation($i: AssignCaseLeaderInput!) {
 
 # --- small helpers (self-contained: other modules own tests/case_helpers.py) ---------------
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _seq = itertools.count(1)
-
-
-def id_card(n: int, area: str = "110105") -> str:
-    """A valid GB 11643 resident id number (birth 1980-xx-xx, MOD 11-2 check character)."""
-    body = f"{area}1980{n % 12 + 1:02d}{n % 28 + 1:02d}{n % 1000:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
 
 
 def masked_id(value: str) -> str:
@@ -88,7 +81,7 @@ async def register(
         "petitioner": {
             "name": "张三",
             "phone": phone or f"139{n:04d}5678",
-            "idNumber": id_number or id_card(n),
+            "idNumber": id_number or id_number(n),
         },
         "locationPath": location,
     }
@@ -426,7 +419,7 @@ async def test_accused_person_cannot_see_the_accusation_even_in_scope(gql, town,
 
 
 async def test_pii_is_unmasked_for_the_holding_office_and_each_read_is_logged(gql, db, town):
-    city, phone, id_no = town.city, "13812341234", id_card(7)
+    city, phone, id_no = town.city, "13812341234", id_number(7)
     officer_token = city.token("officer")
     case = await register(gql, officer_token, city.path("c1/t1"), phone=phone, id_number=id_no)
     officer = f"{city.slug}_officer"
@@ -446,7 +439,7 @@ async def test_pii_is_unmasked_for_the_holding_office_and_each_read_is_logged(gq
 
 
 async def test_location_only_visibility_and_supervisors_see_pii_masked_and_unlogged(gql, db, town):
-    city, phone, id_no = town.city, "13812341234", id_card(11)
+    city, phone, id_no = town.city, "13812341234", id_number(11)
     officer = city.token("officer")
     case = await register(gql, officer, city.path("c1/t1"), phone=phone, id_number=id_no)
     assert case["holderUnit"]["path"] == city.path()  # held by the city, located in c1/t1
@@ -459,7 +452,7 @@ async def test_location_only_visibility_and_supervisors_see_pii_masked_and_unlog
 
 
 async def test_routing_down_makes_the_new_holder_see_pii_but_not_units_below_it(gql, db, town):
-    city, id_no = town.city, id_card(13)
+    city, id_no = town.city, id_number(13)
     officer = city.token("officer")
     case = await register(gql, officer, city.path("c1/t1"), phone="13812341234", id_number=id_no)
     route = {"caseId": case["id"], "version": case["version"], "toUnitPath": city.path("c1")}

@@ -15,7 +15,7 @@ from tests.case_helpers import (
     SHANGHAI,
     bad_checksum,
     case_prefix,
-    id_check_char,
+    check_character,
     iso,
     make_id_number,
     number_seq,
@@ -34,7 +34,7 @@ TYPES = ["SUGGESTION", "ACCUSATION", "CLAIM"]
 
 def test_id_number_helper_makes_valid_numbers():
     # the example of GB 11643 itself, and generated ones, pass the backend's own check
-    assert id_check_char("11010519491231002") == "X"
+    assert check_character("11010519491231002") == "X"
     assert valid_id_number("11010519491231002X")
     for _ in range(50):
         number = make_id_number()

@@ -13,7 +13,7 @@ from backend.authz.tokens import issue_token
 from backend.core.db import TenantScope
 from backend.tenants import service
 from backend.tenants.models import Account, OrgUnit, RoleAssignment, Tenant, User
-from tests.helpers import USERS, unique
+from tests.helpers import USERS, refusal_shape, unique
 
 CREATE_UNIT = "mutation($i: CreateOrgUnitInput!) { createOrgUnit(input: $i) { path } }"
 CREATE_USER = "mutation($i: CreateUserInput!) { createUser(input: $i) { username } }"
@@ -39,15 +39,6 @@ async def snapshot(db) -> dict[str, int]:
         }
 
 
-def shape(resp, *secrets: str) -> tuple:
-    """What a caller learns from a refusal, with the values it sent itself blanked out."""
-    message = resp.errors[0]["message"]
-    for secret in secrets:
-        message = message.replace(secret, "<sent>")
-    extensions = dict(resp.errors[0].get("extensions", {}))
-    return resp.status, resp.data, extensions, message
-
-
 # --- another city's administrator writes nothing in A and learns nothing about A -----------
 
 
@@ -58,7 +49,7 @@ async def test_other_city_admin_cannot_create_org_unit_in_a(gql, world, db):
         unit = {"parentPath": parent, "slug": unique("x"), "name": "x", "level": "TOWNSHIP"}
         resp = await gql(CREATE_UNIT, {"i": unit}, token=world.b.token("admin"))
         assert (resp.code, resp.field) == ("BAD_USER_INPUT", "parentPath")
-        answers.append(shape(resp, parent))
+        answers.append(refusal_shape(resp, parent))
     assert answers[0] == answers[1] == answers[2]
     assert await snapshot(db) == before
 
@@ -70,7 +61,7 @@ async def test_error_for_existing_and_missing_path_of_another_tenant_is_identica
     for parent in probes:
         unit = {"parentPath": parent, "slug": "probe", "name": "x", "level": "VILLAGE"}
         resp = await gql(CREATE_UNIT, {"i": unit}, token=world.b.token("admin"))
-        answers.append(shape(resp, parent))
+        answers.append(refusal_shape(resp, parent))
     assert answers[0][2] == {"code": "BAD_USER_INPUT", "field": "parentPath"}
     assert answers[0] == answers[1] == answers[2]
 
@@ -86,7 +77,7 @@ async def test_other_city_admin_cannot_create_user_in_a(gql, world, db):
             token=world.b.token("admin"),
         )
         assert (resp.code, resp.field) == ("BAD_USER_INPUT", "tenant")
-        answers.append(shape(resp, tenant))
+        answers.append(refusal_shape(resp, tenant))
     assert answers[0] == answers[1]
     assert await snapshot(db) == before
 
@@ -105,7 +96,7 @@ async def test_other_city_admin_cannot_assign_or_revoke_roles_in_a(gql, world, d
             grant = {"username": username, "role": "CITY_ADMIN", "orgUnitPath": path}
             resp = await gql(mutation, {"i": grant}, token=world.b.token("admin"))
             assert (resp.code, resp.field) == ("BAD_USER_INPUT", "orgUnitPath")
-            answers.append(shape(resp, path))
+            answers.append(refusal_shape(resp, path))
         assert answers[0] == answers[1] == answers[2]
     assert await snapshot(db) == before
     me = (await gql(ME, token=world.a.token("officer"))).ok()["me"]
@@ -131,7 +122,9 @@ async def test_officer_of_b_gets_not_found_for_a_unit(gql, world, rel):
     missing = await gql(UNIT, {"p": world.b.path("no-such-unit")}, token=token)
     assert existing.code == missing.code == "NOT_FOUND"
     assert existing.data is None
-    assert shape(existing, world.a.path(rel)) == shape(missing, world.b.path("no-such-unit"))
+    assert refusal_shape(existing, world.a.path(rel)) == refusal_shape(
+        missing, world.b.path("no-such-unit")
+    )
 
 
 async def test_officer_of_b_lists_no_children_of_a(gql, world):
