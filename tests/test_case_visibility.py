@@ -22,7 +22,8 @@ from backend.cases.models import PiiAccess
 from backend.core.db import TenantScope
 from backend.tenants import service
 from backend.tenants.models import OrgUnitLevel
-from tests.helpers import City, build_city, id_number, unique
+from tests.helpers import City, build_city, unique
+from tests.helpers import id_number as valid_id
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -81,7 +82,7 @@ async def register(
         "petitioner": {
             "name": "张三",
             "phone": phone or f"139{n:04d}5678",
-            "idNumber": id_number or id_number(n),
+            "idNumber": id_number or valid_id(n),
         },
         "locationPath": location,
     }
@@ -419,7 +420,7 @@ async def test_accused_person_cannot_see_the_accusation_even_in_scope(gql, town,
 
 
 async def test_pii_is_unmasked_for_the_holding_office_and_each_read_is_logged(gql, db, town):
-    city, phone, id_no = town.city, "13812341234", id_number(7)
+    city, phone, id_no = town.city, "13812341234", valid_id(7)
     officer_token = city.token("officer")
     case = await register(gql, officer_token, city.path("c1/t1"), phone=phone, id_number=id_no)
     officer = f"{city.slug}_officer"
@@ -439,7 +440,7 @@ async def test_pii_is_unmasked_for_the_holding_office_and_each_read_is_logged(gq
 
 
 async def test_location_only_visibility_and_supervisors_see_pii_masked_and_unlogged(gql, db, town):
-    city, phone, id_no = town.city, "13812341234", id_number(11)
+    city, phone, id_no = town.city, "13812341234", valid_id(11)
     officer = city.token("officer")
     case = await register(gql, officer, city.path("c1/t1"), phone=phone, id_number=id_no)
     assert case["holderUnit"]["path"] == city.path()  # held by the city, located in c1/t1
@@ -452,7 +453,7 @@ async def test_location_only_visibility_and_supervisors_see_pii_masked_and_unlog
 
 
 async def test_routing_down_makes_the_new_holder_see_pii_but_not_units_below_it(gql, db, town):
-    city, id_no = town.city, id_number(13)
+    city, id_no = town.city, valid_id(13)
     officer = city.token("officer")
     case = await register(gql, officer, city.path("c1/t1"), phone="13812341234", id_number=id_no)
     route = {"caseId": case["id"], "version": case["version"], "toUnitPath": city.path("c1")}
