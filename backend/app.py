@@ -18,7 +18,9 @@ from backend.core.logging import configure_logging
 from backend.core.middleware import RequestIdMiddleware
 from backend.core.settings import Settings, get_settings
 from backend.jobs.inprocess import InProcessScheduler
+from backend.rosters.ical import ics_endpoint
 from backend.schema import build_schema
+from backend.schema.reports import report_routes
 from backend.schema.view import GraphQLApp
 
 
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/rosters/{unit:path}.ics", ics_endpoint(db)),  # reception days (docs/rosters.md)
+            *report_routes(db),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -246,16 +246,132 @@ def holidays_list() -> None:
 
 
 @jobs_app.command("run")
-def jobs_run(name: str) -> None:
-    """Run one scheduled job now, in this process."""
-    from backend.jobs.registry import CRON_JOBS
+def jobs_run(
+    name: str,
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant (slug)"),
+) -> None:
+    """Run one scheduled job now, in this process (recorded in job_runs).
+
+    A run by hand skips the time-of-day gates (the digest's 08:00, the report's first
+    working day); the outbox's dedupe keys still keep one message per person and slot.
+    """
+    from backend.jobs.registry import ALIASES, CRON_JOBS
+    from backend.jobs.runs import TenantNotFound
 
     jobs = {job.name: job for job in CRON_JOBS}
+    name = ALIASES.get(name, name)
     if name not in jobs:
         typer.echo(f"unknown job {name}; known: {', '.join(sorted(jobs))}", err=True)
         raise typer.Exit(2)
-    result = _run_with_db(lambda db: jobs[name].coroutine({"db": db, "runner": "cli"}))
+    ctx = {"runner": "cli", "force": True, "tenant": tenant}
+    try:
+        result = _run_with_db(lambda db: jobs[name].coroutine({**ctx, "db": db}))
+    except TenantNotFound:
+        typer.echo(f"no such tenant: {tenant}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"{name}: {result}")
+    if isinstance(result, dict) and result.get("status") in {"FAILED", "PARTIAL"}:
+        raise typer.Exit(1)
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """The scheduled jobs and when they run (worker time zone)."""
+    from backend.jobs.registry import CRON_JOBS
+
+    def when(values: object) -> str:
+        if values is None:
+            return "*"
+        if isinstance(values, int):
+            return str(values)
+        return ",".join(str(v) for v in sorted(values))  # type: ignore[call-overload]
+
+    for job in CRON_JOBS:
+        typer.echo(
+            f"{job.name}\tminute={when(job.minute)} hour={when(job.hour)} "
+            f"second={when(job.second)} at-start={job.run_at_startup}"
+        )
+
+
+evaluations_app = typer.Typer(
+    help="案件办理质量评价: pool import, draw audit.", no_args_is_help=True
+)
+app.add_typer(evaluations_app, name="evaluations")
+
+
+@evaluations_app.command("verify-draw")
+def evaluations_verify_draw(
+    panel_id: str,
+    tenant: str = typer.Option(None, "--tenant", help="Tenant slug (default: search all)"),
+) -> None:
+    """Re-run a panel's draw from its stored seed and pool snapshot; exit 1 on a mismatch."""
+    from backend.core.db import TenantScope
+    from backend.core.errors import AppError
+    from backend.evaluations.service import verify_draw
+    from backend.tenants.models import Tenant
+
+    async def main(db: Database) -> tuple[bool, list[str]]:
+        async with db.transaction() as session:
+            query = select(Tenant.id)
+            if tenant:
+                query = query.where(Tenant.slug == tenant)
+            ids = list(await session.scalars(query))
+        async with db.transaction(TenantScope.of(ids)) as session:
+            check = await verify_draw(session, panel_id)
+        p = check.panel
+        lines = [
+            f"panel {p.id} of case {check.case_number}: seed {p.seed!s} "
+            f"({'int' if p.seed_is_int else 'str'}), size {p.size}, "
+            f"{len(p.pool_snapshot)} eligible, policy {p.policy}",
+            f"pool hash {'OK' if check.hash_ok else 'MISMATCH'}: {p.pool_hash}",
+            f"members {'OK' if check.members_ok else 'MISMATCH'}: stored "
+            f"{check.stored_members} re-drawn {check.redrawn_members}",
+        ]
+        if check.current_hash != p.pool_hash:
+            lines.append(
+                f"note: today's eligible pool differs (joined {len(check.pool_changes['joined'])},"
+                f" left {len(check.pool_changes['left'])}); the stored snapshot is what counts"
+            )
+        return check.ok, lines
+
+    try:
+        ok, lines = _run_with_db(main)
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    for line in lines:
+        typer.echo(line)
+    typer.echo("OK: the draw is reproducible" if ok else "BROKEN: the draw does not reproduce")
+    if not ok:
+        raise typer.Exit(1)
+
+
+@evaluations_app.command("import")
+def evaluations_import(
+    file: Path = typer.Argument(..., exists=True, readable=True),
+    tenant: str = typer.Option(..., "--tenant", help="Tenant slug"),
+) -> None:
+    """Enrol evaluators from a CSV file: all rows or none (row errors listed, exit 1)."""
+    from backend.authz.principal import SYSTEM
+    from backend.core.errors import AppError
+    from backend.evaluations.csv_import import import_evaluators
+
+    text = file.read_text(encoding="utf-8-sig")
+
+    async def main(db: Database):
+        async with db.transaction() as session:
+            return await import_evaluators(session, SYSTEM, text=text, tenant=tenant)
+
+    try:
+        result = _run_with_db(main)
+    except AppError as exc:
+        typer.echo(f"error ({exc.field}): {exc.message}", err=True)
+        for err in exc.extensions.get("rowErrors", []):
+            typer.echo(f"  row {err['row']} {err['field']}: {err['message']}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{result.imported} evaluators imported into {tenant} ({result.created_users} new users)"
+    )
 
 
 if __name__ == "__main__":

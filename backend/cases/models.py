@@ -175,6 +175,7 @@ class Case(TenantScoped, Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     warning_color: Mapped[str] = mapped_column(String(8), default=WarningColor.NONE)
+    red_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # set by the deadline scan
     repeat_count: Mapped[int] = mapped_column(Integer, default=0)
     repeat_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     skip_level: Mapped[str] = mapped_column(String(16), default=SkipLevel.NONE)
@@ -225,6 +226,7 @@ class CaseDeadline(TenantScoped, Base):
     note: Mapped[str | None] = mapped_column(Text)
     issued_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    overdue_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # set by the deadline scan
 
 
 class CaseEvent(TenantScoped, Base):

@@ -91,8 +91,8 @@ async def update_policy(
     row = await session.scalar(select(TenantPolicy).where(TenantPolicy.tenant_id == tenant_id))
     if row is None:
         session.add(TenantPolicy(tenant_id=tenant_id, data=policy_data(policy)))
-    else:
-        row.data = policy_data(policy)
+    else:  # keys other modules keep in the policy (e.g. escalateAfterRedDays) stay
+        row.data = {**row.data, **policy_data(policy)}
     await session.flush()
     return policy
 

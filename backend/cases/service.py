@@ -43,6 +43,7 @@ from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
+from backend.rosters.service import link_first_receiver
 from backend.tenants.models import OrgUnit, Role, Tenant, User
 from backend.tenants.service import grants_of, unit_by_path
 
@@ -184,6 +185,7 @@ async def register_case(
         if existing:
             return existing
         raise
+    await link_first_receiver(session, case)  # 首问负责: duty leader of a visit (rosters)
     clocks = await deadlines.clocks_for(session, case)
     await append_event(
         session,
@@ -290,26 +292,19 @@ async def _next_number(session: AsyncSession, tenant: Tenant, at: datetime) -> s
 async def _repeats(
     session: AsyncSession, key: str | None, category: str, received_at: datetime
 ) -> tuple[int, uuid.UUID | None]:
-    """重复访: earlier cases of the same petitioner and category within the window."""
+    """重复访: how many earlier cases of the same petitioner and category fall within the
+    window, and the first of them (the new case links to it)."""
     if key is None:
         return 0, None
     since = received_at - timedelta(days=REPEAT_WINDOW_DAYS)
-    row = (
-        await session.execute(
-            select(func.count(Case.id), func.min(Case.received_at)).where(
-                Case.petitioner_key == key, Case.category == category, Case.received_at >= since
-            )
-        )
-    ).one()
-    if not row[0]:
+    earlier = (Case.petitioner_key == key, Case.category == category, Case.received_at >= since)
+    count = await session.scalar(select(func.count(Case.id)).where(*earlier))
+    if not count:
         return 0, None
     first = await session.scalar(
-        select(Case.id)
-        .where(Case.petitioner_key == key, Case.category == category, Case.received_at >= since)
-        .order_by(Case.received_at, Case.id)
-        .limit(1)
+        select(Case.id).where(*earlier).order_by(Case.received_at, Case.id).limit(1)
     )
-    return int(row[0]), first
+    return int(count), first
 
 
 # --- lifecycle -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 - Officials (petition officers, leaders) see cases held in, or located in,
   the subtree of a unit where they hold a reading role; department handlers
-  only cases held by their department; grid workers the cases they registered.
+  only cases held by their department; grid workers the cases they registered;
+  evaluators (``read_own``) the cases of the evaluation panels they sit on.
 - 检举控告 (Art. 30): an accusation is invisible through any grant inside the
   accused unit's subtree, and to the accused person, whatever the role.
 - Provincial supervisors read every case of their province's tenants (the
@@ -11,12 +12,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, false, literal, not_, or_, true
+from sqlalchemy import ColumnElement, and_, exists, false, literal, not_, or_, select, true
 
 from backend.authz.enforcer import allowed_grants
 from backend.authz.principal import Grant, Principal
 from backend.authz.scope import path_covers, subtree_filter
 from backend.cases.models import Case, CaseType
+from backend.evaluations.models import PanelMember
 from backend.tenants.models import Role
 
 HANDLING_ROLES = {Role.PETITION_OFFICER, Role.LEADER, Role.DEPARTMENT_HANDLER}
@@ -47,7 +49,8 @@ def read_predicate(principal: Principal) -> ColumnElement[bool]:
     ]
     own_grants = allowed_grants(principal, "case", "read_own")
     if own_grants:
-        own = Case.registered_by_id == principal.account_id
+        # "own": cases it registered, or (evaluators) the cases of panels it sits on
+        own = or_(Case.registered_by_id == principal.account_id, _on_my_panel(principal))
         clauses.append(and_(own, *[_not_inside_accused(g.unit_path) for g in own_grants]))
     if not clauses:
         return false()
@@ -55,6 +58,17 @@ def read_predicate(principal: Principal) -> ColumnElement[bool]:
         Case.accused_username.is_(None), Case.accused_username != principal.username
     )
     return and_(or_(*clauses), not_accused_person)
+
+
+def _on_my_panel(principal: Principal) -> ColumnElement[bool]:
+    """Evaluators: the cases of the evaluation panels they sit on (masked, see sees_pii)."""
+    return exists(
+        select(PanelMember.id).where(
+            PanelMember.tenant_id == Case.tenant_id,
+            PanelMember.case_id == Case.id,
+            PanelMember.user_id == principal.account_id,
+        )
+    )
 
 
 def inside_accused(case: Case, unit_path: str) -> bool:

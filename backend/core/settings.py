@@ -41,6 +41,34 @@ class Settings(BaseSettings):
         default=True, description="Run scheduled jobs inside `serve` when no Redis is configured"
     )
     log_level: str = "INFO"
+    # Notification outbox dispatcher (docs/notifications.md).
+    notify_batch_size: int = Field(default=20, ge=1, le=500)
+    notify_lease_seconds: float = Field(
+        default=120, gt=0, description="A claimed row is re-claimed after this (worker died)"
+    )
+    notify_backoff_base_seconds: float = 30
+    notify_backoff_max_seconds: float = 6 * 3600
+    notify_max_attempts_webhook: int = Field(default=8, ge=1)
+    notify_max_attempts_sms: int = Field(default=5, ge=1)
+    notify_max_attempts_email: int = Field(default=5, ge=1)
+    notify_http_timeout_seconds: float = 10
+    notify_run_budget_seconds: float = Field(
+        default=50, description="A dispatch run stops claiming after this; the next run goes on"
+    )
+    notify_tenant_concurrency: int = Field(default=4, ge=1)
+    # SMS gateway over HTTP: POST of XF_SMS_TEMPLATE (JSON; ${phone} ${text} ${delivery_id} ...).
+    sms_url: str | None = None
+    sms_template: str = '{"to": "${phone}", "text": "${text}", "reference": "${delivery_id}"}'
+    sms_username: str | None = None
+    sms_password: str | None = None
+    # E-mail over SMTP.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "xinfang@localhost"
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
 
     @property
     def is_postgres(self) -> bool:

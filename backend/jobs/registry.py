@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from arq.cron import CronJob, cron
 
-from backend.jobs.deadlines import refresh_warning_colours
+from backend.jobs.deadlines import deadline_scan
+from backend.jobs.digest import red_digest
+from backend.jobs.reports import monthly_report
+from backend.notifications.dispatcher import dispatch_notifications
 
-# Every 15 minutes and once at start (cron runs missed while down are not replayed by arq).
+# Cron runs missed while down are not replayed by arq: every job runs once at start and
+# derives its work from the database (docs/jobs.md has the schedule and the reasons).
 CRON_JOBS: list[CronJob] = [
+    # every 15 minutes: the quarter hours include 07:30 in every tenant time zone
+    cron(deadline_scan, name="deadline_scan", minute={0, 15, 30, 45}, run_at_startup=True),
+    # each tenant once a day from 08:00 local (a quarter hour's check, off the scan's minute)
+    cron(red_digest, name="red_digest", minute={1, 16, 31, 46}, run_at_startup=True),
+    # each tenant once a month, from the first working day (hourly check)
+    cron(monthly_report, name="monthly_report", minute=5, run_at_startup=True),
+    # The outbox: every minute and at start; a run is bounded (XF_NOTIFY_RUN_BUDGET_SECONDS).
     cron(
-        refresh_warning_colours,
-        name="deadline_colours",
-        minute={0, 15, 30, 45},
+        dispatch_notifications,
+        name="notifications_dispatch",
+        second=0,
         run_at_startup=True,
     ),
 ]
+
+# Old names still accepted by `xinfang jobs run`.
+ALIASES: dict[str, str] = {"deadline_colours": "deadline_scan"}

@@ -20,11 +20,36 @@ from strawberry.types import ExecutionContext
 from backend.core.settings import Settings, get_settings
 from backend.schema.cases import CaseMutations, CaseQueries, PolicyMutations, PolicyQueries
 from backend.schema.errors import ErrorCode, error_code
+from backend.schema.evaluations import EvaluationMutations, EvaluationQueries
 from backend.schema.metrics import OperationMetrics
+from backend.schema.notifications import NotificationMutations, NotificationQueries
+from backend.schema.reports import ReportQueries
+from backend.schema.rosters import RosterMutations, RosterQueries
 from backend.schema.tenants import TenantMutations, TenantQueries
 
-Query = merge_types("Query", (TenantQueries, CaseQueries, PolicyQueries))
-Mutation = merge_types("Mutation", (TenantMutations, CaseMutations, PolicyMutations))
+Query = merge_types(
+    "Query",
+    (
+        TenantQueries,
+        CaseQueries,
+        PolicyQueries,
+        NotificationQueries,
+        ReportQueries,
+        RosterQueries,
+        EvaluationQueries,
+    ),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        TenantMutations,
+        CaseMutations,
+        PolicyMutations,
+        NotificationMutations,
+        RosterMutations,
+        EvaluationMutations,
+    ),
+)
 
 
 class XinfangSchema(strawberry.Schema):

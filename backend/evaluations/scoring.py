@@ -1,0 +1,65 @@
+"""Panel result: per-dimension means and the majority verdict (ties → the stricter verdict).
+
+Strictness follows :class:`Verdict` order, REASONABLE (least strict on the
+petitioner's demand) to UNLAWFUL (strictest): when two or more verdicts share
+the most votes, the one latest in that order wins. Each verdict creates one
+follow-up duty on the case with its own deadline (tenant policy, days).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from backend.evaluations.models import VERDICT_ORDER, Verdict
+
+DIMENSIONS = ("facts", "procedure", "lawAndPolicy", "responsibility")
+MIN_SCORE, MAX_SCORE = 1, 5
+
+FOLLOW_UP_DUTIES: dict[Verdict, str] = {
+    Verdict.REASONABLE: "责任单位依法按政策限期解决落实到位 (resolve the demand within the deadline)",
+    Verdict.PARTLY_REASONABLE: "责任单位限期解决有理部分 (resolve the reasonable part within the deadline)",
+    Verdict.HARDSHIP: "综合运用信访救助资金等救助帮扶 (refer for hardship relief)",
+    Verdict.UNREASONABLE: "政策解释和心理疏导 (explanation and psychological guidance)",
+    Verdict.UNLAWFUL: "依法处理 (handle according to law)",
+}
+
+
+def majority(verdicts: Iterable[Verdict | str]) -> Verdict:
+    """Most votes wins; a tie goes to the strictest of the tied verdicts."""
+    counts = Counter(Verdict(v) for v in verdicts)
+    if not counts:
+        raise ValueError("no verdicts")
+    top = max(counts.values())
+    return max((v for v, n in counts.items() if n == top), key=VERDICT_ORDER.index)
+
+
+@dataclass(frozen=True)
+class Scores:
+    facts: int
+    procedure: int
+    law_and_policy: int
+    responsibility: int
+    verdict: Verdict
+
+
+def panel_result(scores: Sequence[Scores]) -> dict:
+    """What is stored on the panel: means (2 decimals), votes per verdict, the verdict."""
+    if not scores:
+        raise ValueError("no scores")
+    n = len(scores)
+    means = {
+        "facts": round(sum(s.facts for s in scores) / n, 2),
+        "procedure": round(sum(s.procedure for s in scores) / n, 2),
+        "lawAndPolicy": round(sum(s.law_and_policy for s in scores) / n, 2),
+        "responsibility": round(sum(s.responsibility for s in scores) / n, 2),
+    }
+    votes = Counter(s.verdict.value for s in scores)
+    verdict = majority(s.verdict for s in scores)
+    return {
+        "means": means,
+        "votes": {v.value: votes.get(v.value, 0) for v in VERDICT_ORDER},
+        "verdict": verdict.value,
+        "tieBroken": sum(1 for c in votes.values() if c == max(votes.values())) > 1,
+    }

@@ -1,0 +1,109 @@
+"""Tables of the scheduled jobs: the run log, the stored monthly reports, and scan indexes.
+
+``job_runs`` is platform data (no RLS): one row per job run and per tenant a
+fan-out touched. Its tenant column is ``target_tenant_id``, not ``tenant_id``,
+on purpose: every table with a ``tenant_id`` column is a tenant table behind
+row-level security (tests/test_rls.py checks the catalogue), and this log is
+written for all tenants by the platform.
+
+``monthly_reports`` is tenant data like any other (``tenant_id`` leads the key,
+RLS in migration 0004). The extra indexes below make the deadline scan touch
+only the rows whose colour or overdue mark is about to change (docs/jobs.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.cases.models import Case, CaseDeadline
+from backend.core.db import Base, TenantScoped, TimestampedId, UtcDateTime
+
+
+class JobRun(TimestampedId, Base):
+    """One run of a job (``target_tenant_id`` NULL: the whole fan-out)."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        Index("ix_job_runs_name_started", "name", "started_at"),
+        Index("ix_job_runs_done", "name", "target_tenant_id", "key", "status"),
+        Index("ix_job_runs_started", "started_at"),
+    )
+
+    name: Mapped[str] = mapped_column(String(64))
+    target_tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("tenants.id"))
+    # The unit of work the run stands for, e.g. the local day of a digest ("2026-11-23")
+    # or the month of a report ("2026-10"); lets a job see that a slot is already done.
+    key: Mapped[str | None] = mapped_column(String(32))
+    runner: Mapped[str] = mapped_column(String(16), default="arq")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="RUNNING")  # RUNNING OK PARTIAL FAILED
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class MonthlyReport(TenantScoped, Base):
+    """The monthly analysis report of one unit (the city or a county) for one month."""
+
+    __tablename__ = "monthly_reports"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "period", "unit_path", name="uq_monthly_reports_unit"),
+    )
+
+    period: Mapped[str] = mapped_column(String(7))  # "2026-10"
+    unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    unit_path: Mapped[str] = mapped_column(String(512))
+    unit_name: Mapped[str] = mapped_column(String(200))
+    unit_level: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# --- indexes of the deadline scan on the case tables (created by migration 0004) -------------
+# Each colour mismatch becomes a few index range scans on (tenant, colour, due) instead of a
+# pass over every open case; the overdue marks and red-since clocks likewise.
+SCAN_INDEXES = (
+    Index(
+        "ix_cases_colour_due",
+        Case.tenant_id,
+        Case.warning_color,
+        Case.due_at,
+        postgresql_where=Case.due_at.is_not(None),
+    ),
+    Index(
+        "ix_cases_red_since",
+        Case.tenant_id,
+        Case.warning_color,
+        Case.red_since,
+        postgresql_where=Case.red_since.is_not(None),
+    ),
+    Index(  # red cases still without a red-since stamp (coloured by a mutation): nearly empty
+        "ix_cases_red_unstamped",
+        Case.tenant_id,
+        Case.due_at,
+        postgresql_where=(Case.warning_color == "RED") & Case.red_since.is_(None),
+    ),
+    Index(
+        "ix_case_deadlines_open_colour_due",
+        CaseDeadline.tenant_id,
+        CaseDeadline.warning_color,
+        CaseDeadline.due_at,
+        postgresql_where=CaseDeadline.status == "OPEN",
+    ),
+    Index(
+        "ix_case_deadlines_not_overdue",
+        CaseDeadline.tenant_id,
+        CaseDeadline.due_at,
+        postgresql_where=(CaseDeadline.status == "OPEN") & CaseDeadline.overdue_since.is_(None),
+    ),
+    Index(
+        "ix_case_deadlines_overdue",
+        CaseDeadline.tenant_id,
+        CaseDeadline.due_at,
+        postgresql_where=(CaseDeadline.status == "OPEN") & CaseDeadline.overdue_since.is_not(None),
+    ),
+)

@@ -1,0 +1,126 @@
+"""The notification outbox, the tenant's webhook settings and users' e-mail addresses.
+
+Redis keeps nothing on disk, so a notification owed is a row here first,
+written in the business transaction that decides it (outbox); the
+dispatcher job only carries the work. Every table is tenant data: behind
+both tenant walls, ``tenant_id`` leading every key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.clock import now
+from backend.core.db import Base, TenantScoped, UtcDateTime
+from backend.core.ids import new_id
+
+
+class NotificationChannel(StrEnum):
+    INAPP = "inapp"
+    WEBHOOK = "webhook"
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "PENDING"  # waiting for its first attempt (or for not_before)
+    SENDING = "SENDING"  # claimed by a dispatcher; next_attempt_at is the lease's end
+    SENT = "SENT"
+    FAILED = "FAILED"  # an attempt failed; retried at next_attempt_at
+    DEAD = "DEAD"  # gave up (permanent error or max attempts): dead letter for admins
+
+
+# Statuses the dispatcher may claim once ``next_attempt_at`` has passed.
+CLAIMABLE = (NotificationStatus.PENDING, NotificationStatus.FAILED, NotificationStatus.SENDING)
+
+
+class Notification(TenantScoped, Base):
+    """One message to one recipient over one channel (an outbox row).
+
+    ``next_attempt_at`` is "when may a dispatcher take this row": the first
+    attempt (``not_before`` or the enqueue time), the backoff after a
+    failure, or the end of the lease while ``SENDING`` — so one index on
+    ``(tenant_id, status, next_attempt_at)`` answers every "what is due".
+    ``delivery_id`` never changes across retries: receivers dedupe by it.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "dedupe_key", "channel", name="uq_notifications_dedupe"),
+        ForeignKeyConstraint(
+            ["tenant_id", "recipient_id"],
+            ["users.tenant_id", "users.id"],
+            name="fk_notifications_recipient",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "case_id"], ["cases.tenant_id", "cases.id"], name="fk_notifications_case"
+        ),
+        Index("ix_notifications_due", "tenant_id", "status", "next_attempt_at"),
+        Index("ix_notifications_inbox", "tenant_id", "recipient_id", "channel", "sent_at"),
+    )
+
+    recipient_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    channel: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(Uuid, default=new_id)
+    # The dispatcher run holding the lease; its result is recorded only if it still holds it.
+    claimed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
+
+
+class NotificationSettings(TenantScoped, Base):
+    """A tenant's webhook: every ``webhook`` notification of the city is POSTed here.
+
+    The secret is stored as given (it must be, to sign) and never returned.
+    """
+
+    __tablename__ = "notification_settings"
+    __table_args__ = (UniqueConstraint("tenant_id", name="uq_notification_settings_tenant"),)
+
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_secret: Mapped[str | None] = mapped_column(String(256))
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
+
+
+class NotificationContact(TenantScoped, Base):
+    """A user's e-mail address for notifications (users carry only a phone)."""
+
+    __tablename__ = "notification_contacts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_id", name="uq_notification_contacts_user"),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], name="fk_contacts_user"
+        ),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    email: Mapped[str] = mapped_column(String(254))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)

@@ -1,0 +1,348 @@
+"""The outbox API (``enqueue``) and the inbox / dead-letter / settings services.
+
+``enqueue`` is called by jobs and business services inside *their*
+transaction, so a notification exists exactly when the decision that caused
+it commits (outbox). The unique ``(tenant_id, dedupe_key, channel)`` plus
+``INSERT ... ON CONFLICT DO NOTHING`` makes a re-run job a no-op instead of a
+second message. Like every service here: (session, principal), never commits.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.authz.enforcer import require
+from backend.authz.principal import Principal
+from backend.core.clock import now
+from backend.core.db import current_scope
+from backend.core.errors import BadUserInput, Conflict, InvalidTransition, NotFound
+from backend.core.ids import new_id, parse_id
+from backend.core.settings import Settings, get_settings
+from backend.notifications.channels import check_webhook_url
+from backend.notifications.metrics import count_after_commit
+from backend.notifications.models import (
+    Notification,
+    NotificationChannel,
+    NotificationContact,
+    NotificationSettings,
+    NotificationStatus,
+)
+from backend.tenants.models import User
+
+MAX_PAGE = 200
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+SUBJECT_MAX = 300
+
+
+def dedupe_key(
+    recipient_id: uuid.UUID | None, kind: str, case_id: uuid.UUID | None, day: date
+) -> str:
+    """The standard key: one message per (recipient, kind, case, day), whatever re-runs."""
+    return f"{kind}:{recipient_id or '-'}:{case_id or '-'}:{day.isoformat()}"
+
+
+# --- enqueue (the API other modules call) ----------------------------------------------
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    recipient_id: uuid.UUID | None,
+    kind: str,
+    subject: str,
+    body: str,
+    dedupe_key: str,
+    case_id: uuid.UUID | None = None,
+    channels: Sequence[str] | None = None,
+    not_before: datetime | None = None,
+    data: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> list[Notification]:
+    """Write one outbox row per channel in the caller's transaction; return the rows created.
+
+    A row whose ``(tenant_id, dedupe_key, channel)`` exists is skipped, so a
+    re-run job sends nothing twice. ``channels=None`` means the recipient's
+    channels: ``inapp``, ``sms`` when the user has a phone and a gateway is
+    configured, ``webhook`` when the tenant has one, ``email`` when the user
+    has an address and SMTP is configured. Unknown channel names are stored
+    and fail visibly (dead letter) rather than vanish. In-app rows due now
+    are SENT at once: the inbox shows them as soon as the caller commits.
+    """
+    settings = settings or get_settings()
+    scope = current_scope(session)
+    if tenant_id not in scope.tenant_ids or scope.read_only:
+        raise PermissionError(f"enqueue for tenant {tenant_id} outside the session scope")
+    if not kind or len(kind) > 64:
+        raise ValueError("kind must be 1-64 characters")
+    if not dedupe_key or len(dedupe_key) > 255:
+        raise ValueError("dedupe_key must be 1-255 characters")
+    if not_before is not None and not_before.tzinfo is None:
+        raise ValueError("not_before must be timezone-aware")
+    recipient = None
+    if recipient_id is not None:
+        recipient = await session.scalar(
+            select(User).where(User.tenant_id == tenant_id, User.id == recipient_id)
+        )
+        if recipient is None:
+            raise ValueError(f"unknown recipient {recipient_id} in tenant {tenant_id}")
+    if channels is None:
+        chosen = await _default_channels(session, tenant_id, recipient, settings)
+    else:
+        chosen = list(dict.fromkeys(channels))
+        if any(not isinstance(c, str) or not c or len(c) > 32 for c in chosen):
+            raise ValueError("channel names must be 1-32 characters")
+    if not chosen:
+        return []
+
+    t = now()
+    due = max(t, not_before) if not_before else t
+    if len(subject) > SUBJECT_MAX:
+        subject = subject[: SUBJECT_MAX - 1] + "…"
+    rows = []
+    for channel in chosen:
+        immediate = channel == NotificationChannel.INAPP and recipient is not None and due <= t
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "id": new_id(),
+                "delivery_id": new_id(),
+                "recipient_id": recipient_id,
+                "channel": channel,
+                "kind": kind,
+                "subject": subject,
+                "body": body,
+                "data": data or {},
+                "case_id": case_id,
+                "dedupe_key": dedupe_key,
+                "status": NotificationStatus.SENT if immediate else NotificationStatus.PENDING,
+                "attempts": 1 if immediate else 0,
+                "next_attempt_at": due,
+                "not_before": not_before,
+                "sent_at": t if immediate else None,
+                "created_at": t,
+                "updated_at": t,
+            }
+        )
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Notification)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key", "channel"])
+        .returning(Notification)
+    )
+    created = list(await session.scalars(stmt))
+    count_after_commit(
+        session,
+        enqueued=[n.channel for n in created],
+        sent=[n.channel for n in created if n.status == NotificationStatus.SENT],
+    )
+    return created
+
+
+async def _default_channels(
+    session: AsyncSession, tenant_id: uuid.UUID, recipient: User | None, settings: Settings
+) -> list[str]:
+    chosen: list[str] = []
+    if recipient is not None:
+        chosen.append(NotificationChannel.INAPP)
+        if recipient.phone and settings.sms_url:
+            chosen.append(NotificationChannel.SMS)
+    hook = await tenant_settings(session, tenant_id)
+    if hook is not None and hook.webhook_url and hook.webhook_secret:
+        chosen.append(NotificationChannel.WEBHOOK)
+    if recipient is not None and settings.smtp_host:
+        email = await session.scalar(
+            select(NotificationContact.email).where(
+                NotificationContact.tenant_id == tenant_id,
+                NotificationContact.user_id == recipient.id,
+            )
+        )
+        if email:
+            chosen.append(NotificationChannel.EMAIL)
+    return [str(c) for c in chosen]
+
+
+async def tenant_settings(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> NotificationSettings | None:
+    return await session.scalar(
+        select(NotificationSettings).where(NotificationSettings.tenant_id == tenant_id)
+    )
+
+
+# --- inbox ----------------------------------------------------------------------------
+
+
+def _page_size(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE:
+        raise BadUserInput(f"first must be between 1 and {MAX_PAGE}", field="first")
+    return first
+
+
+async def inbox(
+    session: AsyncSession, principal: Principal, *, unread_only: bool = False, first: int = 50
+) -> list[Notification]:
+    """The caller's own in-app notifications, newest first (never anyone else's)."""
+    require(principal, "notification", "inbox")
+    stmt = select(Notification).where(
+        Notification.recipient_id == principal.account_id,
+        Notification.channel == NotificationChannel.INAPP,
+        Notification.status == NotificationStatus.SENT,
+    )
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    stmt = stmt.order_by(Notification.sent_at.desc(), Notification.id.desc())
+    return list(await session.scalars(stmt.limit(_page_size(first))))
+
+
+async def mark_read(session: AsyncSession, principal: Principal, *, id: str) -> Notification:
+    """Mark one of the caller's in-app notifications read (idempotent: the first time stays)."""
+    require(principal, "notification", "inbox")
+    nid = parse_id(id)
+    row = None
+    if nid is not None:
+        row = await session.scalar(
+            select(Notification).where(
+                Notification.id == nid,
+                Notification.recipient_id == principal.account_id,
+                Notification.channel == NotificationChannel.INAPP,
+                Notification.status == NotificationStatus.SENT,
+            )
+        )
+    if row is None:
+        raise NotFound(f"notification {id} not found")
+    if row.read_at is None:
+        row.read_at = now()
+        await session.flush()
+    return row
+
+
+# --- administration (city_admin) --------------------------------------------------------
+
+
+async def dead_letters(
+    session: AsyncSession, principal: Principal, *, first: int = 50
+) -> list[Notification]:
+    """The tenant's notifications that gave up, most recent first, with their reasons."""
+    require(principal, "notification", "manage")
+    stmt = (
+        select(Notification)
+        .where(Notification.status == NotificationStatus.DEAD)
+        .order_by(Notification.updated_at.desc(), Notification.id.desc())
+        .limit(_page_size(first))
+    )
+    return list(await session.scalars(stmt))
+
+
+async def retry(session: AsyncSession, principal: Principal, *, id: str) -> Notification:
+    """Put a DEAD (or FAILED) row back in the queue now; its delivery id stays the same."""
+    require(principal, "notification", "manage")
+    nid = parse_id(id)
+    row = await session.scalar(select(Notification).where(Notification.id == nid)) if nid else None
+    if row is None:
+        raise NotFound(f"notification {id} not found")
+    if row.status not in (NotificationStatus.DEAD, NotificationStatus.FAILED):
+        raise InvalidTransition(f"a {row.status} notification cannot be retried")
+    t = now()
+    row.status = NotificationStatus.PENDING
+    row.attempts = 0
+    row.next_attempt_at = t
+    row.claimed_by = None
+    row.updated_at = t
+    await session.flush()
+    return row
+
+
+async def set_webhook(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    url: str,
+    secret: str,
+    settings: Settings | None = None,
+) -> NotificationSettings:
+    """Set the tenant's webhook (URL checked now; HTTPS only in production)."""
+    require(principal, "notification", "manage")
+    settings = settings or get_settings()
+    url = (url or "").strip()
+    problem = check_webhook_url(url, env=settings.env)
+    if problem:
+        raise BadUserInput(problem, field="url")
+    if not 16 <= len(secret or "") <= 256:
+        raise BadUserInput("secret must be 16-256 characters", field="secret")
+    tenant_id = _own_tenant(principal)
+    row = await tenant_settings(session, tenant_id)
+    if row is None:
+        row = NotificationSettings(tenant_id=tenant_id)
+        session.add(row)
+    row.webhook_url = url
+    row.webhook_secret = secret
+    row.updated_by = principal.username
+    row.updated_at = now()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # two admins at once: the other one won
+        raise Conflict("notification settings changed concurrently", field="url") from exc
+    return row
+
+
+async def get_settings_row(
+    session: AsyncSession, principal: Principal
+) -> NotificationSettings | None:
+    require(principal, "notification", "manage")
+    return await tenant_settings(session, _own_tenant(principal))
+
+
+async def set_email(
+    session: AsyncSession, principal: Principal, *, email: str | None, username: str | None = None
+) -> tuple[User, str | None]:
+    """Set (or with ``None`` remove) the e-mail address a user is notified at.
+
+    One's own address needs only the inbox right; someone else's is the city
+    administrator's business.
+    """
+    require(principal, "notification", "inbox")
+    tenant_id = _own_tenant(principal)
+    if username is None or username == principal.username:
+        user = await session.scalar(select(User).where(User.id == principal.account_id))
+    else:
+        require(principal, "notification", "manage")
+        user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise BadUserInput(f"unknown user {username} in this tenant", field="username")
+    email = (email or "").strip() or None
+    if email is not None and (len(email) > 254 or not EMAIL_RE.match(email)):
+        raise BadUserInput("email is not a valid e-mail address", field="email")
+    contact = await session.scalar(
+        select(NotificationContact).where(NotificationContact.user_id == user.id)
+    )
+    if email is None:
+        if contact is not None:
+            await session.delete(contact)
+    elif contact is None:
+        session.add(NotificationContact(tenant_id=tenant_id, user_id=user.id, email=email))
+    else:
+        contact.email = email
+        contact.updated_at = now()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("e-mail address changed concurrently", field="email") from exc
+    return user, email
+
+
+def _own_tenant(principal: Principal) -> uuid.UUID:
+    if principal.tenant_id is None:  # require() already refused staff; belt and braces
+        raise NotFound("no tenant")
+    return principal.tenant_id

@@ -1,0 +1,113 @@
+"""iCalendar (RFC 5545) export of the reception-day feed, and its HTTP endpoint.
+
+``GET /rosters/{unit path}.ics?from=YYYY-MM-DD&to=YYYY-MM-DD`` with the usual
+``Authorization: Bearer`` header answers ``text/calendar``: the announced
+reception days at that unit and below (default window: today and the next 90
+days). The same text is the GraphQL field ``receptionCalendar``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar, Event
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from backend.authz.tokens import bearer_token, verify_token
+from backend.core.clock import now
+from backend.core.db import Database
+from backend.core.errors import AppError, BadUserInput, ErrorCode
+from backend.rosters import service
+from backend.rosters.models import DutyShift
+from backend.tenants.models import User
+
+PRODID = "-//xinfang//duty rosters//ZH"
+DEFAULT_DAYS = 90
+
+
+def render_calendar(
+    shifts: Sequence[DutyShift], leaders: dict, *, name: str, tz: ZoneInfo | None = None
+) -> str:
+    """One VEVENT per shift; the UID is stable, so subscribed clients update in place."""
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", name)
+    if tz is not None:
+        cal.add("x-wr-timezone", str(tz))
+    for shift in shifts:
+        leader: User | None = leaders.get(shift.leader_id)
+        who = leader.display_name if leader else ""
+        event = Event()
+        event.add("uid", f"{shift.id}@xinfang")
+        event.add("dtstamp", shift.updated_at or now())
+        event.add("dtstart", shift.starts_at)
+        event.add("dtend", shift.ends_at)
+        event.add("summary", f"{shift.title}：{who}".rstrip("："))
+        event.add("description", f"{shift.unit_path} · {shift.kind} · {who}")
+        if shift.location:
+            event.add("location", shift.location)
+        event.add("categories", [shift.kind])
+        cal.add_component(event)
+    return cal.to_ical().decode("utf-8")
+
+
+async def reception_calendar(
+    session, principal, *, unit_path: str, from_: date | None = None, to: date | None = None
+) -> str:
+    tz = await service._tz(session, principal.tenant_id)
+    start = from_ or now().astimezone(tz).date()
+    end = to or start + timedelta(days=DEFAULT_DAYS)
+    shifts = await service.reception_announcements(
+        session, principal, from_=start, to=end, unit_path=unit_path
+    )
+    leaders = await service.users_by_ids(session, list({s.leader_id for s in shifts}))
+    return render_calendar(shifts, leaders, name=f"接访日程 {unit_path}", tz=tz)
+
+
+def _error(code: ErrorCode, message: str, status: int, field: str | None = None) -> JSONResponse:
+    ext = {"code": str(code)} | ({"field": field} if field else {})
+    return JSONResponse({"errors": [{"message": message, "extensions": ext}]}, status_code=status)
+
+
+def _date_param(request: Request, name: str) -> date | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise BadUserInput(f"{name} must be YYYY-MM-DD", field=name) from exc
+
+
+def ics_endpoint(db: Database):
+    """The Starlette endpoint of ``/rosters/{unit:path}.ics`` (bearer token required)."""
+    from backend.tenants.principals import load_principal
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            token = bearer_token(request.headers.get("authorization"))
+            if not token:
+                return _error(ErrorCode.UNAUTHENTICATED, "a bearer token is required", 401)
+            principal = await load_principal(db, verify_token(token))
+        except AppError as exc:
+            return _error(ErrorCode.UNAUTHENTICATED, exc.message, 401)
+        unit_path = "/" + request.path_params["unit"].strip("/")
+        try:
+            async with db.transaction(principal.scope()) as session:
+                text = await reception_calendar(
+                    session,
+                    principal,
+                    unit_path=unit_path,
+                    from_=_date_param(request, "from"),
+                    to=_date_param(request, "to"),
+                )
+        except AppError as exc:
+            status = {ErrorCode.FORBIDDEN: 403, ErrorCode.NOT_FOUND: 404}.get(exc.code, 400)
+            return _error(exc.code, exc.message, status, exc.field)
+        return Response(text, media_type="text/calendar; charset=utf-8")
+
+    return endpoint

@@ -1,0 +1,230 @@
+"""Duty rosters (领导接访、下访、窗口值班): rules, generated shifts, leave, swaps, receptions,
+and cadre ↔ village pairings.
+
+Every table is tenant data (``tenant_id`` leads every key, composite foreign
+keys carry it). Unit paths are copied onto the rows that are listed by scope,
+so "shifts in this subtree" is one indexed prefix filter, like cases.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.core.clock import now
+from backend.core.db import Base, TenantScoped, UtcDateTime
+
+
+class ShiftKind(StrEnum):
+    GRASSROOTS_DAY = "GRASSROOTS_DAY"  # 三五: city 25th, county 15th, township 5th
+    RECEPTION_HALL = "RECEPTION_HALL"  # 领导接访: daily rotating duty leader at the hall
+    WINDOW_DUTY = "WINDOW_DUTY"  # 乡镇班子成员窗口值班, every working day
+    VILLAGE_OFFICE = "VILLAGE_OFFICE"  # 村周五坐班
+    MAIN_LEADER = "MAIN_LEADER"  # 主要领导每月接访
+    DOWN_VISIT = "DOWN_VISIT"  # 每月15日下访
+    PUBLIC_RECEPTION = "PUBLIC_RECEPTION"  # 季度公开接访, announced >= 3 days ahead
+
+
+# Kinds where the leader sits somewhere a petitioner can walk in: a visit registered at
+# that unit during the shift gets the duty leader as first receiver (首问负责).
+RECEPTION_KINDS = frozenset(
+    {
+        ShiftKind.RECEPTION_HALL,
+        ShiftKind.WINDOW_DUTY,
+        ShiftKind.VILLAGE_OFFICE,
+        ShiftKind.MAIN_LEADER,
+        ShiftKind.PUBLIC_RECEPTION,
+    }
+)
+
+
+class ShiftStatus(StrEnum):
+    PLANNED = "PLANNED"  # generated; regeneration may move it
+    CONFIRMED = "CONFIRMED"  # fixed: regeneration leaves it alone
+    SWAPPED = "SWAPPED"  # leader changed by an approved swap: fixed
+    CHECKED_IN = "CHECKED_IN"
+    COMPLETED = "COMPLETED"  # checked out
+
+
+OPEN_STATUSES = (
+    ShiftStatus.PLANNED,
+    ShiftStatus.CONFIRMED,
+    ShiftStatus.SWAPPED,
+    ShiftStatus.CHECKED_IN,
+)
+
+
+class SwapStatus(StrEnum):
+    REQUESTED = "REQUESTED"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+def _fk(column: str, table: str, name: str) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"], name=name
+    )
+
+
+def _path_index(name: str, table_column: str) -> Index:
+    return Index(name, "tenant_id", table_column, postgresql_ops={table_column: "text_pattern_ops"})
+
+
+class RosterRule(TenantScoped, Base):
+    """How one unit staffs one kind of duty; ``planReceptionDays`` turns it into shifts."""
+
+    __tablename__ = "roster_rules"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "unit_id", "kind", name="uq_roster_rules_unit_kind"),
+        _fk("unit_id", "org_units", "fk_roster_rules_unit"),
+        _path_index("ix_roster_rules_unit_path", "unit_path"),
+    )
+
+    unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    unit_path: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(32))
+    day_of_month: Mapped[int | None] = mapped_column(Integer)
+    start_time: Mapped[str] = mapped_column(String(5), default="09:00")
+    end_time: Mapped[str] = mapped_column(String(5), default="17:00")
+    location: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class RosterRuleLeader(TenantScoped, Base):
+    """The rotation of a rule, in order (none listed: the leaders held at the unit)."""
+
+    __tablename__ = "roster_rule_leaders"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "rule_id", "user_id", name="uq_roster_rule_leaders"),
+        _fk("rule_id", "roster_rules", "fk_rule_leaders_rule"),
+        _fk("user_id", "users", "fk_rule_leaders_user"),
+    )
+
+    rule_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class DutyShift(TenantScoped, Base):
+    """One leader on duty at one unit for one time window."""
+
+    __tablename__ = "duty_shifts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "rule_id", "day", "slot", name="uq_duty_shifts_slot"),
+        _fk("rule_id", "roster_rules", "fk_duty_shifts_rule"),
+        _fk("unit_id", "org_units", "fk_duty_shifts_unit"),
+        _fk("leader_id", "users", "fk_duty_shifts_leader"),
+        _path_index("ix_duty_shifts_unit_path", "unit_path"),
+        Index("ix_duty_shifts_leader_start", "tenant_id", "leader_id", "starts_at"),
+        Index("ix_duty_shifts_day", "tenant_id", "day"),
+        Index("ix_duty_shifts_rule_period", "tenant_id", "rule_id", "period"),
+    )
+
+    rule_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    period: Mapped[str] = mapped_column(String(7))  # the planned month, YYYY-MM
+    day: Mapped[date] = mapped_column(Date)
+    slot: Mapped[int] = mapped_column(Integer, default=0)
+    unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    unit_path: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(32))
+    leader_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=ShiftStatus.PLANNED)
+    title: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str | None] = mapped_column(String(200))
+    announced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    checked_in_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    check_in_location: Mapped[str | None] = mapped_column(String(200))
+    checked_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    check_out_location: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class LeaderLeave(TenantScoped, Base):
+    """Recorded leave: the leader is skipped by rotation and cannot take a swapped shift."""
+
+    __tablename__ = "leader_leaves"
+    __table_args__ = (
+        _fk("user_id", "users", "fk_leader_leaves_user"),
+        Index("ix_leader_leaves_user", "tenant_id", "user_id", "first_day"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class ShiftSwap(TenantScoped, Base):
+    """A request to hand a shift to another leader, or to exchange two shifts."""
+
+    __tablename__ = "shift_swaps"
+    __table_args__ = (
+        _fk("shift_id", "duty_shifts", "fk_shift_swaps_shift"),
+        _fk("other_shift_id", "duty_shifts", "fk_shift_swaps_other"),
+        _fk("from_user_id", "users", "fk_shift_swaps_from"),
+        _fk("to_user_id", "users", "fk_shift_swaps_to"),
+        Index("ix_shift_swaps_shift", "tenant_id", "shift_id", "status"),
+    )
+
+    shift_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    other_shift_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    unit_path: Mapped[str] = mapped_column(String(512))
+    from_user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    to_user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    status: Mapped[str] = mapped_column(String(16), default=SwapStatus.REQUESTED)
+    reason: Mapped[str | None] = mapped_column(Text)
+    requested_by_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    decided_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class ShiftReception(TenantScoped, Base):
+    """A visit case received during a shift (its duty leader is the case's first receiver)."""
+
+    __tablename__ = "shift_receptions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "case_id", name="uq_shift_receptions_case"),
+        _fk("shift_id", "duty_shifts", "fk_shift_receptions_shift"),
+        _fk("case_id", "cases", "fk_shift_receptions_case"),
+        Index("ix_shift_receptions_shift", "tenant_id", "shift_id"),
+    )
+
+    shift_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class VillagePairing(TenantScoped, Base):
+    """一对一联系: one responsible cadre per village (a cadre may hold several villages)."""
+
+    __tablename__ = "village_pairings"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "village_id", name="uq_village_pairings_village"),
+        _fk("village_id", "org_units", "fk_village_pairings_village"),
+        _fk("cadre_id", "users", "fk_village_pairings_cadre"),
+        _path_index("ix_village_pairings_path", "village_path"),
+    )
+
+    village_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    village_path: Mapped[str] = mapped_column(String(512))
+    cadre_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    assigned_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

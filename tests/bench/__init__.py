@@ -1,0 +1,1 @@
+"""Benchmarks (PostgreSQL); not collected by pytest."""
