@@ -16,7 +16,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -27,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.clock import now
-from backend.core.db import Base, TenantScoped, UtcDateTime
+from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
 
 
 class Channel(StrEnum):
@@ -88,16 +87,6 @@ class DeadlineStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
-def _unit_fk(column: str, name: str) -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(
-        ["tenant_id", column], ["org_units.tenant_id", "org_units.id"], name=name
-    )
-
-
-def _user_fk(column: str, name: str) -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(["tenant_id", column], ["users.tenant_id", "users.id"], name=name)
-
-
 class Category(TenantScoped, Base):
     """A tenant's case category (e.g. land, wages, housing)."""
 
@@ -124,10 +113,10 @@ class Case(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "number", name="uq_cases_number"),
         UniqueConstraint("tenant_id", "client_key", name="uq_cases_client_key"),
-        _unit_fk("location_unit_id", "fk_cases_location_unit"),
-        _unit_fk("holder_unit_id", "fk_cases_holder_unit"),
-        _user_fk("leader_id", "fk_cases_leader"),
-        _user_fk("registered_by_id", "fk_cases_registered_by"),
+        tenant_fk("location_unit_id", "org_units", "fk_cases_location_unit"),
+        tenant_fk("holder_unit_id", "org_units", "fk_cases_holder_unit"),
+        tenant_fk("leader_id", "users", "fk_cases_leader"),
+        tenant_fk("registered_by_id", "users", "fk_cases_registered_by"),
         Index("ix_cases_tenant_received", "tenant_id", "received_at", "id"),
         Index(
             "ix_cases_tenant_holder_path",
@@ -202,9 +191,7 @@ class CaseDeadline(TenantScoped, Base):
 
     __tablename__ = "case_deadlines"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "case_id"], ["cases.tenant_id", "cases.id"], name="fk_deadlines_case"
-        ),
+        tenant_fk("case_id", "cases", "fk_deadlines_case"),
         Index("ix_case_deadlines_case", "tenant_id", "case_id"),
         Index(
             "ix_case_deadlines_open_due",
@@ -235,9 +222,7 @@ class CaseEvent(TenantScoped, Base):
     __tablename__ = "case_events"
     __table_args__ = (
         UniqueConstraint("tenant_id", "case_id", "seq", name="uq_case_events_seq"),
-        ForeignKeyConstraint(
-            ["tenant_id", "case_id"], ["cases.tenant_id", "cases.id"], name="fk_events_case"
-        ),
+        tenant_fk("case_id", "cases", "fk_events_case"),
     )
 
     case_id: Mapped[uuid.UUID] = mapped_column(Uuid)

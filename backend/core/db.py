@@ -23,7 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, TypeDecorator, Uuid, event, text
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    TypeDecorator,
+    Uuid,
+    event,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -88,6 +96,17 @@ class TenantScoped(TimestampedId):
     @declared_attr
     def tenant_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(Uuid, ForeignKey("tenants.id"), primary_key=True, sort_order=-10)
+
+
+def tenant_fk(column: str, table: str, name: str) -> ForeignKeyConstraint:
+    """A foreign key on ``(tenant_id, column)`` to ``table(tenant_id, id)``.
+
+    Carrying ``tenant_id`` means a row can only ever point inside its own tenant, and
+    the key stays valid when tables are distributed by tenant (Citus).
+    """
+    return ForeignKeyConstraint(
+        ["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"], name=name
+    )
 
 
 @dataclass(frozen=True)

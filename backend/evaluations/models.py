@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -26,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.core.db import Base, TenantScoped, UtcDateTime
+from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
 
 
 class EvaluatorCategory(StrEnum):
@@ -69,12 +68,6 @@ class PanelStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
-def _fk(columns: list[str], table: str, name: str) -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(
-        ["tenant_id", *columns], [f"{table}.tenant_id", f"{table}.id"], name=name
-    )
-
-
 class EvaluationPolicyRow(TenantScoped, Base):
     """A tenant's panel policy (size, category mix, follow-up days); defaults when absent."""
 
@@ -91,7 +84,7 @@ class Evaluator(TenantScoped, Base):
     __tablename__ = "evaluators"
     __table_args__ = (
         UniqueConstraint("tenant_id", "user_id", name="uq_evaluators_user"),
-        _fk(["user_id"], "users", "fk_evaluators_user"),
+        tenant_fk("user_id", "users", "fk_evaluators_user"),
         Index("ix_evaluators_status", "tenant_id", "status", "id"),
     )
 
@@ -115,8 +108,8 @@ class EvaluationPanel(TenantScoped, Base):
 
     __tablename__ = "evaluation_panels"
     __table_args__ = (
-        _fk(["case_id"], "cases", "fk_evaluation_panels_case"),
-        _fk(["drawn_by_id"], "users", "fk_evaluation_panels_drawn_by"),
+        tenant_fk("case_id", "cases", "fk_evaluation_panels_case"),
+        tenant_fk("drawn_by_id", "users", "fk_evaluation_panels_drawn_by"),
         Index("ix_evaluation_panels_case", "tenant_id", "case_id"),
         Index("ix_evaluation_panels_petitioner", "tenant_id", "petitioner_key"),
         Index("ix_evaluation_panels_concluded", "tenant_id", "concluded_at"),
@@ -149,10 +142,10 @@ class PanelMember(TenantScoped, Base):
     __tablename__ = "evaluation_panel_members"
     __table_args__ = (
         UniqueConstraint("tenant_id", "panel_id", "evaluator_id", name="uq_panel_members_seat"),
-        _fk(["panel_id"], "evaluation_panels", "fk_panel_members_panel"),
-        _fk(["evaluator_id"], "evaluators", "fk_panel_members_evaluator"),
-        _fk(["user_id"], "users", "fk_panel_members_user"),
-        _fk(["case_id"], "cases", "fk_panel_members_case"),
+        tenant_fk("panel_id", "evaluation_panels", "fk_panel_members_panel"),
+        tenant_fk("evaluator_id", "evaluators", "fk_panel_members_evaluator"),
+        tenant_fk("user_id", "users", "fk_panel_members_user"),
+        tenant_fk("case_id", "cases", "fk_panel_members_case"),
         Index("ix_panel_members_user_case", "tenant_id", "user_id", "case_id"),
         Index("ix_panel_members_evaluator", "tenant_id", "evaluator_id"),
     )
@@ -171,9 +164,9 @@ class Evaluation(TenantScoped, Base):
     __tablename__ = "evaluations"
     __table_args__ = (
         UniqueConstraint("tenant_id", "panel_id", "member_id", name="uq_evaluations_member"),
-        _fk(["panel_id"], "evaluation_panels", "fk_evaluations_panel"),
-        _fk(["member_id"], "evaluation_panel_members", "fk_evaluations_member"),
-        _fk(["user_id"], "users", "fk_evaluations_user"),
+        tenant_fk("panel_id", "evaluation_panels", "fk_evaluations_panel"),
+        tenant_fk("member_id", "evaluation_panel_members", "fk_evaluations_member"),
+        tenant_fk("user_id", "users", "fk_evaluations_user"),
     )
 
     panel_id: Mapped[uuid.UUID] = mapped_column(Uuid)

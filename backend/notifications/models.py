@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -26,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.clock import now
-from backend.core.db import Base, TenantScoped, UtcDateTime
+from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
 from backend.core.ids import new_id
 
 
@@ -62,14 +61,8 @@ class Notification(TenantScoped, Base):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("tenant_id", "dedupe_key", "channel", name="uq_notifications_dedupe"),
-        ForeignKeyConstraint(
-            ["tenant_id", "recipient_id"],
-            ["users.tenant_id", "users.id"],
-            name="fk_notifications_recipient",
-        ),
-        ForeignKeyConstraint(
-            ["tenant_id", "case_id"], ["cases.tenant_id", "cases.id"], name="fk_notifications_case"
-        ),
+        tenant_fk("recipient_id", "users", "fk_notifications_recipient"),
+        tenant_fk("case_id", "cases", "fk_notifications_case"),
         Index("ix_notifications_due", "tenant_id", "status", "next_attempt_at"),
         Index("ix_notifications_inbox", "tenant_id", "recipient_id", "channel", "sent_at"),
     )
@@ -116,9 +109,7 @@ class NotificationContact(TenantScoped, Base):
     __tablename__ = "notification_contacts"
     __table_args__ = (
         UniqueConstraint("tenant_id", "user_id", name="uq_notification_contacts_user"),
-        ForeignKeyConstraint(
-            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], name="fk_contacts_user"
-        ),
+        tenant_fk("user_id", "users", "fk_contacts_user"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid)

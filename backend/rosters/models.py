@@ -15,7 +15,6 @@ from enum import StrEnum
 from sqlalchemy import (
     Boolean,
     Date,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -26,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.clock import now
-from backend.core.db import Base, TenantScoped, UtcDateTime
+from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
 
 
 class ShiftKind(StrEnum):
@@ -74,12 +73,6 @@ class SwapStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
-def _fk(column: str, table: str, name: str) -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(
-        ["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"], name=name
-    )
-
-
 def _path_index(name: str, table_column: str) -> Index:
     return Index(name, "tenant_id", table_column, postgresql_ops={table_column: "text_pattern_ops"})
 
@@ -90,7 +83,7 @@ class RosterRule(TenantScoped, Base):
     __tablename__ = "roster_rules"
     __table_args__ = (
         UniqueConstraint("tenant_id", "unit_id", "kind", name="uq_roster_rules_unit_kind"),
-        _fk("unit_id", "org_units", "fk_roster_rules_unit"),
+        tenant_fk("unit_id", "org_units", "fk_roster_rules_unit"),
         _path_index("ix_roster_rules_unit_path", "unit_path"),
     )
 
@@ -111,8 +104,8 @@ class RosterRuleLeader(TenantScoped, Base):
     __tablename__ = "roster_rule_leaders"
     __table_args__ = (
         UniqueConstraint("tenant_id", "rule_id", "user_id", name="uq_roster_rule_leaders"),
-        _fk("rule_id", "roster_rules", "fk_rule_leaders_rule"),
-        _fk("user_id", "users", "fk_rule_leaders_user"),
+        tenant_fk("rule_id", "roster_rules", "fk_rule_leaders_rule"),
+        tenant_fk("user_id", "users", "fk_rule_leaders_user"),
     )
 
     rule_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -126,9 +119,9 @@ class DutyShift(TenantScoped, Base):
     __tablename__ = "duty_shifts"
     __table_args__ = (
         UniqueConstraint("tenant_id", "rule_id", "day", "slot", name="uq_duty_shifts_slot"),
-        _fk("rule_id", "roster_rules", "fk_duty_shifts_rule"),
-        _fk("unit_id", "org_units", "fk_duty_shifts_unit"),
-        _fk("leader_id", "users", "fk_duty_shifts_leader"),
+        tenant_fk("rule_id", "roster_rules", "fk_duty_shifts_rule"),
+        tenant_fk("unit_id", "org_units", "fk_duty_shifts_unit"),
+        tenant_fk("leader_id", "users", "fk_duty_shifts_leader"),
         _path_index("ix_duty_shifts_unit_path", "unit_path"),
         Index("ix_duty_shifts_leader_start", "tenant_id", "leader_id", "starts_at"),
         Index("ix_duty_shifts_day", "tenant_id", "day"),
@@ -161,7 +154,7 @@ class LeaderLeave(TenantScoped, Base):
 
     __tablename__ = "leader_leaves"
     __table_args__ = (
-        _fk("user_id", "users", "fk_leader_leaves_user"),
+        tenant_fk("user_id", "users", "fk_leader_leaves_user"),
         Index("ix_leader_leaves_user", "tenant_id", "user_id", "first_day"),
     )
 
@@ -177,10 +170,10 @@ class ShiftSwap(TenantScoped, Base):
 
     __tablename__ = "shift_swaps"
     __table_args__ = (
-        _fk("shift_id", "duty_shifts", "fk_shift_swaps_shift"),
-        _fk("other_shift_id", "duty_shifts", "fk_shift_swaps_other"),
-        _fk("from_user_id", "users", "fk_shift_swaps_from"),
-        _fk("to_user_id", "users", "fk_shift_swaps_to"),
+        tenant_fk("shift_id", "duty_shifts", "fk_shift_swaps_shift"),
+        tenant_fk("other_shift_id", "duty_shifts", "fk_shift_swaps_other"),
+        tenant_fk("from_user_id", "users", "fk_shift_swaps_from"),
+        tenant_fk("to_user_id", "users", "fk_shift_swaps_to"),
         Index("ix_shift_swaps_shift", "tenant_id", "shift_id", "status"),
     )
 
@@ -203,8 +196,8 @@ class ShiftReception(TenantScoped, Base):
     __tablename__ = "shift_receptions"
     __table_args__ = (
         UniqueConstraint("tenant_id", "case_id", name="uq_shift_receptions_case"),
-        _fk("shift_id", "duty_shifts", "fk_shift_receptions_shift"),
-        _fk("case_id", "cases", "fk_shift_receptions_case"),
+        tenant_fk("shift_id", "duty_shifts", "fk_shift_receptions_shift"),
+        tenant_fk("case_id", "cases", "fk_shift_receptions_case"),
         Index("ix_shift_receptions_shift", "tenant_id", "shift_id"),
     )
 
@@ -218,8 +211,8 @@ class VillagePairing(TenantScoped, Base):
     __tablename__ = "village_pairings"
     __table_args__ = (
         UniqueConstraint("tenant_id", "village_id", name="uq_village_pairings_village"),
-        _fk("village_id", "org_units", "fk_village_pairings_village"),
-        _fk("cadre_id", "users", "fk_village_pairings_cadre"),
+        tenant_fk("village_id", "org_units", "fk_village_pairings_village"),
+        tenant_fk("cadre_id", "users", "fk_village_pairings_cadre"),
         _path_index("ix_village_pairings_path", "village_path"),
     )
 

@@ -14,7 +14,6 @@ from enum import StrEnum
 
 from sqlalchemy import (
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     String,
     UniqueConstraint,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.core.db import Base, TenantScoped, TimestampedId, UtcDateTime
+from backend.core.db import Base, TenantScoped, TimestampedId, UtcDateTime, tenant_fk
 
 
 class OrgUnitLevel(StrEnum):
@@ -99,11 +98,7 @@ class OrgUnit(TenantScoped, Base):
     __tablename__ = "org_units"
     __table_args__ = (
         UniqueConstraint("tenant_id", "path", name="uq_org_units_tenant_path"),
-        ForeignKeyConstraint(
-            ["tenant_id", "parent_id"],
-            ["org_units.tenant_id", "org_units.id"],
-            name="fk_org_units_parent",
-        ),
+        tenant_fk("parent_id", "org_units", "fk_org_units_parent"),
         Index(
             "ix_org_units_tenant_path_prefix",
             "tenant_id",
@@ -139,14 +134,8 @@ class RoleAssignment(TenantScoped, Base):
         UniqueConstraint(
             "tenant_id", "user_id", "role", "org_unit_id", name="uq_role_assignments_grant"
         ),
-        ForeignKeyConstraint(
-            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], name="fk_role_user"
-        ),
-        ForeignKeyConstraint(
-            ["tenant_id", "org_unit_id"],
-            ["org_units.tenant_id", "org_units.id"],
-            name="fk_role_org_unit",
-        ),
+        tenant_fk("user_id", "users", "fk_role_user"),
+        tenant_fk("org_unit_id", "org_units", "fk_role_org_unit"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
