@@ -21,6 +21,7 @@ from backend.jobs.inprocess import InProcessScheduler
 from backend.rosters.ical import ics_endpoint
 from backend.schema import build_schema
 from backend.schema.reports import report_routes
+from backend.schema.stats import stats_routes
 from backend.schema.view import GraphQLApp
 
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             Route("/metrics", metrics),
             Route("/rosters/{unit:path}.ics", ics_endpoint(db)),  # reception days (docs/rosters.md)
             *report_routes(db),
+            *stats_routes(db),  # statistics and case-list exports (docs/indicators.md)
         ],
         middleware=middleware,
         lifespan=lifespan,

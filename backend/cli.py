@@ -165,6 +165,8 @@ jobs_app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(holidays_app, name="holidays")
 app.add_typer(jobs_app, name="jobs")
+report_app = typer.Typer(help="Statistics and case-list exports (docs/indicators.md).")
+app.add_typer(report_app, name="report")
 
 
 def _run_with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
@@ -376,3 +378,60 @@ def evaluations_import(
 
 if __name__ == "__main__":
     app()
+
+
+@report_app.command("export")
+def report_export(
+    kind: str = typer.Argument(..., help="statistics | cases"),
+    user: str = typer.Option(..., "--as", help="Export with this account's rights"),
+    fmt: str = typer.Option("csv", "--format", help="csv | xlsx"),
+    out: Path = typer.Option(None, "--out", help="File to write (default: stdout)"),
+    first: str = typer.Option(None, "--from", help="YYYY-MM-DD (local, inclusive)"),
+    last: str = typer.Option(None, "--to", help="YYYY-MM-DD (local, inclusive)"),
+    tenant: str = typer.Option(None, "--tenant"),
+    unit: str = typer.Option(None, "--unit", help="Unit path (subtree)"),
+    province: str = typer.Option(None, "--province", help="Supervisors: every city side by side"),
+) -> None:
+    """Write an indicator table or a filtered case list (PII masked) as CSV or XLSX."""
+    import sys
+    from datetime import date
+
+    from backend.core.errors import AppError
+    from backend.stats.exports import Format, export_to
+
+    if kind not in ("statistics", "cases") or fmt not in ("csv", "xlsx"):
+        typer.echo("kind must be statistics|cases and --format csv|xlsx", err=True)
+        raise typer.Exit(2)
+    try:
+        d1 = date.fromisoformat(first) if first else None
+        d2 = date.fromisoformat(last) if last else None
+    except ValueError as exc:
+        typer.echo("--from/--to must be YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from exc
+
+    async def main(db: Database) -> int:
+        target = out.open("wb") if out else sys.stdout.buffer
+        try:
+            return await export_to(
+                db,
+                user,
+                kind,
+                Format(fmt),
+                target,
+                first=d1,
+                last=d2,
+                tenant=tenant,
+                unit_path=unit,
+                province=province,
+            )
+        finally:
+            if out:
+                target.close()
+
+    try:
+        written = _run_with_db(main)
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    if out:
+        typer.echo(f"{written} bytes written to {out}", err=True)

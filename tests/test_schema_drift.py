@@ -149,13 +149,18 @@ def test_platform_admin_never_touches_case_content(realm):
     assert not any(p[0] == "platform_admin" and p[2] == "case" for p in policy_lines())
 
 
-def test_provincial_supervisor_has_no_write_action_at_all():
+# Issue 8: the supervision order (省级督办, backend/stats/province.py) is the one write.
+SUPERVISOR_WRITES = [("case", "supervise_city")]
+
+
+def test_provincial_supervisor_has_no_write_action_but_the_supervision_order():
     lines = [p for p in policy_lines() if p[0] == "provincial_supervisor"]
     assert lines, "the policy names no supervisor rights"
-    assert {p[3] for p in lines} == {"read"}, lines
+    assert {p[3] for p in lines} == {"read", "supervise_city"}, lines
     writes = [(o, a) for o, a in permissions() if a != "read"]
     for realm in REALMS:
-        assert [w for w in writes if role_may("provincial_supervisor", realm, *w)] == []
+        allowed = [w for w in writes if role_may("provincial_supervisor", realm, *w)]
+        assert allowed == (SUPERVISOR_WRITES if realm == "province" else [])
     inherited = [g for g in enforcer().get_grouping_policy() if g[0] == "provincial_supervisor"]
     assert inherited == []
 

@@ -25,6 +25,7 @@ from backend.schema.metrics import OperationMetrics
 from backend.schema.notifications import NotificationMutations, NotificationQueries
 from backend.schema.reports import ReportQueries
 from backend.schema.rosters import RosterMutations, RosterQueries
+from backend.schema.stats import StatsMutations, StatsQueries
 from backend.schema.tenants import TenantMutations, TenantQueries
 
 Query = merge_types(
@@ -37,6 +38,7 @@ Query = merge_types(
         ReportQueries,
         RosterQueries,
         EvaluationQueries,
+        StatsQueries,
     ),
 )
 Mutation = merge_types(
@@ -48,6 +50,7 @@ Mutation = merge_types(
         NotificationMutations,
         RosterMutations,
         EvaluationMutations,
+        StatsMutations,
     ),
 )
 

@@ -1,0 +1,485 @@
+"""Statistics: ``caseStatistics``, ``unitRanking``, ``provinceOverview``, ``superviseCity``,
+and the HTTP exports ``/exports/statistics.{csv,xlsx}`` and ``/exports/cases.{csv,xlsx}``.
+
+Definitions: docs/indicators.md. Exports take the same ``Authorization:
+Bearer`` token as ``/graphql`` (401 without one, 403 when the caller's roles
+read no statistics / cases or ask for another city, 400 on bad parameters).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from strawberry.types import Info
+
+from backend.authz.tokens import bearer_token, verify_token
+from backend.cases.models import CaseStatus, CaseType
+from backend.cases.queries import CaseFilter
+from backend.core.db import Database
+from backend.core.errors import AppError, BadUserInput, Forbidden, NotFound
+from backend.schema.context import RequestContext
+from backend.schema.tenants import OrgUnitType
+from backend.schema.view import unauthenticated_response
+from backend.stats import exports, indicators, ranking
+from backend.stats import province as provincial
+from backend.stats.indicators import Granularity as Gran
+from backend.stats.indicators import Indicators
+from backend.tenants.principals import load_principal
+
+Ctx = Info[RequestContext, None]
+StatsGranularity = strawberry.enum(Gran, name="StatsGranularity")
+
+
+@strawberry.type
+class Count:
+    key: str
+    count: int
+
+
+def _counts(data: dict[str, int]) -> list[Count]:
+    return [Count(key=k, count=n) for k, n in sorted(data.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+@strawberry.type(description="Indicator values; rates are 0–1, null on a zero denominator.")
+class IndicatorSet:
+    _i: strawberry.Private[Indicators]
+
+    @strawberry.field(description="Cases received in the range.")
+    def received(self) -> int:
+        return self._i.received
+
+    @strawberry.field(description="ACCEPTANCE steps due in the range finished on time / due.")
+    def on_time_acceptance_rate(self) -> float | None:
+        return self._i.on_time_acceptance_rate
+
+    @strawberry.field(description="HANDLING steps due in the range replied on time / due.")
+    def on_time_closure_rate(self) -> float | None:
+        return self._i.on_time_closure_rate
+
+    @strawberry.field(description="Cases replied in the range that were rated / replied.")
+    def participation_rate(self) -> float | None:
+        return self._i.participation_rate
+
+    @strawberry.field(description="(Satisfied + basically satisfied) / rated in the range.")
+    def satisfaction_rate(self) -> float | None:
+        return self._i.satisfaction_rate
+
+    @strawberry.field(description="Repeat cases / cases received in the range.")
+    def repeat_rate(self) -> float | None:
+        return self._i.repeat_rate
+
+    @strawberry.field(description="越级访 received in the range.")
+    def skip_level_count(self) -> int:
+        return self._i.skip_level
+
+    @strawberry.field(description="积案: cases with a step past due at the end of the range.")
+    def backlog(self) -> int:
+        return self._i.backlog
+
+    @strawberry.field
+    def acceptance_due(self) -> int:
+        return self._i.acceptance_due
+
+    @strawberry.field
+    def closure_due(self) -> int:
+        return self._i.closure_due
+
+    @strawberry.field
+    def replied(self) -> int:
+        return self._i.replied
+
+    @strawberry.field
+    def rated(self) -> int:
+        return self._i.rated
+
+    @strawberry.field
+    def by_channel(self) -> list[Count]:
+        return _counts(self._i.by_channel)
+
+    @strawberry.field
+    def by_type(self) -> list[Count]:
+        return _counts(self._i.by_type)
+
+    @strawberry.field
+    def by_category(self) -> list[Count]:
+        return _counts(self._i.by_category)
+
+    @strawberry.field
+    def by_rating(self) -> list[Count]:
+        return _counts(self._i.by_rating)
+
+
+@strawberry.type
+class EvaluationFigures:
+    evaluated: int
+    settled: int
+    pending: int
+    by_verdict: list[Count]
+
+
+@strawberry.type
+class StatsBucket(IndicatorSet):
+    from_: date = strawberry.field(name="from")
+    to: date
+
+
+@strawberry.type
+class UnitStatistics(IndicatorSet):
+    unit: OrgUnitType
+
+
+@strawberry.type
+class UnitRank:
+    unit: OrgUnitType
+    rank: int | None
+    score: float | None
+    previous_rank: int | None
+    previous_score: float | None
+    rank_change: int | None = strawberry.field(description="Places gained since last week.")
+    score_change: float | None
+    statistics: IndicatorSet
+
+
+@strawberry.type
+class UnitRanking:
+    week_from: date
+    week_to: date
+    units: list[UnitRank]
+
+
+@strawberry.input
+class RankingWeightsInput:
+    on_time_acceptance: float | None = None
+    on_time_closure: float | None = None
+    participation: float | None = None
+    satisfaction: float | None = None
+    repeat: float | None = None
+
+
+def _weights(w: RankingWeightsInput | None) -> dict[str, float] | None:
+    return None if w is None else {k: v for k, v in vars(w).items() if v is not None}
+
+
+def _ranking(week: indicators.Range, rows: list[ranking.RankRow]) -> UnitRanking:
+    return UnitRanking(
+        week_from=week.first,
+        week_to=week.last,
+        units=[
+            UnitRank(
+                unit=OrgUnitType.of(r.unit),
+                rank=r.rank,
+                score=r.score,
+                previous_rank=r.previous_rank,
+                previous_score=r.previous_score,
+                rank_change=r.rank_change,
+                score_change=r.score_change,
+                statistics=IndicatorSet(_i=r.indicators),
+            )
+            for r in rows
+        ],
+    )
+
+
+@strawberry.type
+class CaseStatistics(IndicatorSet):
+    _s: strawberry.Private[indicators.Statistics]
+
+    @strawberry.field(name="from")
+    def from_(self) -> date:
+        return self._s.range.first
+
+    @strawberry.field
+    def to(self) -> date:
+        return self._s.range.last
+
+    @strawberry.field
+    def unit_path(self) -> str | None:
+        return self._s.unit_path
+
+    @strawberry.field
+    def tenant(self) -> str | None:
+        return self._s.tenant
+
+    @strawberry.field(description="案件办理质量评价: panels concluded in the range.")
+    async def evaluations(self, info: Ctx) -> EvaluationFigures:
+        async with info.context.read() as session:
+            o = await indicators.evaluations(session, self._s.clause, self._s.range)
+        return EvaluationFigures(
+            evaluated=o.evaluated,
+            settled=o.settled,
+            pending=o.pending,
+            by_verdict=[Count(key=v.value, count=n) for v, n in o.verdict_mix.items()],
+        )
+
+    @strawberry.field(description="The same indicators per day, week or month of the range.")
+    async def series(self, info: Ctx, granularity: StatsGranularity) -> list[StatsBucket]:
+        async with info.context.read() as session:
+            rows = await indicators.series(
+                session, self._s.clause, self._s.range, Gran(granularity)
+            )
+        return [StatsBucket(_i=i, from_=r.first, to=r.last) for r, i in rows]
+
+    @strawberry.field(description="Drill-down: the child units of unitPath (default: the city).")
+    async def units(self, info: Ctx) -> list[UnitStatistics]:
+        ctx = info.context
+        async with ctx.read() as session:
+            rows = await ranking.unit_breakdown(
+                session,
+                ctx.principal,
+                self._s.range,
+                tenant=self._s.tenant,
+                unit_path=self._s.unit_path,
+            )
+        return [UnitStatistics(_i=u.indicators, unit=OrgUnitType.of(u.unit)) for u in rows]
+
+    @strawberry.field(
+        description="Weekly ranking of the child units for the week (Mon–Sun) containing `to`."
+    )
+    async def unit_ranking(
+        self, info: Ctx, weights: RankingWeightsInput | None = None
+    ) -> UnitRanking:
+        ctx = info.context
+        async with ctx.read() as session:
+            week, rows = await ranking.weekly_ranking(
+                session,
+                ctx.principal,
+                week=self._s.range.last,
+                tenant=self._s.tenant,
+                unit_path=self._s.unit_path,
+                weights=_weights(weights),
+            )
+        return _ranking(week, rows)
+
+
+@strawberry.type
+class TenantStatistics(IndicatorSet):
+    slug: str
+    name: str
+
+
+@strawberry.type
+class ProvinceOverview:
+    province: str | None
+    from_: date = strawberry.field(name="from")
+    to: date
+    tenants: list[TenantStatistics]
+    total: IndicatorSet
+
+
+@strawberry.input
+class SuperviseCityInput:
+    case_id: strawberry.ID
+    note: str
+    due_date: date | None = None
+
+
+@strawberry.type
+class SupervisionOrderResult:
+    case_id: strawberry.ID
+    tenant: str
+    event_seq: int
+    notified: int
+
+
+@strawberry.type
+class StatsQueries:
+    @strawberry.field(
+        description="Indicators over local dates from..to (inclusive) of the cases the caller "
+        "may read, optionally one tenant (supervisors: a city of their province; officials: "
+        "their own) and one unit subtree. Definitions: docs/indicators.md."
+    )
+    async def case_statistics(
+        self,
+        info: Ctx,
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+        unit_path: str | None = None,
+        tenant: str | None = None,
+    ) -> CaseStatistics:
+        ctx = info.context
+        async with ctx.read() as session:
+            s = await indicators.case_statistics(
+                session, ctx.principal, from_, to, tenant=tenant, unit_path=unit_path
+            )
+        return CaseStatistics(_i=s.indicators, _s=s)
+
+    @strawberry.field(
+        description="Weekly ranking of the child units of unitPath (week containing `week`, "
+        "default the last full week), with the change from the previous week."
+    )
+    async def unit_ranking(
+        self,
+        info: Ctx,
+        week: date | None = None,
+        tenant: str | None = None,
+        unit_path: str | None = None,
+        weights: RankingWeightsInput | None = None,
+    ) -> UnitRanking:
+        ctx = info.context
+        async with ctx.read() as session:
+            w, rows = await ranking.weekly_ranking(
+                session,
+                ctx.principal,
+                week=week,
+                tenant=tenant,
+                unit_path=unit_path,
+                weights=_weights(weights),
+            )
+        return _ranking(w, rows)
+
+    @strawberry.field(
+        description="Provincial supervisors: every city of their province side by side "
+        "(another province: an empty overview)."
+    )
+    async def province_overview(
+        self,
+        info: Ctx,
+        province: str,
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+    ) -> ProvinceOverview:
+        ctx = info.context
+        async with ctx.read() as session:
+            ov = await provincial.province_overview(session, ctx.principal, province, from_, to)
+        return ProvinceOverview(
+            province=ov.province.slug if ov.province else None,
+            from_=ov.range.first,
+            to=ov.range.last,
+            tenants=[
+                TenantStatistics(_i=t.indicators, slug=t.tenant.slug, name=t.tenant.name)
+                for t in ov.tenants
+            ],
+            total=IndicatorSet(_i=ov.total),
+        )
+
+
+@strawberry.type
+class StatsMutations:
+    @strawberry.mutation(
+        description="省级督办: a provincial supervisor's order on a city's case — a case event, "
+        "and a message to the city's petition officers at its root unit."
+    )
+    async def supervise_city(self, info: Ctx, input: SuperviseCityInput) -> SupervisionOrderResult:
+        ctx = info.context
+        order = await provincial.supervise_city(
+            ctx.db, ctx.principal, str(input.case_id), note=input.note, due_date=input.due_date
+        )
+        return SupervisionOrderResult(
+            case_id=strawberry.ID(str(order.case_id)),
+            tenant=order.tenant,
+            event_seq=order.event_seq,
+            notified=order.notified,
+        )
+
+
+# --- HTTP exports --------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    ext: dict[str, Any] = {"code": code}
+    if field:
+        ext["field"] = field
+    return JSONResponse({"errors": [{"message": message, "extensions": ext}]}, status)
+
+
+def _date(request: Request, name: str, required: bool = True) -> date | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        if required:
+            raise BadUserInput(f"{name} is required (YYYY-MM-DD)", field=name)
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise BadUserInput(f"{name} must be YYYY-MM-DD", field=name) from exc
+
+
+def _enum(request: Request, name: str, enum: Any) -> Any:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return enum(raw)
+    except ValueError as exc:
+        raise BadUserInput(f"unknown {name} {raw}", field=name) from exc
+
+
+def stats_routes(db: Database) -> list[Route]:
+    """``/exports/statistics.{csv,xlsx}`` and ``/exports/cases.{csv,xlsx}``."""
+
+    async def principal_of(request: Request):
+        token = bearer_token(request.headers.get("authorization"))
+        if not token:
+            return None
+        return await load_principal(db, verify_token(token))
+
+    def _headers(name: str) -> dict[str, str]:
+        return {
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        }
+
+    async def endpoint(request: Request, build) -> Response:
+        try:
+            principal = await principal_of(request)
+        except AppError as exc:
+            return unauthenticated_response(exc.message)
+        if principal is None:
+            return unauthenticated_response("a bearer token is required")
+        try:
+            fmt = exports.Format(request.path_params["fmt"])
+        except ValueError:
+            return _error(404, "NOT_FOUND", "format must be csv or xlsx")
+        try:
+            name, header, rows = await build(request, principal)
+        except BadUserInput as exc:
+            return _error(400, "BAD_USER_INPUT", exc.message, getattr(exc, "field", None))
+        except Forbidden as exc:
+            return _error(403, "FORBIDDEN", exc.message)
+        except NotFound as exc:
+            return _error(404, "NOT_FOUND", exc.message)
+        return StreamingResponse(
+            exports.render(fmt, name, header, rows),
+            media_type=exports.MEDIA[fmt],
+            headers=_headers(f"{name}.{fmt.value}"),
+        )
+
+    async def build_statistics(request: Request, principal):
+        q = exports.IndicatorQuery(
+            first=_date(request, "from"),
+            last=_date(request, "to"),
+            tenant=request.query_params.get("tenant") or None,
+            unit_path=request.query_params.get("unitPath") or None,
+            province=request.query_params.get("province") or None,
+        )
+        rows = await exports.indicator_table(db, principal, q)
+        return f"statistics-{q.first}-{q.last}", exports.INDICATOR_HEADER, rows
+
+    async def build_cases(request: Request, principal):
+        f = CaseFilter(
+            tenant=request.query_params.get("tenant") or None,
+            unit_path=request.query_params.get("unitPath") or None,
+            status=_enum(request, "status", CaseStatus),
+            type=_enum(request, "type", CaseType),
+            received_from=_date(request, "from", required=False),
+            received_to=_date(request, "to", required=False),
+        )
+        clauses = await exports.case_clauses(db, principal, f)
+        return "cases", exports.CASE_HEADER, exports.case_rows(db, principal, clauses)
+
+    async def statistics(request: Request) -> Response:
+        return await endpoint(request, build_statistics)
+
+    async def cases(request: Request) -> Response:
+        return await endpoint(request, build_cases)
+
+    return [
+        Route("/exports/statistics.{fmt}", statistics, methods=["GET"]),
+        Route("/exports/cases.{fmt}", cases, methods=["GET"]),
+    ]

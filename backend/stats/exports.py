@@ -1,0 +1,290 @@
+"""Exports: indicator tables and filtered case lists as CSV or XLSX, streamed.
+
+Case lists are read with ``session.stream`` (a server-side cursor, a few
+hundred rows at a time) and written row by row: CSV chunks are yielded as
+they fill; XLSX goes through openpyxl's write-only mode into a temporary
+file that is then yielded in chunks. Memory stays bounded whatever the
+length of the list (docs/indicators.md).
+
+Petitioner phone and id numbers are always masked in exports (``mask_*``):
+an export is a statistics product; full PII stays on the audited per-case
+read (sees_pii + the PII access log). Visibility is the case list's own SQL
+predicate (``read_predicate``, accusation rules included).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+
+from backend.authz.principal import Principal
+from backend.cases.models import Case
+from backend.cases.pii import mask_id_number, mask_phone
+from backend.cases.queries import CaseFilter, _filter_clauses
+from backend.core.db import Database
+from backend.stats.indicators import Indicators, Range, case_statistics
+from backend.stats.province import province_overview
+from backend.stats.ranking import unit_breakdown
+
+CHUNK_ROWS = 500
+FILE_CHUNK = 64 * 1024
+
+
+class Format(StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+MEDIA = {
+    Format.CSV: "text/csv; charset=utf-8",
+    Format.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+INDICATOR_HEADER = (
+    "单位 Unit",
+    "名称 Name",
+    "受理 Received",
+    "按期受理率 On-time acceptance",
+    "按期办结率 On-time closure",
+    "参评率 Participation",
+    "满意率 Satisfaction",
+    "重复访率 Repeat rate",
+    "越级访 Skip-level",
+    "积案 Backlog",
+    "受理到期 Acceptance due",
+    "办理到期 Handling due",
+    "答复 Replied",
+    "评价 Rated",
+)
+
+CASE_HEADER = (
+    "编号 Number",
+    "登记时间 Received",
+    "渠道 Channel",
+    "类型 Type",
+    "类别 Category",
+    "状态 Status",
+    "事由 Subject",
+    "办理单位 Holder",
+    "问题属地 Location",
+    "信访人 Petitioner",
+    "电话 Phone",
+    "身份证 Id number",
+    "评价 Rating",
+)
+CASE_COLUMNS = (
+    Case.number,
+    Case.received_at,
+    Case.channel,
+    Case.type,
+    Case.category,
+    Case.status,
+    Case.subject,
+    Case.holder_path,
+    Case.location_path,
+    Case.petitioner_name,
+    Case.petitioner_phone,
+    Case.petitioner_id_number,
+    Case.rating,
+)
+
+
+def indicator_row(key: str, name: str, ind: Indicators) -> tuple[Any, ...]:
+    return (
+        key,
+        name,
+        ind.received,
+        ind.on_time_acceptance_rate,
+        ind.on_time_closure_rate,
+        ind.participation_rate,
+        ind.satisfaction_rate,
+        ind.repeat_rate,
+        ind.skip_level,
+        ind.backlog,
+        ind.acceptance_due,
+        ind.closure_due,
+        ind.replied,
+        ind.rated,
+    )
+
+
+@dataclass(frozen=True)
+class IndicatorQuery:
+    first: date
+    last: date
+    tenant: str | None = None
+    unit_path: str | None = None
+    province: str | None = None
+
+
+async def indicator_table(
+    db: Database, principal: Principal, q: IndicatorQuery
+) -> list[tuple[Any, ...]]:
+    """A small table: the tenants of a province, or the child units of a unit, plus a total."""
+    async with db.transaction(principal.scope()) as session:
+        if q.province:
+            ov = await province_overview(session, principal, q.province, q.first, q.last)
+            rows = [indicator_row(t.tenant.slug, t.tenant.name, t.indicators) for t in ov.tenants]
+            return [*rows, indicator_row("*", "合计 Total", ov.total)]
+        stats = await case_statistics(
+            session, principal, q.first, q.last, tenant=q.tenant, unit_path=q.unit_path
+        )
+        rows = []
+        if stats.tenant_id is not None or principal.tenant_id is not None:
+            units = await unit_breakdown(
+                session,
+                principal,
+                Range.of(q.first, q.last),
+                tenant=q.tenant,
+                unit_path=q.unit_path,
+            )
+            rows = [indicator_row(u.unit.path, u.unit.name, u.indicators) for u in units]
+        total_key = q.unit_path or q.tenant or "*"
+        return [*rows, indicator_row(total_key, "合计 Total", stats.indicators)]
+
+
+async def case_clauses(
+    db: Database, principal: Principal, f: CaseFilter
+) -> list[ColumnElement[bool]]:
+    """Check the caller may list cases (raises before any byte is sent) and build the WHERE."""
+    async with db.transaction(principal.scope()) as session:
+        return await _filter_clauses(session, principal, f)
+
+
+def case_row(row: Any) -> tuple[Any, ...]:
+    (number, received, channel, type_, category, status, subject, holder, location, name, phone,
+     id_no, rating) = row  # fmt: skip
+    return (
+        number,
+        received.isoformat() if received else None,
+        channel,
+        type_,
+        category,
+        status,
+        subject,
+        holder,
+        location,
+        name,
+        mask_phone(phone),
+        mask_id_number(id_no),
+        rating,
+    )
+
+
+async def case_rows(
+    db: Database, principal: Principal, clauses: list[ColumnElement[bool]]
+) -> AsyncIterator[tuple[Any, ...]]:
+    """The filtered case list, newest first, one row at a time from a server-side cursor."""
+    async with db.transaction(principal.scope()) as session:
+        result = await session.stream(
+            select(*CASE_COLUMNS)
+            .where(*clauses)
+            .order_by(Case.received_at.desc(), Case.id.desc())
+            .execution_options(yield_per=CHUNK_ROWS)
+        )
+        async for batch in result.partitions(CHUNK_ROWS):  # one await per batch, not per row
+            for row in batch:
+                yield case_row(row)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value  # no formula injection when opened in a spreadsheet
+    return "" if value is None else value
+
+
+async def csv_stream(header: Iterable[str], rows: AsyncIterator[tuple[Any, ...]] | list):
+    """CSV (UTF-8 with BOM for Excel), yielded every ``CHUNK_ROWS`` rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    pending = 0
+
+    async def each():
+        if isinstance(rows, list):
+            for r in rows:
+                yield r
+        else:
+            async for r in rows:
+                yield r
+
+    yield ("\ufeff" + buffer.getvalue()).encode()
+    buffer.seek(0)
+    buffer.truncate()
+    async for row in each():
+        writer.writerow([_csv_cell(c) for c in row])
+        pending += 1
+        if pending >= CHUNK_ROWS:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+async def xlsx_stream(title: str, header: Iterable[str], rows: AsyncIterator | list):
+    """XLSX through openpyxl's write-only mode into a temporary file, then yielded in chunks."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title[:31])
+    ws.append(list(header))
+    if isinstance(rows, list):
+        for row in rows:
+            ws.append(list(row))
+    else:
+        async for row in rows:
+            ws.append(list(row))
+    with tempfile.TemporaryFile() as fh:
+        wb.save(fh)
+        fh.seek(0)
+        while chunk := fh.read(FILE_CHUNK):
+            yield chunk
+
+
+def render(fmt: Format, title: str, header: Iterable[str], rows) -> AsyncIterator[bytes]:
+    return csv_stream(header, rows) if fmt is Format.CSV else xlsx_stream(title, header, rows)
+
+
+async def export_to(
+    db: Database,
+    username: str,
+    kind: str,
+    fmt: Format,
+    out: Any,
+    *,
+    first: date | None = None,
+    last: date | None = None,
+    tenant: str | None = None,
+    unit_path: str | None = None,
+    province: str | None = None,
+) -> int:
+    """``xinfang report``: write an export as ``username`` would download it; bytes written."""
+    from backend.core.errors import BadUserInput
+    from backend.tenants.principals import load_principal
+
+    principal = await load_principal(db, username)
+    if kind == "statistics":
+        if first is None or last is None:
+            raise BadUserInput("--from and --to are required", field="from")
+        q = IndicatorQuery(first, last, tenant, unit_path, province)
+        rows: Any = await indicator_table(db, principal, q)
+        header, title = INDICATOR_HEADER, "statistics"
+    else:
+        f = CaseFilter(tenant=tenant, unit_path=unit_path, received_from=first, received_to=last)
+        rows = case_rows(db, principal, await case_clauses(db, principal, f))
+        header, title = CASE_HEADER, "cases"
+    written = 0
+    async for chunk in render(fmt, title, header, rows):
+        out.write(chunk)
+        written += len(chunk)
+    return written

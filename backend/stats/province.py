@@ -1,0 +1,147 @@
+"""Provincial supervision: every city of a province side by side, and the supervision order.
+
+A supervisor's sessions are read-only across its province's tenants. The one
+write it has — 省级督办 on a city's case (``case, supervise_city``) — runs in
+its own transaction whose scope is exactly that one tenant, not read-only:
+the order is a case event on the hash chain and one outbox message to every
+petition officer at the city's root unit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.authz.enforcer import require
+from backend.authz.principal import Principal
+from backend.cases.events import append_event
+from backend.cases.models import Case
+from backend.core import validation as v
+from backend.core.clock import now
+from backend.core.db import Database, TenantScope
+from backend.core.errors import BadUserInput, Forbidden, NotFound
+from backend.core.ids import parse_id
+from backend.notifications.service import enqueue
+from backend.stats.indicators import Indicators, Range, compute, merged
+from backend.tenants.models import OrgUnit, Province, Role, RoleAssignment, Tenant
+
+SUPERVISION_KIND = "PROVINCE_SUPERVISION"
+
+
+@dataclass
+class TenantFigures:
+    tenant: Tenant
+    indicators: Indicators
+
+
+@dataclass
+class Overview:
+    province: Province | None
+    range: Range
+    tenants: list[TenantFigures]
+    total: Indicators
+
+
+async def province_overview(
+    session: AsyncSession, principal: Principal, province: str, first: date, last: date
+) -> Overview:
+    """Every tenant of ``province`` side by side: one GROUP BY tenant per aggregate.
+
+    Only provincial supervisors; a supervisor of another province sees nothing
+    (an empty overview, the same answer as an unknown province).
+    """
+    require(principal, "stats", "read")
+    if not principal.is_supervisor:
+        raise Forbidden("the province overview is for provincial supervisors")
+    rng = Range.of(first, last)
+    row = await session.scalar(select(Province).where(Province.slug == province))
+    if row is None or row.id != principal.province_id:
+        return Overview(None, rng, [], Indicators())
+    tenants = list(
+        await session.scalars(
+            select(Tenant)
+            .where(
+                Tenant.province_id == row.id, Tenant.id.in_(sorted(principal.province_tenant_ids))
+            )
+            .order_by(Tenant.slug)
+        )
+    )
+    ids = [t.id for t in tenants]
+    groups = await compute(session, Case.tenant_id.in_(ids), rng.start, rng.end, Case.tenant_id)
+    figures = [TenantFigures(t, groups.get(t.id, Indicators())) for t in tenants]
+    return Overview(row, rng, figures, merged(groups))
+
+
+@dataclass
+class SupervisionOrder:
+    case_id: uuid.UUID
+    tenant: str
+    event_seq: int
+    notified: int
+
+
+async def supervise_city(
+    db: Database,
+    principal: Principal,
+    case_id: str,
+    *,
+    note: str,
+    due_date: date | None = None,
+) -> SupervisionOrder:
+    """省级督办: record the order on the case and tell the city's root petition officers."""
+    require(principal, "case", "supervise_city")
+    note = v.text(note, "note", max_len=5000)
+    if due_date is not None and due_date < now().date():
+        raise BadUserInput("dueDate is in the past", field="dueDate")
+    cid = parse_id(case_id)
+    tid = None
+    if cid is not None:
+        async with db.transaction(principal.scope()) as session:  # read-only: find the city
+            tid = await session.scalar(select(Case.tenant_id).where(Case.id == cid))
+    if tid is None or tid not in principal.province_tenant_ids:
+        raise NotFound(f"case {case_id} not found")
+    # the one write: scope = that city only, not read-only
+    async with db.transaction(TenantScope.of([tid])) as session:
+        case = await session.scalar(select(Case).where(Case.tenant_id == tid, Case.id == cid))
+        if case is None:
+            raise NotFound(f"case {case_id} not found")
+        slug = await session.scalar(select(Tenant.slug).where(Tenant.id == tid))
+        data = {"dueDate": due_date.isoformat() if due_date else None, "by": principal.username}
+        event = await append_event(
+            session, case, principal, SUPERVISION_KIND, reason=note, data=data
+        )
+        officers = list(
+            await session.scalars(
+                select(RoleAssignment.user_id)
+                .join(
+                    OrgUnit,
+                    (OrgUnit.tenant_id == RoleAssignment.tenant_id)
+                    & (OrgUnit.id == RoleAssignment.org_unit_id),
+                )
+                .where(
+                    RoleAssignment.tenant_id == tid,
+                    RoleAssignment.role == Role.PETITION_OFFICER.value,
+                    OrgUnit.parent_id.is_(None),
+                )
+                .distinct()
+            )
+        )
+        notified = 0
+        for officer in officers:
+            rows = await enqueue(
+                session,
+                tenant_id=tid,
+                recipient_id=officer,
+                kind="province_supervision",
+                subject=f"省级督办 {case.number}",
+                body=note,
+                dedupe_key=f"province_supervision:{officer}:{case.id}:{event.seq}",
+                case_id=case.id,
+                data={"caseNumber": case.number, **data},
+            )
+            notified += 1 if rows else 0
+        return SupervisionOrder(case.id, slug or "", event.seq, notified)
