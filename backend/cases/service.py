@@ -37,7 +37,7 @@ from backend.cases.models import (
     Satisfaction,
 )
 from backend.cases.models import SkipLevel as SkipLevelEnum
-from backend.cases.rules import Step, compute_due
+from backend.cases.rules import Step, compute_due, extended_handling_days
 from backend.cases.visibility import acting_grants, inside_accused, read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
@@ -474,8 +474,7 @@ async def request_extension(
         raise InvalidTransition(
             "an extension was already requested for this case", currentStatus=case.status
         )
-    if not 1 <= days <= 30:
-        raise BadUserInput("an extension is 1 to 30 days", field="days")
+    extended_handling_days(change.clocks.policy, days)  # Art. 34: 1-30 days, else field "days"
     case.extension_days, case.extension_reason = days, _reason(reason)
     return await _finish(session, principal, change, reason=reason, data={"days": days})
 

@@ -160,7 +160,7 @@ def _refuse_foreign_rows(session: Session, _ctx: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _set_transaction_tenant(session: Session, _tx: Any, connection: Any) -> None:
-    if connection.dialect.name != "postgresql" or session.info.get("owner"):
+    if connection.dialect.name != "postgresql":
         return
     settings = get_settings()
     connection.exec_driver_sql(f'SET LOCAL ROLE "{settings.db_app_role}"')
@@ -180,7 +180,7 @@ async def use_scope(session: AsyncSession, scope: TenantScope) -> None:
     session.info[SCOPE_KEY] = scope
     if session.in_transaction() and session.bind is not None:
         conn = await session.connection()
-        if conn.dialect.name == "postgresql" and not session.info.get("owner"):
+        if conn.dialect.name == "postgresql":
             await conn.run_sync(lambda c: _apply_scope_setting(c, scope))
 
 
