@@ -12,14 +12,12 @@ from enum import Enum
 from typing import Any
 
 import strawberry
-from sqlalchemy.orm.exc import StaleDataError
 from strawberry.types import Info
 
 from backend.cases import models, policy, queries, rules, service
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
-from backend.core.errors import Conflict
 from backend.schema.context import RequestContext
 from backend.schema.loaders import load
 from backend.schema.tenants import OrgUnitType
@@ -539,15 +537,7 @@ class RecordJointMeetingInput(CaseRefInput):
 async def _mutate(
     info: Ctx, action: Callable[..., Awaitable[models.Case]], *args: Any, **kwargs: Any
 ) -> CaseNode:
-    ctx = info.context
-    try:
-        async with ctx.write() as session:
-            case = await action(session, ctx.principal, *args, **kwargs)
-    except StaleDataError as exc:
-        # a concurrent writer won the version (an autoflush hit `WHERE version = <ours>`)
-        raise Conflict("case was changed concurrently; reload and retry", field="version") from exc
-    ctx.loaders.clear()  # a later mutation of the same document must not read these caches
-    return node(case)
+    return node(await info.context.mutate(action, *args, **kwargs))
 
 
 def _value(e: Any) -> Any:

@@ -10,17 +10,20 @@ returns, rolled back on any error, so a failed mutation changes nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from backend.authz.principal import Principal
 from backend.cases.audit import record_pii_reads
 from backend.core.db import Database
-from backend.core.errors import Unauthenticated
+from backend.core.errors import Conflict, Unauthenticated
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,6 +60,21 @@ class RequestContext:
         principal = self.principal
         async with self._lock, self.db.transaction(principal.scope()) as session:
             yield session
+
+    async def mutate(self, action: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run one mutation's service call in its own transaction.
+
+        A concurrent writer that won an optimistic version (``WHERE version = <ours>``
+        matched nothing) is a CONFLICT; the request's loader caches are dropped so a
+        later field or mutation of the same document reads what this one wrote.
+        """
+        try:
+            async with self.write() as session:
+                result = await action(session, self.principal, *args, **kwargs)
+        except StaleDataError as exc:
+            raise Conflict("changed concurrently; reload and retry", field="version") from exc
+        self.loaders.clear()
+        return result
 
     def loader(self, name: str, factory: Any) -> Any:
         """A DataLoader living only as long as this request (never module-global)."""

@@ -444,11 +444,7 @@ class AssignPairingInput:
 
 
 async def _write(info: Ctx, action: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
-    ctx = info.context
-    async with ctx.write() as session:
-        result = await action(session, ctx.principal, **kwargs)
-    ctx.loaders.clear()
-    return result
+    return await info.context.mutate(action, **kwargs)
 
 
 @strawberry.type
