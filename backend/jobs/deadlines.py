@@ -97,6 +97,21 @@ async def _locked_ids(
     return list((await session.execute(query)).all())
 
 
+async def _update_locked(session: AsyncSession, query: Select, model: Any, **values: Any) -> int:
+    """``UPDATE model SET values`` for every row ``query`` selects, one locked batch at a time."""
+    count, after = 0, None
+    while batch := await _locked_ids(session, query, model.id, after):
+        ids = [r.id for r in batch]
+        await session.execute(
+            update(model)
+            .where(model.id.in_(ids))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        count, after = count + len(ids), ids[-1]
+    return count
+
+
 async def append_system_events(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -166,17 +181,7 @@ async def _recolour_steps(
         d.status == DeadlineStatus.OPEN,
         _mismatch(d.warning_color, d.due_at, red_until, yellow_until),
     )
-    changed, after = 0, None
-    while batch := await _locked_ids(session, query, d.id, after):
-        ids = [r.id for r in batch]
-        await session.execute(
-            update(d)
-            .where(d.id.in_(ids))
-            .values(warning_color=colour)
-            .execution_options(synchronize_session=False)
-        )
-        changed, after = changed + len(ids), ids[-1]
-    return changed
+    return await _update_locked(session, query, d, warning_color=colour)
 
 
 async def _recolour_cases(
@@ -250,16 +255,7 @@ async def _mark_overdue(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[in
     query = select(d.id).where(
         d.status == DeadlineStatus.OPEN, d.overdue_since.is_not(None), d.due_at >= current
     )
-    cleared, after = 0, None
-    while batch := await _locked_ids(session, query, d.id, after):
-        ids = [r.id for r in batch]
-        await session.execute(
-            update(d)
-            .where(d.id.in_(ids))
-            .values(overdue_since=None)
-            .execution_options(synchronize_session=False)
-        )
-        cleared, after = cleared + len(ids), ids[-1]
+    cleared = await _update_locked(session, query, d, overdue_since=None)
     return marked, cleared
 
 
@@ -280,17 +276,7 @@ async def _reconcile_red_since(session: AsyncSession) -> int:
         # (tenant, colour, red_since) WHERE red_since IS NOT NULL: the colours as an IN list
         (and_(Case.red_since.is_not(None), Case.warning_color.in_(_not(C.RED))), None),
     ):
-        query = select(Case.id).where(where)
-        after = None
-        while batch := await _locked_ids(session, query, Case.id, after):
-            ids = [r.id for r in batch]
-            await session.execute(
-                update(Case)
-                .where(Case.id.in_(ids))
-                .values(red_since=value)
-                .execution_options(synchronize_session=False)
-            )
-            fixed, after = fixed + len(ids), ids[-1]
+        fixed += await _update_locked(session, select(Case.id).where(where), Case, red_since=value)
     return fixed
 
 
