@@ -8,6 +8,7 @@ from backend.jobs.deadlines import deadline_scan
 from backend.jobs.digest import red_digest
 from backend.jobs.reports import monthly_report
 from backend.notifications.dispatcher import dispatch_notifications
+from backend.stats.summary import stats_refresh
 
 # Cron runs missed while down are not replayed by arq: every job runs once at start and
 # derives its work from the database (docs/jobs.md has the schedule and the reasons).
@@ -18,6 +19,9 @@ CRON_JOBS: list[CronJob] = [
     cron(red_digest, name="red_digest", minute={1, 16, 31, 46}, run_at_startup=True),
     # each tenant once a month, from the first working day (hourly check)
     cron(monthly_report, name="monthly_report", minute=5, run_at_startup=True),
+    # the statistics summary, every tenant rebuilt: after the scan at :00/:30 (so nightly too,
+    # completing yesterday), and at start (docs/indicators.md "Speed")
+    cron(stats_refresh, name="stats_refresh", minute={7, 37}, run_at_startup=True),
     # The outbox: every minute and at start; a run is bounded (XF_NOTIFY_RUN_BUDGET_SECONDS).
     cron(
         dispatch_notifications,

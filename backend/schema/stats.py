@@ -8,7 +8,7 @@ read no statistics / cases or ask for another city, 400 on bad parameters).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import strawberry
@@ -25,7 +25,7 @@ from backend.core.errors import AppError, BadUserInput, Forbidden, NotFound
 from backend.schema.context import RequestContext
 from backend.schema.tenants import OrgUnitType
 from backend.schema.view import unauthenticated_response
-from backend.stats import exports, indicators, ranking
+from backend.stats import definitions, exports, indicators, ranking
 from backend.stats import province as provincial
 from backend.stats.indicators import Granularity as Gran
 from backend.stats.indicators import Indicators
@@ -33,6 +33,59 @@ from backend.tenants.principals import load_principal
 
 Ctx = Info[RequestContext, None]
 StatsGranularity = strawberry.enum(Gran, name="StatsGranularity")
+SatisfactionFormulaType = strawberry.enum(
+    definitions.SatisfactionFormula,
+    name="SatisfactionFormula",
+    description="STANDARD (satisfied + basically) / rated; SATISFIED_ONLY satisfied / rated; "
+    "BASICALLY_HALF (satisfied + ½ basically) / rated.",
+)
+ClosureFormulaType = strawberry.enum(
+    definitions.ClosureFormula,
+    name="OnTimeClosureFormula",
+    description="EXTENSION_COUNTS: on time against the approved-extended due time (standard); "
+    "EXTENSION_LATE: a case that needed an extension is not on time.",
+)
+
+
+@strawberry.type(
+    name="IndicatorDefinition",
+    description="How a city forms its rates (tenant policy `indicators`; docs/indicators.md). "
+    "The defaults are the province standard.",
+)
+class IndicatorDefinitionType:
+    satisfaction: SatisfactionFormulaType
+    on_time_closure: ClosureFormulaType
+    participation_window_days: int = strawberry.field(
+        description="Days after the reply the petitioner may rate; a replied case counts in the "
+        "participation denominator once rated or once this window has closed."
+    )
+    is_standard: bool
+
+    @classmethod
+    def of(cls, d: definitions.Definition) -> IndicatorDefinitionType:
+        return cls(
+            satisfaction=d.satisfaction,
+            on_time_closure=d.on_time_closure,
+            participation_window_days=d.participation_window_days,
+            is_standard=d.is_standard,
+        )
+
+
+@strawberry.input
+class IndicatorDefinitionInput:
+    satisfaction: SatisfactionFormulaType | None = None
+    on_time_closure: ClosureFormulaType | None = None
+    participation_window_days: int | None = None
+
+    def as_data(self) -> dict[str, Any]:
+        data = {
+            "satisfaction": self.satisfaction,
+            "onTimeClosure": self.on_time_closure,
+            "participationWindowDays": self.participation_window_days,
+        }
+        return {
+            k: (v.value if hasattr(v, "value") else v) for k, v in data.items() if v is not None
+        }
 
 
 @strawberry.type
@@ -61,11 +114,16 @@ class IndicatorSet:
     def on_time_closure_rate(self) -> float | None:
         return self._i.on_time_closure_rate
 
-    @strawberry.field(description="Cases replied in the range that were rated / replied.")
+    @strawberry.field(
+        description="Cases replied in the range that are rated / those rated or whose rating "
+        "window has closed (participationBase)."
+    )
     def participation_rate(self) -> float | None:
         return self._i.participation_rate
 
-    @strawberry.field(description="(Satisfied + basically satisfied) / rated in the range.")
+    @strawberry.field(
+        description="Ratings given in the range: satisfied (per `definition`) / rated."
+    )
     def satisfaction_rate(self) -> float | None:
         return self._i.satisfaction_rate
 
@@ -92,6 +150,23 @@ class IndicatorSet:
     @strawberry.field
     def replied(self) -> int:
         return self._i.replied
+
+    @strawberry.field(
+        description="Replied in the range and rated, or with the rating window closed: the "
+        "participation denominator."
+    )
+    def participation_base(self) -> int:
+        return self._i.participation_base
+
+    @strawberry.field(description="The definition these rates were formed with.")
+    def definition(self) -> IndicatorDefinitionType:
+        return IndicatorDefinitionType.of(self._i.definition)
+
+    @strawberry.field(
+        description="The same counts under the province-standard definition (compare cities here)."
+    )
+    def standard(self) -> IndicatorSet:
+        return IndicatorSet(_i=self._i.standard())
 
     @strawberry.field
     def rated(self) -> int:
@@ -205,6 +280,13 @@ class CaseStatistics(IndicatorSet):
     def tenant(self) -> str | None:
         return self._s.tenant
 
+    @strawberry.field(
+        description="When the daily summary these figures were read from was rebuilt (past days "
+        "as of then; today live); null when every figure is live."
+    )
+    def refreshed_at(self) -> datetime | None:
+        return self._s.refreshed_at
+
     @strawberry.field(description="案件办理质量评价: panels concluded in the range.")
     async def evaluations(self, info: Ctx) -> EvaluationFigures:
         async with info.context.read() as session:
@@ -220,7 +302,11 @@ class CaseStatistics(IndicatorSet):
     async def series(self, info: Ctx, granularity: StatsGranularity) -> list[StatsBucket]:
         async with info.context.read() as session:
             rows = await indicators.series(
-                session, self._s.clause, self._s.range, Gran(granularity)
+                session,
+                self._s.clause,
+                self._s.range,
+                Gran(granularity),
+                self._s.indicators.definition,
             )
         return [StatsBucket(_i=i, from_=r.first, to=r.last) for r, i in rows]
 
@@ -262,13 +348,21 @@ class TenantStatistics(IndicatorSet):
     name: str
 
 
-@strawberry.type
+@strawberry.type(
+    description="Every city side by side, each under its own indicator definition (`definition`, "
+    "`standard` for the province-standard figures); the total is the province standard."
+)
 class ProvinceOverview:
     province: str | None
     from_: date = strawberry.field(name="from")
     to: date
     tenants: list[TenantStatistics]
     total: IndicatorSet
+    refreshed_at: datetime | None = strawberry.field(
+        description="Staleness: complete past days come from the daily summary as of this instant "
+        "(the oldest city's refresh; the job runs every 30 minutes and nightly); today, and any "
+        "day since a city's last refresh, is live, as is the backlog. Null: all live."
+    )
 
 
 @strawberry.input
@@ -355,6 +449,7 @@ class StatsQueries:
                 for t in ov.tenants
             ],
             total=IndicatorSet(_i=ov.total),
+            refreshed_at=ov.refreshed_at,
         )
 
 
@@ -471,7 +566,10 @@ def stats_routes(db: Database) -> list[Route]:
             received_to=_date(request, "to", required=False),
         )
         clauses = await exports.case_clauses(db, principal, f)
-        return "cases", exports.CASE_HEADER, exports.case_rows(db, principal, clauses)
+        # masked=false: unmasked where the caller handles the case (logged); else masked
+        masked = request.query_params.get("masked", "true").lower() != "false"
+        rows = exports.case_rows(db, principal, clauses, masked=masked)
+        return "cases", exports.CASE_HEADER, rows
 
     async def statistics(request: Request) -> Response:
         return await endpoint(request, build_statistics)

@@ -6,10 +6,15 @@ they fill; XLSX goes through openpyxl's write-only mode into a temporary
 file that is then yielded in chunks. Memory stays bounded whatever the
 length of the list (docs/indicators.md).
 
-Petitioner phone and id numbers are always masked in exports (``mask_*``):
-an export is a statistics product; full PII stays on the audited per-case
-read (sees_pii + the PII access log). Visibility is the case list's own SQL
-predicate (``read_predicate``, accusation rules included).
+Petitioner phone and id numbers are masked in exports (``mask_*``) unless
+the caller explicitly asks for ``masked=false``; then a case's PII is shown
+unmasked exactly when the per-case API would show it (``sees_pii``: an
+official handling the case in scope, never a supervisor or evaluator), and
+each such case gets a row in the PII access log — one row per case, all rows
+of one export sharing a ``request_id`` of ``export:<uuid>`` — committed in its
+own transaction *before* the batch holding those rows is sent. Visibility is
+the case list's own SQL predicate (``read_predicate``, accusation rules
+included).
 """
 
 from __future__ import annotations
@@ -17,18 +22,22 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 
 from backend.authz.principal import Principal
+from backend.cases.audit import record_pii_reads
 from backend.cases.models import Case
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.queries import CaseFilter, _filter_clauses
+from backend.cases.visibility import HANDLING_ROLES, sees_pii
 from backend.core.db import Database
 from backend.stats.indicators import Indicators, Range, case_statistics
 from backend.stats.province import province_overview
@@ -159,9 +168,14 @@ async def case_clauses(
         return await _filter_clauses(session, principal, f)
 
 
-def case_row(row: Any) -> tuple[Any, ...]:
+# What sees_pii needs of a case, read with the row (never exported)
+PII_COLUMNS = (Case.tenant_id, Case.id, Case.holder_path, Case.type, Case.accused_path)
+PII_FIELDS = ("phone", "idNumber")
+
+
+def case_row(row: Any, unmasked: bool = False) -> tuple[Any, ...]:
     (number, received, channel, type_, category, status, subject, holder, location, name, phone,
-     id_no, rating) = row  # fmt: skip
+     id_no, rating) = row[: len(CASE_COLUMNS)]  # fmt: skip
     return (
         number,
         received.isoformat() if received else None,
@@ -173,26 +187,53 @@ def case_row(row: Any) -> tuple[Any, ...]:
         holder,
         location,
         name,
-        mask_phone(phone),
-        mask_id_number(id_no),
+        phone if unmasked else mask_phone(phone),
+        id_no if unmasked else mask_id_number(id_no),
         rating,
     )
 
 
+def may_unmask(principal: Principal) -> bool:
+    """Whether ``masked=false`` can unmask anything: an official with a handling role."""
+    return any(g.role in HANDLING_ROLES for g in principal.grants)
+
+
 async def case_rows(
-    db: Database, principal: Principal, clauses: list[ColumnElement[bool]]
+    db: Database,
+    principal: Principal,
+    clauses: list[ColumnElement[bool]],
+    *,
+    masked: bool = True,
 ) -> AsyncIterator[tuple[Any, ...]]:
-    """The filtered case list, newest first, one row at a time from a server-side cursor."""
+    """The filtered case list, newest first, one row at a time from a server-side cursor.
+
+    ``masked=False``: the cases the caller handles (``sees_pii``) unmasked, each
+    logged (one PII access row per case) and committed before its batch leaves.
+    """
+    unmask = not masked and may_unmask(principal)
+    request_id = f"export:{uuid.uuid4()}"
     async with db.transaction(principal.scope()) as session:
         result = await session.stream(
-            select(*CASE_COLUMNS)
+            select(*CASE_COLUMNS, *PII_COLUMNS)
             .where(*clauses)
             .order_by(Case.received_at.desc(), Case.id.desc())
             .execution_options(yield_per=CHUNK_ROWS)
         )
         async for batch in result.partitions(CHUNK_ROWS):  # one await per batch, not per row
-            for row in batch:
-                yield case_row(row)
+            shown = [False] * len(batch)
+            if unmask:
+                reads = []
+                for i, row in enumerate(batch):
+                    tid, cid, holder, type_, accused = row[len(CASE_COLUMNS) :]
+                    case = SimpleNamespace(holder_path=holder, type=type_, accused_path=accused)
+                    if sees_pii(principal, case):  # type: ignore[arg-type]
+                        shown[i] = True
+                        reads.append((tid, cid, PII_FIELDS))
+                if reads:  # the log first, in its own committed transaction
+                    async with db.transaction(principal.scope()) as log:
+                        await record_pii_reads(log, principal, reads, request_id)
+            for row, plain in zip(batch, shown, strict=True):
+                yield case_row(row, plain)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -267,6 +308,7 @@ async def export_to(
     tenant: str | None = None,
     unit_path: str | None = None,
     province: str | None = None,
+    masked: bool = True,
 ) -> int:
     """``xinfang report``: write an export as ``username`` would download it; bytes written."""
     from backend.core.errors import BadUserInput
@@ -281,7 +323,7 @@ async def export_to(
         header, title = INDICATOR_HEADER, "statistics"
     else:
         f = CaseFilter(tenant=tenant, unit_path=unit_path, received_from=first, received_to=last)
-        rows = case_rows(db, principal, await case_clauses(db, principal, f))
+        rows = case_rows(db, principal, await case_clauses(db, principal, f), masked=masked)
         header, title = CASE_HEADER, "cases"
     written = 0
     async for chunk in render(fmt, title, header, rows):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_all
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,8 +31,17 @@ from backend.cases.rules import Step
 from backend.cases.visibility import read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
+from backend.core.db import UtcDateTime
 from backend.core.errors import BadUserInput, Forbidden
 from backend.evaluations.service import evaluation_outcomes, local_day_start
+from backend.stats.definitions import (
+    STANDARD,
+    STANDARD_WINDOW_DAYS,
+    ClosureFormula,
+    Definition,
+    SatisfactionFormula,
+    tenant_definition,
+)
 from backend.stats.report import STEPS, _rate, unit_cases
 from backend.tenants.models import Tenant
 
@@ -48,7 +58,12 @@ class Granularity(StrEnum):
 
 @dataclass
 class Indicators:
-    """Numerators and denominators; rates are derived (``None`` on a zero denominator)."""
+    """Numerators and denominators; rates are derived (``None`` on a zero denominator).
+
+    ``definition`` is how the rates are formed (the tenant's options, or the
+    province standard); every variant's numerator is counted, so
+    :meth:`standard` gives the same figures under the province standard.
+    """
 
     received: int = 0
     repeat: int = 0
@@ -57,15 +72,25 @@ class Indicators:
     acceptance_on_time: int = 0
     closure_due: int = 0
     closure_on_time: int = 0
+    closure_on_time_no_ext: int = 0  # on time and without an approved extension
     replied: int = 0
     replied_rated: int = 0
+    replied_eligible: int = 0  # rated, or the rating window (definition's) has closed
+    replied_eligible_std: int = 0  # the same with the province-standard window
     rated: int = 0
-    satisfied: int = 0  # SATISFIED + BASICALLY_SATISFIED
+    rated_satisfied: int = 0
+    rated_basically: int = 0
     backlog: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
     by_type: dict[str, int] = field(default_factory=dict)
     by_category: dict[str, int] = field(default_factory=dict)
     by_rating: dict[str, int] = field(default_factory=dict)
+    definition: Definition = STANDARD
+
+    @property
+    def satisfied(self) -> int:
+        """SATISFIED + BASICALLY_SATISFIED (the standard numerator)."""
+        return self.rated_satisfied + self.rated_basically
 
     @property
     def on_time_acceptance_rate(self) -> float | None:
@@ -73,22 +98,49 @@ class Indicators:
 
     @property
     def on_time_closure_rate(self) -> float | None:
+        if self.definition.on_time_closure is ClosureFormula.EXTENSION_LATE:
+            return _rate(self.closure_on_time_no_ext, self.closure_due)
         return _rate(self.closure_on_time, self.closure_due)
 
     @property
+    def participation_base(self) -> int:
+        """Replied cases that are rated or whose rating window has closed."""
+        if self.definition.participation_window_days == STANDARD_WINDOW_DAYS:
+            return self.replied_eligible_std
+        return self.replied_eligible
+
+    @property
     def participation_rate(self) -> float | None:
-        return _rate(self.replied_rated, self.replied)
+        return _rate(self.replied_rated, self.participation_base)
 
     @property
     def satisfaction_rate(self) -> float | None:
+        formula = self.definition.satisfaction
+        if formula is SatisfactionFormula.SATISFIED_ONLY:
+            return _rate(self.rated_satisfied, self.rated)
+        if formula is SatisfactionFormula.BASICALLY_HALF:
+            return (
+                round((self.rated_satisfied + self.rated_basically / 2) / self.rated, 4)
+                if self.rated
+                else None
+            )
         return _rate(self.satisfied, self.rated)
 
     @property
     def repeat_rate(self) -> float | None:
         return _rate(self.repeat, self.received)
 
+    def standard(self) -> Indicators:
+        """The same counts under the province-standard definition."""
+        return replace(self, definition=STANDARD, replied_eligible=self.replied_eligible_std)
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.type == "int"}
+
     def __iadd__(self, other: Indicators) -> Indicators:
         for f in fields(self):
+            if f.name == "definition":
+                continue
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
             if isinstance(mine, dict):
                 for k, n in theirs.items():
@@ -111,9 +163,13 @@ class Indicators:
 
 
 def merged(groups: dict[Any, Indicators]) -> Indicators:
-    total = Indicators()
+    """The sum of ``groups``: their common definition, else the province standard."""
+    kinds = {g.definition for g in groups.values()}
+    total = Indicators(definition=kinds.pop() if len(kinds) == 1 else STANDARD)
     for one in groups.values():
         total += one
+    if total.definition.is_standard:
+        total.replied_eligible = total.replied_eligible_std
     return total
 
 
@@ -165,20 +221,66 @@ class Range:
 # --- the aggregates --------------------------------------------------------------------------
 
 
-async def compute(
+KeyOf = Callable[[Any], list[Any]]
+
+
+def _by(key: Any) -> KeyOf:
+    return lambda _time: [key]
+
+
+def _threshold(
+    at: datetime, definition: Definition, definitions: dict[uuid.UUID, Definition] | None
+) -> Any:
+    """The reply instant before which a case's rating window has closed (per tenant)."""
+    if not definitions:
+        return literal(at - timedelta(days=definition.participation_window_days), UtcDateTime())
+    whens = [
+        (
+            Case.tenant_id == tid,
+            literal(at - timedelta(days=d.participation_window_days), UtcDateTime()),
+        )
+        for tid, d in sorted(definitions.items())
+    ]
+    default = at - timedelta(days=definition.participation_window_days)
+    return sql_case(*whens, else_=literal(default, UtcDateTime()))
+
+
+async def aggregate(
     session: AsyncSession,
-    clause: ColumnElement[bool],
+    clause: ColumnElement[bool] | None,
     start: datetime,
     end: datetime,
-    key: Any = Case.tenant_id,
-) -> dict[Any, Indicators]:
-    """Indicators of the cases matching ``clause`` over ``[start, end)``, by ``key``."""
-    out: dict[Any, Indicators] = defaultdict(Indicators)
+    key_of: KeyOf,
+    *,
+    at: datetime | None = None,
+    definition: Definition = STANDARD,
+    definitions: dict[uuid.UUID, Definition] | None = None,
+    backlog: bool = True,
+    tenant_ids: list[uuid.UUID] | None = None,
+) -> dict[tuple[Any, ...], Indicators]:
+    """The indicator aggregates over ``[start, end)``, grouped by ``key_of(time column)``.
+
+    ``key_of`` gets the column a figure is attributed by (received, due, replied,
+    rated) so the daily summary can group by its local day; the live path groups
+    by a plain column. ``at`` is "now" for the rating windows and the backlog
+    cut-off. One statement per figure, whatever the number of groups.
+
+    ``clause=None`` means whole tenants (``tenant_ids``): the step statement then
+    filters the step table itself and reaches the cases by primary key, instead
+    of letting the planner hash-join every case of the province.
+    """
+    at = at or now()
+    d = CaseDeadline
+    whole = clause is None
+    if whole:
+        clause = Case.tenant_id.in_(tenant_ids or [])
+    out: dict[tuple[Any, ...], Indicators] = defaultdict(Indicators)
 
     # 1. intake: cases received in the range, by channel x type x category
-    for k, channel, type_, category, n, rep, skip in await session.execute(
+    keys = key_of(Case.received_at)
+    for row in await session.execute(
         select(
-            key,
+            *keys,
             Case.channel,
             Case.type,
             Case.category,
@@ -187,8 +289,9 @@ async def compute(
             func.sum(sql_case((Case.skip_level != SkipLevel.NONE.value, 1), else_=0)),
         )
         .where(clause, Case.received_at >= start, Case.received_at < end)
-        .group_by(key, Case.channel, Case.type, Case.category)
+        .group_by(*keys, Case.channel, Case.type, Case.category)
     ):
+        k, (channel, type_, category, n, rep, skip) = tuple(row[: len(keys)]), row[len(keys) :]
         one = out[k]
         one.received += n
         one.repeat += int(rep or 0)
@@ -198,65 +301,163 @@ async def compute(
         one.by_category[category] = one.by_category.get(category, 0) + n
 
     # 2. on time: ACCEPTANCE / HANDLING steps due in the range (cancelled aside)
-    d = CaseDeadline
     on_time = and_(d.status == DeadlineStatus.MET.value, d.finished_at <= d.due_at)
     joined = and_(Case.tenant_id == d.tenant_id, Case.id == d.case_id)
-    for k, step, due, ok in await session.execute(
-        select(key, d.step, func.count(), func.sum(sql_case((on_time, 1), else_=0)))
+    keys = key_of(d.due_at)
+    for row in await session.execute(
+        select(
+            *keys,
+            d.step,
+            func.count(),
+            func.sum(sql_case((on_time, 1), else_=0)),
+            func.sum(sql_case((and_(on_time, Case.extension_approved.is_(False)), 1), else_=0)),
+        )
         .join(Case, joined)
         .where(
-            clause,
+            d.tenant_id.in_(tenant_ids or []) if whole else clause,
             d.step.in_([Step.ACCEPTANCE.value, Step.HANDLING.value]),
             d.due_at >= start,
             d.due_at < end,
             d.status != DeadlineStatus.CANCELLED.value,
         )
-        .group_by(key, d.step)
+        .group_by(*keys, d.step)
     ):
+        k, (step, due, ok, ok_no_ext) = tuple(row[: len(keys)]), row[len(keys) :]
         one = out[k]
         if step == Step.ACCEPTANCE.value:
             one.acceptance_due, one.acceptance_on_time = int(due), int(ok or 0)
         else:
             one.closure_due, one.closure_on_time = int(due), int(ok or 0)
+            one.closure_on_time_no_ext = int(ok_no_ext or 0)
 
-    # 3. backlog (积案) at the cut-off (end of range, or now): an officials' step past due
-    #    and not finished by then
-    cutoff = min(end, now())
-    running = and_(
-        d.step.in_([s.value for s in STEPS]),  # the officials' clocks, not the petitioner's
-        d.started_at < cutoff,
-        d.status != DeadlineStatus.CANCELLED.value,
-        or_(d.status == DeadlineStatus.OPEN.value, d.finished_at >= cutoff),
-        d.due_at < cutoff,
-    )
-    for k, n in await session.execute(
-        select(key, func.count(d.case_id.distinct()))
-        .join(Case, joined)
-        .where(clause, running)
-        .group_by(key)
-    ):
-        out[k].backlog = int(n)
+    # 3. backlog (积案) at the cut-off (end of range, or now): a point-in-time figure
+    if backlog:
+        cutoff = min(end, at)
+        found = (
+            await backlog_at(session, None, cutoff, [d.tenant_id], tenant_ids=tenant_ids)
+            if whole and [k is Case.tenant_id for k in key_of(d.due_at)] == [True]
+            else await backlog_at(session, clause, cutoff, key_of(d.due_at))
+        )
+        for k, n in found.items():
+            out[k].backlog = n
 
-    # 4. participation: cases replied in the range, and how many of those were rated
-    for k, n, rated in await session.execute(
-        select(key, func.count(), func.sum(sql_case((Case.rating.is_not(None), 1), else_=0)))
+    # 4. participation: cases replied in the range; rated, or their rating window closed
+    rated_case = Case.rating.is_not(None)
+    closed = Case.replied_at < _threshold(at, definition, definitions)
+    closed_std = Case.replied_at < literal(at - timedelta(days=STANDARD_WINDOW_DAYS), UtcDateTime())
+    keys = key_of(Case.replied_at)
+    for row in await session.execute(
+        select(
+            *keys,
+            func.count(),
+            func.sum(sql_case((rated_case, 1), else_=0)),
+            func.sum(sql_case((or_(rated_case, closed), 1), else_=0)),
+            func.sum(sql_case((or_(rated_case, closed_std), 1), else_=0)),
+        )
         .where(clause, Case.replied_at >= start, Case.replied_at < end)
-        .group_by(key)
+        .group_by(*keys)
     ):
-        out[k].replied, out[k].replied_rated = int(n), int(rated or 0)
+        k, (n, rated, eligible, eligible_std) = tuple(row[: len(keys)]), row[len(keys) :]
+        one = out[k]
+        one.replied, one.replied_rated = int(n), int(rated or 0)
+        one.replied_eligible, one.replied_eligible_std = int(eligible or 0), int(eligible_std or 0)
 
     # 5. satisfaction: ratings given in the range
-    happy = {Satisfaction.SATISFIED.value, Satisfaction.BASICALLY_SATISFIED.value}
-    for k, rating, n in await session.execute(
-        select(key, Case.rating, func.count())
+    keys = key_of(Case.rated_at)
+    for row in await session.execute(
+        select(*keys, Case.rating, func.count())
         .where(clause, Case.rated_at >= start, Case.rated_at < end, Case.rating.is_not(None))
-        .group_by(key, Case.rating)
+        .group_by(*keys, Case.rating)
     ):
+        k, (rating, n) = tuple(row[: len(keys)]), row[len(keys) :]
         one = out[k]
         one.rated += int(n)
-        one.satisfied += int(n) if rating in happy else 0
-        one.by_rating[rating] = int(n)
+        if rating == Satisfaction.SATISFIED.value:
+            one.rated_satisfied += int(n)
+        elif rating == Satisfaction.BASICALLY_SATISFIED.value:
+            one.rated_basically += int(n)
+        one.by_rating[rating] = one.by_rating.get(rating, 0) + int(n)
+    for one in out.values():
+        one.definition = definition
     return dict(out)
+
+
+async def backlog_at(
+    session: AsyncSession,
+    clause: ColumnElement[bool] | None,
+    cutoff: datetime,
+    keys: list[Any],
+    *,
+    tenant_ids: list[uuid.UUID] | None = None,
+) -> dict[tuple[Any, ...], int]:
+    """积案 at ``cutoff``: distinct cases with an officials' step past due and not finished.
+
+    Two index-friendly halves (still open: the open-step index; finished after the
+    cut-off: the finished-at index, empty when the cut-off is now) instead of one OR
+    that no index serves. ``clause=None`` counts whole tenants (``tenant_ids``,
+    ``keys`` on the step table) without joining the cases at all.
+    """
+    d = CaseDeadline
+    base = and_(
+        d.step.in_([s.value for s in STEPS]),  # the officials' clocks, not the petitioner's
+        d.started_at < cutoff,
+        d.due_at < cutoff,
+    )
+    halves = [
+        and_(base, d.status == DeadlineStatus.OPEN.value),
+        and_(base, d.finished_at >= cutoff, d.status != DeadlineStatus.CANCELLED.value),
+    ]
+    labelled = [k.label(f"k{i}") for i, k in enumerate(keys)]
+    parts = []
+    for half in halves:
+        part = select(*labelled, d.case_id.label("case_id"))
+        if clause is None:
+            part = part.where(d.tenant_id.in_(tenant_ids or []), half)
+        else:
+            joined = and_(Case.tenant_id == d.tenant_id, Case.id == d.case_id)
+            part = part.join(Case, joined).where(clause, half)
+        parts.append(part)
+    rows = union_all(*parts).subquery()
+    cols = [rows.c[f"k{i}"] for i in range(len(keys))]
+    out: dict[tuple[Any, ...], int] = {}
+    for row in await session.execute(
+        select(*cols, func.count(rows.c.case_id.distinct())).group_by(*cols)
+    ):
+        out[tuple(row[:-1])] = int(row[-1])
+    return out
+
+
+async def compute(
+    session: AsyncSession,
+    clause: ColumnElement[bool] | None,
+    start: datetime,
+    end: datetime,
+    key: Any = Case.tenant_id,
+    *,
+    definition: Definition = STANDARD,
+    definitions: dict[uuid.UUID, Definition] | None = None,
+    backlog: bool = True,
+    tenant_ids: list[uuid.UUID] | None = None,
+) -> dict[Any, Indicators]:
+    """Indicators of the cases matching ``clause`` (None: ``tenant_ids`` whole) by ``key``, live."""
+    groups = await aggregate(
+        session,
+        clause,
+        start,
+        end,
+        _by(key),
+        definition=definition,
+        definitions=definitions,
+        backlog=backlog,
+        tenant_ids=tenant_ids,
+    )
+    out = {k[0]: one for k, one in groups.items()}
+    if definitions:
+        for tid, one in out.items():
+            one.definition = definitions.get(tid, definition)
+            if one.definition.participation_window_days == STANDARD_WINDOW_DAYS:
+                one.replied_eligible = one.replied_eligible_std
+    return out
 
 
 # --- who may ask what ------------------------------------------------------------------------
@@ -299,6 +500,7 @@ class Statistics:
     indicators: Indicators
     clause: Any = None
     tenant_id: uuid.UUID | None = None
+    refreshed_at: datetime | None = None  # the summary's refresh when it was read
 
 
 async def case_statistics(
@@ -310,20 +512,45 @@ async def case_statistics(
     tenant: str | None = None,
     unit_path: str | None = None,
 ) -> Statistics:
+    """Indicators under the city's definition (a province-wide view: the standard).
+
+    Supervisors read every case of their cities (no per-case visibility rule
+    applies), so their figures come from the daily summary plus a live tail;
+    officials' figures honour per-case rules (accusations) and are live.
+    """
     rng = Range.of(first, last)
     clause, tid = await viewer_clause(session, principal, tenant=tenant, unit_path=unit_path)
-    groups = await compute(session, clause, rng.start, rng.end)
-    return Statistics(rng, tenant, unit_path, merged(groups), clause, tid)
+    owner = tid or principal.tenant_id
+    if principal.is_supervisor:
+        from backend.stats.summary import figures
+
+        ids = [tid] if tid else sorted(principal.scope().tenant_ids)
+        groups, refreshed = await figures(session, ids, rng, unit_path=unit_path)
+        return Statistics(rng, tenant, unit_path, merged(groups), clause, tid, refreshed)
+    definition = await tenant_definition(session, owner) if owner else STANDARD
+    groups = await compute(session, clause, rng.start, rng.end, definition=definition)
+    ind = merged(groups) if groups else Indicators(definition=definition)
+    ind.definition = definition
+    if definition.participation_window_days == STANDARD_WINDOW_DAYS:
+        ind.replied_eligible = ind.replied_eligible_std
+    return Statistics(rng, tenant, unit_path, ind, clause, tid)
 
 
 async def series(
-    session: AsyncSession, clause: ColumnElement[bool], rng: Range, granularity: Granularity
+    session: AsyncSession,
+    clause: ColumnElement[bool],
+    rng: Range,
+    granularity: Granularity,
+    definition: Definition = STANDARD,
 ) -> list[tuple[Range, Indicators]]:
     """One indicator set per day / week / month (a bounded number of aggregate rounds)."""
-    return [
-        (b, merged(await compute(session, clause, b.start, b.end)))
-        for b in rng.buckets(granularity)
-    ]
+    out = []
+    for b in rng.buckets(granularity):
+        groups = await compute(session, clause, b.start, b.end, definition=definition)
+        one = merged(groups) if groups else Indicators()
+        one.definition = definition
+        out.append((b, one))
+    return out
 
 
 async def evaluations(session: AsyncSession, clause: ColumnElement[bool], rng: Range):

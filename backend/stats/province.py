@@ -11,25 +11,32 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
+from backend.cases import deadlines
 from backend.cases.events import append_event
 from backend.cases.models import Case
+from backend.cases.rules import Step, compute_due
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import Database, TenantScope
 from backend.core.errors import BadUserInput, Forbidden, NotFound
 from backend.core.ids import parse_id
 from backend.notifications.service import enqueue
-from backend.stats.indicators import Indicators, Range, compute, merged
+from backend.stats.indicators import Indicators, Range, merged
+from backend.stats.summary import figures
 from backend.tenants.models import OrgUnit, Province, Role, RoleAssignment, Tenant
 
 SUPERVISION_KIND = "PROVINCE_SUPERVISION"
+# An order without a due date: 15 days, the term the regulation gives the city itself to route
+# or assign a matter (《信访工作条例》第二十二条) — our choice, the regulation sets none for 督办;
+# a city's policy may set its own (``limits.SUPERVISION``).
+DEFAULT_SUPERVISION_DAYS = 15
 
 
 @dataclass
@@ -43,16 +50,27 @@ class Overview:
     province: Province | None
     range: Range
     tenants: list[TenantFigures]
-    total: Indicators
+    total: Indicators  # under the province-standard definition
+    refreshed_at: datetime | None = None  # oldest summary refresh read (None: all live)
 
 
 async def province_overview(
-    session: AsyncSession, principal: Principal, province: str, first: date, last: date
+    session: AsyncSession,
+    principal: Principal,
+    province: str,
+    first: date,
+    last: date,
+    *,
+    live: bool = False,
 ) -> Overview:
     """Every tenant of ``province`` side by side: one GROUP BY tenant per aggregate.
 
-    Only provincial supervisors; a supervisor of another province sees nothing
-    (an empty overview, the same answer as an unknown province).
+    Complete days come from the daily summary, today (and days since a missed
+    refresh) live (backend/stats/summary.py); ``live`` ignores the summary (the
+    benchmark's baseline, and the test that both paths agree). Each city's
+    figures carry its own indicator definition; the total is the province
+    standard. Only provincial supervisors; a supervisor of another province
+    sees nothing (an empty overview, the same answer as an unknown province).
     """
     require(principal, "stats", "read")
     if not principal.is_supervisor:
@@ -70,10 +88,10 @@ async def province_overview(
             .order_by(Tenant.slug)
         )
     )
-    ids = [t.id for t in tenants]
-    groups = await compute(session, Case.tenant_id.in_(ids), rng.start, rng.end, Case.tenant_id)
-    figures = [TenantFigures(t, groups.get(t.id, Indicators())) for t in tenants]
-    return Overview(row, rng, figures, merged(groups))
+    groups, refreshed = await figures(session, [t.id for t in tenants], rng, live_only=live)
+    side_by_side = [TenantFigures(t, groups[t.id]) for t in tenants]
+    total = merged({tid: one.standard() for tid, one in groups.items()})
+    return Overview(row, rng, side_by_side, total, refreshed)
 
 
 @dataclass
@@ -110,7 +128,20 @@ async def supervise_city(
         if case is None:
             raise NotFound(f"case {case_id} not found")
         slug = await session.scalar(select(Tenant.slug).where(Tenant.id == tid))
-        data = {"dueDate": due_date.isoformat() if due_date else None, "by": principal.username}
+        # the order's clock: a SUPERVISION step on the case (warning board, digest, closed by
+        # the city's reply or the case's closure); no due date given → the default term
+        clocks = await deadlines.clocks_for(session, case)
+        if due_date is None:
+            days = clocks.policy.limits.get(Step.SUPERVISION, DEFAULT_SUPERVISION_DAYS)
+            due_date = compute_due(
+                Step.SUPERVISION, now(), clocks.calendar, clocks.policy, days=days
+            ).due_date
+        step = deadlines.open_supervision(
+            session, case, due_date, clocks, note=note, issued_by=principal.account_id
+        )
+        step.rule = {**step.rule, "issuer": principal.username, "level": "province"}
+        await deadlines.refresh_due(session, case, clocks)
+        data = {"dueDate": due_date.isoformat(), "by": principal.username}
         event = await append_event(
             session, case, principal, SUPERVISION_KIND, reason=note, data=data
         )

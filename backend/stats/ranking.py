@@ -20,6 +20,7 @@ from backend.authz.principal import Principal
 from backend.cases.models import Case, TenantPolicy
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, NotFound
+from backend.stats.definitions import STANDARD_WINDOW_DAYS, Definition, tenant_definition
 from backend.stats.indicators import Indicators, Range, compute, merged, viewer_clause
 from backend.stats.report import unit_cases
 from backend.tenants.models import OrgUnit
@@ -114,6 +115,7 @@ async def unit_breakdown(
     """Drill-down: the child units of ``unit_path`` (default: the city), side by side."""
     clause, tid = await viewer_clause(session, principal, tenant=tenant, unit_path=unit_path)
     tid = await _tenant_of(session, principal, tenant, tid)
+    definition = await tenant_definition(session, tid)  # the city's own formulas
     out = []
     for unit in await _units(session, tid, unit_path):
         groups = await compute(
@@ -121,9 +123,19 @@ async def unit_breakdown(
             and_(clause, Case.tenant_id == tid, unit_cases(unit.path)),
             rng.start,
             rng.end,
+            definition=definition,
         )
-        out.append(UnitFigures(unit, merged(groups)))
+        out.append(UnitFigures(unit, _one(groups, definition)))
     return out
+
+
+def _one(groups: dict, definition: Definition) -> Indicators:
+    """The single tenant's figures (zeros when it has none), under its definition."""
+    one = merged(groups) if groups else Indicators()
+    one.definition = definition
+    if definition.participation_window_days == STANDARD_WINDOW_DAYS:
+        one.replied_eligible = one.replied_eligible_std
+    return one
 
 
 def week_of(day: date) -> Range:
@@ -188,11 +200,16 @@ async def weekly_ranking(
     tid = await _tenant_of(session, principal, tenant, tid)
     w = Weights.of(weights, await tenant_weights(session, tid))
     units = await _units(session, tid, unit_path)
+    definition = await tenant_definition(session, tid)
     figures: dict[str, tuple[Indicators, Indicators]] = {}
     for unit in units:
         mine = and_(clause, Case.tenant_id == tid, unit_cases(unit.path))
-        cur = merged(await compute(session, mine, this.start, this.end))
-        old = merged(await compute(session, mine, prev.start, prev.end))
+        cur = _one(
+            await compute(session, mine, this.start, this.end, definition=definition), definition
+        )
+        old = _one(
+            await compute(session, mine, prev.start, prev.end, definition=definition), definition
+        )
         figures[unit.path] = (cur, old)
     scores = {p: w.score(c) for p, (c, _) in figures.items()}
     old_scores = {p: w.score(o) for p, (_, o) in figures.items()}
