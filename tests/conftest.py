@@ -16,6 +16,9 @@ if not os.environ.get("XF_DATABASE_URL"):
     os.environ["XF_DATABASE_URL"] = f"sqlite+aiosqlite:///{_tmp / 'test.db'}"
 os.environ["XF_ENV"] = "test"
 os.environ.setdefault("XF_JWT_SECRET", "test-secret-0123456789-0123456789-abcdef")
+# Real-shaped (non-dev) PII keys, so Settings(env="prod") in tests passes the PII guard.
+os.environ.setdefault("XF_PII_KEYS", "t1:dGVzdC1waWkta2V5LTAxMjM0NTY3ODktMDEyMzQ1Njc=")
+os.environ.setdefault("XF_PII_HASH_KEY", "dGVzdC1waWktaGFzaC1rZXktMDEyMzQ1Njc4OS0wMTIzNA==")
 os.environ.setdefault("XF_LOG_LEVEL", "WARNING")
 
 import httpx  # noqa: E402

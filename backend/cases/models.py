@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.clock import now
+from backend.core.crypto import EncryptedText
 from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
 
 
@@ -146,8 +147,12 @@ class Case(TenantScoped, Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     head_count: Mapped[int] = mapped_column(Integer, default=1)
     petitioner_name: Mapped[str] = mapped_column(String(100))
-    petitioner_phone: Mapped[str | None] = mapped_column(String(32))
-    petitioner_id_number: Mapped[str | None] = mapped_column(String(32))
+    # Encrypted at rest (AES-GCM, backend/core/crypto.py): never compare them in SQL;
+    # ``petitioner_key`` is their searchable keyed hash (id number, else phone).
+    petitioner_phone: Mapped[str | None] = mapped_column(EncryptedText("cases.petitioner_phone"))
+    petitioner_id_number: Mapped[str | None] = mapped_column(
+        EncryptedText("cases.petitioner_id_number")
+    )
     petitioner_key: Mapped[str | None] = mapped_column(String(64))
     location_unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     location_path: Mapped[str] = mapped_column(String(512))

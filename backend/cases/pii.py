@@ -11,6 +11,7 @@ import re
 import uuid
 from datetime import date
 
+from backend.core.crypto import keyring
 from backend.core.errors import BadUserInput
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -57,8 +58,22 @@ def mask_id_number(value: str | None) -> str | None:
 
 
 def petitioner_key(tenant_id: uuid.UUID, id_no: str | None, phone: str | None) -> str | None:
-    """Stable identity for repeat detection: the id number, else the phone (salted by tenant)."""
+    """Stable identity for repeat detection and search: the id number, else the phone.
+
+    A keyed hash (HMAC under ``XF_PII_HASH_KEY``, per tenant; backend/core/crypto.py): an
+    unkeyed hash of an 18-digit id with a known birth date and area could be brute-forced.
+    """
     basis = id_no or phone
     if not basis:
         return None
+    return keyring().blind_index(tenant_id, normalise(basis))
+
+
+def normalise(value: str) -> str:
+    """One spelling per person: upper-case ``X`` check digit, no spaces or dashes."""
+    return value.strip().upper().replace(" ", "").replace("-", "")
+
+
+def legacy_petitioner_key(tenant_id: uuid.UUID | str, basis: str) -> str:
+    """The unkeyed hash used before migration 0008 (only the migration still needs it)."""
     return hashlib.sha256(f"{tenant_id}:{basis}".encode()).hexdigest()

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.clock import now
+from backend.core.crypto import EncryptedText
 from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
 from backend.core.ids import new_id
 
@@ -91,14 +92,16 @@ class Notification(TenantScoped, Base):
 class NotificationSettings(TenantScoped, Base):
     """A tenant's webhook: every ``webhook`` notification of the city is POSTed here.
 
-    The secret is stored as given (it must be, to sign) and never returned.
+    The secret must be recoverable (it signs), so it is encrypted, not hashed; never returned.
     """
 
     __tablename__ = "notification_settings"
     __table_args__ = (UniqueConstraint("tenant_id", name="uq_notification_settings_tenant"),)
 
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
-    webhook_secret: Mapped[str | None] = mapped_column(String(256))
+    webhook_secret: Mapped[str | None] = mapped_column(
+        EncryptedText("notification_settings.webhook_secret")  # at rest: AES-GCM
+    )
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
 
