@@ -3,8 +3,9 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
+AUDIT_SERVICE ?= pypi
 
-.PHONY: run test lint format bench bench-smoke docs uv sync clean
+.PHONY: run test lint format bench bench-smoke docs uv sync clean audit
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
@@ -30,6 +31,11 @@ lint: sync
 format: sync
 	$(UV) run ruff format backend tests migrations/env.py
 	$(UV) run ruff check --fix backend tests migrations/env.py
+
+audit: sync ## known vulnerabilities in the locked deps (needs PyPI/OSV: never part of `make test`)
+	$(UV) export --frozen --format requirements.txt --all-groups --no-emit-project --quiet \
+	  | $(UV) run pip-audit --requirement /dev/stdin --disable-pip --strict \
+	      --vulnerability-service $(AUDIT_SERVICE) --progress-spinner off
 
 docs: sync ## regenerate the committed schema and authz matrix
 	$(UV) run xinfang export-schema > schema.graphql

@@ -1,4 +1,10 @@
-"""Bearer JWTs: HS256, claims ``sub`` (username), ``iat``, ``exp``."""
+"""Bearer JWTs: HS256, claims ``sub`` (username), ``iat``, ``exp``; header ``kid`` for rotation.
+
+With ``XF_JWT_KEYS`` set, tokens are signed with the active key and carry its
+``kid``; any listed key verifies, so two keys are valid during a rotation. A
+token naming an unknown ``kid`` is refused; a kid-less token is checked
+against ``XF_JWT_SECRET`` while that is configured (tokens minted before keys).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,24 @@ def issue_token(
     issued = now()
     ttl = ttl_seconds if ttl_seconds is not None else settings.jwt_ttl_seconds
     claims = {"sub": username, "iat": issued, "exp": issued + timedelta(seconds=ttl)}
-    return jwt.encode(claims, settings.effective_jwt_secret, algorithm=ALGORITHM)
+    kid, secret = settings.jwt_signing_key
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, secret, algorithm=ALGORITHM, headers=headers)
+
+
+def _verification_key(token: str, settings: Settings) -> str:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated("invalid token") from exc
+    kid = header.get("kid")
+    if kid is None:
+        secret = settings.jwt_legacy_secret
+    else:
+        secret = settings.jwt_key_map.get(kid) if isinstance(kid, str) else None
+    if secret is None:
+        raise Unauthenticated("invalid token")  # unknown kid: say no more than for a forgery
+    return secret
 
 
 def verify_token(token: str, *, settings: Settings | None = None) -> str:
@@ -29,7 +52,7 @@ def verify_token(token: str, *, settings: Settings | None = None) -> str:
     try:
         claims = jwt.decode(
             token,
-            settings.effective_jwt_secret,
+            _verification_key(token, settings),
             algorithms=[ALGORITHM],
             options={"require": ["sub", "iat", "exp"]},
             leeway=5,

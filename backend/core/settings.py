@@ -6,6 +6,7 @@ production guard lives here too so a misconfigured deployment never starts.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Literal
 
@@ -30,6 +31,10 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     redis_url: str | None = None
     jwt_secret: str | None = None
+    # Key rotation (deploy/README.md "Rotate keys"): ``kid:secret,kid2:secret2`` or a JSON
+    # object; tokens are signed with ``jwt_active_kid`` and verified with any listed key.
+    jwt_keys: str | None = None
+    jwt_active_kid: str | None = None
     jwt_ttl_seconds: int = 8 * 3600
     cors_origins: str = ""
     default_timezone: str = "Asia/Shanghai"
@@ -37,6 +42,20 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 10
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
+    graphql_max_cost: int = Field(
+        default=20000, description="Static cost limit: lists weigh `first` × their children"
+    )
+    graphql_default_list_size: int = Field(
+        default=10, ge=1, description="Assumed length of a list field without `first`"
+    )
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="POST /graphql cap")
+    # Rate limits (docs/graphql-limits.md): points per window, on Redis when configured.
+    # None = on, except under XF_ENV=test where the suite's shared tokens would trip them.
+    rate_limit_enabled: bool | None = None
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    rate_limit_user: int = Field(default=600, ge=1, description="Points per user per window")
+    rate_limit_tenant: int = Field(default=20000, ge=1, description="Points per city per window")
+    rate_limit_mutation_cost: int = Field(default=5, ge=1, description="A query costs 1 point")
     run_jobs_in_process: bool = Field(
         default=True, description="Run scheduled jobs inside `serve` when no Redis is configured"
     )
@@ -69,6 +88,14 @@ class Settings(BaseSettings):
     smtp_from: str = "xinfang@localhost"
     smtp_starttls: bool = False
     smtp_ssl: bool = False
+    # PII at rest (docs/security.md): AES-256-GCM keys as ``kid:base64key,kid2:base64key``;
+    # new values are encrypted with ``pii_active_key`` (default: the first listed), old
+    # ones decrypt with whichever listed key their ciphertext names. ``pii_hash_key``
+    # (base64, >= 32 bytes) keys the searchable HMAC of id numbers and phones; it is
+    # long-lived (rotating it means re-hashing, see `xinfang pii rotate-key`).
+    pii_keys: str | None = None
+    pii_active_key: str | None = None
+    pii_hash_key: str | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -87,10 +114,56 @@ class Settings(BaseSettings):
             raise ConfigurationError("XF_JWT_SECRET must be set when XF_ENV=prod")
         return DEV_JWT_SECRET
 
+    @property
+    def jwt_key_map(self) -> dict[str, str]:
+        """``XF_JWT_KEYS`` as ``{kid: secret}`` (JSON object or ``kid:secret,…``)."""
+        raw = (self.jwt_keys or "").strip()
+        if not raw:
+            return {}
+        if raw.startswith("{"):
+            try:
+                parsed = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigurationError("XF_JWT_KEYS is not valid JSON") from exc
+            pairs = list(parsed.items()) if isinstance(parsed, dict) else []
+        else:
+            pairs = [item.partition(":")[::2] for item in raw.split(",") if item.strip()]
+        keys = {str(k).strip(): str(v).strip() for k, v in pairs}
+        if not pairs or any(not k or not v for k, v in keys.items()):
+            raise ConfigurationError("XF_JWT_KEYS must be kid:secret pairs with non-empty parts")
+        return keys
+
+    @property
+    def jwt_signing_key(self) -> tuple[str | None, str]:
+        """``(kid, secret)`` new tokens are signed with; kid ``None`` = the legacy single key."""
+        keys = self.jwt_key_map
+        if not keys:
+            return None, self.effective_jwt_secret
+        kid = self.jwt_active_kid or (next(iter(keys)) if len(keys) == 1 else None)
+        if kid is None or kid not in keys:
+            raise ConfigurationError("XF_JWT_ACTIVE_KID must name one of XF_JWT_KEYS")
+        return kid, keys[kid]
+
+    @property
+    def jwt_legacy_secret(self) -> str | None:
+        """The key for kid-less tokens: ``XF_JWT_SECRET``, or the dev default without keys."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        return None if self.jwt_key_map else self.effective_jwt_secret
+
     def check_production_safety(self) -> None:
         """Refuse to start a production process with a missing or default secret."""
+        from backend.core.crypto import check_keys  # the PII keyring (dev keys only outside prod)
+
+        check_keys(self)
         if self.env != "prod":
             return
+        if self.jwt_key_map:
+            self.jwt_signing_key  # noqa: B018 — raises when the active kid is not listed
+            if any(len(k) < 32 or k == DEV_JWT_SECRET for k in self.jwt_key_map.values()):
+                raise ConfigurationError("every XF_JWT_KEYS secret must be ≥ 32 real characters")
+            if self.jwt_secret is None:
+                return
         if not self.jwt_secret or self.jwt_secret == DEV_JWT_SECRET:
             raise ConfigurationError("XF_JWT_SECRET must be set to a real secret when XF_ENV=prod")
         if len(self.jwt_secret) < 32:

@@ -17,14 +17,18 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from backend.core.ratelimit import RateLimiter
 from backend.core.settings import Settings, get_settings
 from backend.schema.cases import CaseMutations, CaseQueries, PolicyMutations, PolicyQueries
+from backend.schema.cost import CostLimiter
 from backend.schema.errors import ErrorCode, error_code
 from backend.schema.evaluations import EvaluationMutations, EvaluationQueries
+from backend.schema.guards import RateLimit
 from backend.schema.metrics import OperationMetrics
 from backend.schema.notifications import NotificationMutations, NotificationQueries
 from backend.schema.reports import ReportQueries
 from backend.schema.rosters import RosterMutations, RosterQueries
+from backend.schema.security import SecurityMutations, SecurityQueries, install_admin_audit
 from backend.schema.stats import StatsMutations, StatsQueries
 from backend.schema.tenants import TenantMutations, TenantQueries
 
@@ -39,6 +43,7 @@ Query = merge_types(
         RosterQueries,
         EvaluationQueries,
         StatsQueries,
+        SecurityQueries,
     ),
 )
 Mutation = merge_types(
@@ -51,8 +56,10 @@ Mutation = merge_types(
         RosterMutations,
         EvaluationMutations,
         StatsMutations,
+        SecurityMutations,
     ),
 )
+install_admin_audit(Mutation)  # every admin mutation writes its audit row (tenants/audit_log.py)
 
 
 class XinfangSchema(strawberry.Schema):
@@ -63,13 +70,19 @@ class XinfangSchema(strawberry.Schema):
         del errors, execution_context
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(
+    settings: Settings | None = None, limiter: RateLimiter | None = None
+) -> strawberry.Schema:
+    """The schema with its guards (docs/graphql-limits.md); ``limiter`` is shared per app."""
     settings = settings or get_settings()
+    limiter = limiter or RateLimiter(settings)
     extensions: list = [
         OperationMetrics,
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: RateLimit(limiter=limiter),
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: CostLimiter(settings=settings),
     ]
     if settings.env == "prod":
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))

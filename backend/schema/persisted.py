@@ -1,0 +1,88 @@
+"""Persisted queries on the request path: resolve a hash to its document, enforce allow-lists.
+
+Clients send Apollo's APQ shape ``{"extensions": {"persistedQuery":
+{"version": 1, "sha256Hash": H}}}`` or ``{"id": H}`` (``documentId`` and a
+``sha256:`` prefix are accepted too). The server never learns new documents
+from clients (no APQ registration: that would let any caller fill the table);
+an administrator loads a manifest (``xinfang persisted-queries load``).
+
+* hash only → the stored document runs; unknown → ``PersistedQueryNotFound``
+  (Apollo's message, ``NOT_FOUND``, HTTP 400) so an APQ client falls back to
+  sending the text;
+* hash and text → the hash must be the text's SHA-256;
+* a city in allow-list mode (``xinfang persisted-queries mode --tenant T on``)
+  refuses its users' documents that are not in the list (``FORBIDDEN``,
+  HTTP 403). Supervisors and platform staff are not a city's users and are
+  not subject to a city's mode.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from backend.authz.principal import Principal
+from backend.core import persisted
+from backend.core.db import Database
+from backend.core.errors import BadUserInput, Forbidden, NotFound
+
+
+class PersistedQueryNotFound(NotFound):
+    """Apollo clients recognise the message and retry with the document."""
+
+
+class PersistedQueryRequired(Forbidden):
+    pass
+
+
+def requested_hash(payload: dict[str, Any]) -> str | None:
+    extensions = payload.get("extensions")
+    value: Any = None
+    if isinstance(extensions, dict) and isinstance(extensions.get("persistedQuery"), dict):
+        value = extensions["persistedQuery"].get("sha256Hash")
+    if value is None:
+        value = payload.get("id", payload.get("documentId"))
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadUserInput("a persisted query id is a SHA-256 hex string", field="id")
+    return value.removeprefix("sha256:").lower()
+
+
+async def resolve(db: Database, principal: Principal | None, body: bytes) -> bytes:
+    """The body to execute: unchanged, or with the persisted document filled in."""
+    tenant_id = principal.tenant_id if principal is not None else None
+    enforced = await persisted.allow_list_only(db, tenant_id)
+    markers = (b"persistedQuery", b'"id"', b'"documentId"')
+    if not enforced and not any(m in body for m in markers):
+        return body  # the common case: no hash to resolve and nothing to enforce
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        if enforced:
+            raise PersistedQueryRequired(_REQUIRED, reason="PERSISTED_QUERY_REQUIRED") from None
+        return body  # not JSON: strawberry answers that
+    if not isinstance(payload, dict):
+        if enforced:
+            raise PersistedQueryRequired(_REQUIRED, reason="PERSISTED_QUERY_REQUIRED")
+        return body
+    digest = requested_hash(payload)
+    text = payload.get("query")
+    if digest is None:
+        if enforced:
+            raise PersistedQueryRequired(_REQUIRED, reason="PERSISTED_QUERY_REQUIRED")
+        return body
+    if isinstance(text, str) and text:
+        if persisted.sha256_hex(text) != digest:
+            raise BadUserInput("provided sha does not match query", field="sha256Hash")
+        if enforced and await persisted.lookup(db, digest, tenant_id) is None:
+            raise PersistedQueryRequired(_REQUIRED, reason="PERSISTED_QUERY_REQUIRED")
+        return body
+    stored = await persisted.lookup(db, digest, tenant_id)
+    if stored is None:
+        raise PersistedQueryNotFound("PersistedQueryNotFound", reason="PERSISTED_QUERY_NOT_FOUND")
+    payload["query"] = stored
+    return json.dumps(payload).encode()
+
+
+_REQUIRED = "this city accepts persisted queries only; send a known sha256Hash"
