@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -13,13 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from backend.core.db import Database
+from backend.core.db import Database, is_unavailable
 from backend.core.logging import configure_logging
 from backend.core.middleware import RequestIdMiddleware
+from backend.core.ratelimit import RateLimiter
 from backend.core.settings import Settings, get_settings
 from backend.jobs.inprocess import InProcessScheduler
 from backend.rosters.ical import ics_endpoint
 from backend.schema import build_schema
+from backend.schema.errors import RETRY_AFTER_SECONDS
 from backend.schema.reports import report_routes
 from backend.schema.stats import stats_routes
 from backend.schema.view import GraphQLApp
@@ -31,7 +35,13 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     settings.check_production_safety()
     configure_logging(settings.log_level)
     db = Database(settings)
-    graphql = GraphQLApp(build_schema(settings), db, graphiql=settings.env != "prod")
+    limiter = RateLimiter(settings)  # one per process: its in-process windows are shared
+    graphql = GraphQLApp(
+        build_schema(settings, limiter),
+        db,
+        graphiql=settings.env != "prod",
+        max_body_bytes=settings.max_body_bytes,
+    )
     jobs_in_process = (
         run_jobs
         if run_jobs is not None
@@ -41,17 +51,29 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(_: Request) -> Response:
+    async def readyz(request: Request) -> Response:
+        """Database reachable; Redis too when configured (CONTRACT.md).
+
+        ``?require=database`` judges readiness on the database alone: the Kubernetes
+        probe uses it so a Redis outage does not take every api pod out of the Service
+        (requests never need Redis: rate limits fail open, jobs and the outbox live in
+        PostgreSQL). Redis is still checked and reported in the body either way.
+        """
+        database_only = request.query_params.get("require") == "database"
         checks: dict[str, str] = {}
         try:
             await db.ping()
             checks["database"] = "ok"
         except Exception as exc:  # readiness reports, never raises
             checks["database"] = f"error: {type(exc).__name__}"
+        body: dict[str, object] = {"checks": checks}
         if settings.redis_url:
             checks["redis"] = await _redis_status(settings.redis_url)
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+            if checks["redis"] != "ok":
+                body["degraded"] = ["redis"]
+        ready = checks["database"] == "ok" and (database_only or checks.get("redis", "ok") == "ok")
+        body = {"ready": ready, **body}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -66,6 +88,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         finally:
             if scheduler:
                 await scheduler.stop()
+            await limiter.close()
             await db.dispose()
 
     middleware = [Middleware(RequestIdMiddleware)]
@@ -90,9 +113,26 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         ],
         middleware=middleware,
         lifespan=lifespan,
+        exception_handlers=dict.fromkeys(_DATABASE_ERRORS, _database_unavailable),
     )
     app.state.db = db
+    app.state.limiter = limiter
     return app
+
+
+# The non-GraphQL routes (exports, reports, iCal) when the database is lost: 503 with
+# Retry-After, like GraphQL's UNAVAILABLE (docs/operations.md); anything else stays a 500.
+_DATABASE_ERRORS = (DBAPIError, SATimeoutError, OSError)
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> Response:
+    if not is_unavailable(exc):
+        raise exc
+    return JSONResponse(
+        {"error": "UNAVAILABLE", "message": "Service temporarily unavailable; retry the request"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 async def _redis_status(url: str) -> str:

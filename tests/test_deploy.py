@@ -151,7 +151,7 @@ def test_api_deployment_probes_and_security() -> None:
     api = _one("Deployment", "xinfang-api")
     (container,) = _pod_spec(api)["containers"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz?require=database"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8000}
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
@@ -292,7 +292,12 @@ def test_every_env_var_is_a_setting() -> None:
     fields = {name.lower() for name in Settings.model_fields}
     names = _env_names()
     assert names["ConfigMap/xinfang-config"] >= {"XF_ENV", "XF_REDIS_URL", "XF_DB_APP_ROLE"}
-    assert names["Secret/xinfang-secrets"] == {"XF_JWT_SECRET", "XF_DATABASE_URL"}
+    assert names["Secret/xinfang-secrets"] == {
+        "XF_JWT_SECRET",
+        "XF_DATABASE_URL",
+        "XF_PII_KEYS",
+        "XF_PII_HASH_KEY",
+    }
     for where, env in names.items():
         for name in env:
             assert name.startswith("XF_"), f"{where}: {name} lacks the XF_ prefix"

@@ -15,6 +15,7 @@ connection never carries a tenant into the next request.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -159,8 +160,10 @@ def _refuse_foreign_rows(session: Session, _ctx: Any, _instances: Any) -> None:
 
 
 @event.listens_for(Session, "after_begin")
-def _set_transaction_tenant(session: Session, _tx: Any, connection: Any) -> None:
-    if connection.dialect.name != "postgresql":
+def _set_transaction_tenant(session: Session, tx: Any, connection: Any) -> None:
+    # A SAVEPOINT (begin_nested) fires this too, inside a transaction whose settings are
+    # already in place: setting them again would cost two round trips per savepoint.
+    if connection.dialect.name != "postgresql" or tx.nested:
         return
     settings = get_settings()
     connection.exec_driver_sql(f'SET LOCAL ROLE "{settings.db_app_role}"')
@@ -182,6 +185,51 @@ async def use_scope(session: AsyncSession, scope: TenantScope) -> None:
         conn = await session.connection()
         if conn.dialect.name == "postgresql":
             await conn.run_sync(lambda c: _apply_scope_setting(c, scope))
+
+
+# --- lost or unreachable database -----------------------------------------------------
+
+# SQLSTATEs that mean "the server went away or cannot take you now", not "your SQL is
+# wrong": class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, starting
+# up) and 53300 (too many connections). A retry of the whole request can succeed.
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or anything it was raised from) is a lost or unreachable database.
+
+    Walks the cause chain because SQLAlchemy wraps the driver's error twice
+    (``DBAPIError`` → adapted DBAPI error → asyncpg exception). Such errors are
+    answered ``UNAVAILABLE`` (HTTP 503 + ``Retry-After``). The transaction either rolled
+    back or (connection lost during COMMIT) committed unseen, so a client retries an
+    intake with the same ``clientKey`` and reloads a case before repeating a step.
+    """
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection within pool_timeout
+            return True
+        if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+            return True  # refused, reset, connect timeout, name lookup
+        if type(exc) is OSError:  # asyncio's "Multiple exceptions: [Errno 111] ..." on connect
+            return True
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+        ):
+            return True
+        # asyncpg's protocol-state errors ("another operation is in progress") are what a
+        # connection killed under a running statement reports before it notices it is closed
+        if type(exc).__name__ in ("ConnectionDoesNotExistError", "InternalClientError"):
+            return True
+        if isinstance(exc, sa_exc.InterfaceError) and "connection is closed" in str(exc):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False
 
 
 # --- engine and sessions -------------------------------------------------------------

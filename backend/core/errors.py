@@ -19,6 +19,9 @@ class ErrorCode(StrEnum):
     INVALID_TRANSITION = "INVALID_TRANSITION"
     CONFLICT = "CONFLICT"
     RATE_LIMITED = "RATE_LIMITED"
+    # A dependency (the database) is unreachable or dropped the connection: retry after
+    # ``extensions.retryAfter`` seconds (HTTP 503 + Retry-After; docs/operations.md).
+    UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
@@ -64,3 +67,9 @@ class Conflict(AppError):
 
 class RateLimited(AppError):
     code = ErrorCode.RATE_LIMITED
+
+
+class Unavailable(AppError):
+    """Retryable: the database (or another dependency) could not serve the request now."""
+
+    code = ErrorCode.UNAVAILABLE

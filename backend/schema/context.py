@@ -10,6 +10,7 @@ returns, rolled back on any error, so a failed mutation changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from backend.authz.principal import Principal
 from backend.cases.audit import record_pii_reads
-from backend.core.db import Database
+from backend.core.db import Database, is_unavailable
 from backend.core.errors import Conflict, Unauthenticated
 
 T = TypeVar("T")
@@ -52,7 +53,18 @@ class RequestContext:
         async with self._lock:
             if self._session is None:
                 self._session = self.db.session(principal.scope())
-            yield self._session
+            try:
+                yield self._session
+            except Exception as exc:
+                if is_unavailable(exc):  # the connection died: later fields get a new one
+                    await self._drop_session()
+                raise
+
+    async def _drop_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await session.invalidate()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -83,10 +95,29 @@ class RequestContext:
         return self.loaders[name]
 
     async def close(self) -> None:
+        await self._close_session()
+        await self.flush_pii_reads()
+
+    async def _close_session(self) -> None:
         if self._session is not None:
-            await self._session.close()
+            try:
+                await self._session.close()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
             self._session = None
+
+    async def flush_pii_reads(self) -> None:
+        """Commit the access log of the unmasked PII this response shows.
+
+        The view calls it before the response leaves (a response whose access cannot be
+        logged — database gone — is withheld); ``close`` calls it again as a safety net.
+        The shared read session is released first: execution is over, and a request that
+        held its read connection while waiting for a second one would exhaust the pool
+        under load (50 parallel intakes did).
+        """
         if self.pii_reads and self.principal_or_none is not None:
+            await self._close_session()
             async with self.db.transaction(self.principal.scope()) as session:
                 await record_pii_reads(
                     session, self.principal, self.pii_reads.values(), self.request_id

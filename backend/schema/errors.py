@@ -6,16 +6,23 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from backend.core.db import is_unavailable
 from backend.core.errors import AppError, ErrorCode
 from backend.core.logging import get_logger
 
 log = get_logger(__name__)
+
+# What an UNAVAILABLE answer tells the client to wait (Retry-After header and
+# ``extensions.retryAfter``): a PostgreSQL restart or failover takes a few seconds.
+RETRY_AFTER_SECONDS = 2
 
 
 def error_code(error: GraphQLError) -> ErrorCode:
     original = error.original_error
     if isinstance(original, AppError):
         return original.code
+    if is_unavailable(original):
+        return ErrorCode.UNAVAILABLE  # lost/unreachable database: retryable, not a bug
     if error.path is None and (original is None or isinstance(original, GraphQLError)):
         # parse/validation of the document, or coercion of the variables (graphql-core wraps
         # the coercion failure in a GraphQLError): the request is wrong, not the server
@@ -41,6 +48,24 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
         }
         formatted["extensions"] = {"code": str(code), "requestId": request_id}
         return formatted
+    if code is ErrorCode.UNAVAILABLE and not isinstance(error.original_error, AppError):
+        # expected during a database restart or failover: one line, no traceback
+        log.warning(
+            "graphql.unavailable",
+            request_id=request_id,
+            path=error.path,
+            error=type(error.original_error).__name__,
+        )
+        return {
+            "message": "Service temporarily unavailable; retry the request",
+            "locations": formatted.get("locations"),
+            "path": formatted.get("path"),
+            "extensions": {
+                "code": str(code),
+                "retryAfter": RETRY_AFTER_SECONDS,
+                "requestId": request_id,
+            },
+        }
     extensions = dict(formatted.get("extensions") or {})
     extensions["code"] = str(code)
     formatted["extensions"] = extensions

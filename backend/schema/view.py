@@ -18,12 +18,14 @@ from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 
-from backend.authz.tokens import bearer_token, verify_token
-from backend.core.db import Database
+from backend.core.db import Database, is_unavailable
 from backend.core.errors import AppError, ErrorCode
 from backend.core.logging import get_logger
 from backend.schema.context import RequestContext
-from backend.schema.errors import error_code, format_error
+from backend.schema.errors import RETRY_AFTER_SECONDS, error_code, format_error
+from backend.schema.guards import persisted_refusal, refusal_status, replay, screen
+from backend.schema.persisted import resolve as resolve_persisted
+from backend.tenants.api_keys import credential_username
 from backend.tenants.principals import load_principal
 
 log = get_logger(__name__)
@@ -37,24 +39,75 @@ def unauthenticated_response(message: str) -> JSONResponse:
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
+def state_request_id(scope: Scope) -> str:
+    return scope.get("state", {}).get("request_id", "-")
+
+
+def unavailable_body(request_id: str, stage: str) -> dict[str, Any]:
+    """A whole request refused as UNAVAILABLE (docs/operations.md): nothing was shown."""
+    log.warning("graphql.unavailable", request_id=request_id, stage=stage)
+    return {
+        "data": None,
+        "errors": [
+            {
+                "message": "Service temporarily unavailable; retry the request",
+                "extensions": {
+                    "code": "UNAVAILABLE",
+                    "retryAfter": RETRY_AFTER_SECONDS,
+                    "requestId": request_id,
+                },
+            }
+        ],
+    }
+
+
+def unavailable_response(request_id: str) -> JSONResponse:
+    """The database could not even authenticate the caller: 503, retry shortly."""
+    body = unavailable_body(request_id, "authentication")
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 class GraphQLApp(GraphQL):
-    def __init__(self, schema: Any, db: Database, *, graphiql: bool) -> None:
+    def __init__(
+        self, schema: Any, db: Database, *, graphiql: bool, max_body_bytes: int = 1_000_000
+    ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False
         )
         self.db = db
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await Response(status_code=404)(scope, receive, send)
             return
+        screened = await screen(scope, receive, self.max_body_bytes)  # guards.py: JSON POST, cap
+        if isinstance(screened, Response):
+            await screened(scope, receive, send)
+            return
         request = Request(scope, receive)
         try:
-            token = bearer_token(request.headers.get("authorization"))
-            principal = await load_principal(self.db, verify_token(token)) if token else None
+            username = await credential_username(self.db, request.headers.get("authorization"))
+            principal = await load_principal(self.db, username) if username else None
         except AppError as exc:
             await unauthenticated_response(exc.message)(scope, receive, send)
             return
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await unavailable_response(state_request_id(scope))(scope, receive, send)
+            return
+        if screened is not None:  # the POST body, with a persisted document filled in
+            try:
+                receive = replay(await resolve_persisted(self.db, principal, screened), receive)
+            except AppError as exc:
+                await persisted_refusal(exc)(scope, receive, send)
+                return
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                await unavailable_response(state_request_id(scope))(scope, receive, send)
+                return
         if principal is not None:
             structlog.contextvars.bind_contextvars(
                 user=principal.username, tenant=principal.tenant_slug
@@ -78,12 +131,27 @@ class GraphQLApp(GraphQL):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         ctx: RequestContext = request.scope["state"]["graphql_context"]
+        try:
+            await ctx.flush_pii_reads()  # no unmasked PII leaves without its access record
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            ctx.pii_reads.clear()  # withheld: nothing was shown, nothing to log
+            ctx.response.status_code = 503
+            ctx.response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return unavailable_body(ctx.request_id, "pii_access_log")  # type: ignore[return-value]
         data: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             data["errors"] = [format_error(e, ctx.request_id) for e in result.errors]
             if any(error_code(e) is ErrorCode.UNAUTHENTICATED for e in result.errors):
                 ctx.response.status_code = 401
                 ctx.response.headers["WWW-Authenticate"] = "Bearer"
+            elif any(error_code(e) is ErrorCode.UNAVAILABLE for e in result.errors):
+                ctx.response.status_code = 503  # retryable (docs/operations.md)
+                ctx.response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            elif refusal := refusal_status(result.errors):  # 429 rate limit, 400 cost
+                ctx.response.status_code, headers = refusal
+                ctx.response.headers.update(headers)
         if result.extensions:
             data["extensions"] = result.extensions
         return data
