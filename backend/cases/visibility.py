@@ -1,11 +1,12 @@
 """Who may see and act on which case, as SQL predicates (never filtering in Python).
 
 - Officials (petition officers, leaders) see cases held in, or located in,
-  the subtree of a unit where they hold a reading role; department handlers
-  only cases held by their department; grid workers the cases they registered;
+  the subtree of a unit where they hold a reading role, and leaders the cases they own
+  (包案) wherever they went; department handlers only cases held by their
+  department; grid workers the cases they registered;
   evaluators (``read_own``) the cases of the evaluation panels they sit on.
-- 检举控告 (Art. 30): an accusation is invisible through any grant inside the
-  accused unit's subtree, and to the accused person, whatever the role.
+- 检举控告 (Art. 30): an accusation is invisible to anybody holding any role inside
+  the accused unit's subtree (whatever their other grants), and to the accused person.
 - Provincial supervisors read every case of their province's tenants (the
   tenant scope of the session already restricts them); platform staff none.
 """
@@ -47,6 +48,10 @@ def read_predicate(principal: Principal) -> ColumnElement[bool]:
         and_(_grant_reach(g), _not_inside_accused(g.unit_path))
         for g in allowed_grants(principal, "case", "read")
     ]
+    if any(g.role is Role.LEADER for g in principal.grants):
+        # 包案: the owning leader keeps reading its case wherever it is routed (its morning
+        # digest lists it); Art. 30 below still applies
+        clauses.append(Case.leader_id == principal.account_id)
     own_grants = allowed_grants(principal, "case", "read_own")
     if own_grants:
         # "own": cases it registered, or (evaluators) the cases of panels it sits on
@@ -57,7 +62,10 @@ def read_predicate(principal: Principal) -> ColumnElement[bool]:
     not_accused_person = or_(
         Case.accused_username.is_(None), Case.accused_username != principal.username
     )
-    return and_(or_(*clauses), not_accused_person)
+    # Art. 30 "the unit accused" includes whoever holds *any* role inside it: a second
+    # grant elsewhere (a city leader also posted at the accused county) must not reach it
+    not_member = [_not_inside_accused(p) for p in sorted({g.unit_path for g in principal.grants})]
+    return and_(or_(*clauses), not_accused_person, *not_member)
 
 
 def _on_my_panel(principal: Principal) -> ColumnElement[bool]:
