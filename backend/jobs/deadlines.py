@@ -14,18 +14,21 @@ tenant, one transaction:
 4. ``cases.red_since`` is set for red cases that lack it (coloured red by a
    mutation) and cleared for cases no longer red.
 
-Each write selects a bounded batch of ids first (``FOR UPDATE SKIP LOCKED`` on
+Each write locks a bounded batch of rows first (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, so the scan never waits for a case a user is changing — the next
-run picks it up — and cannot deadlock with one), then updates those ids. The
-mismatch predicates are index range scans on ``(tenant, colour, due_at)``
-(migration 0004): a run touches only the rows that change. No case is loaded
-into Python beyond the ids of one batch.
+run picks it up — and cannot deadlock with one), then updates those ids. Every
+candidate query is one index range read in index order: a colour change is
+"stored colour = X and due time in Y's band" on ``(tenant, colour, due_at)``
+(nine ranges per table, see :func:`_transitions`), overdue marks and red-since
+repairs have partial indexes of their own (migration 0004). A run touches only
+the rows that change; a run with nothing to do costs a few dozen empty index
+probes per tenant. No case is loaded into Python beyond one batch.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -33,16 +36,15 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    String,
     and_,
     func,
     insert,
-    literal,
-    null,
+    literal_column,
     or_,
     select,
     update,
 )
-from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import SYSTEM
@@ -66,49 +68,78 @@ OVERDUE_EVENT = "DEADLINE_OVERDUE"
 _ALL = (C.RED.value, C.YELLOW.value, C.BLUE.value, C.NONE.value)
 
 
-def _colour(due_at: Any, red_until: datetime, yellow_until: datetime) -> Any:
-    return sql_case(
-        (due_at <= red_until, C.RED.value),
-        (due_at <= yellow_until, C.YELLOW.value),
-        else_=C.BLUE.value,
-    )
-
-
 def _not(colour: C) -> list[str]:
     return [c for c in _ALL if c != colour.value]
 
 
-def _mismatch(colour: Any, due_at: Any, red_until: datetime, yellow_until: datetime):
-    """Stored colour differs from the one "now" gives: three index range scans, no full pass."""
-    return or_(
-        and_(due_at <= red_until, colour.in_(_not(C.RED))),
-        and_(due_at > red_until, due_at <= yellow_until, colour.in_(_not(C.YELLOW))),
-        and_(due_at > yellow_until, colour.in_(_not(C.BLUE))),
-    )
+def _lit(value: str) -> Any:
+    """An enum constant inlined into the SQL (never user input): partial indexes
+    (``WHERE status = 'OPEN'``) match only literals, not the parameters of a cached plan."""
+    return literal_column(f"'{value}'", String)
 
 
-async def _locked_ids(
-    session: AsyncSession, query: Select, id_col: Any, after: Any, of: Any = None
-) -> list[Any]:
-    """One batch of rows (ids first) past ``after``, locked, skipping rows others hold."""
-    if after is not None:
-        query = query.where(id_col > after)
-    query = query.order_by(id_col).limit(BATCH).with_for_update(skip_locked=True, of=of)
-    return list((await session.execute(query)).all())
+def _bands(due_at: Any, red_until: datetime, yellow_until: datetime) -> list[tuple[str, Any]]:
+    """(colour, the due-time range that has it "now")."""
+    return [
+        (C.RED.value, due_at <= red_until),
+        (C.YELLOW.value, and_(due_at > red_until, due_at <= yellow_until)),
+        (C.BLUE.value, due_at > yellow_until),
+    ]
 
 
-async def _update_locked(session: AsyncSession, query: Select, model: Any, **values: Any) -> int:
-    """``UPDATE model SET values`` for every row ``query`` selects, one locked batch at a time."""
-    count, after = 0, None
-    while batch := await _locked_ids(session, query, model.id, after):
-        ids = [r.id for r in batch]
+def _transitions(
+    colour: Any, due_at: Any, red_until: datetime, yellow_until: datetime
+) -> list[tuple[str, str, Any]]:
+    """Every (from, to) colour change as one index range on ``(tenant, colour = from, due_at)``.
+
+    Nine small ranges instead of one "stored colour differs" predicate: the
+    planner cannot estimate the latter (colour and due time are correlated, so
+    it expects a fifth of the table and walks it all), while an equality on the
+    colour plus a due-time range, read in index order, is cheap whatever the
+    statistics say — empty when nothing crossed a threshold since the last run.
+    """
+    return [
+        (old, new, and_(colour == _lit(old), band))
+        for new, band in _bands(due_at, red_until, yellow_until)
+        for old in _ALL
+        if old != new
+    ]
+
+
+async def _locked_batches(
+    session: AsyncSession,
+    query: Select,
+    model: Any,
+    tenant_id: uuid.UUID,
+    values: dict[str, Any],
+    of: Any = None,
+) -> AsyncIterator[list[Any]]:
+    """Lock a batch of the rows ``query`` selects (index order, ``SKIP LOCKED``), set
+    ``values`` on them, yield the batch; again until the rows are done.
+
+    No keyset: a row once updated no longer matches ``query``; a short batch means the
+    rest (if any) is held by someone else — the next run takes it.
+    """
+    query = query.limit(BATCH).with_for_update(skip_locked=True, of=of)
+    while batch := list((await session.execute(query)).all()):
         await session.execute(
             update(model)
-            .where(model.id.in_(ids))
+            .where(model.tenant_id == tenant_id, model.id.in_([r.id for r in batch]))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        count, after = count + len(ids), ids[-1]
+        yield batch
+        if len(batch) < BATCH:
+            return
+
+
+async def _update_locked(
+    session: AsyncSession, query: Select, model: Any, tenant_id: uuid.UUID, **values: Any
+) -> int:
+    """``UPDATE model SET values`` for every row ``query`` selects, one locked batch at a time."""
+    count = 0
+    async for batch in _locked_batches(session, query, model, tenant_id, values):
+        count += len(batch)
     return count
 
 
@@ -173,110 +204,137 @@ async def append_system_events(
 
 
 async def _recolour_steps(
-    session: AsyncSession, red_until: datetime, yellow_until: datetime
+    session: AsyncSession, tenant_id: uuid.UUID, red_until: datetime, yellow_until: datetime
 ) -> int:
     d = CaseDeadline
-    colour = _colour(d.due_at, red_until, yellow_until)
-    query = select(d.id).where(
-        d.status == DeadlineStatus.OPEN,
-        _mismatch(d.warning_color, d.due_at, red_until, yellow_until),
-    )
-    return await _update_locked(session, query, d, warning_color=colour)
+    changed = 0
+    for _old, new, where in _transitions(d.warning_color, d.due_at, red_until, yellow_until):
+        query = (
+            select(d.id)
+            .where(d.tenant_id == tenant_id, d.status == _lit(DeadlineStatus.OPEN.value), where)
+            .order_by(d.due_at)
+        )
+        changed += await _update_locked(session, query, d, tenant_id, warning_color=new)
+    return changed
 
 
 async def _recolour_cases(
     session: AsyncSession, tenant_id: uuid.UUID, red_until: datetime, yellow_until: datetime
 ) -> int:
     current = now()
-    colour = _colour(Case.due_at, red_until, yellow_until)
-    query = select(Case.id, Case.warning_color, colour.label("new"), Case.due_at).where(
-        Case.status != CaseStatus.CLOSED,
-        _mismatch(Case.warning_color, Case.due_at, red_until, yellow_until),
-    )
-    changed, after = 0, None
-    while batch := await _locked_ids(session, query, Case.id, after):
-        ids = [r.id for r in batch]
-        await session.execute(
-            update(Case)
-            .where(Case.id.in_(ids))
-            .values(
-                warning_color=colour,
-                red_since=sql_case(
-                    (colour == C.RED.value, literal(current, Case.red_since.type)), else_=null()
-                ),
-            )
-            .execution_options(synchronize_session=False)
+    changed = 0
+    for old, new, where in _transitions(Case.warning_color, Case.due_at, red_until, yellow_until):
+        query = (
+            select(Case.id, Case.due_at)
+            .where(Case.tenant_id == tenant_id, Case.status != _lit(CaseStatus.CLOSED.value), where)
+            .order_by(Case.due_at)
         )
-        events = [
-            (
-                r.id,
-                COLOUR_EVENT,
-                f"{r.warning_color} → {r.new}",
-                {"from": r.warning_color, "to": r.new, "dueAt": r.due_at.isoformat()},
-            )
-            for r in batch
-        ]
-        await append_system_events(session, tenant_id, events)
-        changed, after = changed + len(ids), ids[-1]
+        values = {
+            "warning_color": new,
+            "red_since": current if new == C.RED.value else None,
+        }
+        async for batch in _locked_batches(session, query, Case, tenant_id, values):
+            events = [
+                (
+                    r.id,
+                    COLOUR_EVENT,
+                    f"{old} → {new}",
+                    {"from": old, "to": new, "dueAt": r.due_at.isoformat()},
+                )
+                for r in batch
+            ]
+            changed += await append_system_events(session, tenant_id, events)
     return changed
 
 
 async def _mark_overdue(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, int]:
     current = now()
     d = CaseDeadline
-    # the case rows are locked too: their event chains grow here (a user's mutation on one
-    # of them waits for this transaction; one already running makes the scan skip that case)
-    query = (
+    open_ = d.status == _lit(DeadlineStatus.OPEN.value)
+    due = (
         select(d.id, d.case_id, d.step, d.due_date, d.due_at)
-        .join(Case, and_(Case.tenant_id == d.tenant_id, Case.id == d.case_id))
-        .where(d.status == DeadlineStatus.OPEN, d.overdue_since.is_(None), d.due_at < current)
+        .where(d.tenant_id == tenant_id, open_, d.overdue_since.is_(None), d.due_at < current)
+        .order_by(d.due_at, d.id)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
     )
     marked, after = 0, None
-    while batch := await _locked_ids(session, query, d.id, after, of=(d, Case)):
-        ids = [r.id for r in batch]
-        await session.execute(
-            update(d)
-            .where(d.id.in_(ids))
-            .values(overdue_since=current)
-            .execution_options(synchronize_session=False)
-        )
-        events = [
-            (
-                r.case_id,
-                OVERDUE_EVENT,
-                f"{r.step} was due {r.due_date.isoformat()}",
-                {"step": r.step, "dueDate": r.due_date.isoformat(), "dueAt": r.due_at.isoformat()},
+    while True:
+        query = due
+        if after is not None:  # keyset: a skipped step stays behind, not in every next batch
+            at, last = after
+            query = due.where(or_(d.due_at > at, and_(d.due_at == at, d.id > last)))
+        batch = list((await session.execute(query)).all())
+        if not batch:
+            break
+        fetched, after = len(batch), (batch[-1].due_at, batch[-1].id)
+        # the cases are locked too: their event chains grow here. Apart from the steps (a
+        # join would make the planner read the tenant's cases to find none overdue); a step
+        # whose case a user is changing is skipped, the next run marks it
+        case_ids = {r.case_id for r in batch}
+        locked = set(
+            await session.scalars(
+                select(Case.id)
+                .where(Case.tenant_id == tenant_id, Case.id.in_(case_ids))
+                .with_for_update(skip_locked=True)
             )
-            for r in sorted(batch, key=lambda r: (r.due_at, r.id))
-        ]
-        await append_system_events(session, tenant_id, events)
-        marked, after = marked + len(ids), ids[-1]
+        )
+        batch = [r for r in batch if r.case_id in locked]
+        if batch:
+            await session.execute(
+                update(d)
+                .where(d.tenant_id == tenant_id, d.id.in_([r.id for r in batch]))
+                .values(overdue_since=current)
+                .execution_options(synchronize_session=False)
+            )
+            events = [
+                (
+                    r.case_id,
+                    OVERDUE_EVENT,
+                    f"{r.step} was due {r.due_date.isoformat()}",
+                    {
+                        "step": r.step,
+                        "dueDate": r.due_date.isoformat(),
+                        "dueAt": r.due_at.isoformat(),
+                    },
+                )
+                for r in batch
+            ]
+            marked += await append_system_events(session, tenant_id, events)
+        if fetched < BATCH:
+            break
     # a due time pushed back into the future (extension approved, hold resumed): not overdue
-    query = select(d.id).where(
-        d.status == DeadlineStatus.OPEN, d.overdue_since.is_not(None), d.due_at >= current
+    query = (
+        select(d.id)
+        .where(d.tenant_id == tenant_id, open_, d.overdue_since.is_not(None), d.due_at >= current)
+        .order_by(d.due_at)
     )
-    cleared = await _update_locked(session, query, d, overdue_since=None)
+    cleared = await _update_locked(session, query, d, tenant_id, overdue_since=None)
     return marked, cleared
 
 
-async def _reconcile_red_since(session: AsyncSession) -> int:
+async def _reconcile_red_since(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     """Cases coloured by a mutation: red without a start, or a start without red."""
     current = now()
-    fixed = 0
-    for where, value in (
-        # (tenant, colour, due) index: a red case has a due time
-        (
-            and_(
-                Case.warning_color == C.RED.value,
-                Case.due_at.is_not(None),
-                Case.red_since.is_(None),
-            ),
-            current,
-        ),
-        # (tenant, colour, red_since) WHERE red_since IS NOT NULL: the colours as an IN list
-        (and_(Case.red_since.is_not(None), Case.warning_color.in_(_not(C.RED))), None),
-    ):
-        fixed += await _update_locked(session, select(Case.id).where(where), Case, red_since=value)
+    mine = Case.tenant_id == tenant_id
+    # (tenant, due_at) WHERE warning_color = 'RED' AND red_since IS NULL: nearly empty
+    unstamped = select(Case.id).where(
+        mine,
+        Case.warning_color == _lit(C.RED.value),
+        Case.red_since.is_(None),
+        Case.due_at.is_not(None),
+    )
+    fixed = await _update_locked(
+        session, unstamped.order_by(Case.due_at), Case, tenant_id, red_since=current
+    )
+    # (tenant, colour, red_since) WHERE red_since IS NOT NULL: one range per colour
+    for colour in _not(C.RED):
+        stale = select(Case.id).where(
+            mine, Case.warning_color == _lit(colour), Case.red_since.is_not(None)
+        )
+        fixed += await _update_locked(
+            session, stale.order_by(Case.red_since), Case, tenant_id, red_since=None
+        )
     return fixed
 
 
@@ -294,10 +352,10 @@ async def scan_tenant(db: Database, tenant_id: uuid.UUID) -> dict[str, int]:
     async with db.transaction(TenantScope.of([tenant_id])) as session:
         policy = await load_policy(session, tenant_id)
         red_until, yellow_until = thresholds(now(), policy)
-        steps = await _recolour_steps(session, red_until, yellow_until)
+        steps = await _recolour_steps(session, tenant_id, red_until, yellow_until)
         cases = await _recolour_cases(session, tenant_id, red_until, yellow_until)
         overdue, cleared = await _mark_overdue(session, tenant_id)
-        red_since_fixed = await _reconcile_red_since(session)
+        red_since_fixed = await _reconcile_red_since(session, tenant_id)
     return {
         "steps": steps,
         "cases": cases,

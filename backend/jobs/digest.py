@@ -26,8 +26,9 @@ outbox in the tenant's transaction, the dispatcher delivers them.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, union
@@ -51,19 +52,9 @@ log = get_logger(__name__)
 JOB = "red_digest"
 DIGEST_AT = time(8, 0)
 LIST_LIMIT = 50  # cases listed in one message; the count covers the rest
+MESSAGE_BATCH = 200  # messages per enqueue_many
 DEFAULT_ESCALATE_AFTER = 2
 RESPONSIBLE_ROLES = (Role.LEADER.value, Role.PETITION_OFFICER.value)
-
-
-@dataclass(frozen=True)
-class Listed:
-    case_id: uuid.UUID
-    number: str
-    subject: str
-    holder_path: str
-    due_at: datetime
-    red_since: datetime | None
-    overdue: bool
 
 
 # --- who is responsible ------------------------------------------------------------------
@@ -77,92 +68,114 @@ def _red_cases(tenant_id: uuid.UUID) -> Any:
     )
 
 
-def _holder_officials(where: Any) -> Select:
-    """(user, case): roles held exactly at the case's holder unit."""
+def _cases(tenant_id: uuid.UUID, where: Any, name: str) -> Any:
+    """The cases to report, read once (a CTE) with every column a message lists."""
     return (
-        select(RoleAssignment.user_id.label("user_id"), Case.id.label("case_id"))
-        .join(
-            RoleAssignment,
-            and_(
-                RoleAssignment.tenant_id == Case.tenant_id,
-                RoleAssignment.org_unit_id == Case.holder_unit_id,
-            ),
-        )
-        .where(where, RoleAssignment.role.in_(RESPONSIBLE_ROLES))
-    )
-
-
-def _case_leaders(where: Any) -> Select:
-    """(user, case): the 包案 leader."""
-    return select(Case.leader_id.label("user_id"), Case.id.label("case_id")).where(
-        where, Case.leader_id.is_not(None)
-    )
-
-
-def _parent_officials(where: Any) -> Select:
-    """(user, case): roles held exactly at the parent of the case's holder unit."""
-    holder = aliased(OrgUnit)
-    return (
-        select(RoleAssignment.user_id.label("user_id"), Case.id.label("case_id"))
-        .join(holder, and_(holder.tenant_id == Case.tenant_id, holder.id == Case.holder_unit_id))
-        .join(
-            RoleAssignment,
-            and_(
-                RoleAssignment.tenant_id == Case.tenant_id,
-                RoleAssignment.org_unit_id == holder.parent_id,
-            ),
-        )
-        .where(where, RoleAssignment.role.in_(RESPONSIBLE_ROLES))
-    )
-
-
-async def _lists(
-    session: AsyncSession, tenant_id: uuid.UUID, pairs: Any, current: datetime
-) -> dict[uuid.UUID, tuple[int, int, list[Listed]]]:
-    """Per recipient: (total, overdue, the first LIST_LIMIT cases by due time)."""
-    p = pairs.subquery()
-    overdue = sql_case((Case.due_at < current, 1), else_=0)
-    ranked = (
         select(
-            p.c.user_id,
             Case.id,
             Case.number,
             Case.subject,
             Case.holder_path,
             Case.due_at,
             Case.red_since,
+            Case.holder_unit_id,
+            Case.leader_id,
+            Case.accused_username,
+        )
+        .where(where)
+        .cte(name)
+    )
+
+
+def _listed(c: Any) -> list[Any]:
+    return [
+        c.c.id,
+        c.c.number,
+        c.c.subject,
+        c.c.holder_path,
+        c.c.due_at,
+        c.c.red_since,
+        c.c.accused_username,
+    ]
+
+
+def _holder_officials(tenant_id: uuid.UUID, c: Any) -> Select:
+    """(user, case…): roles held exactly at the case's holder unit."""
+    return select(RoleAssignment.user_id.label("user_id"), *_listed(c)).join(
+        RoleAssignment,
+        and_(
+            RoleAssignment.tenant_id == tenant_id,
+            RoleAssignment.org_unit_id == c.c.holder_unit_id,
+            RoleAssignment.role.in_(RESPONSIBLE_ROLES),
+        ),
+    )
+
+
+def _case_leaders(c: Any) -> Select:
+    """(user, case…): the 包案 leader."""
+    return select(c.c.leader_id.label("user_id"), *_listed(c)).where(c.c.leader_id.is_not(None))
+
+
+def _parent_officials(tenant_id: uuid.UUID, c: Any) -> Select:
+    """(user, case…): roles held exactly at the parent of the case's holder unit."""
+    holder = aliased(OrgUnit)
+    return (
+        select(RoleAssignment.user_id.label("user_id"), *_listed(c))
+        .join(holder, and_(holder.tenant_id == tenant_id, holder.id == c.c.holder_unit_id))
+        .join(
+            RoleAssignment,
+            and_(
+                RoleAssignment.tenant_id == tenant_id,
+                RoleAssignment.org_unit_id == holder.parent_id,
+                RoleAssignment.role.in_(RESPONSIBLE_ROLES),
+            ),
+        )
+    )
+
+
+async def _lists(
+    session: AsyncSession, tenant_id: uuid.UUID, pairs: Any, current: datetime
+) -> AsyncIterator[tuple[uuid.UUID, int, int, list[Any]]]:
+    """Per recipient: (user, total, overdue, the first LIST_LIMIT case rows by due time).
+
+    ``pairs`` are (user, case columns…) rows: the cases are read once, not joined
+    back. Counting and ranking happen in SQL (window functions); Python sees at
+    most LIST_LIMIT rows per recipient, streamed, one recipient at a time.
+    """
+    p = pairs.subquery()
+    overdue = sql_case((p.c.due_at < current, 1), else_=0)
+    ranked = (
+        select(
+            p.c.user_id,
+            p.c.id,
+            p.c.number,
+            p.c.subject,
+            p.c.holder_path,
+            p.c.due_at,
+            p.c.red_since,
             func.row_number()
-            .over(partition_by=p.c.user_id, order_by=(Case.due_at, Case.id))
+            .over(partition_by=p.c.user_id, order_by=(p.c.due_at, p.c.id))
             .label("rn"),
             func.count().over(partition_by=p.c.user_id).label("total"),
             func.sum(overdue).over(partition_by=p.c.user_id).label("overdue_total"),
         )
-        .join(Case, and_(Case.tenant_id == tenant_id, Case.id == p.c.case_id))
         .join(User, and_(User.tenant_id == tenant_id, User.id == p.c.user_id))
         # 检举控告: never to the accused person
-        .where(or_(Case.accused_username.is_(None), Case.accused_username != User.username))
+        .where(or_(p.c.accused_username.is_(None), p.c.accused_username != User.username))
         .subquery()
     )
-    rows = await session.execute(
+    rows = await session.stream(
         select(ranked).where(ranked.c.rn <= LIST_LIMIT).order_by(ranked.c.user_id, ranked.c.rn)
     )
-    out: dict[uuid.UUID, tuple[int, int, list[Listed]]] = {}
-    for r in rows:
-        total, n_over, items = out.get(r.user_id, (int(r.total), int(r.overdue_total or 0), []))
-        due_at = _aware(r.due_at)
-        items.append(
-            Listed(
-                r.id,
-                r.number,
-                r.subject,
-                r.holder_path,
-                due_at,
-                _aware(r.red_since),
-                due_at < current,
-            )
-        )
-        out[r.user_id] = (total, n_over, items)
-    return out
+    user, total, n_over, items = None, 0, 0, []
+    async for r in rows:
+        if r.user_id != user:
+            if user is not None:
+                yield user, total, n_over, items
+            user, total, n_over, items = r.user_id, int(r.total), int(r.overdue_total or 0), []
+        items.append(r)
+    if user is not None:
+        yield user, total, n_over, items
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -223,89 +236,125 @@ async def digest_due(db: Database, tenant: Tenant, force: bool) -> str | None:
 # --- messages ----------------------------------------------------------------------------
 
 
-def _line(item: Listed, policy: DeadlinePolicy) -> str:
-    due = item.due_at.astimezone(policy.tz).date().isoformat()
-    state = "已超期" if item.overdue else "即将到期"
-    return f"{item.number}｜{item.subject}｜{item.holder_path}｜到期 {due}｜{state}"
+@lru_cache(maxsize=4096)
+def _iso(value: datetime) -> str:
+    return value.isoformat()
 
 
-def _body(intro: str, total: int, items: list[Listed], policy: DeadlinePolicy) -> str:
-    lines = [intro, *(_line(i, policy) for i in items)]
+@lru_cache(maxsize=4096)
+def _due_day(value: datetime, tz: Any) -> str:
+    return value.astimezone(tz).date().isoformat()
+
+
+# Due times are ends of days and red-since times scan times: a few hundred distinct values
+# among the tens of thousands of listed rows of a run, hence the memoised formatting above.
+
+
+def _line(r: Any, current: datetime, policy: DeadlinePolicy) -> str:
+    due_at = _aware(r.due_at)
+    state = "已超期" if due_at < current else "即将到期"
+    return f"{r.number}｜{r.subject}｜{r.holder_path}｜到期 {_due_day(due_at, policy.tz)}｜{state}"
+
+
+def _body(
+    intro: str, total: int, items: list[Any], current: datetime, policy: DeadlinePolicy
+) -> str:
+    lines = [intro, *(_line(r, current, policy) for r in items)]
     if total > len(items):
         lines.append(f"……另有 {total - len(items)} 件，请登录系统查看红色预警列表。")
     return "\n".join(lines)
 
 
-def _data(day: date, total: int, n_over: int, items: list[Listed], **extra: Any) -> dict[str, Any]:
-    return {
-        "day": day.isoformat(),
-        "total": total,
-        "overdue": n_over,
-        "cases": [
+def _data(
+    day: date, total: int, n_over: int, items: list[Any], current: datetime, **extra: Any
+) -> dict[str, Any]:
+    cases = []
+    for r in items:
+        due_at, red_since = _aware(r.due_at), _aware(r.red_since)
+        cases.append(
             {
-                "id": str(i.case_id),
-                "number": i.number,
-                "dueAt": i.due_at.isoformat(),
-                "overdue": i.overdue,
-                "redSince": i.red_since.isoformat() if i.red_since else None,
+                "id": str(r.id),
+                "number": r.number,
+                "dueAt": _iso(due_at),
+                "overdue": due_at < current,
+                "redSince": _iso(red_since) if red_since else None,
             }
-            for i in items
-        ],
-        **extra,
-    }
+        )
+    return {"day": day.isoformat(), "total": total, "overdue": n_over, "cases": cases, **extra}
+
+
+class _Outbox:
+    """Messages of one tenant's run, written with :func:`enqueue_many` every BATCH of them."""
+
+    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
+        self.session, self.tenant_id = session, tenant_id
+        self.pending: list[Any] = []
+        self.created = 0
+
+    async def add(self, message: Any) -> None:
+        self.pending.append(message)
+        if len(self.pending) >= MESSAGE_BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        from backend.notifications.service import enqueue_many
+
+        if self.pending:
+            rows = await enqueue_many(self.session, tenant_id=self.tenant_id, messages=self.pending)
+            self.created += len(rows)
+            self.pending = []
 
 
 async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> dict[str, int]:
     """Write today's digest, escalation and supervision messages of one tenant to the outbox."""
-    from backend.notifications.service import dedupe_key, enqueue
+    from backend.notifications.service import Message, dedupe_key
 
     current = now()
     policy = await load_policy(session, tenant.id)
     calendar = await load_calendar(session)
     counts = {"digests": 0, "escalations": 0, "supervisionOverdue": 0, "notifications": 0}
+    outbox = _Outbox(session, tenant.id)
 
-    red = _red_cases(tenant.id)
-    pairs = union(_holder_officials(red), _case_leaders(red))
-    for user_id, (total, n_over, items) in (
-        await _lists(session, tenant.id, pairs, current)
-    ).items():
+    red = _cases(tenant.id, _red_cases(tenant.id), "red")
+    pairs = union(_holder_officials(tenant.id, red), _case_leaders(red))
+    async for user_id, total, n_over, items in _lists(session, tenant.id, pairs, current):
         intro = f"{day.isoformat()} 红色预警：您负责的 {total} 件信访事项临期或超期（其中超期 {n_over} 件）。"
-        created = await enqueue(
-            session,
-            tenant_id=tenant.id,
-            recipient_id=user_id,
-            kind="digest",
-            subject=f"红色预警日报 {day.isoformat()}：{total} 件（超期 {n_over} 件）",
-            body=_body(intro, total, items, policy),
-            dedupe_key=dedupe_key(user_id, "digest", None, day),
-            data=_data(day, total, n_over, items),
+        await outbox.add(
+            Message(
+                recipient_id=user_id,
+                kind="digest",
+                subject=f"红色预警日报 {day.isoformat()}：{total} 件（超期 {n_over} 件）",
+                body=_body(intro, total, items, current, policy),
+                dedupe_key=dedupe_key(user_id, "digest", None, day),
+                data=_data(day, total, n_over, items, current),
+            )
         )
         counts["digests"] += 1
-        counts["notifications"] += len(created)
 
     days = await escalate_after(session, tenant.id)
     cutoff = red_cutoff(day, days, calendar, policy)
-    stale = and_(red, Case.red_since.is_not(None), Case.red_since < cutoff)
-    escalated = await _lists(session, tenant.id, _parent_officials(stale), current)
-    for user_id, (total, n_over, items) in escalated.items():
+    stale = and_(_red_cases(tenant.id), Case.red_since.is_not(None), Case.red_since < cutoff)
+    escalated = _lists(
+        session, tenant.id, _parent_officials(tenant.id, _cases(tenant.id, stale, "stale")), current
+    )
+    async for user_id, total, n_over, items in escalated:
         intro = (
             f"{day.isoformat()} 升级提醒：下级单位 {total} 件信访事项已连续 {days} 个工作日以上"
             f"处于红色预警（其中超期 {n_over} 件），请督促办理。"
         )
-        created = await enqueue(
-            session,
-            tenant_id=tenant.id,
-            recipient_id=user_id,
-            kind="escalation",
-            subject=f"红色预警升级 {day.isoformat()}：{total} 件",
-            body=_body(intro, total, items, policy),
-            dedupe_key=dedupe_key(user_id, "escalation", None, day),
-            data=_data(day, total, n_over, items, escalateAfterRedDays=days),
+        await outbox.add(
+            Message(
+                recipient_id=user_id,
+                kind="escalation",
+                subject=f"红色预警升级 {day.isoformat()}：{total} 件",
+                body=_body(intro, total, items, current, policy),
+                dedupe_key=dedupe_key(user_id, "escalation", None, day),
+                data=_data(day, total, n_over, items, current, escalateAfterRedDays=days),
+            )
         )
         counts["escalations"] += 1
-        counts["notifications"] += len(created)
 
-    orders = await session.execute(
+    orders = await session.stream(
         select(
             CaseDeadline.issued_by_id,
             CaseDeadline.case_id,
@@ -320,6 +369,7 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
             and_(User.tenant_id == CaseDeadline.tenant_id, User.id == CaseDeadline.issued_by_id),
         )
         .where(
+            CaseDeadline.tenant_id == tenant.id,
             CaseDeadline.step == Step.SUPERVISION.value,
             CaseDeadline.status == DeadlineStatus.OPEN.value,
             CaseDeadline.due_at < current,
@@ -328,23 +378,28 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
         )
         .order_by(CaseDeadline.issued_by_id, CaseDeadline.due_at)
     )
-    for issuer, case_id, due_date, note, number, subject in orders:
-        created = await enqueue(
-            session,
-            tenant_id=tenant.id,
-            recipient_id=issuer,
-            kind="supervision_overdue",
-            subject=f"督办超期：{number}",
-            body=(
-                f"您于督办单中要求 {due_date.isoformat()} 前办结的信访事项 {number}（{subject}）"
-                f"已超期，尚未办结。督办要求：{note or '—'}"
-            ),
-            dedupe_key=dedupe_key(issuer, "supervision_overdue", case_id, day),
-            case_id=case_id,
-            data={"day": day.isoformat(), "caseId": str(case_id), "dueDate": due_date.isoformat()},
+    async for issuer, case_id, due_date, note, number, subject in orders:
+        await outbox.add(
+            Message(
+                recipient_id=issuer,
+                kind="supervision_overdue",
+                subject=f"督办超期：{number}",
+                body=(
+                    f"您于督办单中要求 {due_date.isoformat()} 前办结的信访事项 {number}（{subject}）"
+                    f"已超期，尚未办结。督办要求：{note or '—'}"
+                ),
+                dedupe_key=dedupe_key(issuer, "supervision_overdue", case_id, day),
+                case_id=case_id,
+                data={
+                    "day": day.isoformat(),
+                    "caseId": str(case_id),
+                    "dueDate": due_date.isoformat(),
+                },
+            )
         )
         counts["supervisionOverdue"] += 1
-        counts["notifications"] += len(created)
+    await outbox.flush()
+    counts["notifications"] = outbox.created
     return counts
 
 

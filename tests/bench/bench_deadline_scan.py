@@ -32,28 +32,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-ADMIN_URL = os.environ.get("XF_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 COUNTIES, TOWNSHIPS = 5, 4
 CHANNELS = ("VISIT", "LETTER", "PHONE", "ONLINE", "QR_CODE")
 TYPES = ("SUGGESTION", "ACCUSATION", "CLAIM")
 CATEGORIES = ("land", "wages", "housing", "labor", "medical", "education", "environment", "other")
-
-
-def _urls(db_name: str) -> tuple[str, str]:
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    return f"{base}/{db_name}", f"{base}/{db_name}".replace(
-        "postgresql://", "postgresql+asyncpg://"
-    )
-
-
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 # --- seeding ---------------------------------------------------------------------------------
@@ -261,21 +243,61 @@ async def _copy_cases(
                 )
             await conn.copy_records_to_table("cases", records=cases, columns=case_cols)
             await conn.copy_records_to_table("case_deadlines", records=steps, columns=step_cols)
-        await conn.execute("ANALYZE cases; ANALYZE case_deadlines; ANALYZE case_events")
+        await conn.execute("ANALYZE")  # every table, as autovacuum would have by now
     finally:
         await conn.close()
 
 
 # --- the measured part (child process) ----------------------------------------------------
 
+# The limit a scan is compared with, on raw asyncpg as the owner (no RLS, no ORM, no events):
+# the cases' colour changes as one bare UPDATE (rolled back), and a count of the open steps.
+NEW_COLOUR = "CASE WHEN due_at <= $1 THEN 'RED' WHEN due_at <= $2 THEN 'YELLOW' ELSE 'BLUE' END"
+BARE_RECOLOUR = f"""
+UPDATE cases SET warning_color = {NEW_COLOUR}
+WHERE due_at IS NOT NULL AND status <> 'CLOSED' AND warning_color <> {NEW_COLOUR}
+"""
+BARE = "bare UPDATE of the changed colours (rolled back)"
+COUNT_OPEN = "SELECT count(*) FROM case_deadlines WHERE status = 'OPEN'"
 
-async def _measure() -> dict[str, Any]:
+
+async def _baselines(raw_url: str) -> dict[str, Any]:
+    import asyncpg
+
+    from backend.cases.rules import DeadlinePolicy
+    from backend.jobs.deadlines import thresholds
+
+    red_until, yellow_until = thresholds(datetime.now(UTC), DeadlinePolicy())
+    conn = await asyncpg.connect(raw_url)
+    out: dict[str, Any] = {}
+    try:
+        started = time.perf_counter()
+        n = await conn.fetchval(COUNT_OPEN)
+        out["count(*) open steps"] = {"seconds": time.perf_counter() - started, "rows": n}
+        started = time.perf_counter()
+        async with conn.transaction():
+            status = await conn.execute(BARE_RECOLOUR, red_until, yellow_until)
+            seconds = time.perf_counter() - started
+            raise _Rollback
+    except _Rollback:
+        out[BARE] = {"seconds": seconds, "rows": int(status.split()[-1])}
+    finally:
+        await conn.close()
+    return out
+
+
+class _Rollback(Exception):
+    pass
+
+
+async def _measure(raw_url: str, profile: str | None, digest: bool) -> dict[str, Any]:
     from sqlalchemy import event
 
     from backend.core.db import Database
     from backend.jobs.deadlines import deadline_scan
     from backend.jobs.digest import red_digest
 
+    out: dict[str, Any] = {"baselines": await _baselines(raw_url), "phases": {}}
     db = Database()
     statements = {"n": 0}
 
@@ -283,18 +305,30 @@ async def _measure() -> dict[str, Any]:
         statements["n"] += 1
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    out: dict[str, Any] = {}
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="enabled")
     try:
         for phase, job, ctx in (
             ("scan", deadline_scan, {}),
-            ("scan again", deadline_scan, {}),
+            ("scan again (no-op)", deadline_scan, {}),
             ("digest", red_digest, {"force": True}),
         ):
+            if phase == "digest" and not digest:
+                continue
             statements["n"] = 0
+            if profiler and phase == profile:
+                profiler.start()
             started = time.perf_counter()
             result = await job({"db": db, "runner": "bench", **ctx})
-            out[phase] = {
-                "seconds": round(time.perf_counter() - started, 3),
+            seconds = time.perf_counter() - started
+            if profiler and phase == profile:
+                profiler.stop()
+                print(profiler.output_text(unicode=True, show_all=False), file=sys.stderr)
+            out["phases"][phase] = {
+                "seconds": seconds,
                 "statements": statements["n"],
                 "result": result,
             }
@@ -304,29 +338,67 @@ async def _measure() -> dict[str, Any]:
     return out
 
 
-def _table(n: int, tenants: int, seed_s: float, m: dict[str, Any]) -> str:
-    rows = [f"deadline scan benchmark: {n} open cases, {tenants} tenants", ""]
-    rows.append(f"{'phase':<12} {'seconds':>9} {'SQL stmts':>10}  rows")
-    rows.append(f"{'seed (COPY)':<12} {seed_s:>9.2f} {'':>10}")
-    for phase in ("scan", "scan again", "digest"):
-        r = m[phase]["result"]
-        keys = (
-            "cases",
-            "steps",
-            "overdue",
-            "redSinceFixed",
-            "digests",
-            "escalations",
-            "supervisionOverdue",
-            "notifications",
-        )
-        detail = " ".join(f"{k}={r[k]}" for k in keys if k in r)
+DETAIL_KEYS = (
+    "cases",
+    "steps",
+    "overdue",
+    "overdueCleared",
+    "redSinceFixed",
+    "digests",
+    "escalations",
+    "supervisionOverdue",
+    "notifications",
+)
+
+
+def _table(args: argparse.Namespace, seed_s: float | None, m: dict[str, Any]) -> str:
+    from tests.bench.common import format_table
+
+    bare = m["baselines"][BARE]["seconds"]
+    rows: list[list[Any]] = []
+    for name, b in m["baselines"].items():
         rows.append(
-            f"{phase:<12} {m[phase]['seconds']:>9.2f} {m[phase]['statements']:>10}  {detail}"
+            [f"baseline: {name}", b["seconds"], 1, f"rows={b['rows']}", b["seconds"] / bare]
         )
-    rows.append("")
-    rows.append(f"peak RSS of the measuring process: {m['peak_rss_mb']} MB")
-    return "\n".join(rows)
+    for phase, p in m["phases"].items():
+        r = p["result"]
+        detail = " ".join(f"{k}={r[k]}" for k in DETAIL_KEYS if k in r)
+        rows.append([phase, p["seconds"], p["statements"], detail, p["seconds"] / bare])
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    title = f"deadline scan + red digest: {args.cases:,} open cases, {args.tenants} tenants"
+    if seed_s is not None:
+        title += f" (seeded in {seed_s:.0f} s)"
+    table = format_table(title, ["phase", "seconds", "SQL stmts", "rows", "× bare UPDATE"], rows)
+    return (
+        f"{table}\n\npeak RSS of the measuring process (the worker): {m['peak_rss_mb']} MB;"
+        f" load average {load}; targets: scan < 5 s, digest < 5 s, RSS < 300 MB"
+    )
+
+
+# --- driver ---------------------------------------------------------------------------------
+
+
+async def _exists(name: str) -> bool:
+    import asyncpg
+
+    from tests.bench.common import ADMIN_URL
+
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await conn.close()
+
+
+def _seed(args: argparse.Namespace, name: str, keep: bool) -> float:
+    """Create, migrate and fill database ``name``; the seconds it took."""
+    from tests.bench.common import fresh_database
+
+    started = time.perf_counter()
+    with fresh_database(name, keep=keep) as (raw_url, _):
+        tenants = asyncio.run(_build_tenants(args.tenants, uuid.uuid4().hex[:4]))
+        asyncio.run(_copy_cases(raw_url, tenants, args.cases, args.seed, args.drift_days))
+    return time.perf_counter() - started
 
 
 def main() -> int:
@@ -337,42 +409,70 @@ def main() -> int:
     parser.add_argument("--drift-days", type=int, default=1, help="age of the stored colours")
     parser.add_argument("--db", default=f"xf_bench_scan_{os.getpid()}")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--seed-cache",
+        metavar="NAME",
+        help="seed database NAME once (kept) and measure on a copy of it (CREATE … TEMPLATE);"
+        " colours drift with the days since it was seeded",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PHASE",
+        help="pyinstrument profile of one phase ('scan', 'digest', …) on stderr",
+    )
+    parser.add_argument("--no-digest", action="store_true", help="measure the scans only")
+    parser.add_argument("--measure", metavar="RAW_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.measure:  # the child: XF_DATABASE_URL points at the seeded database
-        print(json.dumps(asyncio.run(_measure()), default=str))
+        print(
+            json.dumps(
+                asyncio.run(_measure(args.measure, args.profile, not args.no_digest)), default=str
+            )
+        )
         return 0
 
-    raw_url, url = _urls(args.db)
-    os.environ["XF_DATABASE_URL"] = url
-    os.environ.setdefault("XF_ENV", "test")
-    os.environ.setdefault("XF_LOG_LEVEL", "WARNING")
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{args.db}"'))
-    asyncio.run(_admin(f'CREATE DATABASE "{args.db}"'))
-    try:
-        from backend.cli import run_migrations
+    from tests.bench.common import admin, fresh_database, write_results
 
-        run_migrations(url)
-        started = time.perf_counter()
-        tenants = asyncio.run(_build_tenants(args.tenants, uuid.uuid4().hex[:4]))
-        asyncio.run(_copy_cases(raw_url, tenants, args.cases, args.seed, args.drift_days))
-        seed_s = time.perf_counter() - started
-        child = subprocess.run(
-            [sys.executable, "-m", "tests.bench.bench_deadline_scan", "--measure"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "XF_DATABASE_URL": url},
-            check=False,
-        )
+    seed_s: float | None = None
+    if args.seed_cache:
+        if not asyncio.run(_exists(args.seed_cache)):
+            seed_s = _seed(args, args.seed_cache, keep=True)
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)'))
+        asyncio.run(admin(f'CREATE DATABASE "{args.db}" TEMPLATE "{args.seed_cache}"'))
+        database = fresh_database(args.db, reuse=True)
+    else:
+        seed_s = _seed(args, args.db, keep=True)
+        database = fresh_database(args.db, reuse=True)
+    try:
+        with database as (raw_url, url):
+            child = subprocess.run(
+                [sys.executable, "-m", "tests.bench.bench_deadline_scan", "--measure", raw_url]
+                + (["--profile", args.profile] if args.profile else [])
+                + (["--no-digest"] if args.no_digest else []),
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "XF_DATABASE_URL": url},
+                check=False,
+            )
         if child.returncode != 0:
-            print(child.stdout, child.stderr, file=sys.stderr)
+            print(child.stdout, file=sys.stderr)
             return child.returncode
         measured = json.loads(child.stdout.strip().splitlines()[-1])
-        print(_table(args.cases, args.tenants, seed_s, measured))
+        print(_table(args, seed_s, measured))
+        write_results(
+            "deadline_scan",
+            {
+                "cases": args.cases,
+                "tenants": args.tenants,
+                "seed_seconds": seed_s,
+                "load_average": os.getloadavg(),
+                **measured,
+            },
+        )
     finally:
         if not args.keep:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)'))
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)'))
     return 0
 
 
