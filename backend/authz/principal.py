@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from backend.core.db import TenantScope
 from backend.tenants.models import AccountKind, Role
@@ -39,7 +40,7 @@ class Principal:
             AccountKind.PLATFORM_ADMIN: "platform",
         }[self.kind]
 
-    @property
+    @cached_property  # asked by every may(); a principal lives one request and never changes
     def role_names(self) -> frozenset[str]:
         if self.kind is AccountKind.PLATFORM_ADMIN:
             return frozenset({"platform_admin"})

@@ -75,6 +75,28 @@ async def open_step(
     return deadline
 
 
+def first_step(case: Case, step: Step, start: datetime, clocks: Clocks) -> CaseDeadline:
+    """The clock of a case being registered, coloured, with the case's mirror set.
+
+    Called before the case's INSERT: its only open step is this one, so ``due_at`` and
+    ``warning_color`` go into that INSERT and intake needs no :func:`refresh_due` (a
+    SELECT and an UPDATE). The caller adds the returned row once the case is inserted.
+    """
+    due = compute_due(step, start, clocks.calendar, clocks.policy)
+    colour = warning_color(due.due_at, now(), clocks.policy)
+    case.due_at, case.warning_color = due.due_at, colour
+    return CaseDeadline(
+        tenant_id=case.tenant_id,
+        case_id=case.id,
+        step=step,
+        started_at=start,
+        due_date=due.due_date,
+        due_at=due.due_at,
+        rule=due.rule,
+        warning_color=colour,
+    )
+
+
 def open_supervision(
     session: AsyncSession,
     case: Case,

@@ -59,15 +59,25 @@ async def append_event(
     to_status: str | None = None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
+    first: bool = False,
 ) -> CaseEvent:
+    """Chain a new event onto the case's last one.
+
+    ``first``: the case was inserted in this very transaction, so it has no event yet and
+    the chain starts from :data:`GENESIS` without asking the database (intake's hot path).
+    """
     last = (
-        await session.execute(
-            select(CaseEvent.seq, CaseEvent.hash)
-            .where(CaseEvent.case_id == case.id)
-            .order_by(CaseEvent.seq.desc())
-            .limit(1)
-        )
-    ).first()
+        None
+        if first
+        else (
+            await session.execute(
+                select(CaseEvent.seq, CaseEvent.hash)
+                .where(CaseEvent.case_id == case.id)
+                .order_by(CaseEvent.seq.desc())
+                .limit(1)
+            )
+        ).first()
+    )
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     event = CaseEvent(
         tenant_id=case.tenant_id,

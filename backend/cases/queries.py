@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.authz.enforcer import may
 from backend.authz.principal import Principal
 from backend.authz.scope import subtree_filter
+from backend.cases import pii
 from backend.cases.models import Case, CaseStatus, CaseType, WarningColor
-from backend.cases.visibility import read_predicate
+from backend.cases.visibility import HANDLING_ROLES, read_predicate
 from backend.core import validation as v
 from backend.core.errors import BadUserInput, Forbidden
 from backend.tenants.models import Tenant, User
@@ -40,6 +41,7 @@ class CaseFilter:
     received_to: date | None = None
     leader: str | None = None
     search: str | None = None
+    petitioner_id_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,21 @@ async def _filter_clauses(
         if term:  # LIKE wildcards in the text are searched for literally, not stripped
             term = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             clauses.append(SEARCH_TEXT.ilike(f"%{term}%", escape="\\"))
+    if f.petitioner_id_number:
+        clauses.append(_petitioner_clause(principal, f.petitioner_id_number))
     return clauses
+
+
+def _petitioner_clause(principal: Principal, value: str) -> ColumnElement[bool]:
+    """Exact search by id number through its keyed hash (the column itself is encrypted).
+
+    Only officials who may see PII unmasked somewhere may ask: for anyone else (supervisors,
+    evaluators, grid workers) "which cases has this person" would itself disclose PII.
+    """
+    if principal.tenant_id is None or not any(g.role in HANDLING_ROLES for g in principal.grants):
+        raise Forbidden("searching by id number needs a handling role")
+    id_no = pii.id_number(value, "filter.petitionerIdNumber")
+    return Case.petitioner_key == pii.petitioner_key(principal.tenant_id, id_no, None)
 
 
 async def list_cases(

@@ -7,6 +7,7 @@ errors and never commit (the caller's transaction does, or rolls back).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from backend.authz.enforcer import allowed_grants, may, require
-from backend.authz.principal import Principal
+from backend.authz.principal import Grant, Principal
 from backend.authz.scope import path_covers
 from backend.cases import deadlines, lifecycle, pii
 from backend.cases.categories import category_exists, list_categories
@@ -41,10 +42,11 @@ from backend.cases.rules import Step, compute_due, extended_handling_days
 from backend.cases.visibility import acting_grants, inside_accused, read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
+from backend.core.crypto import keyring
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
 from backend.rosters.service import link_first_receiver
-from backend.tenants.models import OrgUnit, Role, Tenant, User
+from backend.tenants.models import Role, Tenant, User
 from backend.tenants.service import grants_of, unit_by_path
 
 MAX_CONTENT = 20_000
@@ -82,7 +84,9 @@ class RegisterCaseInput:
         body.pop("client_key")
         body["received_at"] = self.received_at.isoformat() if self.received_at else None
         raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(raw.encode()).hexdigest()
+        # keyed: the body holds the id number, and the rest of it is stored next to the
+        # hash, so a plain SHA-256 would let a database dump brute-force the id number
+        return hmac.new(keyring().hash_key, raw.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -139,11 +143,12 @@ async def register_case(
         ),
         key=lambda g: len(g.unit_path),
     )
-    holder = await _intake_holder(session, grant.unit_path, accused_path)
+    holder_id, holder_path = await _intake_holder(session, grant, accused_path)
     id_no = data.petitioner.id_number
     key = pii.petitioner_key(tenant.id, id_no, data.petitioner.phone)
     repeat_count, repeat_of = await _repeats(session, key, data.category, received_at)
     case = Case(
+        id=new_id(),
         tenant_id=tenant.id,
         client_key=data.client_key,
         payload_hash=payload_hash,
@@ -161,8 +166,8 @@ async def register_case(
         petitioner_key=key,
         location_unit_id=unit.id,
         location_path=unit.path,
-        holder_unit_id=holder.id,
-        holder_path=holder.path,
+        holder_unit_id=holder_id,
+        holder_path=holder_path,
         accused_path=accused_path,
         accused_username=data.accused_username,
         registered_by_id=principal.account_id,
@@ -174,6 +179,8 @@ async def register_case(
         skip_level=data.skip_level,
         updated_at=now(),
     )
+    clocks = await deadlines.clocks_for(session, case)
+    routing = deadlines.first_step(case, Step.ROUTING, received_at, clocks)
     try:
         async with session.begin_nested():
             case.number = await _next_number(session, tenant, now())
@@ -186,7 +193,6 @@ async def register_case(
             return existing
         raise
     await link_first_receiver(session, case)  # 首问负责: duty leader of a visit (rosters)
-    clocks = await deadlines.clocks_for(session, case)
     await append_event(
         session,
         case,
@@ -199,9 +205,9 @@ async def register_case(
             "repeatCount": repeat_count,
             "skipLevel": data.skip_level.value,
         },
+        first=True,
     )
-    await deadlines.open_step(session, case, Step.ROUTING, received_at, clocks)
-    await deadlines.refresh_due(session, case, clocks)
+    session.add(routing)  # flushed with the transaction's commit
     return case
 
 
@@ -247,16 +253,16 @@ async def _validate_intake(
 
 
 async def _intake_holder(
-    session: AsyncSession, registrar_path: str, accused_path: str | None
-) -> OrgUnit:
-    """The registrar's unit holds a new case — unless it lies inside the accused unit
-    (Art. 30): then the accusation goes straight to the unit above the accused one."""
-    path = registrar_path
-    if accused_path is not None and path_covers(accused_path, registrar_path):
-        path = accused_path.rsplit("/", 1)[0] or accused_path
-    holder = await unit_by_path(session, path)
-    assert holder is not None  # grant and accused units exist in this tenant
-    return holder
+    session: AsyncSession, grant: Grant, accused_path: str | None
+) -> tuple[uuid.UUID, str]:
+    """(id, path) of the unit holding a new case: the registrar's grant unit (known from the
+    principal, no query) — unless it lies inside the accused unit (Art. 30): then the
+    accusation goes straight to the unit above the accused one."""
+    if accused_path is None or not path_covers(accused_path, grant.unit_path):
+        return grant.unit_id, grant.unit_path
+    holder = await unit_by_path(session, accused_path.rsplit("/", 1)[0] or accused_path)
+    assert holder is not None  # accused units exist in this tenant
+    return holder.id, holder.path
 
 
 async def _existing_by_key(
@@ -271,18 +277,20 @@ async def _existing_by_key(
 
 
 async def _next_number(session: AsyncSession, tenant: Tenant, at: datetime) -> str:
-    """``SQ-2026-000123``: the counter row's lock serialises intakes, so no number is skipped."""
+    """``SQ-2026-000123``: the counter row's lock serialises intakes, so no number is skipped.
+
+    One upsert: the year's first case creates the row with 1, every later one bumps it and
+    holds the row lock until its transaction ends (a rolled-back intake gives it back).
+    """
     year = at.astimezone(ZoneInfo(tenant.timezone)).year
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(CaseCounter)
-        .values(tenant_id=tenant.id, id=new_id(), year=year, last=0, created_at=now())
-        .on_conflict_do_nothing(index_elements=["tenant_id", "year"])
+    stmt = insert(CaseCounter).values(
+        tenant_id=tenant.id, id=new_id(), year=year, last=1, created_at=now()
     )
     last = await session.scalar(
-        update(CaseCounter)
-        .where(CaseCounter.tenant_id == tenant.id, CaseCounter.year == year)
-        .values(last=CaseCounter.last + 1)
+        stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "year"], set_={"last": CaseCounter.last + 1}
+        )
         .returning(CaseCounter.last)
         .execution_options(synchronize_session=False)
     )
@@ -501,7 +509,10 @@ async def reply_case(
     case = change.case
     case.reply_opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
     case.replied_at = now()
-    await deadlines.finish_steps(session, case, steps={Step.HANDLING})
+    # the reply answers any 督办 order too (its SUPERVISION step closes with it)
+    await deadlines.finish_steps(
+        session, case, steps={Step.HANDLING, Step.SUPERVISION}, include_supervision=True
+    )
     return await _finish(session, principal, change)
 
 
@@ -659,7 +670,8 @@ async def assign_case_leader(
         for r, u in grants
     ):
         raise BadUserInput(f"{username} is not a leader over this case", field="username")
-    if case.accused_username == username:
+    if case.accused_username == username or any(inside_accused(case, u.path) for _, u in grants):
+        # Art. 30: nor can anybody holding a role inside the accused unit (it cannot read it)
         raise BadUserInput("the accused cannot own the case", field="username")
     case.leader_id = leader.id
     return await _finish(session, principal, change, data={"leader": username})

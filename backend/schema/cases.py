@@ -20,6 +20,7 @@ from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
 from backend.schema.context import RequestContext
 from backend.schema.loaders import load
+from backend.schema.stats import IndicatorDefinitionInput, IndicatorDefinitionType
 from backend.schema.tenants import OrgUnitType
 
 Channel = strawberry.enum(models.Channel, name="Channel")
@@ -319,6 +320,10 @@ class CaseFilter:
     received_to: date | None = None
     leader: str | None = None
     search: str | None = None
+    petitioner_id_number: str | None = strawberry.field(
+        default=None,
+        description="Exact id-card number (matched by its keyed hash; handling officials only)",
+    )
 
     def to_service(self) -> queries.CaseFilter:
         return queries.CaseFilter(
@@ -704,6 +709,16 @@ class TenantPolicy:
     yellow_days: int
     timezone: str
 
+    @strawberry.field(description="How the city forms its statistics rates (docs/indicators.md).")
+    async def indicators(self, info: Ctx) -> IndicatorDefinitionType:
+        from backend.stats.definitions import tenant_definition
+
+        ctx = info.context
+        async with ctx.read() as session:
+            return IndicatorDefinitionType.of(
+                await tenant_definition(session, ctx.principal.tenant_id)
+            )
+
     @classmethod
     def of(cls, p: rules.DeadlinePolicy) -> TenantPolicy:
         return cls(
@@ -727,6 +742,9 @@ class UpdateTenantPolicyInput:
     counting: str = "calendar"
     red_days: int = 3
     yellow_days: int = 10
+    indicators: IndicatorDefinitionInput | None = strawberry.field(
+        default=None, description="Statistics options; omitted: unchanged."
+    )
 
 
 @strawberry.type
@@ -752,4 +770,8 @@ class PolicyMutations:
                 red_days=input.red_days,
                 yellow_days=input.yellow_days,
             )
+            if input.indicators is not None:
+                from backend.stats.definitions import set_definition
+
+                await set_definition(session, ctx.principal, input.indicators.as_data())
         return TenantPolicy.of(updated)

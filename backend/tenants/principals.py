@@ -10,13 +10,21 @@ from sqlalchemy import select
 from backend.authz.principal import Grant, Principal
 from backend.core.db import Database, TenantScope, use_scope
 from backend.core.errors import Unauthenticated
-from backend.tenants.models import AccountKind, Role, Tenant
-from backend.tenants.service import account_by_username, grants_of
+from backend.tenants.models import Account, AccountKind, Role, Tenant
+from backend.tenants.service import grants_of
 
 
 async def load_principal(db: Database, username: str) -> Principal:
     async with db.transaction() as session:
-        account = await account_by_username(session, username)
+        # the account with its city's slug in one statement (both are platform tables)
+        row = (
+            await session.execute(
+                select(Account, Tenant.slug)
+                .outerjoin(Tenant, Tenant.id == Account.tenant_id)
+                .where(Account.username == username)
+            )
+        ).first()
+        account, tenant_slug = row if row is not None else (None, None)
         if account is None or account.disabled_at is not None:
             raise Unauthenticated("unknown or disabled account")
         kind = AccountKind(account.kind)
@@ -30,7 +38,6 @@ async def load_principal(db: Database, username: str) -> Principal:
             return Principal(
                 **base, province_id=account.province_id, province_tenant_ids=frozenset(ids)
             )
-        tenant = await session.get(Tenant, account.tenant_id)
         await use_scope(session, TenantScope.of([account.tenant_id]))
         grants = tuple(
             Grant(role=Role(role), unit_id=unit.id, unit_path=unit.path)
@@ -39,7 +46,7 @@ async def load_principal(db: Database, username: str) -> Principal:
         return Principal(
             **base,
             tenant_id=account.tenant_id,
-            tenant_slug=tenant.slug if tenant else None,
+            tenant_slug=tenant_slug,
             province_id=account.province_id,
             grants=grants,
         )
