@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from sqlalchemy import select
@@ -63,6 +63,35 @@ def seed_demo() -> None:
     typer.echo(f"demo loaded ({', '.join(created) or 'already present'})")
 
 
+@app.command("bench-data")
+def bench_data(
+    cases: int = typer.Option(10_000, "--cases", help="Cases in the province"),
+    tenants: int = typer.Option(20, "--tenants", help="Cities (tenants)"),
+    db: str = typer.Option(None, "--db", help="Database on the XF_DATABASE_URL server"),
+    seed: int = typer.Option(1, "--seed"),
+    province: str = typer.Option("benchprov", "--province", help="Province slug"),
+) -> None:
+    """Fill a migrated PostgreSQL database with a benchmark province (seeded, COPY-based)."""
+    import json
+
+    from backend.benchdata.generator import generate
+
+    url = get_settings().database_url
+    if not url.startswith("postgresql"):
+        typer.echo("bench-data needs PostgreSQL (XF_DATABASE_URL)", err=True)
+        raise typer.Exit(2)
+    raw = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    if db:
+        raw = f"{raw.rsplit('/', 1)[0]}/{db}"
+    run_migrations(raw.replace("postgresql://", "postgresql+asyncpg://", 1))
+    summary = asyncio.run(
+        generate(
+            raw, cases=cases, tenants=tenants, seed=seed, province=province, progress=typer.echo
+        )
+    )
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "tenants"}, ensure_ascii=False))
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind"),
@@ -87,13 +116,11 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the arq worker (needs XF_REDIS_URL)."""
-    from arq.worker import run_worker
-
     from backend.core.logging import configure_logging
-    from backend.jobs.worker import worker_settings
+    from backend.jobs.worker import run, worker_settings
 
     configure_logging(get_settings().log_level)
-    run_worker(worker_settings())
+    run(worker_settings())  # survives Redis outages (backend/jobs/worker.py)
 
 
 @app.command()
@@ -128,10 +155,14 @@ def create_platform_admin(username: str) -> None:
     from backend.tenants.service import create_platform_admin as _create
 
     async def main() -> None:
+        from backend.authz.principal import SYSTEM
+        from backend.tenants.audit_log import admin_action
+
         db = Database()
         try:
-            async with db.transaction() as session:
-                await _create(session, username=username)
+            with admin_action("createPlatformAdmin", SYSTEM, target=username, via="cli"):
+                async with db.transaction() as session:
+                    await _create(session, username=username)
         finally:
             await db.dispose()
 
@@ -167,6 +198,34 @@ app.add_typer(holidays_app, name="holidays")
 app.add_typer(jobs_app, name="jobs")
 report_app = typer.Typer(help="Statistics and case-list exports (docs/indicators.md).")
 app.add_typer(report_app, name="report")
+pii_app = typer.Typer(help="PII encryption keys (docs/security.md).", no_args_is_help=True)
+app.add_typer(pii_app, name="pii")
+
+
+@pii_app.command("rotate-key")
+def pii_rotate_key(
+    rehash: bool = typer.Option(
+        False, "--rehash", help="Also recompute searchable hashes (after changing XF_PII_HASH_KEY)"
+    ),
+    tenant: list[str] = typer.Option(None, "--tenant", help="Only these tenant slugs"),
+) -> None:
+    """Re-encrypt stored PII with XF_PII_ACTIVE_KEY (and encrypt any legacy plaintext)."""
+    from backend.authz.principal import SYSTEM
+    from backend.core.pii_rotation import rotate
+    from backend.tenants.audit_log import admin_action
+
+    async def main(db: Database):
+        with admin_action("rotatePiiKey", SYSTEM, details={"rehash": rehash}, via="cli"):
+            return await rotate(db, rehash=rehash, tenants=tenant or None)
+
+    report = _run_with_db(main)
+    for purpose, count in sorted(report.reencrypted.items()):
+        typer.echo(f"{purpose}: {count} values re-encrypted")
+    if rehash:
+        typer.echo(f"cases.petitioner_key: {report.rehashed} recomputed")
+    typer.echo(
+        f"OK: {report.tenants} tenants, active key {get_settings().pii_active_key or 'default'}"
+    )
 
 
 def _run_with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
@@ -225,8 +284,14 @@ def holidays_load(file: Path = typer.Argument(..., exists=True, readable=True)) 
         raise typer.Exit(1) from exc
 
     async def main(db: Database) -> int:
-        async with db.transaction() as session:
-            return await load_notice(session, SYSTEM, notice)
+        from backend.tenants.audit_log import admin_action
+
+        details = {"year": notice.year, "source": notice.source}
+        with admin_action(
+            "loadHolidays", SYSTEM, target=str(notice.year), details=details, via="cli"
+        ):
+            async with db.transaction() as session:
+                return await load_notice(session, SYSTEM, notice)
 
     typer.echo(f"{notice.year}: {_run_with_db(main)} days loaded from {notice.source}")
 
@@ -361,8 +426,13 @@ def evaluations_import(
     text = file.read_text(encoding="utf-8-sig")
 
     async def main(db: Database):
-        async with db.transaction() as session:
-            return await import_evaluators(session, SYSTEM, text=text, tenant=tenant)
+        from backend.tenants.audit_log import admin_action
+
+        with admin_action(
+            "importEvaluators", SYSTEM, target=tenant, details={"file": file.name}, via="cli"
+        ):
+            async with db.transaction() as session:
+                return await import_evaluators(session, SYSTEM, text=text, tenant=tenant)
 
     try:
         result = _run_with_db(main)
@@ -435,3 +505,73 @@ def report_export(
         raise typer.Exit(1) from exc
     if out:
         typer.echo(f"{written} bytes written to {out}", err=True)
+
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+persisted_app = typer.Typer(
+    help="Persisted queries: the allow-list of GraphQL documents (docs/graphql-limits.md).",
+    no_args_is_help=True,
+)
+app.add_typer(persisted_app, name="persisted-queries")
+
+
+async def _tenant_id(session: AsyncSession, slug: str | None) -> uuid.UUID | None:
+    """The id of tenant ``slug`` (``None`` for no slug); exit 2 when there is none."""
+    from backend.tenants.service import tenant_by_slug
+
+    if slug is None:
+        return None
+    found = await tenant_by_slug(session, slug)
+    if found is None:
+        typer.echo(f"no such tenant: {slug}", err=True)
+        raise typer.Exit(2)
+    return found.id
+
+
+@persisted_app.command("load")
+def persisted_load(
+    file: Path = typer.Argument(..., exists=True, readable=True, help="Manifest (JSON)"),
+    tenant: str = typer.Option(None, "--tenant", help="Only for this city (default: every city)"),
+    replace: bool = typer.Option(False, "--replace", help="Drop documents not in this manifest"),
+) -> None:
+    """Load an Apollo persisted-query manifest or a {sha256: query} object (idempotent)."""
+    from backend.core.errors import AppError
+    from backend.core.persisted import load_manifest, parse_manifest
+
+    try:
+        entries = parse_manifest(file.read_text(encoding="utf-8"))
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+    async def main(db: Database) -> int:
+        async with db.transaction() as session:
+            tenant_id = await _tenant_id(session, tenant)
+            return await load_manifest(session, entries, tenant_id=tenant_id, replace=replace)
+
+    added = _run_with_db(main)
+    typer.echo(f"{added} new of {len(entries)} documents for {tenant or 'every city'}")
+
+
+@persisted_app.command("mode")
+def persisted_mode(
+    state: str = typer.Argument(..., help="on: only persisted queries; off: any document"),
+    tenant: str = typer.Option(..., "--tenant", help="City slug"),
+) -> None:
+    """Switch a city's allow-list mode (its users may then run persisted queries only)."""
+    from backend.core.persisted import set_allow_list_only
+
+    if state not in ("on", "off"):
+        typer.echo("state must be on or off", err=True)
+        raise typer.Exit(2)
+
+    async def main(db: Database) -> None:
+        async with db.transaction() as session:
+            await set_allow_list_only(session, await _tenant_id(session, tenant), state == "on")
+
+    _run_with_db(main)
+    typer.echo(f"{tenant}: persisted queries only {state}")

@@ -1,8 +1,10 @@
 """``make bench`` / ``make bench-smoke``: run every benchmark of tests/bench in turn.
 
-Each benchmark prints its own table and creates (and drops) its own PostgreSQL
-database. ``--smoke`` runs them small (CI-sized) so the harness never rots; the
-full province-scale suite is issue 9's work and grows here.
+Each benchmark prints its own table and writes ``tests/bench/results/<name>.json``.
+The full run generates the 1M-case province once (``xf_bench_province``, kept,
+reused by the case list, scaling curve and province overview; the deadline scan
+seeds its own open cases). ``--smoke`` runs everything small so the harness never
+rots (CI). Tables and the machine they ran on: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -12,9 +14,40 @@ import sys
 
 BENCHMARKS = {
     # name: (full-size arguments, smoke arguments)
+    "tests.bench.bench_intake": (
+        ["--cases", "4000", "--tenants", "4", "--workers", "1,2"],
+        ["--cases", "100", "--tenants", "2", "--workers", "1", "--concurrency", "8"],
+    ),
+    "tests.bench.bench_authz": (
+        ["--assignments", "10000"],
+        ["--assignments", "2000", "--checks", "2000", "--loads", "20"],
+    ),
+    "tests.bench.bench_statements": (["--sizes", "5,50,200"], ["--sizes", "2,12"]),
     "tests.bench.bench_deadline_scan": (
-        ["--cases", "200000"],
-        ["--cases", "2000", "--tenants", "3"],
+        ["--cases", "1000000", "--tenants", "20"],
+        ["--cases", "10000", "--tenants", "4"],
+    ),
+    # the 1M province is generated once (by the first of these) and kept for the next runs
+    "tests.bench.bench_case_list": (
+        ["--cases", "1000000", "--db", "xf_bench_province", "--reuse", "--keep", "--seconds", "10"],
+        ["--cases", "10000", "--tenants", "3", "--seconds", "1.5"],
+    ),
+    "tests.bench.bench_scaling": (
+        ["--sizes", "10000,100000,1000000", "--db", "xf_bench_province", "--reuse", "--keep"],
+        [
+            "--sizes",
+            "2000,10000",
+            "--tenants",
+            "3",
+            "--seconds",
+            "1.5",
+            "--png",
+            "tests/bench/results/scaling-smoke.png",
+        ],
+    ),
+    "tests.bench.bench_province_overview": (
+        ["--cases", "1000000", "--tenants", "20", "--db", "xf_bench_province", "--reuse"],
+        ["--cases", "10000", "--tenants", "20", "--repeat", "2", "--db", "xf_bench_overview_smoke"],
     ),
 }
 
