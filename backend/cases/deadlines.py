@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,7 @@ from backend.cases.models import Case, CaseDeadline, DeadlineStatus, WarningColo
 from backend.cases.policy import load_calendar, load_policy
 from backend.cases.rules import (
     DeadlinePolicy,
+    DueDate,
     Step,
     compute_due,
     fixed_due,
@@ -61,18 +63,28 @@ async def open_step(
     *,
     days: int | None = None,
 ) -> CaseDeadline:
-    due = compute_due(step, start, clocks.calendar, clocks.policy, days=days)
-    deadline = CaseDeadline(
-        tenant_id=case.tenant_id,
-        case_id=case.id,
-        step=step,
-        started_at=start,
-        due_date=due.due_date,
-        due_at=due.due_at,
-        rule=due.rule,
+    deadline = _deadline(
+        case, step, start, compute_due(step, start, clocks.calendar, clocks.policy, days=days)
     )
     session.add(deadline)
     return deadline
+
+
+def _deadline(case: Case, step: Step, start: datetime, due: DueDate, **extra: Any) -> CaseDeadline:
+    """The row of one clock of ``case`` (not yet added to a session); ``extra`` may
+    override the rule or set the other columns."""
+    return CaseDeadline(
+        **{
+            "tenant_id": case.tenant_id,
+            "case_id": case.id,
+            "step": step,
+            "started_at": start,
+            "due_date": due.due_date,
+            "due_at": due.due_at,
+            "rule": due.rule,
+            **extra,
+        }
+    )
 
 
 def first_step(case: Case, step: Step, start: datetime, clocks: Clocks) -> CaseDeadline:
@@ -85,16 +97,7 @@ def first_step(case: Case, step: Step, start: datetime, clocks: Clocks) -> CaseD
     due = compute_due(step, start, clocks.calendar, clocks.policy)
     colour = warning_color(due.due_at, now(), clocks.policy)
     case.due_at, case.warning_color = due.due_at, colour
-    return CaseDeadline(
-        tenant_id=case.tenant_id,
-        case_id=case.id,
-        step=step,
-        started_at=start,
-        due_date=due.due_date,
-        due_at=due.due_at,
-        rule=due.rule,
-        warning_color=colour,
-    )
+    return _deadline(case, step, start, due, warning_color=colour)
 
 
 def open_supervision(
@@ -109,20 +112,13 @@ def open_supervision(
     """督办 — a supervision order's own due date, rolled off holidays like any other."""
     start = now()
     due = fixed_due(Step.SUPERVISION, due_date, start, clocks.calendar, clocks.policy)
-    deadline = CaseDeadline(
-        tenant_id=case.tenant_id,
-        case_id=case.id,
-        step=Step.SUPERVISION,
-        started_at=start,
-        due_date=due.due_date,
-        due_at=due.due_at,
-        note=note,
-        issued_by_id=issued_by,
-        rule={
-            **due.rule,
-            "article": "督办 (supervision order)",
-            "orderedDueDate": due_date.isoformat(),
-        },
+    rule = {
+        **due.rule,
+        "article": "督办 (supervision order)",
+        "orderedDueDate": due_date.isoformat(),
+    }
+    deadline = _deadline(
+        case, Step.SUPERVISION, start, due, note=note, issued_by_id=issued_by, rule=rule
     )
     session.add(deadline)
     return deadline
