@@ -131,99 +131,40 @@ class CaseEvent:
 
 @strawberry.type(name="Case")
 class CaseNode:
+    """A case as the API shows it.
+
+    Scalars are plain attributes copied once from the row by :func:`node`: strawberry
+    resolves an attribute on its fast path, while a method field builds an ``Info`` and
+    goes through the argument machinery for every case on the page (a 50-case page
+    asked ~450 of them; docs/performance.md).
+    """
+
     _m: strawberry.Private[models.Case]
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self._m.id))
-
-    @strawberry.field
-    def number(self) -> str:
-        return self._m.number
-
-    @strawberry.field
-    def status(self) -> CaseStatus:
-        return models.CaseStatus(self._m.status)
-
-    @strawberry.field
-    def type(self) -> CaseTypeEnum:
-        return models.CaseType(self._m.type)
-
-    @strawberry.field
-    def channel(self) -> Channel:
-        return models.Channel(self._m.channel)
-
-    @strawberry.field
-    def category(self) -> str:
-        return self._m.category
-
-    @strawberry.field
-    def subject(self) -> str:
-        return self._m.subject
-
-    @strawberry.field
-    def content(self) -> str:
-        return self._m.content
-
-    @strawberry.field
-    def version(self) -> int:
-        return self._m.version
-
-    @strawberry.field
-    def received_at(self) -> datetime:
-        return self._m.received_at
-
-    @strawberry.field(description="End of the current open step's due day, tenant time zone.")
-    def due_at(self) -> datetime | None:
-        return self._m.due_at
-
-    @strawberry.field
-    def warning_color(self) -> WarningColor:
-        return models.WarningColor(self._m.warning_color)
-
-    @strawberry.field
-    def repeat_count(self) -> int:
-        return self._m.repeat_count
-
-    @strawberry.field
-    def skip_level(self) -> SkipLevel:
-        return models.SkipLevel(self._m.skip_level)
-
-    @strawberry.field
-    def head_count(self) -> int:
-        return self._m.head_count
-
-    @strawberry.field
-    def tags(self) -> list[str]:
-        return list(self._m.tags or [])
-
-    @strawberry.field
-    def priority(self) -> str:
-        return self._m.priority
-
-    @strawberry.field
-    def on_hold(self) -> bool:
-        return self._m.on_hold_since is not None
-
-    @strawberry.field
-    def reply_opinion(self) -> str | None:
-        return self._m.reply_opinion
-
-    @strawberry.field
-    def rating(self) -> Satisfaction | None:
-        return models.Satisfaction(self._m.rating) if self._m.rating else None
-
-    @strawberry.field
-    def resolution(self) -> str | None:
-        return self._m.resolution
-
-    @strawberry.field
-    def extension_days(self) -> int | None:
-        return self._m.extension_days
-
-    @strawberry.field
-    def extension_approved(self) -> bool:
-        return self._m.extension_approved
+    id: strawberry.ID
+    number: str
+    status: CaseStatus
+    type: CaseTypeEnum
+    channel: Channel
+    category: str
+    subject: str
+    content: str
+    version: int
+    received_at: datetime
+    due_at: datetime | None = strawberry.field(
+        description="End of the current open step's due day, tenant time zone."
+    )
+    warning_color: WarningColor
+    repeat_count: int
+    skip_level: SkipLevel
+    head_count: int
+    tags: list[str]
+    priority: str
+    on_hold: bool
+    reply_opinion: str | None
+    rating: Satisfaction | None
+    resolution: str | None
+    extension_days: int | None
+    extension_approved: bool
 
     @strawberry.field
     async def location_unit(self, info: Ctx) -> OrgUnitType | None:
@@ -279,7 +220,32 @@ class CaseNode:
 
 
 def node(case: models.Case) -> CaseNode:
-    return CaseNode(_m=case)
+    return CaseNode(
+        _m=case,
+        id=strawberry.ID(str(case.id)),
+        number=case.number,
+        status=models.CaseStatus(case.status),
+        type=models.CaseType(case.type),
+        channel=models.Channel(case.channel),
+        category=case.category,
+        subject=case.subject,
+        content=case.content,
+        version=case.version,
+        received_at=case.received_at,
+        due_at=case.due_at,
+        warning_color=models.WarningColor(case.warning_color),
+        repeat_count=case.repeat_count,
+        skip_level=models.SkipLevel(case.skip_level),
+        head_count=case.head_count,
+        tags=list(case.tags or []),
+        priority=case.priority,
+        on_hold=case.on_hold_since is not None,
+        reply_opinion=case.reply_opinion,
+        rating=models.Satisfaction(case.rating) if case.rating else None,
+        resolution=case.resolution,
+        extension_days=case.extension_days,
+        extension_approved=case.extension_approved,
+    )
 
 
 @strawberry.type
