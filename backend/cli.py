@@ -446,10 +446,6 @@ def evaluations_import(
     )
 
 
-if __name__ == "__main__":
-    app()
-
-
 @report_app.command("export")
 def report_export(
     kind: str = typer.Argument(..., help="statistics | cases"),
@@ -461,8 +457,17 @@ def report_export(
     tenant: str = typer.Option(None, "--tenant"),
     unit: str = typer.Option(None, "--unit", help="Unit path (subtree)"),
     province: str = typer.Option(None, "--province", help="Supervisors: every city side by side"),
+    unmasked: bool = typer.Option(
+        False,
+        "--unmasked",
+        help="Cases: petitioner contact unmasked where --as may see it (each case logged)",
+    ),
 ) -> None:
-    """Write an indicator table or a filtered case list (PII masked) as CSV or XLSX."""
+    """Write an indicator table or a filtered case list as CSV or XLSX.
+
+    PII is masked unless ``--unmasked``: then exactly the cases the per-case API would
+    show unmasked to ``--as`` are, and each is written to the PII access log.
+    """
     import sys
     from datetime import date
 
@@ -493,6 +498,7 @@ def report_export(
                 tenant=tenant,
                 unit_path=unit,
                 province=province,
+                masked=not unmasked,
             )
         finally:
             if out:
@@ -575,3 +581,7 @@ def persisted_mode(
 
     _run_with_db(main)
     typer.echo(f"{tenant}: persisted queries only {state}")
+
+
+if __name__ == "__main__":
+    app()

@@ -111,6 +111,11 @@ async def test_cli_report_export(db, tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(out.read_text("utf-8-sig"))))
     assert len(rows) == 4 and all(PHONE not in "".join(r) for r in rows)
+    # --unmasked: the city's officer handles every case, so every phone shows (and is logged)
+    result = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--unmasked"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(out.read_text("utf-8-sig"))))
+    assert len(rows) == 4 and all(PHONE in "".join(r) for r in rows[1:])
 
 
 def bulk_cases_sql(dialect: str):
