@@ -132,7 +132,23 @@ class Case(TenantScoped, Base):
             postgresql_ops={"location_path": "text_pattern_ops"},
         ),
         Index("ix_cases_tenant_petitioner", "tenant_id", "petitioner_key", "category"),
-        Index("ix_cases_tenant_status", "tenant_id", "status"),
+        # status + subtree: a county's open list reaches only that county's rows of the
+        # status (a BitmapOr of the two), not every such case of the city (performance.md);
+        # the (tenant_id, status) prefix serves status-only filters.
+        Index(
+            "ix_cases_tenant_status_holder",
+            "tenant_id",
+            "status",
+            "holder_path",
+            postgresql_ops={"holder_path": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_cases_tenant_status_location",
+            "tenant_id",
+            "status",
+            "location_path",
+            postgresql_ops={"location_path": "text_pattern_ops"},
+        ),
     )
 
     number: Mapped[str] = mapped_column(String(32))
