@@ -137,20 +137,26 @@ async def list_cases(
     if not 0 <= first <= MAX_PAGE:
         raise BadUserInput(f"first must be between 0 and {MAX_PAGE}", field="first")
     clauses = await _filter_clauses(session, principal, f)
-    total = await session.scalar(select(func.count(Case.id)).where(*clauses))
+    count = select(func.count(Case.id)).where(*clauses)
     page_clauses = list(clauses)
     if after:
         at, cid = decode_cursor(after)
         page_clauses.append(or_(Case.received_at < at, and_(Case.received_at == at, Case.id < cid)))
+    # The total rides on the page's rows as a scalar subquery: one round trip, not two.
     rows = list(
-        await session.scalars(
-            select(Case)
+        await session.execute(
+            select(Case, count.scalar_subquery().correlate(None))
             .where(*page_clauses)
             .order_by(Case.received_at.desc(), Case.id.desc())
             .limit(first + 1)
         )
     )
-    return Page(rows[:first], int(total or 0), len(rows) > first)
+    if rows:
+        total = rows[0][1]
+    else:  # nothing matched; only a page past the end of matches must ask for the total
+        total = await session.scalar(count) if after else 0
+    cases = [r[0] for r in rows]
+    return Page(cases[:first], int(total or 0), len(cases) > first)
 
 
 @dataclass(frozen=True)

@@ -165,9 +165,15 @@ def _set_transaction_tenant(session: Session, tx: Any, connection: Any) -> None:
     # already in place: setting them again would cost two round trips per savepoint.
     if connection.dialect.name != "postgresql" or tx.nested:
         return
-    settings = get_settings()
-    connection.exec_driver_sql(f'SET LOCAL ROLE "{settings.db_app_role}"')
-    _apply_scope_setting(connection, current_scope(session))
+    # ``set_config('role', …, true)`` is ``SET LOCAL ROLE`` (as PostgREST does it): role
+    # and tenants in one round trip instead of two, at the start of every transaction.
+    scope = current_scope(session)
+    connection.execute(
+        text("SELECT set_config('role', :role, true), set_config('app.tenant_ids', :ids, true)"),
+        {"role": get_settings().db_app_role, "ids": scope.setting},
+    )
+    if scope.read_only:
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 def _apply_scope_setting(connection: Any, scope: TenantScope) -> None:

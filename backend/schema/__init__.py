@@ -7,12 +7,7 @@ from functools import cache
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-)
+from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -31,6 +26,7 @@ from backend.schema.rosters import RosterMutations, RosterQueries
 from backend.schema.security import SecurityMutations, SecurityQueries, install_admin_audit
 from backend.schema.stats import StatsMutations, StatsQueries
 from backend.schema.tenants import TenantMutations, TenantQueries
+from backend.schema.validation import CachedValidation, ValidationVerdicts, limit_rules
 
 Query = merge_types(
     "Query",
@@ -76,16 +72,22 @@ def build_schema(
     """The schema with its guards (docs/graphql-limits.md); ``limiter`` is shared per app."""
     settings = settings or get_settings()
     limiter = limiter or RateLimiter(settings)
+    no_introspection = (NoSchemaIntrospectionCustomRule,) if settings.env == "prod" else ()
+    verdicts = ValidationVerdicts(
+        limit_rules(
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            extra=no_introspection,
+        )
+    )
     extensions: list = [
         OperationMetrics,
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: ParserCache(maxsize=512),  # keyed by text and the token limit
         lambda: RateLimit(limiter=limiter),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: CachedValidation(verdicts=verdicts),  # depth, aliases, introspection
         lambda: CostLimiter(settings=settings),
     ]
-    if settings.env == "prod":
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return XinfangSchema(
         query=Query,
         mutation=Mutation,

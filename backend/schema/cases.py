@@ -13,13 +13,14 @@ from typing import Any
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from backend.cases import models, policy, queries, rules, service
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
 from backend.schema.context import RequestContext
-from backend.schema.loaders import load
+from backend.schema.loaders import now_or_later, prefetch
 from backend.schema.stats import IndicatorDefinitionInput, IndicatorDefinitionType
 from backend.schema.tenants import OrgUnitType
 
@@ -166,29 +167,27 @@ class CaseNode:
     extension_days: int | None
     extension_approved: bool
 
+    # The nested objects answer from the page's prefetch (schema/loaders.py) when the
+    # list resolver made one, and through the batched loader otherwise.
     @strawberry.field
-    async def location_unit(self, info: Ctx) -> OrgUnitType | None:
-        unit = await load(info.context, "unit_by_path", self._m.location_path)
-        return OrgUnitType.of(unit) if unit else None
+    def location_unit(self, info: Ctx) -> OrgUnitType | None:
+        return now_or_later(info.context, "unit_by_path", self._m.location_path, _unit)
 
     @strawberry.field
-    async def holder_unit(self, info: Ctx) -> OrgUnitType | None:
-        unit = await load(info.context, "unit_by_path", self._m.holder_path)
-        return OrgUnitType.of(unit) if unit else None
+    def holder_unit(self, info: Ctx) -> OrgUnitType | None:
+        return now_or_later(info.context, "unit_by_path", self._m.holder_path, _unit)
 
     @strawberry.field(description="包案 leader.")
-    async def leader(self, info: Ctx) -> Leader | None:
+    def leader(self, info: Ctx) -> Leader | None:
         if self._m.leader_id is None:
             return None
-        user = await load(info.context, "user_by_id", self._m.leader_id)
-        return Leader(username=user.username, display_name=user.display_name) if user else None
+        return now_or_later(info.context, "user_by_id", self._m.leader_id, _leader)
 
     @strawberry.field(description="首问负责人.")
-    async def first_receiver(self, info: Ctx) -> Leader | None:
+    def first_receiver(self, info: Ctx) -> Leader | None:
         if self._m.first_receiver_id is None:
             return None
-        user = await load(info.context, "user_by_id", self._m.first_receiver_id)
-        return Leader(username=user.username, display_name=user.display_name) if user else None
+        return now_or_later(info.context, "user_by_id", self._m.first_receiver_id, _leader)
 
     @strawberry.field(description="Masked for everyone but officials handling the case in scope.")
     def petitioner(self, info: Ctx) -> Petitioner:
@@ -209,14 +208,70 @@ class CaseNode:
         )
 
     @strawberry.field
-    async def deadlines(self, info: Ctx) -> list[Deadline]:
-        rows = await load(info.context, "deadlines_by_case", self._m.id)
-        return [Deadline.of(d) for d in rows]
+    def deadlines(self, info: Ctx) -> list[Deadline]:
+        return now_or_later(info.context, "deadlines_by_case", self._m.id, _deadlines)
 
     @strawberry.field
-    async def events(self, info: Ctx) -> list[CaseEvent]:
-        rows = await load(info.context, "events_by_case", self._m.id)
-        return [CaseEvent.of(e) for e in rows]
+    def events(self, info: Ctx) -> list[CaseEvent]:
+        return now_or_later(info.context, "events_by_case", self._m.id, _events)
+
+
+def _unit(unit: Any) -> OrgUnitType | None:
+    return OrgUnitType.of(unit) if unit else None
+
+
+def _leader(user: Any) -> Leader | None:
+    return Leader(username=user.username, display_name=user.display_name) if user else None
+
+
+def _deadlines(rows: list[models.CaseDeadline]) -> list[Deadline]:
+    return [Deadline.of(d) for d in rows]
+
+
+def _events(rows: list[models.CaseEvent]) -> list[CaseEvent]:
+    return [CaseEvent.of(e) for e in rows]
+
+
+# Nested fields of ``Case`` → (loader, key of a case row) for a page's prefetch.
+_PREFETCH: dict[str, tuple[str, Callable[[models.Case], Any]]] = {
+    "holderUnit": ("unit_by_path", lambda c: c.holder_path),
+    "locationUnit": ("unit_by_path", lambda c: c.location_path),
+    "leader": ("user_by_id", lambda c: c.leader_id),
+    "firstReceiver": ("user_by_id", lambda c: c.first_receiver_id),
+    "deadlines": ("deadlines_by_case", lambda c: c.id),
+    "events": ("events_by_case", lambda c: c.id),
+}
+
+
+def _selected(selections: list[Any], *path: str) -> set[str]:
+    """Names of the fields selected at ``path`` below ``selections`` (fragments flattened)."""
+
+    def named(level: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for sel in level:
+            out.extend([sel] if isinstance(sel, SelectedField) else named(sel.selections))
+        return out
+
+    level = selections
+    for step in path:
+        level = [child for sel in named(level) if sel.name == step for child in sel.selections]
+    return {sel.name for sel in named(level)}
+
+
+async def connection(info: Ctx, page: queries.Page) -> CaseConnection:
+    """The page as a connection, with the nested objects its selection asks for prefetched.
+
+    One statement per loader, as the DataLoaders would batch them, but without a
+    coroutine per case and field.
+    """
+    wanted = _selected(info.selected_fields[0].selections, "edges", "node")
+    keys: dict[str, set[Any]] = {}
+    for field in wanted & _PREFETCH.keys():
+        name, key = _PREFETCH[field]
+        keys.setdefault(name, set()).update(key(c) for c in page.cases)
+    for name, batch in keys.items():
+        await prefetch(info.context, name, batch)
+    return CaseConnection.of(page)
 
 
 def node(case: models.Case) -> CaseNode:
@@ -301,7 +356,7 @@ async def _page(info: Ctx, f: queries.CaseFilter, first: int, after: str | None)
     ctx = info.context
     async with ctx.read() as session:
         page = await queries.list_cases(session, ctx.principal, f, first=first, after=after)
-    return CaseConnection.of(page)
+    return await connection(info, page)
 
 
 @strawberry.type

@@ -31,7 +31,7 @@ T = TypeVar("T")
 class RequestContext:
     db: Database
     request_id: str
-    principal_or_none: Principal | None
+    principal_or_none: Principal | None = None
     request: Any = None
     response: Any = None
     loaders: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +60,13 @@ class RequestContext:
                     await self._drop_session()
                 raise
 
+    def adopt(self, session: AsyncSession) -> None:
+        """Serve reads from ``session``: the open transaction that loaded the principal.
+
+        Its scope must be the principal's (``open_principal`` only hands such a session).
+        """
+        self._session = session
+
     async def _drop_session(self) -> None:
         session, self._session = self._session, None
         if session is not None:
@@ -70,8 +77,12 @@ class RequestContext:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A fresh transaction for one mutation; commit on success, roll back on error."""
         principal = self.principal
-        async with self._lock, self.db.transaction(principal.scope()) as session:
-            yield session
+        async with self._lock:
+            # A mutation never needs the read transaction opened with the principal:
+            # release its connection rather than hold two per request.
+            await self._close_session()
+            async with self.db.transaction(principal.scope()) as session:
+                yield session
 
     async def mutate(self, action: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run one mutation's service call in its own transaction.

@@ -19,7 +19,7 @@ from backend.cases.service import find_case
 from backend.evaluations import csv_import, models, service
 from backend.evaluations import draw as drawing
 from backend.evaluations import policy as eval_policy
-from backend.schema.cases import CaseConnection, CaseNode, node
+from backend.schema.cases import CaseConnection, CaseNode, connection, node
 from backend.schema.context import RequestContext
 from backend.schema.loaders import load
 
@@ -438,7 +438,7 @@ class EvaluationQueries:
                 after=after,
                 include_evaluated=include_evaluated,
             )
-        return CaseConnection.of(page)
+        return await connection(info, page)
 
     @strawberry.field(description="The city's panel size, category mix and follow-up days.")
     async def evaluation_policy(self, info: Ctx) -> EvaluationPolicyType:

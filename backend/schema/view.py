@@ -26,7 +26,7 @@ from backend.schema.errors import RETRY_AFTER_SECONDS, error_code, format_error
 from backend.schema.guards import persisted_refusal, refusal_status, replay, screen
 from backend.schema.persisted import resolve as resolve_persisted
 from backend.tenants.api_keys import credential_username
-from backend.tenants.principals import load_principal
+from backend.tenants.principals import open_principal
 
 log = get_logger(__name__)
 
@@ -37,10 +37,6 @@ def unauthenticated_response(message: str) -> JSONResponse:
         "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}],
     }
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-
-
-def state_request_id(scope: Scope) -> str:
-    return scope.get("state", {}).get("request_id", "-")
 
 
 def unavailable_body(request_id: str, stage: str) -> dict[str, Any]:
@@ -86,41 +82,57 @@ class GraphQLApp(GraphQL):
             await screened(scope, receive, send)
             return
         request = Request(scope, receive)
-        try:
-            username = await credential_username(self.db, request.headers.get("authorization"))
-            principal = await load_principal(self.db, username) if username else None
-        except AppError as exc:
-            await unauthenticated_response(exc.message)(scope, receive, send)
-            return
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            await unavailable_response(state_request_id(scope))(scope, receive, send)
-            return
-        if screened is not None:  # the POST body, with a persisted document filled in
-            try:
-                receive = replay(await resolve_persisted(self.db, principal, screened), receive)
-            except AppError as exc:
-                await persisted_refusal(exc)(scope, receive, send)
-                return
-            except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
-                await unavailable_response(state_request_id(scope))(scope, receive, send)
-                return
-        if principal is not None:
-            structlog.contextvars.bind_contextvars(
-                user=principal.username, tenant=principal.tenant_slug
-            )
         state = scope.setdefault("state", {})
-        ctx = RequestContext(
-            db=self.db, request_id=state.get("request_id", "-"), principal_or_none=principal
-        )
-        state["graphql_context"] = ctx
+        ctx = RequestContext(db=self.db, request_id=state.get("request_id", "-"))
         try:
+            refusal = await self._authenticate(ctx, request.headers.get("authorization"))
+            if refusal is None and screened is not None:  # the body, persisted document filled in
+                body = await self._persisted(ctx, screened)
+                if isinstance(body, Response):
+                    refusal = body
+                else:
+                    receive = replay(body, receive)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            if ctx.principal_or_none is not None:
+                principal = ctx.principal_or_none
+                structlog.contextvars.bind_contextvars(
+                    user=principal.username, tenant=principal.tenant_slug
+                )
+            state["graphql_context"] = ctx
             await super().__call__(scope, receive, send)
         finally:
             await ctx.close()
+
+    async def _authenticate(
+        self, ctx: RequestContext, authorization: str | None
+    ) -> Response | None:
+        """Set the caller's principal (and its open session) on ``ctx``, or the refusal."""
+        try:
+            username = await credential_username(self.db, authorization)
+            if username:
+                ctx.principal_or_none, session = await open_principal(self.db, username)
+                if session is not None:
+                    ctx.adopt(session)
+        except AppError as exc:
+            return unauthenticated_response(exc.message)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            return unavailable_response(ctx.request_id)
+        return None
+
+    async def _persisted(self, ctx: RequestContext, screened: bytes) -> bytes | Response:
+        """The POST body with a persisted document filled in, or the refusal."""
+        try:
+            return await resolve_persisted(self.db, ctx.principal_or_none, screened)
+        except AppError as exc:
+            return persisted_refusal(exc)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            return unavailable_response(ctx.request_id)
 
     async def get_context(self, request: Request, response: Response) -> RequestContext:  # type: ignore[override]
         ctx: RequestContext = request.scope["state"]["graphql_context"]
