@@ -18,6 +18,7 @@ from backend.schema.cases import CaseMutations, CaseQueries, PolicyMutations, Po
 from backend.schema.cost import CostLimiter
 from backend.schema.errors import ErrorCode, error_code
 from backend.schema.evaluations import EvaluationMutations, EvaluationQueries
+from backend.schema.execution import PlainFieldExecutionContext
 from backend.schema.guards import RateLimit
 from backend.schema.metrics import OperationMetrics
 from backend.schema.notifications import NotificationMutations, NotificationQueries
@@ -93,6 +94,7 @@ def build_schema(
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=PlainFieldExecutionContext,
     )
 
 
