@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # and cannot bypass row-level security. Migrations create it.
     db_app_role: str = "xinfang_app"
     db_pool_size: int = 10
+    # PostgreSQL plan_cache_mode for the app's connections (backend/core/db.py says why).
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = (
+        "force_custom_plan"
+    )
     redis_url: str | None = None
     jwt_secret: str | None = None
     # Key rotation (deploy/README.md "Rotate keys"): ``kid:secret,kid2:secret2`` or a JSON
