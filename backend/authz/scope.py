@@ -11,6 +11,7 @@ default BINARY collation makes plain ``>=``/``<`` the same byte range (docs/tena
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Boolean, ColumnElement, false, literal, or_
@@ -26,11 +27,26 @@ def path_covers(ancestor: str, path: str) -> bool:
 
 def minimal_paths(paths: Iterable[str]) -> list[str]:
     """Drop paths already covered by another (fewer OR branches in SQL)."""
+    given = tuple(paths)
+    if len(given) < 2:
+        return list(given)
+    return list(_minimal_paths(given))
+
+
+@lru_cache(maxsize=4096)
+def _minimal_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`minimal_paths`, memoised process-wide on the paths themselves.
+
+    Every request of a many-grant official asks the same quadratic question again; a
+    pure function of its strings, so sharing the answer between principals leaks
+    nothing. Bounded: keys are the path sets of actual callers, 4,096 of them (a few
+    hundred bytes each) cover a busy process without growing it unboundedly.
+    """
     result: list[str] = []
     for p in sorted(set(paths), key=len):
         if not any(path_covers(q, p) for q in result):
             result.append(p)
-    return result
+    return tuple(result)
 
 
 def subtree_filter(column: InstrumentedAttribute[str], paths: Iterable[str]) -> ColumnElement[bool]:

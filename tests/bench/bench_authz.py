@@ -21,7 +21,14 @@ a county petition officer (1 grant), a city leader with grants at ten units
   allowed grants reach (what every list turns into SQL).
 * **decision + scope** — the per-request total the 20 µs target is about.
 * **SQL predicate** — :func:`backend.cases.visibility.read_predicate`, the
-  SQLAlchemy expression the case list filters on (built, not compiled).
+  SQLAlchemy expression the case list filters on (built, not compiled): *per
+  request* for a fresh principal with the process-wide memo warm, *cold* with that
+  memo cleared (what building it costs; casbin's ``role_may`` memo stays warm).
+
+The derived results (allowed grants, minimal paths, read predicate) are memoised
+process-wide on value keys (role names, unit paths, account), so *per request* builds
+each fresh principal from fresh strings too: nothing rides on a hash cached on a
+string that a real request would read anew from the database.
 * **principal load** — :func:`backend.tenants.principals.load_principal`: the
   account and its grants read from PostgreSQL (one transaction, under RLS) —
   milliseconds of wall time, shown for scale: it is a round trip, not a check.
@@ -220,12 +227,37 @@ async def load(username: str) -> Any:
         await db.dispose()
 
 
+def _copy(text: str) -> str:
+    """An equal string that is a new object (its hash not yet computed), as a DB read gives."""
+    return "".join(list(text))
+
+
+def fresh(principal: Any) -> Any:
+    """The principal as the next request loads it: new objects, new strings, equal values."""
+    return dataclasses.replace(
+        principal,
+        username=_copy(principal.username),
+        grants=tuple(
+            dataclasses.replace(g, unit_path=_copy(g.unit_path)) for g in principal.grants
+        ),
+    )
+
+
 def measure(world: dict[str, Any], checks: int, loads: int) -> list[dict[str, Any]]:
     import casbin
 
     from backend.authz import enforcer as authz
+    from backend.authz import scope as authz_scope
     from backend.authz.scope import minimal_paths
+    from backend.cases import visibility
     from backend.cases.visibility import read_predicate
+
+    def clear_memos() -> None:
+        """A cold process: every process-wide memo of authz and visibility emptied."""
+        authz.role_may.cache_clear()
+        authz.allowed_indices.cache_clear()
+        authz_scope._minimal_paths.cache_clear()
+        visibility._tenant_read_predicate.cache_clear()
 
     rows: list[dict[str, Any]] = []
     started = time.thread_time_ns()
@@ -267,11 +299,18 @@ def measure(world: dict[str, Any], checks: int, loads: int) -> list[dict[str, An
         current = [principal]
 
         def new_request(p: Any = principal, c: list[Any] = current) -> None:
-            c[0] = dataclasses.replace(p)
+            c[0] = fresh(p)
 
         def process_cold(p: Any = principal, c: list[Any] = current) -> None:
-            authz.role_may.cache_clear()
-            c[0] = dataclasses.replace(p)
+            clear_memos()
+            c[0] = fresh(p)
+
+        def predicate_cold(p: Any = principal, c: list[Any] = current) -> None:
+            visibility._tenant_read_predicate.cache_clear()
+            c[0] = fresh(p)
+
+        def predicate(c: list[Any] = current) -> Any:
+            return read_predicate(c[0])
 
         def decide(o: str = obj, a: str = act, c: list[Any] = current) -> bool:
             return authz.may(c[0], o, a)
@@ -313,8 +352,13 @@ def measure(world: dict[str, Any], checks: int, loads: int) -> list[dict[str, An
             },
             {
                 "caller": caller,
-                "what": "SQL predicate (read_predicate, built)",
-                "us": per_call_us(lambda p=principal: read_predicate(p), checks // 10),
+                "what": "SQL predicate (read_predicate), per request",
+                "us": per_call_us(predicate, checks // 4, before=new_request),
+            },
+            {
+                "caller": caller,
+                "what": "SQL predicate (read_predicate), cold (built)",
+                "us": per_call_us(predicate, checks // 20, before=predicate_cold),
             },
             {
                 "caller": caller,
