@@ -453,11 +453,15 @@ def main() -> int:
         "--reuse", action="store_true", help="use --db as it is (generate if empty)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS)), help="concurrencies")
     args = parser.parse_args()
+    levels = tuple(int(n) for n in args.levels.split(","))
     with fresh_database(args.db, keep=args.keep, reuse=args.reuse) as (raw_url, sa_url):
         t = asyncio.run(province_target(raw_url, cases=args.cases, tenants=args.tenants,
                                         seed=args.seed))  # fmt: skip
-        result = asyncio.run(measure(raw_url, sa_url, t, status=args.status, seconds=args.seconds))
+        result = asyncio.run(
+            measure(raw_url, sa_url, t, status=args.status, seconds=args.seconds, levels=levels)
+        )
     print(table(result, t, args.status))
     path = write_results("case_list", {"target": t, "status": args.status, **result})
     print(f"results: {path}")
