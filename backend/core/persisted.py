@@ -15,6 +15,8 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +34,7 @@ from backend.core.db import (
     TenantScoped,
     TimestampedId,
     UtcDateTime,
+    current_scope,
     use_scope,
 )
 from backend.core.errors import BadUserInput
@@ -178,23 +181,43 @@ def _scope(tenant_id: uuid.UUID | None) -> TenantScope:
     return TenantScope.of([tenant_id]) if tenant_id is not None else NO_TENANT
 
 
-async def allow_list_only(db: Database, tenant_id: uuid.UUID | None) -> bool:
+@asynccontextmanager
+async def _session_for(
+    db: Database, tenant_id: uuid.UUID | None, held: AsyncSession | None
+) -> AsyncIterator[AsyncSession]:
+    """``held`` — the request's open session — when its scope fits, else a new transaction.
+
+    A request that holds a connection must not wait for a second one: under a burst
+    every request would hold one and wait forever for another (pool exhaustion).
+    """
+    if held is not None and current_scope(held) == _scope(tenant_id):
+        yield held
+        return
+    async with db.transaction(_scope(tenant_id)) as session:
+        yield session
+
+
+async def allow_list_only(
+    db: Database, tenant_id: uuid.UUID | None, held: AsyncSession | None = None
+) -> bool:
     if tenant_id is None:
         return False
 
     async def load() -> bool:
-        async with db.transaction(_scope(tenant_id)) as session:
+        async with _session_for(db, tenant_id, held) as session:
             mode = await session.scalar(select(PersistedQueryMode.allow_list_only))
             return bool(mode)
 
     return await _cached(("mode", tenant_id), load)
 
 
-async def lookup(db: Database, sha256: str, tenant_id: uuid.UUID | None) -> str | None:
+async def lookup(
+    db: Database, sha256: str, tenant_id: uuid.UUID | None, held: AsyncSession | None = None
+) -> str | None:
     """The document of ``sha256`` allowed for every city, or for ``tenant_id``."""
 
     async def load() -> str | None:
-        async with db.transaction(_scope(tenant_id)) as session:
+        async with _session_for(db, tenant_id, held) as session:
             found = await session.scalar(
                 select(PersistedQuery.query).where(PersistedQuery.sha256 == sha256)
             )

@@ -67,6 +67,10 @@ class RequestContext:
         """
         self._session = session
 
+    def held_session(self) -> AsyncSession | None:
+        """The read session this request holds open, if any (for work outside fields)."""
+        return self._session
+
     async def _drop_session(self) -> None:
         session, self._session = self._session, None
         if session is not None:
@@ -75,14 +79,27 @@ class RequestContext:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A fresh transaction for one mutation; commit on success, roll back on error."""
+        """One transaction for one mutation; commit on success, roll back on error.
+
+        An open read transaction (the one that loaded the principal, say) becomes the
+        mutation's: a request must never hold one connection while it waits for a
+        second, or a burst of requests each holding one exhausts the pool (50 parallel
+        intakes did). Its reads are harmless in a write (READ COMMITTED), its scope is
+        the principal's and never read-only (supervisors' sessions are not kept). After
+        the commit the session is gone; a later read opens a new one.
+        """
         principal = self.principal
         async with self._lock:
-            # A mutation never needs the read transaction opened with the principal:
-            # release its connection rather than hold two per request.
-            await self._close_session()
-            async with self.db.transaction(principal.scope()) as session:
+            session, self._session = self._session, None
+            if session is None:
+                async with self.db.transaction(principal.scope()) as fresh:
+                    yield fresh
+                return
+            try:
                 yield session
+                await session.commit()
+            finally:
+                await session.close()  # rolls back whatever was not committed
 
     async def mutate(self, action: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run one mutation's service call in its own transaction.

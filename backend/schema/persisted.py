@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from backend.authz.principal import Principal
 from backend.core import persisted
 from backend.core.db import Database
@@ -49,10 +51,15 @@ def requested_hash(payload: dict[str, Any]) -> str | None:
     return value.removeprefix("sha256:").lower()
 
 
-async def resolve(db: Database, principal: Principal | None, body: bytes) -> bytes:
-    """The body to execute: unchanged, or with the persisted document filled in."""
+async def resolve(
+    db: Database, principal: Principal | None, body: bytes, held: AsyncSession | None = None
+) -> bytes:
+    """The body to execute: unchanged, or with the persisted document filled in.
+
+    ``held`` is the request's open session, used for the lookups when its scope fits.
+    """
     tenant_id = principal.tenant_id if principal is not None else None
-    enforced = await persisted.allow_list_only(db, tenant_id)
+    enforced = await persisted.allow_list_only(db, tenant_id, held)
     markers = (b"persistedQuery", b'"id"', b'"documentId"')
     if not enforced and not any(m in body for m in markers):
         return body  # the common case: no hash to resolve and nothing to enforce
@@ -75,10 +82,10 @@ async def resolve(db: Database, principal: Principal | None, body: bytes) -> byt
     if isinstance(text, str) and text:
         if persisted.sha256_hex(text) != digest:
             raise BadUserInput("provided sha does not match query", field="sha256Hash")
-        if enforced and await persisted.lookup(db, digest, tenant_id) is None:
+        if enforced and await persisted.lookup(db, digest, tenant_id, held) is None:
             raise PersistedQueryRequired(_REQUIRED, reason="PERSISTED_QUERY_REQUIRED")
         return body
-    stored = await persisted.lookup(db, digest, tenant_id)
+    stored = await persisted.lookup(db, digest, tenant_id, held)
     if stored is None:
         raise PersistedQueryNotFound("PersistedQueryNotFound", reason="PERSISTED_QUERY_NOT_FOUND")
     payload["query"] = stored

@@ -126,7 +126,9 @@ class GraphQLApp(GraphQL):
     async def _persisted(self, ctx: RequestContext, screened: bytes) -> bytes | Response:
         """The POST body with a persisted document filled in, or the refusal."""
         try:
-            return await resolve_persisted(self.db, ctx.principal_or_none, screened)
+            return await resolve_persisted(
+                self.db, ctx.principal_or_none, screened, ctx.held_session()
+            )
         except AppError as exc:
             return persisted_refusal(exc)
         except Exception as exc:
