@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from backend.core.db import Database, is_unavailable
+from backend.core.gc_tuning import tune_for_server
 from backend.core.logging import configure_logging
 from backend.core.middleware import RequestIdMiddleware
 from backend.core.ratelimit import RateLimiter
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         scheduler = InProcessScheduler(db, settings.default_timezone) if jobs_in_process else None
         if scheduler:
             scheduler.start()
+        tune_for_server()  # after startup: what it built lives as long as the process
         try:
             yield
         finally:
