@@ -268,12 +268,16 @@ def build_engine(settings: Settings | None = None, url: str | None = None) -> As
     # (subtree ranges, status, the visibility predicate) that plan read 2-4× more rows
     # at 1M cases (97 ms against 23 ms; docs/performance.md). Planning each run costs
     # well under a millisecond here, so every statement gets a plan for its values.
+    # "auto" sends nothing: behind PgBouncer, which refuses unknown startup parameters,
+    # set it on the login role instead (deploy/README.md).
+    mode = settings.db_plan_cache_mode
+    server_settings = {} if mode == "auto" else {"plan_cache_mode": mode}
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"plan_cache_mode": settings.db_plan_cache_mode}},
+        connect_args={"server_settings": server_settings},
     )
 
 
