@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.cases.calendar import WorkingDayCalendar
+from backend.cases.events import column_values
 from backend.cases.models import Case, CaseDeadline, DeadlineStatus, WarningColor
 from backend.cases.policy import load_calendar, load_policy
 from backend.cases.rules import (
@@ -28,6 +29,8 @@ from backend.cases.rules import (
     warning_color,
 )
 from backend.core.clock import now
+
+_INSERT_DEADLINE = insert(CaseDeadline.__table__)
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,22 @@ def first_step(case: Case, step: Step, start: datetime, clocks: Clocks) -> CaseD
 
     Called before the case's INSERT: its only open step is this one, so ``due_at`` and
     ``warning_color`` go into that INSERT and intake needs no :func:`refresh_due` (a
-    SELECT and an UPDATE). The caller adds the returned row once the case is inserted.
+    SELECT and an UPDATE). The caller writes the returned row with :func:`insert_first_step`
+    once the case is inserted.
     """
     due = compute_due(step, start, clocks.calendar, clocks.policy)
-    colour = warning_color(due.due_at, now(), clocks.policy)
-    case.due_at, case.warning_color = due.due_at, colour
+    current = now()
+    colour = warning_color(due.due_at, current, clocks.policy)
+    case.due_at = due.due_at
+    set_case_colour(case, colour, current)
     return _deadline(case, step, start, due, warning_color=colour)
+
+
+async def insert_first_step(session: AsyncSession, deadline: CaseDeadline) -> None:
+    """Write the clock :func:`first_step` built with one Core ``INSERT`` (no unit of work;
+    nothing reads it back in the intake's transaction)."""
+    conn = await session.connection()
+    await conn.execute(_INSERT_DEADLINE, column_values(deadline))
 
 
 def open_supervision(
@@ -201,6 +214,24 @@ async def refresh_due(session: AsyncSession, case: Case, clocks: Clocks) -> None
         deadline.warning_color = warning_color(deadline.due_at, current, clocks.policy)
     earliest = min(deadlines, key=lambda d: d.due_at, default=None)
     case.due_at = earliest.due_at if earliest else None
-    case.warning_color = (
-        warning_color(case.due_at, current, clocks.policy) if case.due_at else WarningColor.NONE
+    set_case_colour(
+        case,
+        warning_color(case.due_at, current, clocks.policy) if case.due_at else WarningColor.NONE,
+        current,
     )
+
+
+def set_case_colour(case: Case, colour: str, at: datetime) -> None:
+    """The case's colour and its red-since clock together: the clock starts when the case
+    turns red (here or in the deadline scan) and stops when it is no longer red.
+
+    Mutations keep the two in step themselves because no index of ``cases`` may name
+    either column (the scan's colour updates must stay HOT, migration 0011), so the scan
+    cannot search for red cases without a stamp.
+    """
+    if colour == WarningColor.RED:
+        if case.warning_color != WarningColor.RED or case.red_since is None:
+            case.red_since = at
+    else:
+        case.red_since = None
+    case.warning_color = colour

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -43,16 +45,38 @@ def forget_calendar() -> None:
 
 
 async def load_policy(session: AsyncSession, tenant_id: uuid.UUID) -> DeadlinePolicy:
-    row = await session.scalar(select(TenantPolicy).where(TenantPolicy.tenant_id == tenant_id))
-    tenant = await session.get(Tenant, tenant_id)
-    data = dict(row.data) if row else {}
+    """The tenant's policy: its stored row (if any) and its time zone, in one statement."""
+    row = (
+        await session.execute(
+            select(Tenant.timezone, TenantPolicy.data)
+            .outerjoin(TenantPolicy, TenantPolicy.tenant_id == Tenant.id)
+            .where(Tenant.id == tenant_id)
+        )
+    ).first()
+    return policy_from(row[1] if row else None, row[0] if row else None)
+
+
+def policy_from(data: dict[str, Any] | None, timezone: str | None) -> DeadlinePolicy:
+    """A :class:`DeadlinePolicy` from the stored JSON and the tenant's time zone.
+
+    Validating a policy (time zone lookup, limits against the statute) costs more than the
+    row read; the same few policies recur on every intake and lifecycle step, so they are
+    memoised by value. The result is shared: treat it as read-only (it is frozen).
+    """
+    key = json.dumps(data or {}, sort_keys=True, default=str)
+    return _policy(key, timezone or "Asia/Shanghai")
+
+
+@lru_cache(maxsize=1024)
+def _policy(data_json: str, timezone: str) -> DeadlinePolicy:
+    data = json.loads(data_json)
     limits = {Step(k): int(v) for k, v in (data.get("limits") or {}).items()}
     return DeadlinePolicy(
         limits=limits,
         counting=data.get("counting", "calendar"),
         red_days=int(data.get("redDays", 3)),
         yellow_days=int(data.get("yellowDays", 10)),
-        timezone=tenant.timezone if tenant else "Asia/Shanghai",
+        timezone=timezone,
     )
 
 

@@ -10,12 +10,13 @@ import hashlib
 import hmac
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Uuid, bindparam, func, literal, null, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -26,18 +27,21 @@ from backend.authz.enforcer import allowed_grants, may, require
 from backend.authz.principal import Grant, Principal
 from backend.authz.scope import path_covers
 from backend.cases import deadlines, lifecycle, pii
-from backend.cases.categories import category_exists, list_categories
-from backend.cases.events import append_event
+from backend.cases.categories import list_categories
+from backend.cases.events import append_event, insert_first_event
 from backend.cases.models import (
     Case,
     CaseCounter,
     CaseEvent,
     CaseStatus,
     CaseType,
+    Category,
     Channel,
     Satisfaction,
+    TenantPolicy,
 )
 from backend.cases.models import SkipLevel as SkipLevelEnum
+from backend.cases.policy import load_calendar, policy_from
 from backend.cases.rules import Step, compute_due, extended_handling_days
 from backend.cases.visibility import acting_grants, inside_accused, read_predicate
 from backend.core import validation as v
@@ -46,7 +50,7 @@ from backend.core.crypto import keyring
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
 from backend.rosters.service import link_first_receiver
-from backend.tenants.models import Role, Tenant, User
+from backend.tenants.models import OrgUnit, Role, Tenant, User
 from backend.tenants.service import grants_of, unit_by_path
 
 MAX_CONTENT = 20_000
@@ -80,8 +84,9 @@ class RegisterCaseInput:
     skip_level: SkipLevelEnum = SkipLevelEnum.NONE
 
     def payload_hash(self) -> str:
-        body = asdict(self)
-        body.pop("client_key")
+        # what dataclasses.asdict gave, without its deep copy: every field but the key
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "client_key"}
+        body["petitioner"] = vars(self.petitioner)
         body["received_at"] = self.received_at.isoformat() if self.received_at else None
         raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
         # keyed: the body holds the id number, and the rest of it is stored next to the
@@ -126,30 +131,33 @@ async def find_case(
 async def register_case(
     session: AsyncSession, principal: Principal, data: RegisterCaseInput
 ) -> Case:
-    """Register a petition from any channel; idempotent by ``clientKey``."""
+    """Register a petition from any channel; idempotent by ``clientKey``.
+
+    Hot path (docs/performance.md "Intake"): one statement reads everything the checks
+    need (:func:`_intake_facts`), the counter upsert and the case INSERT share a
+    savepoint, and the first event and clock are Core INSERTs.
+    """
     require(principal, "case", "register")
-    received_at, unit, accused_path = await _validate_intake(session, principal, data)
-    payload_hash = data.payload_hash()
-    existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
-    if existing:
-        return existing
-    tenant = await session.get(Tenant, principal.tenant_id)
-    assert tenant is not None
+    facts = await _validate_intake(session, principal, data)
+    payload_hash = data.payload_hash()  # of the normalised input (validation rewrites it)
+    if facts.existing_id is not None:
+        existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
+        if existing:
+            return existing
+    assert principal.tenant_id is not None and facts.unit_id is not None
+    received_at = facts.received_at
     grant = max(
         (
             g
             for g in allowed_grants(principal, "case", "register")
-            if path_covers(g.unit_path, unit.path)
+            if path_covers(g.unit_path, data.location_path)
         ),
         key=lambda g: len(g.unit_path),
     )
-    holder_id, holder_path = await _intake_holder(session, grant, accused_path)
-    id_no = data.petitioner.id_number
-    key = pii.petitioner_key(tenant.id, id_no, data.petitioner.phone)
-    repeat_count, repeat_of = await _repeats(session, key, data.category, received_at)
+    holder_id, holder_path = await _intake_holder(session, grant, facts.accused_path)
     case = Case(
         id=new_id(),
-        tenant_id=tenant.id,
+        tenant_id=principal.tenant_id,
         client_key=data.client_key,
         payload_hash=payload_hash,
         channel=data.channel,
@@ -162,28 +170,32 @@ async def register_case(
         head_count=data.head_count,
         petitioner_name=data.petitioner.name,
         petitioner_phone=data.petitioner.phone,
-        petitioner_id_number=id_no,
-        petitioner_key=key,
-        location_unit_id=unit.id,
-        location_path=unit.path,
+        petitioner_id_number=data.petitioner.id_number,
+        petitioner_key=facts.petitioner_key,
+        location_unit_id=facts.unit_id,
+        location_path=data.location_path,
         holder_unit_id=holder_id,
         holder_path=holder_path,
-        accused_path=accused_path,
+        accused_path=facts.accused_path,
         accused_username=data.accused_username,
         registered_by_id=principal.account_id,
         first_receiver_id=principal.account_id,
         status=CaseStatus.REGISTERED,
         received_at=received_at,
-        repeat_count=repeat_count,
-        repeat_of_id=repeat_of,
+        repeat_count=facts.repeat_count,
+        repeat_of_id=facts.repeat_of,
         skip_level=data.skip_level,
         updated_at=now(),
     )
-    clocks = await deadlines.clocks_for(session, case)
+    clocks = deadlines.Clocks(
+        policy_from(facts.policy_data, facts.timezone), await load_calendar(session)
+    )
     routing = deadlines.first_step(case, Step.ROUTING, received_at, clocks)
     try:
         async with session.begin_nested():
-            case.number = await _next_number(session, tenant, now())
+            case.number = await _next_number(
+                session, principal.tenant_id, facts.case_prefix, facts.timezone, now()
+            )
             session.add(case)
             await session.flush()
     except IntegrityError:
@@ -193,7 +205,7 @@ async def register_case(
             return existing
         raise
     await link_first_receiver(session, case)  # 首问负责: duty leader of a visit (rosters)
-    await append_event(
+    await insert_first_event(
         session,
         case,
         principal,
@@ -202,18 +214,35 @@ async def register_case(
         data={
             "number": case.number,
             "channel": data.channel.value,
-            "repeatCount": repeat_count,
+            "repeatCount": facts.repeat_count,
             "skipLevel": data.skip_level.value,
         },
-        first=True,
     )
-    session.add(routing)  # flushed with the transaction's commit
+    await deadlines.insert_first_step(session, routing)
     return case
+
+
+@dataclass(frozen=True)
+class _IntakeFacts:
+    """What the intake checks and the new row need from the database, read at once."""
+
+    received_at: datetime
+    unit_id: uuid.UUID | None
+    accused_path: str | None
+    existing_id: uuid.UUID | None  # a case already registered under this clientKey
+    timezone: str
+    case_prefix: str
+    policy_data: dict[str, Any] | None
+    petitioner_key: str | None
+    repeat_count: int
+    repeat_of: uuid.UUID | None
 
 
 async def _validate_intake(
     session: AsyncSession, principal: Principal, data: RegisterCaseInput
-) -> tuple[datetime, Any, str | None]:
+) -> _IntakeFacts:
+    """Normalise and check the input; errors come in the same order as the fields are
+    checked below (input shape, category, receivedAt, location, accused)."""
     if not data.client_key or len(data.client_key) > 128:
         raise BadUserInput("clientKey must be 1-128 characters", field="clientKey")
     object.__setattr__(data, "subject", v.text(data.subject, "subject", max_len=200))
@@ -224,32 +253,125 @@ async def _validate_intake(
     object.__setattr__(data, "petitioner", PetitionerInput(name, phone, id_no))
     if data.head_count < 1 or data.head_count > 10_000:
         raise BadUserInput("headCount must be between 1 and 10000", field="headCount")
-    if not await category_exists(session, data.category):
-        raise BadUserInput(f"unknown category {data.category}", field="category")
+    if principal.tenant_id is None:
+        raise Forbidden("cases are registered in a city")
     current = now()
     received_at = data.received_at or current
+    key = pii.petitioner_key(principal.tenant_id, id_no, phone)
+    row = await _intake_facts(session, principal.tenant_id, data, key, received_at)
+    if row.category_id is None:
+        raise BadUserInput(f"unknown category {data.category}", field="category")
     if received_at.tzinfo is None:
         raise BadUserInput("receivedAt needs a time zone offset", field="receivedAt")
     if received_at > current + CLOCK_SKEW:
         raise BadUserInput("receivedAt cannot be in the future", field="receivedAt")
     v.path(data.location_path, "locationPath")
-    unit = await unit_by_path(session, data.location_path)
-    if unit is None or not any(
-        path_covers(g.unit_path, unit.path) for g in allowed_grants(principal, "case", "register")
+    if row.unit_id is None or not any(
+        path_covers(g.unit_path, data.location_path)
+        for g in allowed_grants(principal, "case", "register")
     ):
         raise BadUserInput(f"unknown org unit {data.location_path}", field="locationPath")
-    accused_path = None
     if (data.accused_unit_path or data.accused_username) and data.type is not CaseType.ACCUSATION:
         raise BadUserInput("only accusations name an accused", field="accusedUnitPath")
     if data.accused_unit_path:
         v.path(data.accused_unit_path, "accusedUnitPath")
-        accused = await unit_by_path(session, data.accused_unit_path)
-        if accused is None:
+        if row.accused_id is None:
             raise BadUserInput(
                 f"unknown org unit {data.accused_unit_path}", field="accusedUnitPath"
             )
-        accused_path = accused.path
-    return received_at, unit, accused_path
+    return _IntakeFacts(
+        received_at=received_at,
+        unit_id=row.unit_id,
+        accused_path=data.accused_unit_path or None,
+        existing_id=row.existing_id,
+        timezone=row.timezone,
+        case_prefix=row.case_prefix,
+        policy_data=row.policy_data,
+        petitioner_key=key,
+        repeat_count=int(row.repeat_count or 0),
+        repeat_of=row.repeat_of if row.repeat_count else None,
+    )
+
+
+async def _intake_facts(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    data: RegisterCaseInput,
+    key: str | None,
+    received_at: datetime,
+) -> Any:
+    """One round trip instead of seven: the category, location and accused units, a case
+    already under this clientKey, the tenant's time zone, prefix and deadline policy, and
+    重复访 — how many earlier cases of the same petitioner and category fall within the
+    window, and the first of them (the new case links to it).
+
+    Run on the session's connection as a prebuilt Core statement (no per-call statement
+    building, cache-key walk or ORM hook): every subquery names the tenant itself, and on
+    PostgreSQL row-level security applies as to any statement of the transaction.
+    """
+    repeats = key is not None and received_at.tzinfo is not None
+    params = {
+        "tenant_id": tenant_id,
+        "category": data.category,
+        "location_path": data.location_path,
+        "accused_path": data.accused_unit_path or "",
+        "client_key": data.client_key,
+    }
+    if repeats:
+        params["petitioner_key"] = key
+        params["since"] = received_at - timedelta(days=REPEAT_WINDOW_DAYS)
+    conn = await session.connection()
+    return (await conn.execute(_intake_facts_statement(repeats), params)).one()
+
+
+@cache
+def _intake_facts_statement(repeats: bool) -> Any:
+    """The statement of :func:`_intake_facts`, built once per shape (with or without the
+    repeat count) with bound parameters."""
+    tenant = bindparam("tenant_id", type_=Uuid())
+
+    def first(column: Any, *where: Any) -> Any:
+        return select(column).where(*where).limit(1).scalar_subquery()
+
+    columns = [
+        Tenant.timezone,
+        Tenant.case_prefix,
+        first(TenantPolicy.data, TenantPolicy.tenant_id == tenant).label("policy_data"),
+        first(
+            Category.id,
+            Category.tenant_id == tenant,
+            Category.code == bindparam("category"),
+            Category.active,
+        ).label("category_id"),
+        first(
+            OrgUnit.id, OrgUnit.tenant_id == tenant, OrgUnit.path == bindparam("location_path")
+        ).label("unit_id"),
+        first(
+            OrgUnit.id, OrgUnit.tenant_id == tenant, OrgUnit.path == bindparam("accused_path")
+        ).label("accused_id"),
+        first(Case.id, Case.tenant_id == tenant, Case.client_key == bindparam("client_key")).label(
+            "existing_id"
+        ),
+    ]
+    if repeats:
+        earlier = (
+            Case.tenant_id == tenant,
+            Case.petitioner_key == bindparam("petitioner_key"),
+            Case.category == bindparam("category"),
+            Case.received_at >= bindparam("since"),
+        )
+        columns += [
+            select(func.count(Case.id)).where(*earlier).scalar_subquery().label("repeat_count"),
+            select(Case.id)
+            .where(*earlier)
+            .order_by(Case.received_at, Case.id)
+            .limit(1)
+            .scalar_subquery()
+            .label("repeat_of"),
+        ]
+    else:
+        columns += [literal(0).label("repeat_count"), null().label("repeat_of")]
+    return select(*columns).where(Tenant.id == tenant)
 
 
 async def _intake_holder(
@@ -276,43 +398,42 @@ async def _existing_by_key(
     return existing
 
 
-async def _next_number(session: AsyncSession, tenant: Tenant, at: datetime) -> str:
+async def _next_number(
+    session: AsyncSession, tenant_id: uuid.UUID, prefix: str, timezone: str, at: datetime
+) -> str:
     """``SQ-2026-000123``: the counter row's lock serialises intakes, so no number is skipped.
 
     One upsert: the year's first case creates the row with 1, every later one bumps it and
     holds the row lock until its transaction ends (a rolled-back intake gives it back).
+    A prebuilt Core statement on the session's connection (the counter is never loaded as
+    an object, so the ORM has nothing to synchronise).
     """
-    year = at.astimezone(ZoneInfo(tenant.timezone)).year
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(CaseCounter).values(
-        tenant_id=tenant.id, id=new_id(), year=year, last=1, created_at=now()
-    )
-    last = await session.scalar(
-        stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "year"], set_={"last": CaseCounter.last + 1}
+    year = at.astimezone(ZoneInfo(timezone)).year
+    conn = await session.connection()
+    params = {"tenant_id": tenant_id, "id": new_id(), "year": year, "created_at": now()}
+    last = (await conn.execute(_counter_upsert(conn.dialect.name), params)).scalar_one()
+    return f"{prefix}-{year}-{last:06d}"
+
+
+@cache
+def _counter_upsert(dialect: str) -> Any:
+    """The counter upsert of :func:`_next_number`, built once per dialect."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = CaseCounter.__table__
+    return (
+        insert(table)
+        .values(
+            tenant_id=bindparam("tenant_id"),
+            id=bindparam("id"),
+            year=bindparam("year"),
+            last=1,
+            created_at=bindparam("created_at"),
         )
-        .returning(CaseCounter.last)
-        .execution_options(synchronize_session=False)
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "year"], set_={"last": table.c.last + 1}
+        )
+        .returning(table.c.last)
     )
-    return f"{tenant.case_prefix}-{year}-{last:06d}"
-
-
-async def _repeats(
-    session: AsyncSession, key: str | None, category: str, received_at: datetime
-) -> tuple[int, uuid.UUID | None]:
-    """重复访: how many earlier cases of the same petitioner and category fall within the
-    window, and the first of them (the new case links to it)."""
-    if key is None:
-        return 0, None
-    since = received_at - timedelta(days=REPEAT_WINDOW_DAYS)
-    earlier = (Case.petitioner_key == key, Case.category == category, Case.received_at >= since)
-    count = await session.scalar(select(func.count(Case.id)).where(*earlier))
-    if not count:
-        return 0, None
-    first = await session.scalar(
-        select(Case.id).where(*earlier).order_by(Case.received_at, Case.id).limit(1)
-    )
-    return int(count), first
 
 
 # --- lifecycle -------------------------------------------------------------------------
