@@ -26,7 +26,8 @@ from backend.core.errors import BadUserInput, Forbidden
 from backend.tenants.models import Tenant, User
 
 MAX_PAGE = 200
-# The expression of the ix_cases_search_trgm index (migration 0002), spelled the same way.
+# The expression of the former ix_cases_search_trgm index (dropped by migration 0011: RLS
+# never let the serving role use it, docs/decisions.md).
 SEARCH_TEXT = Case.subject.concat(literal_column("' '")).concat(Case.content)
 
 
@@ -151,9 +152,8 @@ async def list_cases(
             .limit(first + 1)
         )
     )
-    if rows:
-        total = rows[0][1]
-    else:  # nothing matched; only a page past the end of matches must ask for the total
+    total = rows[0][1] if rows else None
+    if total is None:  # nothing matched; only a page past the end of matches must ask
         total = await session.scalar(count) if after else 0
     cases = [r[0] for r in rows]
     return Page(cases[:first], int(total or 0), len(cases) > first)

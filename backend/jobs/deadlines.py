@@ -5,28 +5,32 @@ was up are simply caught up by the next one): it never asks "what changed
 since the last run", it compares every open clock with "now" in SQL. Per
 tenant, one transaction:
 
-1. open steps whose stored colour differs from the one "now" gives get it;
-2. cases likewise; each case whose colour changed gets a hash-chained
-   ``WARNING_COLOR_CHANGED`` event (nothing else: no version bump);
-3. open steps that just passed their due time get ``overdue_since`` and a
+1. open steps whose stored colour differs from the one "now" gives get it,
+   and so do their cases; each case whose colour changed gets a hash-chained
+   ``WARNING_COLOR_CHANGED`` event (nothing else: no version bump) and its
+   ``red_since`` clock starts (turned red) or stops;
+2. open steps that just passed their due time get ``overdue_since`` and a
    ``DEADLINE_OVERDUE`` event; a step whose due time moved back into the
-   future (extension, hold) loses the mark;
-4. ``cases.red_since`` is set for red cases that lack it (coloured red by a
-   mutation) and cleared for cases no longer red.
+   future (extension, hold) loses the mark.
 
 Each write locks a bounded batch of rows first (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, so the scan never waits for a case a user is changing — the next
 run picks it up — and cannot deadlock with one), then updates those ids. Every
 candidate query is one index range read in index order: a colour change is
-"stored colour = X and due time in Y's band" on ``(tenant, colour, due_at)``
-(nine ranges per table, see :func:`_transitions`), overdue marks and red-since
-repairs have partial indexes of their own (migration 0004). A run touches only
-the rows that change; a run with nothing to do costs a few dozen empty index
-probes per tenant. No case is loaded into Python beyond one batch.
+"stored colour = X and due time in Y's band" on the steps' ``(tenant, colour,
+due_at)`` (nine ranges, see :func:`_transitions`), overdue marks have partial
+indexes of their own (migration 0004). Cases are reached through their steps
+only: no index of ``cases`` names ``warning_color`` or ``red_since``, so the
+case updates are HOT — no index entry written (migration 0011; mutations keep
+the colour, the steps' colours and ``red_since`` in step, see
+:func:`backend.cases.deadlines.set_case_colour`). A run touches only the rows
+that change; a run with nothing to do costs a dozen empty index probes per
+tenant. No case is loaded into Python beyond one batch.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
@@ -43,6 +47,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,10 +71,6 @@ BATCH = 1000
 COLOUR_EVENT = "WARNING_COLOR_CHANGED"
 OVERDUE_EVENT = "DEADLINE_OVERDUE"
 _ALL = (C.RED.value, C.YELLOW.value, C.BLUE.value, C.NONE.value)
-
-
-def _not(colour: C) -> list[str]:
-    return [c for c in _ALL if c != colour.value]
 
 
 def _lit(value: str) -> Any:
@@ -143,6 +144,61 @@ async def _update_locked(
     return count
 
 
+# PostgreSQL: the last link of each case as one backward probe of uq_case_events_seq per
+# case (a plan that does not depend on the statistics of a table the scan itself grows),
+# and a batch of events as one INSERT of unnested arrays (a fixed, prepared-once statement).
+_LAST_LINKS = text(
+    """
+    SELECT ids.case_id, last.seq, last.hash
+    FROM unnest(CAST(:ids AS uuid[])) AS ids(case_id)
+    CROSS JOIN LATERAL (
+        SELECT e.seq, e.hash FROM case_events e
+        WHERE e.tenant_id = :tenant AND e.case_id = ids.case_id
+        ORDER BY e.seq DESC LIMIT 1
+    ) AS last
+    """
+)
+_INSERT_EVENTS = text(
+    """
+    INSERT INTO case_events (tenant_id, id, case_id, seq, kind, at, actor_id, actor_username,
+        from_status, to_status, reason, data, prev_hash, hash, created_at)
+    SELECT CAST(:tenant AS uuid), u.id, u.case_id, u.seq, u.kind, CAST(:at AS timestamptz),
+        NULL, CAST(:actor AS text), NULL, NULL, u.reason, CAST(u.data AS json), u.prev_hash,
+        u.hash, CAST(:at AS timestamptz)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:case_ids AS uuid[]), CAST(:seqs AS integer[]),
+        CAST(:kinds AS text[]), CAST(:reasons AS text[]), CAST(:datas AS text[]),
+        CAST(:prevs AS text[]), CAST(:hashes AS text[]))
+        AS u(id, case_id, seq, kind, reason, data, prev_hash, hash)
+    """
+)
+
+
+async def _last_links(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: list[uuid.UUID], postgres: bool
+) -> dict[uuid.UUID, tuple[int, str]]:
+    """``case id → (seq, hash)`` of the last event of each case that has one."""
+    if postgres:
+        rows = await session.execute(_LAST_LINKS, {"ids": ids, "tenant": tenant_id})
+    else:
+        last_seq = (
+            select(CaseEvent.case_id, func.max(CaseEvent.seq).label("seq"))
+            .where(CaseEvent.tenant_id == tenant_id, CaseEvent.case_id.in_(ids))
+            .group_by(CaseEvent.case_id)
+            .subquery()
+        )
+        rows = await session.execute(
+            select(CaseEvent.case_id, CaseEvent.seq, CaseEvent.hash).join(
+                last_seq,
+                and_(
+                    CaseEvent.tenant_id == tenant_id,
+                    CaseEvent.case_id == last_seq.c.case_id,
+                    CaseEvent.seq == last_seq.c.seq,
+                ),
+            )
+        )
+    return {cid: (seq, h) for cid, seq, h in rows}
+
+
 async def append_system_events(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -152,29 +208,13 @@ async def append_system_events(
 
     The set-based twin of :func:`backend.cases.events.append_event` (same fields,
     same :func:`chain_hash`): one statement reads the last link of every case in
-    the batch, one flush inserts the batch. Callers hold the cases' row locks
+    the batch, one statement inserts the batch. Callers hold the cases' row locks
     (or the steps'), so no concurrent writer extends the same chains.
     """
     if not items:
         return 0
-    ids = sorted({case_id for case_id, *_ in items})
-    last_seq = (
-        select(CaseEvent.case_id, func.max(CaseEvent.seq).label("seq"))
-        .where(CaseEvent.tenant_id == tenant_id, CaseEvent.case_id.in_(ids))
-        .group_by(CaseEvent.case_id)
-        .subquery()
-    )
-    rows = await session.execute(
-        select(CaseEvent.case_id, CaseEvent.seq, CaseEvent.hash).join(
-            last_seq,
-            and_(
-                CaseEvent.tenant_id == tenant_id,
-                CaseEvent.case_id == last_seq.c.case_id,
-                CaseEvent.seq == last_seq.c.seq,
-            ),
-        )
-    )
-    last: dict[uuid.UUID, tuple[int, str]] = {cid: (seq, h) for cid, seq, h in rows}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    last = await _last_links(session, tenant_id, sorted({c for c, *_ in items}), postgres)
     at = now()
     events: list[dict[str, Any]] = []
     for case_id, kind, reason, data in items:
@@ -199,52 +239,133 @@ async def append_system_events(
         event["hash"] = chain_hash(prev, SimpleNamespace(**event))  # type: ignore[arg-type]
         last[case_id] = (seq + 1, event["hash"])
         events.append(event)
-    await session.execute(insert(CaseEvent), events)  # one executemany, no ORM objects
+    if not postgres:
+        await session.execute(insert(CaseEvent), events)  # one executemany, no ORM objects
+        return len(events)
+    await session.execute(
+        _INSERT_EVENTS,
+        {
+            "tenant": tenant_id,
+            "at": at,
+            "actor": SYSTEM.username,
+            "ids": [e["id"] for e in events],
+            "case_ids": [e["case_id"] for e in events],
+            "seqs": [e["seq"] for e in events],
+            "kinds": [e["kind"] for e in events],
+            "reasons": [e["reason"] for e in events],
+            "datas": [json.dumps(e["data"], ensure_ascii=False) for e in events],
+            "prevs": [e["prev_hash"] for e in events],
+            "hashes": [e["hash"] for e in events],
+        },
+    )
     return len(events)
 
 
-async def _recolour_steps(
+def _colour_of(due_at: datetime, red_until: datetime, yellow_until: datetime) -> str:
+    """The colour "now" gives a due time: :func:`_bands` in Python."""
+    if due_at <= red_until:
+        return C.RED.value
+    return C.YELLOW.value if due_at <= yellow_until else C.BLUE.value
+
+
+async def _recolour(
     session: AsyncSession, tenant_id: uuid.UUID, red_until: datetime, yellow_until: datetime
-) -> int:
+) -> tuple[int, int, int]:
+    """Recolour the open steps whose colour "now" differs, and their cases; (steps, cases,
+    red-since clocks repaired).
+
+    Stale cases are found through their steps: a case's colour mirrors its earliest open
+    step and both are always written together (by :func:`backend.cases.deadlines.refresh_due`
+    and here), so a case cannot fall stale without one of its steps. That keeps
+    ``warning_color`` and ``red_since`` out of every index of ``cases`` and the case
+    updates HOT (migration 0011). Each batch of steps locks its cases too (``SKIP LOCKED``:
+    a step whose case a user is changing waits for the next run, with its case), then
+    writes at most one UPDATE for the steps and one per new colour for the cases.
+    """
     d = CaseDeadline
-    changed = 0
+    current = now()
+    open_ = d.status == _lit(DeadlineStatus.OPEN.value)
+    steps = cases = fixed = 0
     for _old, new, where in _transitions(d.warning_color, d.due_at, red_until, yellow_until):
-        query = (
-            select(d.id)
-            .where(d.tenant_id == tenant_id, d.status == _lit(DeadlineStatus.OPEN.value), where)
-            .order_by(d.due_at)
+        stale = (
+            select(d.id, d.case_id, d.due_at)
+            .where(d.tenant_id == tenant_id, open_, where)
+            .order_by(d.due_at, d.id)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
         )
-        changed += await _update_locked(session, query, d, tenant_id, warning_color=new)
-    return changed
+        after = None
+        while True:
+            query = stale
+            if after is not None:  # keyset: a skipped step stays behind, not in every batch
+                at, last = after
+                query = stale.where(or_(d.due_at > at, and_(d.due_at == at, d.id > last)))
+            batch = list((await session.execute(query)).all())
+            if not batch:
+                break
+            fetched, after = len(batch), (batch[-1].due_at, batch[-1].id)
+            locked = {
+                r.id: r
+                for r in await session.execute(
+                    select(Case.id, Case.due_at, Case.warning_color, Case.red_since, Case.status)
+                    .where(
+                        Case.tenant_id == tenant_id, Case.id.in_(list({r.case_id for r in batch}))
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            }
+            ids = [r.id for r in batch if r.case_id in locked]
+            if ids:
+                await session.execute(
+                    update(d)
+                    .where(d.tenant_id == tenant_id, d.id.in_(ids))
+                    .values(warning_color=new)
+                    .execution_options(synchronize_session=False)
+                )
+                steps += len(ids)
+                changed, repaired = await _recolour_cases(
+                    session, tenant_id, locked.values(), red_until, yellow_until, current
+                )
+                cases, fixed = cases + changed, fixed + repaired
+            if fetched < BATCH:
+                break
+    return steps, cases, fixed
 
 
 async def _recolour_cases(
-    session: AsyncSession, tenant_id: uuid.UUID, red_until: datetime, yellow_until: datetime
-) -> int:
-    current = now()
-    changed = 0
-    for old, new, where in _transitions(Case.warning_color, Case.due_at, red_until, yellow_until):
-        query = (
-            select(Case.id, Case.due_at)
-            .where(Case.tenant_id == tenant_id, Case.status != _lit(CaseStatus.CLOSED.value), where)
-            .order_by(Case.due_at)
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    rows: Any,
+    red_until: datetime,
+    yellow_until: datetime,
+    current: datetime,
+) -> tuple[int, int]:
+    """Give locked cases the colour of their due time, with a ``WARNING_COLOR_CHANGED``
+    event each; also repair a red-since clock out of step with the colour (rows written
+    before migration 0011). (cases recoloured, clocks repaired)."""
+    by_colour: dict[tuple[str, bool], list[uuid.UUID]] = {}
+    events = []
+    repaired = 0
+    for r in rows:
+        if r.due_at is None or r.status == CaseStatus.CLOSED.value:
+            continue
+        new = _colour_of(r.due_at, red_until, yellow_until)
+        if new != r.warning_color:
+            by_colour.setdefault((new, True), []).append(r.id)
+            reason = f"{r.warning_color} → {new}"
+            data = {"from": r.warning_color, "to": new, "dueAt": r.due_at.isoformat()}
+            events.append((r.id, COLOUR_EVENT, reason, data))
+        elif (new == C.RED.value) != (r.red_since is not None):
+            by_colour.setdefault((new, False), []).append(r.id)
+            repaired += 1
+    for (new, _changed), ids in by_colour.items():
+        await session.execute(
+            update(Case)
+            .where(Case.tenant_id == tenant_id, Case.id.in_(ids))
+            .values(warning_color=new, red_since=current if new == C.RED.value else None)
+            .execution_options(synchronize_session=False)
         )
-        values = {
-            "warning_color": new,
-            "red_since": current if new == C.RED.value else None,
-        }
-        async for batch in _locked_batches(session, query, Case, tenant_id, values):
-            events = [
-                (
-                    r.id,
-                    COLOUR_EVENT,
-                    f"{old} → {new}",
-                    {"from": old, "to": new, "dueAt": r.due_at.isoformat()},
-                )
-                for r in batch
-            ]
-            changed += await append_system_events(session, tenant_id, events)
-    return changed
+    return await append_system_events(session, tenant_id, events), repaired
 
 
 async def _mark_overdue(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, int]:
@@ -313,31 +434,6 @@ async def _mark_overdue(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[in
     return marked, cleared
 
 
-async def _reconcile_red_since(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    """Cases coloured by a mutation: red without a start, or a start without red."""
-    current = now()
-    mine = Case.tenant_id == tenant_id
-    # (tenant, due_at) WHERE warning_color = 'RED' AND red_since IS NULL: nearly empty
-    unstamped = select(Case.id).where(
-        mine,
-        Case.warning_color == _lit(C.RED.value),
-        Case.red_since.is_(None),
-        Case.due_at.is_not(None),
-    )
-    fixed = await _update_locked(
-        session, unstamped.order_by(Case.due_at), Case, tenant_id, red_since=current
-    )
-    # (tenant, colour, red_since) WHERE red_since IS NOT NULL: one range per colour
-    for colour in _not(C.RED):
-        stale = select(Case.id).where(
-            mine, Case.warning_color == _lit(colour), Case.red_since.is_not(None)
-        )
-        fixed += await _update_locked(
-            session, stale.order_by(Case.red_since), Case, tenant_id, red_since=None
-        )
-    return fixed
-
-
 def thresholds(current: datetime, policy: Any) -> tuple[datetime, datetime]:
     """End of the last RED day and of the last YELLOW day, from "now" (tenant-local dates)."""
     today = current.astimezone(policy.tz).date()
@@ -352,10 +448,8 @@ async def scan_tenant(db: Database, tenant_id: uuid.UUID) -> dict[str, int]:
     async with db.transaction(TenantScope.of([tenant_id])) as session:
         policy = await load_policy(session, tenant_id)
         red_until, yellow_until = thresholds(now(), policy)
-        steps = await _recolour_steps(session, tenant_id, red_until, yellow_until)
-        cases = await _recolour_cases(session, tenant_id, red_until, yellow_until)
+        steps, cases, red_since_fixed = await _recolour(session, tenant_id, red_until, yellow_until)
         overdue, cleared = await _mark_overdue(session, tenant_id)
-        red_since_fixed = await _reconcile_red_since(session, tenant_id)
     return {
         "steps": steps,
         "cases": cases,

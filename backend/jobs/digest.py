@@ -43,7 +43,7 @@ from backend.cases.rules import DeadlinePolicy, Step
 from backend.core.clock import now
 from backend.core.db import Database, TenantScope
 from backend.core.logging import get_logger
-from backend.jobs.deadlines import open_case_filter, scan_tenant
+from backend.jobs.deadlines import open_case_filter, scan_tenant, thresholds
 from backend.jobs.runs import RunRecord, already_done, fan_out
 from backend.tenants.models import OrgUnit, Role, RoleAssignment, Tenant, User
 
@@ -60,9 +60,13 @@ RESPONSIBLE_ROLES = (Role.LEADER.value, Role.PETITION_OFFICER.value)
 # --- who is responsible ------------------------------------------------------------------
 
 
-def _red_cases(tenant_id: uuid.UUID) -> Any:
+def _red_cases(tenant_id: uuid.UUID, red_until: datetime) -> Any:
+    """Red open cases. ``due_at <= red_until`` (the scan that precedes the digest just
+    coloured every case due by then red) makes it a range on ``(tenant, due_at)``: no
+    index of ``cases`` names the colour, so that its updates stay HOT (migration 0011)."""
     return and_(
         Case.tenant_id == tenant_id,
+        Case.due_at <= red_until,
         Case.warning_color == WarningColor.RED.value,
         open_case_filter(),
     )
@@ -315,7 +319,8 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
     counts = {"digests": 0, "escalations": 0, "supervisionOverdue": 0, "notifications": 0}
     outbox = _Outbox(session, tenant.id)
 
-    red = _cases(tenant.id, _red_cases(tenant.id), "red")
+    red_until, _ = thresholds(current, policy)
+    red = _cases(tenant.id, _red_cases(tenant.id, red_until), "red")
     pairs = union(_holder_officials(tenant.id, red), _case_leaders(red))
     async for user_id, total, n_over, items in _lists(session, tenant.id, pairs, current):
         intro = f"{day.isoformat()} 红色预警：您负责的 {total} 件信访事项临期或超期（其中超期 {n_over} 件）。"
@@ -333,7 +338,9 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
 
     days = await escalate_after(session, tenant.id)
     cutoff = red_cutoff(day, days, calendar, policy)
-    stale = and_(_red_cases(tenant.id), Case.red_since.is_not(None), Case.red_since < cutoff)
+    stale = and_(
+        _red_cases(tenant.id, red_until), Case.red_since.is_not(None), Case.red_since < cutoff
+    )
     escalated = _lists(
         session, tenant.id, _parent_officials(tenant.id, _cases(tenant.id, stale, "stale")), current
     )

@@ -63,29 +63,18 @@ class MonthlyReport(TenantScoped, Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-# --- indexes of the deadline scan on the case tables (created by migration 0004) -------------
-# Each colour mismatch becomes a few index range scans on (tenant, colour, due) instead of a
-# pass over every open case; the overdue marks and red-since clocks likewise.
+# --- indexes of the deadline scan on the case tables (migrations 0004 and 0011) -------------
+# Each colour mismatch of a step becomes a few index range scans on (tenant, colour, due)
+# instead of a pass over every open step; the overdue marks likewise. No index of ``cases``
+# names ``warning_color`` or ``red_since``: the scan's colour updates of cases stay HOT (no
+# index entry written, migration 0011); stale cases are found through their steps, red
+# cases (digest) by due time.
 SCAN_INDEXES = (
     Index(
-        "ix_cases_colour_due",
+        "ix_cases_open_due",
         Case.tenant_id,
-        Case.warning_color,
         Case.due_at,
         postgresql_where=Case.due_at.is_not(None),
-    ),
-    Index(
-        "ix_cases_red_since",
-        Case.tenant_id,
-        Case.warning_color,
-        Case.red_since,
-        postgresql_where=Case.red_since.is_not(None),
-    ),
-    Index(  # red cases still without a red-since stamp (coloured by a mutation): nearly empty
-        "ix_cases_red_unstamped",
-        Case.tenant_id,
-        Case.due_at,
-        postgresql_where=(Case.warning_color == "RED") & Case.red_since.is_(None),
     ),
     Index(
         "ix_case_deadlines_open_colour_due",

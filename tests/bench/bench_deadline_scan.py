@@ -301,10 +301,22 @@ async def _measure(raw_url: str, profile: str | None, digest: bool) -> dict[str,
     db = Database()
     statements = {"n": 0}
 
-    def count(*_: Any) -> None:
+    # per statement shape (its first words): how many, and the seconds until the driver
+    # returned — where the database time of a phase goes, next to the Python profile
+    by_kind: dict[str, list[float]] = {}
+
+    def count(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
         statements["n"] += 1
+        conn.info["bench_started"] = time.perf_counter()
+
+    def timed(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        kind = " ".join(sql.split()[:6])[:70]
+        entry = by_kind.setdefault(kind, [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - conn.info.pop("bench_started", time.perf_counter())
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    event.listen(db.engine.sync_engine, "after_cursor_execute", timed)
     profiler = None
     if profile:
         from pyinstrument import Profiler
@@ -319,6 +331,7 @@ async def _measure(raw_url: str, profile: str | None, digest: bool) -> dict[str,
             if phase == "digest" and not digest:
                 continue
             statements["n"] = 0
+            by_kind.clear()
             if profiler and phase == profile:
                 profiler.start()
             started = time.perf_counter()
@@ -330,6 +343,9 @@ async def _measure(raw_url: str, profile: str | None, digest: bool) -> dict[str,
             out["phases"][phase] = {
                 "seconds": seconds,
                 "statements": statements["n"],
+                "slowest": sorted(
+                    ([k, n, round(t, 3)] for k, (n, t) in by_kind.items()), key=lambda e: -e[2]
+                )[:8],
                 "result": result,
             }
     finally:
@@ -369,9 +385,15 @@ def _table(args: argparse.Namespace, seed_s: float | None, m: dict[str, Any]) ->
     if seed_s is not None:
         title += f" (seeded in {seed_s:.0f} s)"
     table = format_table(title, ["phase", "seconds", "SQL stmts", "rows", "× bare UPDATE"], rows)
+    slow = "\n".join(
+        f"  {phase}: {n}× {t:.2f} s  {kind}"
+        for phase, p in m["phases"].items()
+        for kind, n, t in p.get("slowest", [])[:4]
+    )
     return (
         f"{table}\n\npeak RSS of the measuring process (the worker): {m['peak_rss_mb']} MB;"
         f" load average {load}; targets: scan < 5 s, digest < 5 s, RSS < 300 MB"
+        f"\n\nstatements by time until the driver returned (top 4 per phase):\n{slow}"
     )
 
 
@@ -386,6 +408,19 @@ async def _exists(name: str) -> bool:
     conn = await asyncpg.connect(ADMIN_URL)
     try:
         return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await conn.close()
+
+
+async def _repack(raw_url: str) -> None:
+    """Rewrite ``cases`` with its fillfactor (what ``VACUUM FULL``/pg_repack does once after
+    migration 0011 in production): room on every page for HOT colour updates."""
+    import asyncpg
+
+    conn = await asyncpg.connect(raw_url)
+    try:
+        await conn.execute("VACUUM FULL cases")
+        await conn.execute("ANALYZE cases")
     finally:
         await conn.close()
 
@@ -421,6 +456,12 @@ def main() -> int:
         help="pyinstrument profile of one phase ('scan', 'digest', …) on stderr",
     )
     parser.add_argument("--no-digest", action="store_true", help="measure the scans only")
+    parser.add_argument(
+        "--repack",
+        action="store_true",
+        help="VACUUM FULL cases before measuring: a --seed-cache database seeded before"
+        " migration 0011 then has the free space (fillfactor 85) a fresh seed has",
+    )
     parser.add_argument("--measure", metavar="RAW_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -446,6 +487,8 @@ def main() -> int:
         database = fresh_database(args.db, reuse=True)
     try:
         with database as (raw_url, url):
+            if args.repack:
+                asyncio.run(_repack(raw_url))
             child = subprocess.run(
                 [sys.executable, "-m", "tests.bench.bench_deadline_scan", "--measure", raw_url]
                 + (["--profile", args.profile] if args.profile else [])
