@@ -294,16 +294,7 @@ async def _recolour(
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         )
-        after = None
-        while True:
-            query = stale
-            if after is not None:  # keyset: a skipped step stays behind, not in every batch
-                at, last = after
-                query = stale.where(or_(d.due_at > at, and_(d.due_at == at, d.id > last)))
-            batch = list((await session.execute(query)).all())
-            if not batch:
-                break
-            fetched, after = len(batch), (batch[-1].due_at, batch[-1].id)
+        async for batch in _step_batches(session, stale):
             locked = {
                 r.id: r
                 for r in await session.execute(
@@ -327,9 +318,27 @@ async def _recolour(
                     session, tenant_id, locked.values(), red_until, yellow_until, current
                 )
                 cases, fixed = cases + changed, fixed + repaired
-            if fetched < BATCH:
-                break
     return steps, cases, fixed
+
+
+async def _step_batches(session: AsyncSession, query: Any) -> AsyncIterator[list[Any]]:
+    """``query``'s rows (open steps, locked, ``BATCH`` at most, ordered by due time and id)
+    batch after batch, by keyset: a step skipped because a user's transaction holds it
+    stays behind instead of coming back in every later batch."""
+    d = CaseDeadline
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        page = query
+        if after is not None:
+            at, last = after
+            page = query.where(or_(d.due_at > at, and_(d.due_at == at, d.id > last)))
+        batch = list((await session.execute(page)).all())
+        if not batch:
+            return
+        after = (batch[-1].due_at, batch[-1].id)
+        yield batch
+        if len(batch) < BATCH:
+            return
 
 
 async def _recolour_cases(
@@ -379,16 +388,8 @@ async def _mark_overdue(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[in
         .limit(BATCH)
         .with_for_update(skip_locked=True)
     )
-    marked, after = 0, None
-    while True:
-        query = due
-        if after is not None:  # keyset: a skipped step stays behind, not in every next batch
-            at, last = after
-            query = due.where(or_(d.due_at > at, and_(d.due_at == at, d.id > last)))
-        batch = list((await session.execute(query)).all())
-        if not batch:
-            break
-        fetched, after = len(batch), (batch[-1].due_at, batch[-1].id)
+    marked = 0
+    async for batch in _step_batches(session, due):
         # the cases are locked too: their event chains grow here. Apart from the steps (a
         # join would make the planner read the tenant's cases to find none overdue); a step
         # whose case a user is changing is skipped, the next run marks it
@@ -422,8 +423,6 @@ async def _mark_overdue(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[in
                 for r in batch
             ]
             marked += await append_system_events(session, tenant_id, events)
-        if fetched < BATCH:
-            break
     # a due time pushed back into the future (extension approved, hold resumed): not overdue
     query = (
         select(d.id)
