@@ -3,7 +3,7 @@
 With ``XF_DATABASE_URL`` set (``.ci/run`` does) that database is used as is.
 Otherwise, when the local PostgreSQL answers, a fresh database is created for
 the run and dropped after; when it does not, only the SQLite pass runs.
-The SQLite pass skips tests marked ``postgres`` (row-level security etc.).
+The SQLite pass deselects tests marked ``postgres`` (row-level security etc.).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 LOCAL_PG = os.environ.get("XF_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -31,34 +33,41 @@ async def _admin(sql: str) -> bool:
     return True
 
 
+@contextmanager
+def fresh_postgres(env: dict[str, str]) -> Iterator[str | None]:
+    """The PostgreSQL URL to test on: ``XF_DATABASE_URL`` when it names one, else a new
+    database on the local server (dropped on exit), else ``None`` (not reachable)."""
+    given = env.get("XF_DATABASE_URL", "")
+    if given:
+        yield given if given.startswith("postgresql") else None
+        return
+    name = f"xf_test_{uuid.uuid4().hex[:10]}"
+    if not asyncio.run(_admin(f'CREATE DATABASE "{name}"')):
+        yield None
+        return
+    try:
+        server = LOCAL_PG.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+        yield f"{server}/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def pytest(env: dict[str, str], *args: str) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *args], env=env)
 
 
 def main() -> int:
     args = sys.argv[1:]
-    base = {k: v for k, v in os.environ.items()}
-    created = None
-    if not base.get("XF_DATABASE_URL"):
-        name = f"xf_test_{uuid.uuid4().hex[:10]}"
-        if asyncio.run(_admin(f'CREATE DATABASE "{name}"')):
-            created = name
-            base["XF_DATABASE_URL"] = LOCAL_PG.replace("postgresql://", "postgresql+asyncpg://").rsplit(
-                "/", 1
-            )[0] + f"/{name}"
+    base = dict(os.environ)
     rc = 0
-    try:
-        if base.get("XF_DATABASE_URL", "").startswith("postgresql"):
-            print(f"== pytest on PostgreSQL ({base['XF_DATABASE_URL'].rsplit('/', 1)[-1]})", flush=True)
-            rc = pytest(base, *args)
+    with fresh_postgres(base) as pg_url:
+        if pg_url:
+            print(f"== pytest on PostgreSQL ({pg_url.rsplit('/', 1)[-1]})", flush=True)
+            rc = pytest(dict(base, XF_DATABASE_URL=pg_url), *args)
         else:
             print("== PostgreSQL not reachable: SQLite pass only", flush=True)
-        sqlite_env = dict(base, XF_DATABASE_URL="")
         print("== pytest on SQLite (embedded default)", flush=True)
-        rc = pytest(sqlite_env, "-m", "not postgres", "-q", *args) or rc
-    finally:
-        if created:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
+        rc = pytest(dict(base, XF_DATABASE_URL=""), "-m", "not postgres", "-q", *args) or rc
     return rc
 
 

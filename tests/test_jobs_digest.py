@@ -151,25 +151,27 @@ async def test_digest_runs_for_a_tenant_whose_08_00_has_passed_only(db):
 
 
 async def test_a_reminder_waits_in_the_outbox_until_its_time(db):
-    city = await build_city(db, unique("dr"), unique("p"))
-    tid = await tenant_id(db, city)
-    officer = await who(db, city, "c1_officer")
-    at = sh(2026, 11, 24, 18)
-    async with db.transaction(TenantScope.of([tid])) as session:
-        for _ in range(2):  # scheduling twice is one reminder
-            await schedule_reminder(
-                session,
-                tenant_id=tid,
-                recipient_id=officer.account_id,
-                at=at,
-                subject="明日值班",
-                body="明天 8:30 接访大厅值班",
-                key="shift:42:eve",
+    # The reminder is due on the evening of 11-24: "now" is that morning on any real date.
+    with frozen(sh(2026, 11, 24, 9)):
+        city = await build_city(db, unique("dr"), unique("p"))
+        tid = await tenant_id(db, city)
+        officer = await who(db, city, "c1_officer")
+        at = sh(2026, 11, 24, 18)
+        async with db.transaction(TenantScope.of([tid])) as session:
+            for _ in range(2):  # scheduling twice is one reminder
+                await schedule_reminder(
+                    session,
+                    tenant_id=tid,
+                    recipient_id=officer.account_id,
+                    at=at,
+                    subject="明日值班",
+                    body="明天 8:30 接访大厅值班",
+                    key="shift:42:eve",
+                )
+        async with db.transaction(TenantScope.of([tid])) as session:
+            rows = list(
+                await session.scalars(select(Notification).where(Notification.kind == "reminder"))
             )
-    async with db.transaction(TenantScope.of([tid])) as session:
-        rows = list(
-            await session.scalars(select(Notification).where(Notification.kind == "reminder"))
-        )
-    assert len(rows) == 1
-    assert rows[0].not_before == at and rows[0].status == "PENDING"
-    assert rows[0].data["key"] == "shift:42:eve"
+        assert len(rows) == 1
+        assert rows[0].not_before == at and rows[0].status == "PENDING"
+        assert rows[0].data["key"] == "shift:42:eve"
