@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,16 +69,6 @@ def iso(moment: datetime) -> str:
 
 def days_ago(n: float = 1) -> str:
     return iso(clock.now() - timedelta(days=n))
-
-
-@contextmanager
-def shifted_clock(delta: timedelta) -> Iterator[None]:
-    """Run the in-process app ``delta`` in the future (real time keeps flowing)."""
-    clock.set_clock(lambda: datetime.now(UTC) + delta)
-    try:
-        yield
-    finally:
-        clock.set_clock(None)
 
 
 # --- intake ----------------------------------------------------------------------------

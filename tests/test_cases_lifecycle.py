@@ -22,11 +22,11 @@ from tests.case_helpers import (
     fetch,
     open_step,
     register,
-    shifted_clock,
     step,
     step_brief,
     step_resp,
 )
+from tests.clocks import shifted_clock
 from tests.helpers import City, unique
 
 # --- building cases ------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from backend.jobs.digest import digest_due, red_cutoff, red_digest
 from backend.jobs.reminders import schedule_reminder
 from backend.jobs.runs import tenants_for
 from backend.notifications.models import Notification
+from tests.clocks import frozen, sh
 from tests.helpers import build_city, unique
-from tests.test_jobs_support import act, frozen, register, route, sent, sh, tenant_id, who
+from tests.test_jobs_support import act, register, route, sent, tenant_id, who
 
 
 async def _digest(db, city, **ctx):

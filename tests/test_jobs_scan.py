@@ -11,17 +11,15 @@ from backend.core.db import TenantScope
 from backend.jobs.deadlines import COLOUR_EVENT, OVERDUE_EVENT, scan_tenant
 from backend.jobs.models import JobRun
 from backend.jobs.runs import fan_out
+from tests.clocks import frozen, set_time, sh
 from tests.helpers import build_city, unique
 from tests.test_jobs_support import (
     case_events,
     event_count,
-    frozen,
     load_case,
     open_steps,
     register,
     route,
-    set_time,
-    sh,
     tenant_id,
 )
 

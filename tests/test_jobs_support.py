@@ -7,11 +7,7 @@ clock, so due dates, colours and "on time" are exact and hand-computable.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -23,26 +19,6 @@ from backend.notifications.models import Notification
 from backend.tenants.models import User
 from backend.tenants.principals import load_principal
 from tests.helpers import City, id_number
-
-SH = ZoneInfo("Asia/Shanghai")
-
-
-def sh(y: int, m: int, d: int, h: int = 9, mi: int = 0) -> datetime:
-    """A Shanghai wall-clock time."""
-    return datetime(y, m, d, h, mi, tzinfo=SH)
-
-
-@contextmanager
-def frozen(moment: datetime) -> Iterator[None]:
-    clock.set_clock(lambda: moment)
-    try:
-        yield
-    finally:
-        clock.set_clock(None)
-
-
-def set_time(moment: datetime) -> None:
-    clock.set_clock(lambda: moment)
 
 
 async def who(db: Database, city: City, short: str):

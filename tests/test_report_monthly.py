@@ -25,8 +25,9 @@ from backend.cases.models import CaseType, Channel, SkipLevel
 from backend.jobs.reports import monthly_due, monthly_report
 from backend.jobs.runs import tenants_for
 from backend.stats.report import Period, list_reports
+from tests.clocks import frozen, sh
 from tests.helpers import build_city, create_supervisors, unique
-from tests.test_jobs_support import accept, frozen, register, route, sent, sh, tenant_id, who
+from tests.test_jobs_support import accept, register, route, sent, tenant_id, who
 
 LIST = "query($p: String) { monthlyReports(first: 50, period: $p) { id period unitPath received backlog redCases onTimeAcceptanceRate xlsxUrl htmlUrl data } }"
 ONE = "query($id: ID!) { monthlyReport(id: $id) { id unitPath unitLevel } }"

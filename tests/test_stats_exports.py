@@ -16,8 +16,9 @@ from backend.core.db import TenantScope
 from backend.stats import exports
 from backend.tenants.models import OrgUnit
 from backend.tenants.principals import load_principal
+from tests.clocks import frozen, sh
 from tests.helpers import build_city, create_supervisors, unique
-from tests.test_jobs_support import frozen, register, route, sh, tenant_id
+from tests.test_jobs_support import register, route, tenant_id
 
 PHONE = "13800001234"
 

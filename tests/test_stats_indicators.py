@@ -23,8 +23,9 @@ import pytest
 
 from backend.cases import service
 from backend.cases.models import CaseType, Satisfaction, SkipLevel
+from tests.clocks import frozen, sh
 from tests.helpers import build_city, create_supervisors, unique
-from tests.test_jobs_support import accept, act, frozen, register, route, sent, sh, tenant_id
+from tests.test_jobs_support import accept, act, register, route, sent, tenant_id
 
 STATS = """query($from: Date!, $to: Date!, $unit: String, $tenant: String) {
   caseStatistics(from: $from, to: $to, unitPath: $unit, tenant: $tenant) {

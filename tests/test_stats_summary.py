@@ -38,8 +38,9 @@ from backend.stats.indicators import Range
 from backend.stats.models import StatsDaily, StatsRefresh
 from backend.stats.province import province_overview
 from backend.tenants.principals import load_principal
+from tests.clocks import frozen, sh
 from tests.helpers import build_city, create_supervisors, unique
-from tests.test_jobs_support import accept, act, frozen, register, route, sh, tenant_id
+from tests.test_jobs_support import accept, act, register, route, tenant_id
 
 NOW = sh(2025, 4, 10, 12)
 YEAR = {"from": "2025-01-01", "to": "2025-12-31"}

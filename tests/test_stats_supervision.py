@@ -7,15 +7,14 @@ from datetime import timedelta
 from backend.cases import service
 from backend.cases.rules import Step
 from backend.stats.province import DEFAULT_SUPERVISION_DAYS
+from tests.clocks import frozen, sh
 from tests.helpers import build_city, create_supervisors, unique
 from tests.test_jobs_support import (
     accept,
     act,
-    frozen,
     open_steps,
     register,
     route,
-    sh,
     tenant_id,
 )
 
