@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 AUDIT_SERVICE ?= pypi
 
-.PHONY: run test lint format bench bench-smoke docs uv sync clean audit
+.PHONY: run test test-dates test-dates-ci lint format bench bench-smoke docs uv sync clean audit
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
@@ -22,6 +22,12 @@ test: sync ## lint, then the suite on PostgreSQL (when reachable) and on SQLite
 	$(UV) run ruff check backend tests migrations/env.py
 	$(UV) run ruff format --check backend tests migrations/env.py
 	$(UV) run python scripts/run_tests.py
+
+test-dates: sync ## the whole suite under libfaketime at five awkward dates, PostgreSQL and SQLite
+	$(UV) run python scripts/test_dates.py
+
+test-dates-ci: sync ## the date-sensitive tests under one shifted date (Spring Festival week)
+	$(UV) run python scripts/test_dates.py --subset --dates 2027-02-10T10:00
 
 lint: sync
 	$(UV) run ruff check backend tests migrations/env.py

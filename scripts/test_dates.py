@@ -3,13 +3,14 @@
 A test that reads the real date passes on the day it was written and fails weeks later
 (issue 16). Running the suite with the whole process moved to awkward moments shows such
 tests today instead: the turn of a year late in the evening in Shanghai, the Spring
-Festival week, National Day and a leap day of a year without an official calendar.
+Festival week, National Day, a leap day of a year without an official calendar and the
+first morning of a month before the digest hour.
 
     python scripts/test_dates.py                      # every date, PostgreSQL and SQLite
     python scripts/test_dates.py --subset --dates 2027-02-10T10:00   # what CI runs
     python scripts/test_dates.py --db sqlite -- -x tests/test_rosters.py
 
-Dates are Shanghai wall-clock times; each becomes ``faketime -f @<UTC time>`` with
+Dates are Shanghai wall-clock times; each becomes a ``faketime -f +<seconds>`` offset with
 ``TZ=UTC``, so the clock starts there and keeps ticking (timeouts and sleeps still work).
 The PostgreSQL server keeps its real clock: the app takes every "now" from Python
 (``backend/core/clock.py``), never from the database. PostgreSQL and SQLite run side by
@@ -34,9 +35,16 @@ from run_tests import fresh_postgres
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UTC = ZoneInfo("UTC")
 
-# Shanghai wall-clock times (issue 16): the evening the year turns, Spring Festival week,
-# National Day, and 29 February of 2028 (no official calendar loaded for that year).
-DATES = ("2026-12-31T23:30", "2027-02-10T10:00", "2027-10-01T09:00", "2028-02-29T09:00")
+# Shanghai wall-clock times: the evening the year turns, Spring Festival week, National
+# Day, 29 February of 2028 (no official calendar for that year), and the first morning of
+# a month before the 08:00 digest.
+DATES = (
+    "2026-12-31T23:30",
+    "2027-02-10T10:00",
+    "2027-10-01T09:00",
+    "2028-02-29T09:00",
+    "2027-03-01T07:55",
+)
 
 # The date-sensitive part of the suite: the clock, calendar, deadline, digest, reminder,
 # roster, report and statistics tests. CI runs these under one shifted date.
@@ -61,12 +69,18 @@ DATE_SENSITIVE = (
 
 
 def faketime_prefix(shanghai: str) -> list[str]:
-    """``faketime -f @<UTC>``: the process starts at ``shanghai`` (Asia/Shanghai) and ticks."""
+    """``faketime -f +<seconds>``: the process clock runs ``shanghai`` (Asia/Shanghai) from now.
+
+    A relative offset, not ``@<time>``: every child process (the CLI tests start
+    ``xinfang`` as a subprocess) then shares one timeline, where ``@`` would start each
+    child again at the same instant and reorder what they record.
+    """
     exe = shutil.which("faketime")
     if exe is None:
         raise SystemExit("faketime is missing: apt-get install faketime (Debian package)")
-    moment = datetime.fromisoformat(shanghai).replace(tzinfo=SHANGHAI).astimezone(UTC)
-    return [exe, "-f", "@" + moment.strftime("%Y-%m-%d %H:%M:%S")]
+    moment = datetime.fromisoformat(shanghai).replace(tzinfo=SHANGHAI)
+    offset = int((moment - datetime.now(UTC)).total_seconds())
+    return [exe, "-f", f"{offset:+d}"]
 
 
 def run(label: str, env: dict[str, str], argv: list[str]) -> tuple[str, int]:

@@ -40,6 +40,17 @@ PG_OPTIONS = {
 }
 
 
+def server_env() -> dict[str, str]:
+    """The environment of a server child: without libfaketime (``make test-dates``).
+
+    The private servers stand in for real PostgreSQL and Redis, which keep real time
+    whatever clock the app under test runs on (and redis-server refuses to start with
+    a preloaded fake clock).
+    """
+    faked = ("LD_PRELOAD", "FAKETIME", "FAKETIME_NO_CACHE", "DONT_FAKE_MONOTONIC")
+    return {k: v for k, v in os.environ.items() if k not in faked}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,7 +122,14 @@ class PrivatePostgres:
 
     def _as(self, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [*_run_as(), str(self.bindir / binary), *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=check)
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=check,
+            env=server_env(),
+        )
 
     def _options(self) -> str:
         opts = [f"-p {self.port}", f"-k {self.root}"]
@@ -188,6 +206,7 @@ class PrivateRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=server_env(),
         )
         deadline = time.monotonic() + 10
         while not self._answers():

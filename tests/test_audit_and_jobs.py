@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from backend.core import clock
 from backend.core.db import Database, build_engine
 from backend.jobs.deadlines import refresh_tenant_colours
 from backend.tenants.principals import load_principal
+from tests.clocks import frozen
 from tests.helpers import build_city, unique
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,12 +139,13 @@ async def test_colour_job_agrees_with_the_rule_used_at_write_time(db):
     from backend.cases.rules import warning_color
 
     _, officer, _ = await _city_with_cases(db, 3, received_days_ago=14)
-    await refresh_tenant_colours(db, officer.tenant_id)
+    moment = clock.now()  # one instant for the job and the rule (no midnight in between)
+    with frozen(moment):
+        await refresh_tenant_colours(db, officer.tenant_id)
     async with db.transaction(officer.scope()) as session:
         policy = await load_policy(session, officer.tenant_id)
         rows = (await session.execute(select(Case.due_at, Case.warning_color))).all()
-    now = datetime.now(UTC)
-    assert rows and all(colour == warning_color(due, now, policy) for due, colour in rows)
+    assert rows and all(colour == warning_color(due, moment, policy) for due, colour in rows)
 
 
 def test_holiday_notice_cli_loads_and_lists(tmp_path):

@@ -27,6 +27,22 @@ NOTICE_2027 = {
 }
 
 
+def first_computed_year() -> int:
+    """The first year from 2027 on without a published notice in the installed package.
+
+    2027 with holidays 0.109, which computes its holidays but knows no make-up days;
+    a newer package (or the lock file moving to one) learns 2027 from the State
+    Council's notice, so the tests below ask the package instead of naming the year.
+    """
+    year = 2027
+    while WorkingDayCalendar().has_official_data(year):
+        year += 1
+    return year
+
+
+COMPUTED = first_computed_year()
+
+
 @pytest.fixture
 def cal() -> WorkingDayCalendar:
     return WorkingDayCalendar()
@@ -120,7 +136,7 @@ def test_add_working_days_rejects_negative(cal: WorkingDayCalendar) -> None:
         (2011, True),  # has a December make-up day for 2012 too; still its own data
         (2025, True),
         (2026, True),
-        (2027, False),  # computed: holidays estimated, no make-up days
+        (COMPUTED, False),  # computed: holidays estimated, no make-up days
         (1990, False),
         (2100, False),
     ],
@@ -137,11 +153,12 @@ def test_loading_a_notice_makes_its_year_official() -> None:
     assert not cal.has_official_data(2028)
 
 
-def test_2027_without_a_notice_has_holidays_but_no_make_up_days(
+def test_a_year_without_a_notice_has_holidays_but_no_make_up_days(
     cal: WorkingDayCalendar,
 ) -> None:
-    assert not cal.is_working_day(D("2027-10-01"))  # National Day is computed
-    assert not cal.is_working_day(D("2027-02-20"))  # a Saturday stays a Saturday
+    assert not cal.is_working_day(date(COMPUTED, 10, 1))  # National Day is computed
+    saturdays = [date(COMPUTED, m, d) for m in range(1, 13) for d in (1, 8, 15, 22)]
+    assert not any(cal.is_working_day(d) for d in saturdays if d.weekday() == 5)
 
 
 def test_loaded_notice_overrides_the_package_for_its_year(cal: WorkingDayCalendar) -> None:
@@ -154,7 +171,8 @@ def test_loaded_notice_overrides_the_package_for_its_year(cal: WorkingDayCalenda
         ("2027-02-14", False, False, "Sunday the notice does not mention stays off"),
     ]
     for day, before, after, why in cases:
-        assert cal.is_working_day(D(day)) is before, why
+        if COMPUTED == 2027:  # "before" is the package's computation, not a notice
+            assert cal.is_working_day(D(day)) is before, why
         assert loaded.is_working_day(D(day)) is after, why
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,9 +16,11 @@ from sqlalchemy import text
 
 from backend.authz.principal import SYSTEM
 from backend.authz.tokens import issue_token
+from backend.core import clock
 from backend.core.db import TenantScope
 from backend.tenants import service
 from tests.case_helpers import register_input
+from tests.clocks import SH as SHANGHAI
 from tests.helpers import City, build_city, refusal_shape, unique
 
 REGISTER = """mutation($i: RegisterCaseInput!) { registerCase(input: $i) { id version } }"""
@@ -109,7 +111,7 @@ async def test_other_city_lists_and_counts_none_of_a_cases(gql, prov):
 
 
 # every lifecycle mutation, with the least input it needs, and who in B may attempt it
-TOMORROW = str(date.today() + timedelta(days=3))
+IN_THREE_DAYS = str(clock.now().astimezone(SHANGHAI).date() + timedelta(days=3))
 MUTATIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("routeCase", "RouteCaseInput", "officer", {"toUnitPath": "/x/c1", "mode": "TRANSFER"}),
     ("objectToTransfer", "ObjectToTransferInput", "officer", {"reason": "r"}),
@@ -129,7 +131,7 @@ MUTATIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("closeCase", "CloseCaseInput", "officer", {"resolution": "r"}),
     ("assignCaseLeader", "AssignCaseLeaderInput", "leader", {"username": "someone"}),
     ("issueSupervisionOrder", "IssueSupervisionOrderInput", "leader",
-     {"dueDate": TOMORROW, "note": "n"}),
+     {"dueDate": IN_THREE_DAYS, "note": "n"}),
     ("escalateCase", "EscalateCaseInput", "officer", {"target": "LEADERSHIP_GROUP", "reason": "r"}),
     ("recordJointMeeting", "RecordJointMeetingInput", "leader", {"notes": "n"}),
 ]  # fmt: skip

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from backend.authz.principal import SYSTEM
 from backend.authz.tokens import issue_token
 from backend.cases.models import PiiAccess
+from backend.core import clock
 from backend.core.db import TenantScope
 from backend.tenants import service
 from backend.tenants.models import OrgUnitLevel
@@ -179,7 +180,7 @@ async def seeded(db, gql) -> Seeded:
     city = await build_city(db, unique("f"), unique("fp"))
     await add_unit(db, city, "c10", OrgUnitLevel.COUNTY)
     s = Seeded(city)
-    officer, now = city.token("officer"), datetime.now(SH)
+    officer, now = city.token("officer"), clock.now().astimezone(SH)
     day = (now - timedelta(days=20)).date()
     s.boundary_day = day
     tie = (now - timedelta(days=5)).replace(microsecond=0)

@@ -23,6 +23,7 @@ from backend.evaluations.models import EvaluationPanel, Evaluator
 from backend.notifications.models import Notification
 from backend.tenants import service
 from backend.tenants.models import User
+from tests.clocks import sh, ticking
 from tests.helpers import City, build_city, create_supervisors, id_number, unique
 
 REGISTER = """mutation($i: RegisterCaseInput!) { registerCase(input: $i) {
@@ -506,58 +507,63 @@ async def test_evaluator_sees_only_its_panels_cases_masked_and_no_scores_before_
 
 
 async def test_verdict_opens_a_follow_up_step_on_the_warning_board_and_settles(db, gql, town):
-    city = town.city
-    officer = city.token("officer")
-    stats_before = (await gql(STATS, token=officer)).ok()["evaluationStatistics"]
-    case = await dissatisfied_case(gql, city)
-    assert (await gql(CASE, {"id": case["id"]}, token=officer)).ok()["case"][
-        "warningColor"
-    ] == "NONE"
-    panel = (await draw(gql, town, case, size=4, seed=5)).ok()["drawEvaluationPanel"]
-    tokens = member_tokens(town, panel)
-    verdicts = ["REASONABLE", "UNLAWFUL", "REASONABLE", "UNLAWFUL"]  # a tie → the stricter one
-    for token, verdict, score in zip(tokens, verdicts, (5, 4, 3, 2), strict=True):
-        (await submit(gql, token, panel["id"], verdict, score=score)).ok()
-    done = (await gql(PANEL, {"id": panel["id"]}, token=officer)).ok()["evaluationPanel"]
-    result = done["result"]
-    assert done["status"] == "CONCLUDED"
-    assert (result["verdict"], result["tieBroken"], result["followUpDays"]) == (
-        "UNLAWFUL",
-        True,
-        10,
-    )
-    assert result["means"]["facts"] == 3.5
-    assert {v["verdict"]: v["count"] for v in result["votes"]}["UNLAWFUL"] == 2
-    late = await submit(gql, tokens[0], panel["id"], "REASONABLE")
-    assert late.code in ("CONFLICT", "INVALID_TRANSITION")
+    # Mon 2026-11-02: the 10-day follow-up falls due on Thu 11-12, ten days ahead (YELLOW);
+    # on the real date it could roll past a weekend or holiday into BLUE.
+    with ticking(sh(2026, 11, 2, 9)):
+        city = town.city
+        officer = city.token("officer")
+        stats_before = (await gql(STATS, token=officer)).ok()["evaluationStatistics"]
+        case = await dissatisfied_case(gql, city)
+        assert (await gql(CASE, {"id": case["id"]}, token=officer)).ok()["case"][
+            "warningColor"
+        ] == "NONE"
+        panel = (await draw(gql, town, case, size=4, seed=5)).ok()["drawEvaluationPanel"]
+        tokens = member_tokens(town, panel)
+        verdicts = ["REASONABLE", "UNLAWFUL", "REASONABLE", "UNLAWFUL"]  # a tie → the stricter one
+        for token, verdict, score in zip(tokens, verdicts, (5, 4, 3, 2), strict=True):
+            (await submit(gql, token, panel["id"], verdict, score=score)).ok()
+        done = (await gql(PANEL, {"id": panel["id"]}, token=officer)).ok()["evaluationPanel"]
+        result = done["result"]
+        assert done["status"] == "CONCLUDED"
+        assert (result["verdict"], result["tieBroken"], result["followUpDays"]) == (
+            "UNLAWFUL",
+            True,
+            10,
+        )
+        assert result["means"]["facts"] == 3.5
+        assert {v["verdict"]: v["count"] for v in result["votes"]}["UNLAWFUL"] == 2
+        late = await submit(gql, tokens[0], panel["id"], "REASONABLE")
+        assert late.code in ("CONFLICT", "INVALID_TRANSITION")
 
-    got = (await gql(CASE, {"id": case["id"]}, token=officer)).ok()["case"]
-    follow = [d for d in got["deadlines"] if d["step"] == "FOLLOW_UP" and d["status"] == "OPEN"]
-    assert len(follow) == 1 and follow[0]["rule"]["verdict"] == "UNLAWFUL"
-    assert got["dueAt"] == follow[0]["dueAt"] and got["warningColor"] in ("RED", "YELLOW")
-    assert "EVALUATED" in {e["kind"] for e in got["events"]}
-    board = (await gql(BOARD, token=officer)).ok()["warningBoard"]
-    key = {"RED": "r", "YELLOW": "y"}[got["warningColor"]]
-    assert case["id"] in {e["node"]["id"] for e in board[key]["edges"]}
+        got = (await gql(CASE, {"id": case["id"]}, token=officer)).ok()["case"]
+        follow = [d for d in got["deadlines"] if d["step"] == "FOLLOW_UP" and d["status"] == "OPEN"]
+        assert len(follow) == 1 and follow[0]["rule"]["verdict"] == "UNLAWFUL"
+        assert got["dueAt"] == follow[0]["dueAt"] and got["warningColor"] == "YELLOW"
+        assert "EVALUATED" in {e["kind"] for e in got["events"]}
+        board = (await gql(BOARD, token=officer)).ok()["warningBoard"]
+        key = {"RED": "r", "YELLOW": "y"}[got["warningColor"]]
+        assert case["id"] in {e["node"]["id"] for e in board[key]["edges"]}
 
-    mid = (await gql(STATS, token=officer)).ok()["evaluationStatistics"]
-    assert mid["evaluated"] == stats_before["evaluated"] + 1
-    assert mid["settled"] == stats_before["settled"]
-    mix = {v["verdict"]: v["count"] for v in mid["verdictMix"]}
-    assert (
-        mix["UNLAWFUL"]
-        == {v["verdict"]: v["count"] for v in stats_before["verdictMix"]}["UNLAWFUL"] + 1
-    )
+        mid = (await gql(STATS, token=officer)).ok()["evaluationStatistics"]
+        assert mid["evaluated"] == stats_before["evaluated"] + 1
+        assert mid["settled"] == stats_before["settled"]
+        mix = {v["verdict"]: v["count"] for v in mid["verdictMix"]}
+        assert (
+            mix["UNLAWFUL"]
+            == {v["verdict"]: v["count"] for v in stats_before["verdictMix"]}["UNLAWFUL"] + 1
+        )
 
-    assert (
-        await gql(SETTLE, {"i": {"panelId": panel["id"], "note": "x"}}, token=tokens[0])
-    ).code == "FORBIDDEN"
-    settled = (
-        await gql(SETTLE, {"i": {"panelId": panel["id"], "note": "依法处理完毕"}}, token=officer)
-    ).ok()
-    assert settled["settleEvaluation"]["settledAt"]
-    got = (await gql(CASE, {"id": case["id"]}, token=officer)).ok()["case"]
-    assert [d["status"] for d in got["deadlines"] if d["step"] == "FOLLOW_UP"] == ["MET"]
+        assert (
+            await gql(SETTLE, {"i": {"panelId": panel["id"], "note": "x"}}, token=tokens[0])
+        ).code == "FORBIDDEN"
+        settled = (
+            await gql(
+                SETTLE, {"i": {"panelId": panel["id"], "note": "依法处理完毕"}}, token=officer
+            )
+        ).ok()
+        assert settled["settleEvaluation"]["settledAt"]
+        got = (await gql(CASE, {"id": case["id"]}, token=officer)).ok()["case"]
+        assert [d["status"] for d in got["deadlines"] if d["step"] == "FOLLOW_UP"] == ["MET"]
     assert got["warningColor"] == "NONE"
     end = (await gql(STATS, token=officer)).ok()["evaluationStatistics"]
     assert (end["evaluated"], end["settled"]) == (mid["evaluated"], mid["settled"] + 1)
