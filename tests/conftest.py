@@ -20,6 +20,8 @@ os.environ.setdefault("XF_JWT_SECRET", "test-secret-0123456789-0123456789-abcdef
 os.environ.setdefault("XF_PII_KEYS", "t1:dGVzdC1waWkta2V5LTAxMjM0NTY3ODktMDEyMzQ1Njc=")
 os.environ.setdefault("XF_PII_HASH_KEY", "dGVzdC1waWktaGFzaC1rZXktMDEyMzQ1Njc4OS0wMTIzNA==")
 os.environ.setdefault("XF_LOG_LEVEL", "WARNING")
+# the tests' webhook receivers listen on 127.0.0.1, which production refuses (SSRF guard)
+os.environ.setdefault("XF_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.authz.scope import path_covers
-from backend.cases.models import Case
+from backend.cases.models import Case, CaseType
 from backend.evaluations import draw as drawing
 from backend.evaluations.models import Evaluator, EvaluatorCategory, EvaluatorStatus, Verdict
 from backend.evaluations.policy import EvaluationPolicy
@@ -128,15 +128,20 @@ def worlds(draw):
     handlers = {uuid.UUID(int=1000 + k) for k in draw(st.sets(st.integers(0, n - 1), max_size=3))}
     served = {uuid.UUID(int=k + 1) for k in draw(st.sets(st.integers(0, n - 1), max_size=3))}
     accused = draw(st.sampled_from([None, "user0", "user1"]))
+    accused_path = draw(st.none() | paths)
     case = Case(
+        type=CaseType.ACCUSATION if accused or accused_path else CaseType.CLAIM,
         location_path=location,
         holder_path=holder,
         petitioner_key=petitioner,
         accused_username=accused,
+        accused_path=accused_path,
     )
+    # each evaluator's user may hold roles anywhere (inside the accused unit: Art. 30)
+    roles = {ev.user_id: tuple(draw(st.lists(paths, max_size=2))) for ev, _ in evaluators}
     size = draw(st.integers(min_value=1, max_value=6))
     seed = draw(st.one_of(st.integers(0, 2**40), st.text(min_size=1, max_size=12)))
-    return evaluators, case, handlers, served, size, seed
+    return evaluators, case, handlers, served, size, seed, roles
 
 
 def covers_by_segments(ancestor: str, path: str) -> bool:
@@ -148,8 +153,8 @@ def covers_by_segments(ancestor: str, path: str) -> bool:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds(), st.sampled_from([MIX, {"minimums": {}, "minNonOfficial": 0}]))
 def test_no_drawn_member_ever_conflicts_with_the_case(world, mix):
-    evaluators, case, handlers, served, size, seed = world
-    eligible = eligible_members(evaluators, case, handlers, served)
+    evaluators, case, handlers, served, size, seed, roles = world
+    eligible = eligible_members(evaluators, case, handlers, served, roles)
     try:
         chosen = drawing.draw([m.candidate for m in eligible], size=size, seed=seed, mix=mix)
     except drawing.PoolShort:
@@ -168,6 +173,10 @@ def test_no_drawn_member_ever_conflicts_with_the_case(world, mix):
         }
         assert ev.user_id not in handlers and ev.id not in served
         assert name != case.accused_username
+        inside = case.accused_path and any(
+            covers_by_segments(case.accused_path, p) for p in roles[ev.user_id]
+        )
+        assert not inside, "drawn from inside the accused unit (Art. 30)"
     # and the same inputs draw the same panel again
     again = drawing.draw([m.candidate for m in reversed(eligible)], size=size, seed=seed, mix=mix)
     assert again == chosen

@@ -55,6 +55,18 @@ def subtree_filter(column: InstrumentedAttribute[str], paths: Iterable[str]) -> 
     return or_(*clauses) if clauses else false()
 
 
+def subtree_of(path: Any, root: Any) -> ColumnElement[bool]:
+    """``path`` is ``root`` or lies below it, both SQL expressions (e.g. a literal path and
+    a case's accused unit): the same byte range as :func:`subtree_filter`, for a root that
+    is a column rather than a known string."""
+    path, root = _expr(path), _expr(root)
+    return or_(path == root, _strictly_below(path, root + "/", root + "0"))
+
+
+def _expr(value: Any) -> Any:
+    return literal(value) if isinstance(value, str) else value
+
+
 class _strictly_below(FunctionElement[bool]):
     """``column`` in the byte range ``[lo, hi)`` (compiled per dialect below)."""
 

@@ -41,6 +41,7 @@ from backend.cases.models import (
     TenantPolicy,
 )
 from backend.cases.models import SkipLevel as SkipLevelEnum
+from backend.cases.need_to_know import is_barred
 from backend.cases.policy import load_calendar, policy_from
 from backend.cases.rules import Step, compute_due, extended_handling_days
 from backend.cases.visibility import acting_grants, inside_accused, read_predicate
@@ -128,10 +129,51 @@ async def find_case(
 # --- intake ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Registered:
+    """What an intake answers: the case, and whether the caller may read it now.
+
+    ``readable`` is False for the registrar of an accusation against its own unit (Art.
+    30: the case went to the unit above, out of its sight) — first time and replay
+    alike, and for a replay after the case left the caller's scope: the API then
+    answers a receipt (回执: id, number and what was submitted), nothing the case became.
+    """
+
+    case: Case
+    readable: bool
+
+
+async def intake(
+    session: AsyncSession, principal: Principal, data: RegisterCaseInput
+) -> Registered:
+    """:func:`register_case` as the API answers it (see :class:`Registered`)."""
+    case, replay = await _register(session, principal, data)
+    if replay:  # the case may have moved since: the read rule decides, in SQL
+        seen = await session.scalar(
+            select(Case.id).where(Case.id == case.id, read_predicate(principal))
+        )
+        return Registered(case, seen is not None)
+    # a new case is held in the registrar's scope: only Art. 30 can hide it from it
+    barred = is_barred(case, [g.unit_path for g in principal.grants], principal.username)
+    return Registered(case, not barred)
+
+
 async def register_case(
     session: AsyncSession, principal: Principal, data: RegisterCaseInput
 ) -> Case:
     """Register a petition from any channel; idempotent by ``clientKey``.
+
+    For jobs, imports and the demo; the API answers through :func:`intake`, which
+    never shows the caller a case it may not read.
+    """
+    case, _ = await _register(session, principal, data)
+    return case
+
+
+async def _register(
+    session: AsyncSession, principal: Principal, data: RegisterCaseInput
+) -> tuple[Case, bool]:
+    """The case registered, or the one already under this ``clientKey`` (replay: True).
 
     Hot path (docs/performance.md "Intake"): one statement reads everything the checks
     need (:func:`_intake_facts`), the counter upsert and the case INSERT share a
@@ -143,7 +185,7 @@ async def register_case(
     if facts.existing_id is not None:
         existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
         if existing:
-            return existing
+            return existing, True
     assert principal.tenant_id is not None and facts.unit_id is not None
     received_at = facts.received_at
     grant = max(
@@ -202,7 +244,7 @@ async def register_case(
         # the savepoint's rollback already expunged the pending case (and undid the counter)
         existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
         if existing:
-            return existing
+            return existing, True
         raise
     await link_first_receiver(session, case)  # 首问负责: duty leader of a visit (rosters)
     await insert_first_event(
@@ -219,7 +261,7 @@ async def register_case(
         },
     )
     await deadlines.insert_first_step(session, routing)
-    return case
+    return case, False
 
 
 @dataclass(frozen=True)
@@ -251,6 +293,11 @@ async def _validate_intake(
     phone = v.phone(data.petitioner.phone, "petitioner.phone")
     id_no = pii.id_number(data.petitioner.id_number)
     object.__setattr__(data, "petitioner", PetitionerInput(name, phone, id_no))
+    accused = (data.accused_username or "").strip().lower() or None
+    if accused is not None:
+        v.username(accused, "accusedUsername")
+    object.__setattr__(data, "accused_username", accused)
+    object.__setattr__(data, "accused_unit_path", (data.accused_unit_path or "").strip() or None)
     if data.head_count < 1 or data.head_count > 10_000:
         raise BadUserInput("headCount must be between 1 and 10000", field="headCount")
     if principal.tenant_id is None:
@@ -279,6 +326,12 @@ async def _validate_intake(
             raise BadUserInput(
                 f"unknown org unit {data.accused_unit_path}", field="accusedUnitPath"
             )
+    if data.accused_username and row.accused_user_id is None:
+        # Art. 30 protects the petitioner only against an accused it can match: a name
+        # that matches nobody would leave the real person reading the case
+        raise BadUserInput(
+            f"unknown user {data.accused_username} in this city", field="accusedUsername"
+        )
     return _IntakeFacts(
         received_at=received_at,
         unit_id=row.unit_id,
@@ -315,6 +368,7 @@ async def _intake_facts(
         "category": data.category,
         "location_path": data.location_path,
         "accused_path": data.accused_unit_path or "",
+        "accused_username": data.accused_username or "",
         "client_key": data.client_key,
     }
     if repeats:
@@ -352,6 +406,9 @@ def _intake_facts_statement(repeats: bool) -> Any:
         first(Case.id, Case.tenant_id == tenant, Case.client_key == bindparam("client_key")).label(
             "existing_id"
         ),
+        first(
+            User.id, User.tenant_id == tenant, User.username == bindparam("accused_username")
+        ).label("accused_user_id"),
     ]
     if repeats:
         earlier = (

@@ -16,12 +16,13 @@ from __future__ import annotations
 import uuid
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, exists, false, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
 
 from backend.authz.enforcer import allowed_grants, role_may
 from backend.authz.principal import Grant, Principal
 from backend.authz.scope import path_covers, subtree_filter
-from backend.cases.models import Case, CaseType
+from backend.cases.models import Case
+from backend.cases.need_to_know import barred_clause, is_barred
 from backend.evaluations.models import PanelMember
 from backend.tenants.models import Role
 
@@ -29,13 +30,6 @@ HANDLING_ROLES = {Role.PETITION_OFFICER, Role.LEADER, Role.DEPARTMENT_HANDLER}
 # casbin role names, as in Principal.grant_key
 _LEADER = Role.LEADER.lower()
 _DEPARTMENT_HANDLER = Role.DEPARTMENT_HANDLER.lower()
-
-
-def _not_inside_accused(unit_path: str) -> ColumnElement[bool]:
-    """The grant at ``unit_path`` does not lie inside the case's accused unit."""
-    p = literal(unit_path)
-    inside = or_(p == Case.accused_path, p.like(Case.accused_path + "/%"))
-    return not_(and_(Case.type == CaseType.ACCUSATION, Case.accused_path.is_not(None), inside))
 
 
 def _grant_reach(role: str, unit_path: str) -> ColumnElement[bool]:
@@ -78,8 +72,8 @@ def _tenant_read_predicate(
     ten-grant one (≈ 8 MB typical, 50 MB if every entry were a ten-grant leader).
     """
     del tenant_id  # part of the key only (see above)
-    # Art. 30 for each grant's own unit is part of ``not_member`` below (it covers every
-    # grant's unit), so the reach clauses need not repeat it.
+    # Art. 30 for each grant's own unit is part of the barred clause below (it covers
+    # every grant's unit), so the reach clauses need not repeat it.
     clauses = [
         _grant_reach(role, path)
         for role, path in grants
@@ -94,11 +88,10 @@ def _tenant_read_predicate(
         clauses.append(or_(Case.registered_by_id == account_id, _on_my_panel(account_id)))
     if not clauses:
         return false()
-    not_accused_person = or_(Case.accused_username.is_(None), Case.accused_username != username)
-    # Art. 30 "the unit accused" includes whoever holds *any* role inside it: a second
-    # grant elsewhere (a city leader also posted at the accused county) must not reach it
-    not_member = [_not_inside_accused(p) for p in sorted({path for _, path in grants})]
-    return and_(or_(*clauses), not_accused_person, *not_member)
+    # Art. 30 (need_to_know.py): the accused person, and whoever holds *any* role inside
+    # the accused unit — a second grant elsewhere (a city leader also posted at the accused
+    # county) must not reach it
+    return and_(or_(*clauses), not_(barred_clause([p for _, p in grants], [username])))
 
 
 def _on_my_panel(account_id: uuid.UUID) -> ColumnElement[bool]:
@@ -113,11 +106,8 @@ def _on_my_panel(account_id: uuid.UUID) -> ColumnElement[bool]:
 
 
 def inside_accused(case: Case, unit_path: str) -> bool:
-    return (
-        case.type == CaseType.ACCUSATION
-        and case.accused_path is not None
-        and path_covers(case.accused_path, unit_path)
-    )
+    """A grant at ``unit_path`` lies inside the case's accused unit (need_to_know.py)."""
+    return is_barred(case, [unit_path], None)
 
 
 def acting_grants(principal: Principal, case: Case, act: str) -> list[Grant]:

@@ -6,6 +6,7 @@ production guard lives here too so a misconfigured deployment never starts.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from functools import lru_cache
 from typing import Literal
@@ -79,6 +80,13 @@ class Settings(BaseSettings):
         default=50, description="A dispatch run stops claiming after this; the next run goes on"
     )
     notify_tenant_concurrency: int = Field(default=4, ge=1)
+    webhook_allowed_networks: str = Field(
+        default="",
+        description=(
+            "CIDRs a city's webhook may reach although they are loopback, private, link-local"
+            " or otherwise not public (comma-separated, e.g. 10.8.0.0/16); none by default"
+        ),
+    )
     # SMS gateway over HTTP: POST of XF_SMS_TEMPLATE (JSON; ${phone} ${text} ${delivery_id} ...).
     sms_url: str | None = None
     sms_template: str = '{"to": "${phone}", "text": "${text}", "reference": "${delivery_id}"}'
@@ -160,6 +168,11 @@ class Settings(BaseSettings):
         from backend.core.crypto import check_keys  # the PII keyring (dev keys only outside prod)
 
         check_keys(self)
+        for cidr in filter(None, (c.strip() for c in self.webhook_allowed_networks.split(","))):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ConfigurationError(f"XF_WEBHOOK_ALLOWED_NETWORKS: {exc}") from exc
         if self.env != "prod":
             return
         if self.jwt_key_map:

@@ -11,7 +11,7 @@ import re
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.authz.enforcer import allowed_grants, may, require
 from backend.authz.principal import Principal
 from backend.authz.scope import path_covers, subtree_filter
-from backend.cases import deadlines, pii
+from backend.cases import deadlines, need_to_know, pii
 from backend.cases import queries as case_queries
 from backend.cases.events import append_event
 from backend.cases.models import (
@@ -450,7 +450,8 @@ async def eligible_pool(
 
     Excluded: a declared unit covering the case's location or holder unit; a
     declared relative who is the petitioner; anyone who acted on the case (its
-    events), its 包案 leader, registrar and first receiver, the accused person;
+    events), its 包案 leader, registrar and first receiver; whoever may not know the
+    case (Art. 30: the accused person, anyone holding a role inside the accused unit);
     and whoever sat on any earlier panel of the same petitioner (or case).
     """
     has_role = exists(
@@ -496,7 +497,9 @@ async def eligible_pool(
     if ignore_panel is not None:
         served_q = served_q.where(EvaluationPanel.id != ignore_panel)
     served = set(await session.scalars(served_q))
-    return eligible_members([(ev, u) for ev, u in rows], case, handlers, served)
+    known = await need_to_know.people(session, case.tenant_id, (ev.user_id for ev, _ in rows))
+    roles = {uid: person.unit_paths for uid, person in known.items()}
+    return eligible_members([(ev, u) for ev, u in rows], case, handlers, served, roles)
 
 
 def eligible_members(
@@ -504,21 +507,37 @@ def eligible_members(
     case: Case,
     handlers: set[uuid.UUID],
     served: set[uuid.UUID],
+    roles: Mapping[uuid.UUID, Sequence[str]] | None = None,
 ) -> list[PoolMember]:
-    """The pure half of :func:`eligible_pool`: active and free of every conflict."""
+    """The pure half of :func:`eligible_pool`: active and free of every conflict.
+
+    ``roles``: the unit paths of every role each evaluator's user holds (Art. 30).
+    """
     pool = []
     for ev, username in rows:
         if ev.status != EvaluatorStatus.ACTIVE or ev.id in served:
             continue
-        if conflicts(ev, username, case, handlers):
+        if conflicts(ev, username, case, handlers, (roles or {}).get(ev.user_id, ())):
             continue
         cand = drawing.Candidate(str(ev.id), EvaluatorCategory(ev.category))
         pool.append(PoolMember(cand, ev.user_id, username))
     return pool
 
 
-def conflicts(ev: Evaluator, username: str, case: Case, handlers: set[uuid.UUID]) -> bool:
-    """A declared or factual conflict of interest between one evaluator and one case."""
+def conflicts(
+    ev: Evaluator,
+    username: str,
+    case: Case,
+    handlers: set[uuid.UUID],
+    role_paths: Sequence[str] = (),
+) -> bool:
+    """A declared or factual conflict of interest between one evaluator and one case.
+
+    Art. 30 first: an evaluator who may not know the case (the accused person, or
+    holding any role inside the accused unit — need_to_know.py) is never drawn.
+    """
+    if need_to_know.is_barred(case, role_paths, username):
+        return True
     if any(
         path_covers(p, case.location_path) or path_covers(p, case.holder_path)
         for p in ev.excluded_unit_paths or []
@@ -528,7 +547,7 @@ def conflicts(ev: Evaluator, username: str, case: Case, handlers: set[uuid.UUID]
         r.get("key") == case.petitioner_key for r in ev.related_persons or []
     ):
         return True
-    return ev.user_id in handlers or (case.accused_username or None) == username
+    return ev.user_id in handlers
 
 
 def _draw_grant_reaches(principal: Principal, case: Case, act: str, obj: str = "panel") -> bool:

@@ -18,7 +18,8 @@ it comes back, and never twice):
   leader who issued it, one message per order per day
   (``(issuer, "supervision_overdue", case, day)``).
 
-Accusations never go to the person they accuse. Recipients and lists are
+Accusations never reach the accused (Art. 30): the lists leave out every case a
+recipient may not know (backend/cases/need_to_know.py), in SQL, before counting. Recipients and lists are
 computed in SQL (window functions cap each list); messages are written to the
 outbox in the tenant's transaction, the dispatcher delivers them.
 """
@@ -31,13 +32,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, union
+from sqlalchemy import Select, and_, func, select, union
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from backend.cases.calendar import WorkingDayCalendar
 from backend.cases.models import Case, CaseDeadline, DeadlineStatus, TenantPolicy, WarningColor
+from backend.cases.need_to_know import barred_user_clause
 from backend.cases.policy import load_calendar, load_policy
 from backend.cases.rules import DeadlinePolicy, Step
 from backend.core.clock import now
@@ -84,6 +86,9 @@ def _cases(tenant_id: uuid.UUID, where: Any, name: str) -> Any:
             Case.red_since,
             Case.holder_unit_id,
             Case.leader_id,
+            Case.tenant_id,
+            Case.type,
+            Case.accused_path,
             Case.accused_username,
         )
         .where(where)
@@ -99,6 +104,9 @@ def _listed(c: Any) -> list[Any]:
         c.c.holder_path,
         c.c.due_at,
         c.c.red_since,
+        c.c.tenant_id,
+        c.c.type,
+        c.c.accused_path,
         c.c.accused_username,
     ]
 
@@ -164,8 +172,8 @@ async def _lists(
             func.sum(overdue).over(partition_by=p.c.user_id).label("overdue_total"),
         )
         .join(User, and_(User.tenant_id == tenant_id, User.id == p.c.user_id))
-        # 检举控告: never to the accused person
-        .where(or_(p.c.accused_username.is_(None), p.c.accused_username != User.username))
+        # 检举控告 (Art. 30): never to the accused person nor anyone inside the accused unit
+        .where(~barred_user_clause(p.c.user_id, User.username, cases=p.c))
         .subquery()
     )
     rows = await session.stream(
@@ -332,6 +340,7 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
                 body=_body(intro, total, items, current, policy),
                 dedupe_key=dedupe_key(user_id, "digest", None, day),
                 data=_data(day, total, n_over, items, current),
+                about=[r.id for r in items],
             )
         )
         counts["digests"] += 1
@@ -357,6 +366,7 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
                 body=_body(intro, total, items, current, policy),
                 dedupe_key=dedupe_key(user_id, "escalation", None, day),
                 data=_data(day, total, n_over, items, current, escalateAfterRedDays=days),
+                about=[r.id for r in items],
             )
         )
         counts["escalations"] += 1
@@ -381,7 +391,7 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
             CaseDeadline.status == DeadlineStatus.OPEN.value,
             CaseDeadline.due_at < current,
             CaseDeadline.issued_by_id.is_not(None),
-            or_(Case.accused_username.is_(None), Case.accused_username != User.username),
+            ~barred_user_clause(CaseDeadline.issued_by_id, User.username),
         )
         .order_by(CaseDeadline.issued_by_id, CaseDeadline.due_at)
     )

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import smtplib
+import socket
 import ssl
 import string
 import uuid
@@ -71,13 +73,19 @@ class Outgoing:
     created_at: datetime
     webhook_url: str | None
     webhook_secret: str | None
+    withheld: str | None = None  # the need-to-know gate refused it (never delivered)
 
 
-def check_webhook_url(url: str, *, env: str) -> str | None:
+def check_webhook_url(url: str, *, env: str, allowed: str = "") -> str | None:
     """Why ``url`` cannot be a webhook target, or ``None`` when it can.
 
     Shared by the mutation (refused up front) and the dispatcher (a URL
     stored before the deployment switched to production is refused too).
+    A city administrator sets the URL, so it must not point the server at
+    itself or the internal network (SSRF): a literal address or a local name
+    must be public unless ``allowed`` (``XF_WEBHOOK_ALLOWED_NETWORKS``) lists
+    it. A name is resolved, and every address checked, when a message is sent
+    (:func:`webhook_address`): what it resolves to today is no promise.
     """
     if not url or len(url) > 2000 or any(c.isspace() for c in url):
         return "webhook URL must be a non-empty URL without spaces (at most 2000 characters)"
@@ -92,7 +100,65 @@ def check_webhook_url(url: str, *, env: str) -> str | None:
         return "webhook URL must not carry credentials (the secret signs the requests)"
     if env == "prod" and parts.scheme != "https":
         return "webhook URL must use HTTPS in production"
-    return None
+    host = parts.hostname.rstrip(".").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return _NOT_PUBLIC.format(host)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: checked against what it resolves to when sending
+    return None if _reachable(address, allowed) else _NOT_PUBLIC.format(host)
+
+
+_NOT_PUBLIC = (
+    "webhook URL must point to a public address ({} is loopback, private, link-local or "
+    "reserved; an operator may allow a network with XF_WEBHOOK_ALLOWED_NETWORKS)"
+)
+
+
+def _reachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowed: str) -> bool:
+    """A global address, or one inside a network the operator allowed."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    address = mapped or address
+    for cidr in filter(None, (c.strip() for c in allowed.split(","))):
+        if address in ipaddress.ip_network(cidr, strict=False):
+            return True
+    return address.is_global and not address.is_multicast
+
+
+async def webhook_address(url: str, allowed: str) -> str:
+    """The address to send to: ``url``'s host resolved now, every answer checked.
+
+    The connection then goes to this very address (:meth:`Channels.webhook`), so a name
+    that resolves to a public address for the check and to 127.0.0.1 a moment later
+    (DNS rebinding) cannot turn the webhook inward.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        raise TransientFailure(f"webhook host {host} does not resolve: {exc}") from exc
+    addresses = sorted({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}, key=str)
+    for address in addresses:
+        if not _reachable(address, allowed):
+            raise PermanentFailure(_NOT_PUBLIC.format(f"{host} ({address})"))
+    if not addresses:
+        raise TransientFailure(f"webhook host {host} has no address")
+    return str(addresses[0])
+
+
+def _pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``url`` with its host replaced by ``address``, the Host header and TLS name kept."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    pinned = parts._replace(netloc=netloc).geturl()
+    header = parts.hostname + (f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return pinned, {"Host": header}, extensions
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -156,6 +222,8 @@ class Channels:
         }.get(channel, 1)
 
     async def deliver(self, item: Outgoing) -> None:
+        if item.withheld:
+            raise PermanentFailure(item.withheld)
         send = self._by_name.get(item.channel)
         if send is None:
             raise PermanentFailure(f"unknown channel {item.channel!r}")
@@ -169,18 +237,25 @@ class Channels:
     async def webhook(self, item: Outgoing) -> None:
         if not item.webhook_url or not item.webhook_secret:
             raise PermanentFailure("no webhook configured for this tenant")
-        problem = check_webhook_url(item.webhook_url, env=self.settings.env)
+        allowed = self.settings.webhook_allowed_networks
+        problem = check_webhook_url(item.webhook_url, env=self.settings.env, allowed=allowed)
         if problem:
             raise PermanentFailure(problem)
+        url, host, extensions = _pinned(
+            item.webhook_url, await webhook_address(item.webhook_url, allowed)
+        )
         body = webhook_payload(item)
         headers = {
+            **host,
             "Content-Type": "application/json; charset=utf-8",
             SIGNATURE_HEADER: sign(item.webhook_secret, body),
             DELIVERY_HEADER: str(item.delivery_id),
             "X-Xinfang-Event": item.kind,
         }
         try:
-            response = await self.http.post(item.webhook_url, content=body, headers=headers)
+            response = await self.http.post(
+                url, content=body, headers=headers, extensions=extensions
+            )
         except httpx.InvalidURL as exc:
             raise PermanentFailure(f"webhook URL is not valid: {exc}") from exc
         _check_response("webhook", response)

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
+from backend.cases import need_to_know
 from backend.core.clock import now
 from backend.core.db import Database, TenantScope
 from backend.core.ids import new_id
@@ -51,10 +52,12 @@ from backend.notifications.metrics import count_outcome
 from backend.notifications.models import (
     CLAIMABLE,
     Notification,
+    NotificationAccusation,
     NotificationContact,
     NotificationSettings,
     NotificationStatus,
 )
+from backend.notifications.service import OUTSIDE, neutralise
 from backend.tenants.models import Tenant, User
 
 log = get_logger(__name__)
@@ -201,9 +204,14 @@ class Dispatcher:
                 )
             )
             emails = {user_id: address for user_id, address in contacts}
+        withheld, named = await _need_to_know(session, tenant_id, rows)
         items = []
-        for r in rows:
+        for n, r in enumerate(rows):
             user = users.get(r.recipient_id) if r.recipient_id else None
+            content = {"subject": r.subject, "body": r.body, "data": dict(r.data or {}),
+                       "case_id": r.case_id}  # fmt: skip
+            if r.id in named and r.channel in OUTSIDE:
+                neutralise(content)  # a row written before the gate, or by hand
             items.append(
                 Outgoing(
                     id=r.id,
@@ -212,10 +220,10 @@ class Dispatcher:
                     delivery_id=r.delivery_id,
                     channel=r.channel,
                     kind=r.kind,
-                    subject=r.subject,
-                    body=r.body,
-                    data=dict(r.data or {}),
-                    case_id=r.case_id,
+                    subject=content["subject"],
+                    body=content["body"],
+                    data=content["data"],
+                    case_id=content["case_id"],
                     recipient_id=r.recipient_id,
                     recipient_username=user.username if user else None,
                     phone=user.phone if user else None,
@@ -224,6 +232,7 @@ class Dispatcher:
                     created_at=r.created_at,
                     webhook_url=hook.webhook_url if hook else None,
                     webhook_secret=hook.webhook_secret if hook else None,
+                    withheld=WITHHELD if n in withheld else None,
                 )
             )
         return items
@@ -291,6 +300,31 @@ class Dispatcher:
                         attempt=item.attempt,
                         error=res.error,
                     )
+
+
+WITHHELD = "withheld (Art. 30): the recipient may no longer know a case this message is about"
+
+
+async def _need_to_know(
+    session: Any, tenant_id: uuid.UUID, rows: list[Notification]
+) -> tuple[set[int], set[uuid.UUID]]:
+    """The gate again at delivery (roles change after a message is written): indices of
+    rows whose recipient may not know an accusation they name, and the ids of the rows
+    naming one (their channels outside the system carry a neutral text)."""
+    na = NotificationAccusation
+    links = await session.execute(
+        select(na.notification_id, na.case_id).where(
+            na.tenant_id == tenant_id, na.notification_id.in_([r.id for r in rows])
+        )
+    )
+    named: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for nid, case_id in links:
+        named.setdefault(nid, []).append(case_id)
+    if not named:
+        return set(), set()
+    pairs = [(r.recipient_id, named.get(r.id, ())) for r in rows]
+    barred, _ = await need_to_know.barred_pairs(session, tenant_id, pairs)
+    return barred, set(named)
 
 
 async def dispatch(

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -118,3 +119,31 @@ class NotificationContact(TenantScoped, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     email: Mapped[str] = mapped_column(String(254))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
+
+
+class NotificationAccusation(TenantScoped, Base):
+    """An accusation a notification is about (Art. 30, backend/cases/need_to_know.py).
+
+    Written with the notification when it passes the need-to-know gate; read again
+    when the dispatcher delivers it and when the recipient (or an administrator, for
+    dead letters) lists it, since roles change in between: a recipient who meanwhile
+    took a role inside the accused unit gets nothing. One row per accusation named, so
+    that both checks are a join in SQL; other cases need no row.
+    """
+
+    __tablename__ = "notification_accusations"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "notification_id", "case_id", name="uq_notification_accusations"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "notification_id"],
+            ["notifications.tenant_id", "notifications.id"],
+            name="fk_notification_accusations_notification",
+            ondelete="CASCADE",
+        ),
+        tenant_fk("case_id", "cases", "fk_notification_accusations_case"),
+    )
+
+    notification_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)

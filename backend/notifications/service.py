@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -24,21 +24,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
+from backend.cases import need_to_know
+from backend.cases.models import Case
 from backend.core.clock import now
 from backend.core.db import current_scope
 from backend.core.errors import BadUserInput, Conflict, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
+from backend.core.logging import get_logger
 from backend.core.settings import Settings, get_settings
 from backend.notifications.channels import check_webhook_url
 from backend.notifications.metrics import count_after_commit
 from backend.notifications.models import (
     Notification,
+    NotificationAccusation,
     NotificationChannel,
     NotificationContact,
     NotificationSettings,
     NotificationStatus,
 )
 from backend.tenants.models import User
+
+log = get_logger(__name__)
 
 MAX_PAGE = 200
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -69,6 +75,7 @@ async def enqueue(
     not_before: datetime | None = None,
     data: dict[str, Any] | None = None,
     settings: Settings | None = None,
+    about: Sequence[uuid.UUID] = (),
 ) -> list[Notification]:
     """Write one outbox row per channel in the caller's transaction; return the rows created.
 
@@ -79,6 +86,10 @@ async def enqueue(
     has an address and SMTP is configured. Unknown channel names are stored
     and fail visibly (dead letter) rather than vanish. In-app rows due now
     are SENT at once: the inbox shows them as soon as the caller commits.
+
+    ``about``: the cases the message speaks of besides ``case_id`` (a digest's list).
+    The need-to-know gate (:func:`_screen`) refuses the rows of a recipient who may not
+    know one of them and strips accusations from what leaves the system.
     """
     settings = settings or get_settings()
     scope = current_scope(session)
@@ -101,30 +112,29 @@ async def enqueue(
 
     t = now()
     due = max(t, not_before) if not_before else t
-    rows = [
-        _row(
-            tenant_id,
-            channel,
-            t,
-            due,
-            not_before,
-            recipient_id=recipient_id,
-            kind=kind,
-            subject=subject,
-            body=body,
-            dedupe_key=dedupe_key,
-            case_id=case_id,
-            data=data,
+    concerns = _concerns(case_id, about)
+    drafts = [
+        _Draft(
+            _row(
+                tenant_id,
+                channel,
+                t,
+                due,
+                not_before,
+                recipient_id=recipient_id,
+                kind=kind,
+                subject=subject,
+                body=body,
+                dedupe_key=dedupe_key,
+                case_id=case_id,
+                data=data,
+            ),
+            concerns,
         )
         for channel in chosen
     ]
-    stmt = (
-        _insert(session)(Notification)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key", "channel"])
-        .returning(Notification)
-    )
-    created = list(await session.scalars(stmt))
+    drafts = await _screen(session, tenant_id, drafts)
+    created = await _write(session, tenant_id, drafts, Notification)
     count_after_commit(
         session,
         enqueued=[n.channel for n in created],
@@ -145,6 +155,7 @@ class Message:
     case_id: uuid.UUID | None = None
     data: dict[str, Any] | None = None
     channels: Sequence[str] | None = None
+    about: Sequence[uuid.UUID] = ()  # the other cases it speaks of (a digest's list)
 
 
 INSERT_ROWS = 500  # outbox rows per INSERT (about 20 parameters each; SQLite allows 32,766)
@@ -196,7 +207,7 @@ async def enqueue_many(
     webhook = hook is not None and bool(hook.webhook_url and hook.webhook_secret)
 
     t = now()
-    rows: list[dict[str, Any]] = []
+    drafts: list[_Draft] = []
     for m in messages:
         if m.channels is not None:
             chosen = _explicit(m.channels)
@@ -210,38 +221,124 @@ async def enqueue_many(
                 chosen.append(NotificationChannel.WEBHOOK)
             if m.recipient_id in emails:
                 chosen.append(NotificationChannel.EMAIL)
-        rows += (
-            _row(
-                tenant_id,
-                str(c),
-                t,
-                t,
-                None,
-                recipient_id=m.recipient_id,
-                kind=m.kind,
-                subject=m.subject,
-                body=m.body,
-                dedupe_key=m.dedupe_key,
-                case_id=m.case_id,
-                data=m.data,
+        concerns = _concerns(m.case_id, m.about)
+        drafts += (
+            _Draft(
+                _row(
+                    tenant_id,
+                    str(c),
+                    t,
+                    t,
+                    None,
+                    recipient_id=m.recipient_id,
+                    kind=m.kind,
+                    subject=m.subject,
+                    body=m.body,
+                    dedupe_key=m.dedupe_key,
+                    case_id=m.case_id,
+                    data=m.data,
+                ),
+                concerns,
             )
             for c in chosen
         )
     created: list[tuple[str, str]] = []
-    for start in range(0, len(rows), INSERT_ROWS):
-        stmt = (
-            _insert(session)(Notification)
-            .values(rows[start : start + INSERT_ROWS])
-            .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key", "channel"])
-            .returning(Notification.channel, Notification.status)
+    drafts = await _screen(session, tenant_id, drafts)
+    for start in range(0, len(drafts), INSERT_ROWS):
+        batch = drafts[start : start + INSERT_ROWS]
+        created += await _write(
+            session, tenant_id, batch, Notification.channel, Notification.status
         )
-        created += [(c, st) for c, st in await session.execute(stmt)]
     count_after_commit(
         session,
         enqueued=[c for c, _ in created],
         sent=[c for c, st in created if st == NotificationStatus.SENT],
     )
     return created
+
+
+# --- the need-to-know gate (Art. 30) at the outbox ------------------------------------------
+
+# Channels whose messages leave the system: they never carry an accusation's content.
+OUTSIDE = frozenset(
+    {NotificationChannel.WEBHOOK, NotificationChannel.SMS, NotificationChannel.EMAIL}
+)
+
+
+@dataclass
+class _Draft:
+    """One outbox row to write and the cases it speaks of (after screening: the
+    accusations among them, whose links are written with it)."""
+
+    row: dict[str, Any]
+    concerns: tuple[uuid.UUID, ...]
+
+
+def _concerns(case_id: uuid.UUID | None, about: Sequence[uuid.UUID]) -> tuple[uuid.UUID, ...]:
+    return tuple(dict.fromkeys([*([case_id] if case_id else []), *about]))
+
+
+def neutralise(row: dict[str, Any]) -> None:
+    """What a channel outside the system says about an accusation: that there is something."""
+    row.update(
+        subject=need_to_know.NEUTRAL_SUBJECT, body=need_to_know.NEUTRAL_BODY, data={}, case_id=None
+    )
+
+
+async def _screen(
+    session: AsyncSession, tenant_id: uuid.UUID, drafts: list[_Draft]
+) -> list[_Draft]:
+    """Drop the rows of recipients who may not know a case they speak of; neutralise the
+    rows leaving the system that speak of an accusation. Two statements per call at most
+    (none when no draft speaks of a case)."""
+    pairs = [(d.row["recipient_id"], d.concerns) for d in drafts]
+    if not any(concerns for _, concerns in pairs):
+        return drafts
+    barred, accusations = await need_to_know.barred_pairs(session, tenant_id, pairs)
+    kept = []
+    for n, draft in enumerate(drafts):
+        if n in barred:
+            log.warning(
+                "notifications.withheld",
+                reason="Art. 30: the recipient may not know a case this message is about",
+                kind=draft.row["kind"],
+                channel=draft.row["channel"],
+                recipient_id=str(draft.row["recipient_id"]),
+            )
+            continue
+        named = tuple(c for c in draft.concerns if c in accusations)
+        if named and draft.row["channel"] in OUTSIDE:
+            neutralise(draft.row)
+        kept.append(_Draft(draft.row, named))
+    return kept
+
+
+async def _write(
+    session: AsyncSession, tenant_id: uuid.UUID, drafts: list[_Draft], *returning: Any
+) -> list[Any]:
+    """Insert screened drafts (``ON CONFLICT DO NOTHING``: a re-run writes nothing) and
+    link the accusations they name; the rows created, as ``returning`` (one column or
+    entity: its values; several: tuples)."""
+    if not drafts:
+        return []
+    stmt = (
+        _insert(session)(Notification)
+        .values([d.row for d in drafts])
+        .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key", "channel"])
+        .returning(Notification.dedupe_key, Notification.channel, Notification.id, *returning)
+    )
+    result = (await session.execute(stmt)).all()
+    named = {(d.row["dedupe_key"], d.row["channel"]): d.concerns for d in drafts if d.concerns}
+    t = now()
+    links = [
+        {"tenant_id": tenant_id, "id": new_id(), "notification_id": r[2], "case_id": case_id,
+         "created_at": t}
+        for r in result
+        for case_id in named.get((r[0], r[1]), ())
+    ]  # fmt: skip
+    if links:  # VALUES, not INSERT … SELECT: routable on a distributed cluster too
+        await session.execute(_insert(session)(NotificationAccusation).values(links))
+    return [r[3] if len(returning) == 1 else tuple(r[3:]) for r in result]
 
 
 def _check(kind: str, dedupe_key: str, not_before: datetime | None) -> None:
@@ -345,6 +442,24 @@ def _page_size(first: int) -> int:
     return first
 
 
+def knowable_by(principal: Principal) -> ColumnElement[bool]:
+    """Notifications about no accusation ``principal`` may not know — *now*: a role taken
+    inside the accused unit after the message was written hides it (need_to_know.py)."""
+    na = NotificationAccusation
+    barred = need_to_know.barred_clause(
+        [g.unit_path for g in principal.grants], [principal.username]
+    )
+    return ~exists(
+        select(na.id)
+        .join(Case, and_(Case.tenant_id == na.tenant_id, Case.id == na.case_id))
+        .where(
+            na.tenant_id == Notification.tenant_id,
+            na.notification_id == Notification.id,
+            barred,
+        )
+    )
+
+
 async def inbox(
     session: AsyncSession, principal: Principal, *, unread_only: bool = False, first: int = 50
 ) -> list[Notification]:
@@ -354,6 +469,7 @@ async def inbox(
         Notification.recipient_id == principal.account_id,
         Notification.channel == NotificationChannel.INAPP,
         Notification.status == NotificationStatus.SENT,
+        knowable_by(principal),
     )
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
@@ -373,6 +489,7 @@ async def mark_read(session: AsyncSession, principal: Principal, *, id: str) -> 
                 Notification.recipient_id == principal.account_id,
                 Notification.channel == NotificationChannel.INAPP,
                 Notification.status == NotificationStatus.SENT,
+                knowable_by(principal),
             )
         )
     if row is None:
@@ -393,7 +510,7 @@ async def dead_letters(
     require(principal, "notification", "manage")
     stmt = (
         select(Notification)
-        .where(Notification.status == NotificationStatus.DEAD)
+        .where(Notification.status == NotificationStatus.DEAD, knowable_by(principal))
         .order_by(Notification.updated_at.desc(), Notification.id.desc())
         .limit(_page_size(first))
     )
@@ -404,7 +521,11 @@ async def retry(session: AsyncSession, principal: Principal, *, id: str) -> Noti
     """Put a DEAD (or FAILED) row back in the queue now; its delivery id stays the same."""
     require(principal, "notification", "manage")
     nid = parse_id(id)
-    row = await session.scalar(select(Notification).where(Notification.id == nid)) if nid else None
+    row = None
+    if nid is not None:
+        row = await session.scalar(
+            select(Notification).where(Notification.id == nid, knowable_by(principal))
+        )
     if row is None:
         raise NotFound(f"notification {id} not found")
     if row.status not in (NotificationStatus.DEAD, NotificationStatus.FAILED):
@@ -431,7 +552,7 @@ async def set_webhook(
     require(principal, "notification", "manage")
     settings = settings or get_settings()
     url = (url or "").strip()
-    problem = check_webhook_url(url, env=settings.env)
+    problem = check_webhook_url(url, env=settings.env, allowed=settings.webhook_allowed_networks)
     if problem:
         raise BadUserInput(problem, field="url")
     if not 16 <= len(secret or "") <= 256:

@@ -6,6 +6,7 @@ the nested reads (constant statements per page).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from enum import Enum
@@ -166,6 +167,8 @@ class CaseNode:
     resolution: str | None
     extension_days: int | None
     extension_approved: bool
+    # a receipt (registerCase of a case the caller may not read): nothing nested is shown
+    _receipt: strawberry.Private[bool] = False
 
     # The nested objects answer from the page's prefetch (schema/loaders.py) when the
     # list resolver made one, and through the batched loader otherwise.
@@ -175,24 +178,26 @@ class CaseNode:
 
     @strawberry.field
     def holder_unit(self, info: Ctx) -> OrgUnitType | None:
+        if self._receipt:
+            return None
         return now_or_later(info.context, "unit_by_path", self._m.holder_path, _unit)
 
     @strawberry.field(description="包案 leader.")
     def leader(self, info: Ctx) -> Leader | None:
-        if self._m.leader_id is None:
+        if self._m.leader_id is None or self._receipt:
             return None
         return now_or_later(info.context, "user_by_id", self._m.leader_id, _leader)
 
     @strawberry.field(description="首问负责人.")
     def first_receiver(self, info: Ctx) -> Leader | None:
-        if self._m.first_receiver_id is None:
+        if self._m.first_receiver_id is None or self._receipt:
             return None
         return now_or_later(info.context, "user_by_id", self._m.first_receiver_id, _leader)
 
     @strawberry.field(description="Masked for everyone but officials handling the case in scope.")
     def petitioner(self, info: Ctx) -> Petitioner:
         ctx, m = info.context, self._m
-        if sees_pii(ctx.principal, m):
+        if not self._receipt and sees_pii(ctx.principal, m):
             ctx.pii_reads[m.id] = (m.tenant_id, m.id, ("phone", "idNumber"))
             return Petitioner(
                 name=m.petitioner_name,
@@ -209,10 +214,14 @@ class CaseNode:
 
     @strawberry.field
     def deadlines(self, info: Ctx) -> list[Deadline]:
+        if self._receipt:
+            return []
         return now_or_later(info.context, "deadlines_by_case", self._m.id, _deadlines)
 
     @strawberry.field
     def events(self, info: Ctx) -> list[CaseEvent]:
+        if self._receipt:
+            return []
         return now_or_later(info.context, "events_by_case", self._m.id, _events)
 
 
@@ -300,6 +309,27 @@ def node(case: models.Case) -> CaseNode:
         resolution=case.resolution,
         extension_days=case.extension_days,
         extension_approved=case.extension_approved,
+    )
+
+
+def receipt(case: models.Case) -> CaseNode:
+    """回执 (Art. 30): the id, number and what its registrar submitted — nothing the case
+    became (status as registered, no clock, holder, handlers, events or outcome)."""
+    shown = node(case)
+    return dataclasses.replace(
+        shown,
+        status=models.CaseStatus.REGISTERED,
+        version=1,
+        due_at=None,
+        warning_color=models.WarningColor.NONE,
+        repeat_count=0,
+        on_hold=False,
+        reply_opinion=None,
+        rating=None,
+        resolution=None,
+        extension_days=None,
+        extension_approved=False,
+        _receipt=True,
     )
 
 
@@ -572,7 +602,13 @@ def _value(e: Any) -> Any:
 
 @strawberry.type
 class CaseMutations:
-    @strawberry.mutation(description="Register a petition; idempotent by clientKey.")
+    @strawberry.mutation(
+        description=(
+            "Register a petition; idempotent by clientKey. Answers the case as the caller "
+            "may read it now; a case it may not read (an accusation against its own unit, "
+            "Art. 30) is answered by its receipt: id, number and what was submitted."
+        )
+    )
     async def register_case(self, info: Ctx, input: RegisterCaseInput) -> CaseNode:
         data = service.RegisterCaseInput(
             client_key=input.client_key,
@@ -593,7 +629,8 @@ class CaseMutations:
             priority=input.priority,
             skip_level=models.SkipLevel(input.skip_level),
         )
-        return await _mutate(info, service.register_case, data)
+        registered = await info.context.mutate(service.intake, data)
+        return node(registered.case) if registered.readable else receipt(registered.case)
 
     @strawberry.mutation(description="转送 / 交办 to a unit in scope.")
     async def route_case(self, info: Ctx, input: RouteCaseInput) -> CaseNode:

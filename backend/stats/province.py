@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
-from backend.cases import deadlines
+from backend.cases import deadlines, need_to_know
 from backend.cases.events import append_event
 from backend.cases.models import Case
 from backend.cases.rules import Step, compute_due
@@ -110,7 +110,8 @@ async def supervise_city(
     note: str,
     due_date: date | None = None,
 ) -> SupervisionOrder:
-    """省级督办: record the order on the case and tell the city's root petition officers."""
+    """省级督办: record the order on the case and tell the city's root petition officers
+    (those who may know the case: need_to_know.py)."""
     require(principal, "case", "supervise_city")
     note = v.text(note, "note", max_len=5000)
     if due_date is not None and due_date < now().date():
@@ -161,6 +162,8 @@ async def supervise_city(
                 .distinct()
             )
         )
+        # Art. 30: not to a root officer who is the accused or holds a role inside the unit
+        officers = await need_to_know.may_know(session, tid, case, officers)
         notified = 0
         for officer in officers:
             rows = await enqueue(

@@ -35,9 +35,10 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.authz.enforcer import allowed_grants, require
+from backend.authz.enforcer import allowed_grants, require, role_may
 from backend.authz.principal import Principal
-from backend.authz.scope import subtree_filter
+from backend.authz.scope import subtree_filter, subtree_of
+from backend.cases import need_to_know
 from backend.cases.models import (
     Case,
     CaseDeadline,
@@ -48,13 +49,14 @@ from backend.cases.models import (
     Satisfaction,
     SkipLevel,
 )
+from backend.cases.policy import load_policy
 from backend.cases.rules import DeadlinePolicy, Step, end_of_day
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.ids import parse_id
 from backend.evaluations.service import evaluation_outcomes
 from backend.jobs.models import MonthlyReport
-from backend.tenants.models import OrgUnit, OrgUnitLevel
+from backend.tenants.models import OrgUnit, OrgUnitLevel, Role, RoleAssignment, Tenant
 
 MAX_PAGE = 100
 STEPS = (
@@ -175,6 +177,37 @@ async def report_units(session: AsyncSession) -> list[OrgUnit]:
     return list(rows)
 
 
+async def readers_bar(
+    session: AsyncSession, tenant_id: uuid.UUID, unit: OrgUnit
+) -> ColumnElement[bool]:
+    """The accusations one of the unit report's readers may not know (Art. 30).
+
+    A report is stored once and read by everyone who reads reports at the unit or
+    above it: it must count nothing that any of them may not know. Their grants of
+    every kind count (a city leader also posted in the accused county is barred).
+    """
+    reading = [r.value for r in Role if role_may(r.lower(), "tenant", "report", "read")]
+    readers = await session.scalars(
+        select(RoleAssignment.user_id)
+        .join(
+            OrgUnit,
+            and_(
+                OrgUnit.tenant_id == RoleAssignment.tenant_id,
+                OrgUnit.id == RoleAssignment.org_unit_id,
+            ),
+        )
+        .where(
+            RoleAssignment.tenant_id == tenant_id,
+            RoleAssignment.role.in_(reading),
+            subtree_of(unit.path, OrgUnit.path),  # held at the unit or above it
+        )
+        .distinct()
+    )
+    known = await need_to_know.people(session, tenant_id, list(readers))
+    paths = [p for person in known.values() for p in person.unit_paths]
+    return need_to_know.barred_clause(paths, [person.username for person in known.values()])
+
+
 async def compute_report(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -182,9 +215,14 @@ async def compute_report(
     period: Period,
     policy: DeadlinePolicy,
     categories: dict[str, str],
+    barred: ColumnElement[bool],
 ) -> dict[str, Any]:
-    """The report data of ``unit`` for ``period``: five aggregate statements."""
-    mine = and_(Case.tenant_id == tenant_id, unit_cases(unit.path))
+    """The report data of ``unit`` for ``period``: five aggregate statements.
+
+    ``barred``: the accusations its readers may not know (:func:`readers_bar`, or one
+    reader's own bar), left out of every figure.
+    """
+    mine = and_(Case.tenant_id == tenant_id, unit_cases(unit.path), ~barred)
     start, end = period.start, period.end
 
     # intake by channel x type x category (a few hundred groups at most)
@@ -346,7 +384,10 @@ async def list_reports(
     query = query.order_by(
         MonthlyReport.period.desc(), MonthlyReport.unit_path, MonthlyReport.tenant_id
     )
-    return list(await session.scalars(query.limit(first)))
+    rows = list(await session.scalars(query.limit(first)))
+    if not await _barred_from_any(session, principal):
+        return rows
+    return [await _as_readable_by(session, principal, r) for r in rows]
 
 
 async def find_report(session: AsyncSession, principal: Principal, report_id: str) -> MonthlyReport:
@@ -359,7 +400,66 @@ async def find_report(session: AsyncSession, principal: Principal, report_id: st
         )
     if report is None:
         raise NotFound(f"report {report_id} not found")
-    return report
+    return await _as_readable_by(session, principal, report)
+
+
+def _own_bar(principal: Principal) -> ColumnElement[bool]:
+    return need_to_know.barred_clause([g.unit_path for g in principal.grants], [principal.username])
+
+
+async def _barred_from_any(session: AsyncSession, principal: Principal) -> bool:
+    """Whether the reader may not know some accusation of its city (usually not: one query)."""
+    if principal.is_supervisor or principal.tenant_id is None:
+        return False
+    found = await session.scalar(
+        select(Case.id).where(Case.tenant_id == principal.tenant_id, _own_bar(principal)).limit(1)
+    )
+    return found is not None
+
+
+async def _as_readable_by(
+    session: AsyncSession, principal: Principal, report: MonthlyReport
+) -> MonthlyReport:
+    """The stored report, or — when ``principal`` may not know an accusation of the unit
+    that existed in the month (a role taken inside an accused unit since the report was
+    computed) — the same report computed now without what it may not know (not stored)."""
+    if principal.is_supervisor or principal.tenant_id is None:
+        return report
+    tenant = await session.scalar(select(Tenant).where(Tenant.id == report.tenant_id))
+    period = Period.parse(report.period, tenant.timezone)
+    bar = _own_bar(principal)
+    touched = await session.scalar(
+        select(Case.id)
+        .where(
+            Case.tenant_id == report.tenant_id,
+            unit_cases(report.unit_path),
+            Case.received_at < period.end,
+            bar,
+        )
+        .limit(1)
+    )
+    if touched is None:
+        return report
+    unit = await session.scalar(
+        select(OrgUnit).where(OrgUnit.tenant_id == report.tenant_id, OrgUnit.id == report.unit_id)
+    )
+    policy = await load_policy(session, report.tenant_id)
+    # its own bar and the stored readers' at once: never more than the stored report says
+    both = or_(bar, await readers_bar(session, report.tenant_id, unit))
+    data = await compute_report(
+        session, report.tenant_id, unit, period, policy, await category_names(session), both
+    )
+    return MonthlyReport(
+        id=report.id,
+        tenant_id=report.tenant_id,
+        period=report.period,
+        unit_id=report.unit_id,
+        unit_path=report.unit_path,
+        unit_name=report.unit_name,
+        unit_level=report.unit_level,
+        data=data,
+        created_at=report.created_at,
+    )
 
 
 # --- renderings ------------------------------------------------------------------------------

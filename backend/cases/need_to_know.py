@@ -1,0 +1,258 @@
+"""检举控告 need to know (Art. 30): may this person learn anything about this case?
+
+An accusation, and everything about it — that it exists, its content, the
+petitioner, who handles it, its outcome — never reaches the accused person, nor
+anybody holding any role inside the accused unit's subtree, whatever their other
+roles. This module is the one place that rule is written; every way out asks it:
+
+- reads (``case``, ``cases``, search, counts, boards, statistics, exports) through
+  the read predicate (:func:`backend.cases.visibility.read_predicate`), which
+  excludes :func:`barred_clause` for the caller;
+- the outbox (in-app, webhook, SMS, e-mail) refuses a message to a barred recipient
+  when it is written and again when it is delivered or read (:func:`screen`,
+  :func:`barred_pairs`), and gives the channels outside the system a neutral text
+  for any message about an accusation (:data:`NEUTRAL_SUBJECT`);
+- the digest, escalation and supervision lists leave barred people out in SQL
+  (:func:`barred_user_clause`);
+- panel draws treat a barred evaluator as a conflict (:func:`is_barred`);
+- stored reports aggregate no accusation one of their readers may not know
+  (:func:`barred_clause` over the readers' grants);
+- an intake replay answers the case only while it is readable.
+
+Three renderings of the one rule, side by side and tested against each other
+(tests/test_need_to_know.py): Python for objects already loaded
+(:func:`is_barred`), SQL with the person's grants as literals when the person is
+known (:func:`barred_clause`), and SQL correlated over ``role_assignments`` when
+the people are rows of a statement (:func:`barred_user_clause`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.authz.scope import path_covers, subtree_of
+from backend.cases.models import Case, CaseType
+from backend.tenants.models import OrgUnit, RoleAssignment, User
+
+# What the channels outside the system (webhook, SMS, e-mail) say about an accusation:
+# nothing but that there is something to look at, for whoever may look.
+NEUTRAL_SUBJECT = "信访事项提醒"
+NEUTRAL_BODY = "您有一条新的信访事项提醒，请登录系统查看。"
+
+
+@dataclass(frozen=True)
+class Accused:
+    """What the rule reads of a case: its type and whom it accuses."""
+
+    id: uuid.UUID
+    type: str
+    accused_path: str | None
+    accused_username: str | None
+
+    @classmethod
+    def of(cls, case: Case) -> Accused:
+        """From a case row (or any object with its type and accused columns)."""
+        return cls(
+            getattr(case, "id", None),
+            str(case.type),
+            case.accused_path,
+            getattr(case, "accused_username", None),
+        )
+
+    @property
+    def names_an_accused(self) -> bool:
+        return self.type == CaseType.ACCUSATION and bool(self.accused_path or self.accused_username)
+
+
+# --- the rule, in Python ----------------------------------------------------------------
+
+
+def is_barred(case: Accused | Case, unit_paths: Iterable[str], username: str | None) -> bool:
+    """Whether the holder of roles at ``unit_paths`` named ``username`` may know nothing of it."""
+    facts = case if isinstance(case, Accused) else Accused.of(case)
+    if facts.type != CaseType.ACCUSATION:
+        return False
+    if facts.accused_username and username and facts.accused_username == username:
+        return True
+    accused = facts.accused_path
+    return accused is not None and any(path_covers(accused, p) for p in unit_paths)
+
+
+# --- the rule, in SQL with the person's grants as literals -------------------------------
+
+
+def barred_clause(
+    unit_paths: Iterable[str], usernames: Iterable[str], cases: type[Case] | object = Case
+) -> ColumnElement[bool]:
+    """Cases one of these people (roles at ``unit_paths``, named ``usernames``) may not know.
+
+    ``cases`` is the ``Case`` entity or an alias/CTE with the same column names. For
+    one principal pass its grant paths and its username; for the readers of a stored
+    report, all of theirs.
+    """
+    c = cases
+    inside = [subtree_of(p, c.accused_path) for p in sorted(set(unit_paths))]
+    names = sorted({u for u in usernames if u})
+    # every branch is false, never NULL, for a case naming no one: the read predicate
+    # negates this clause, and NOT NULL would hide the case from everybody
+    person = (
+        and_(c.accused_username.is_not(None), c.accused_username.in_(names)) if names else false()
+    )
+    return and_(
+        c.type == CaseType.ACCUSATION.value,
+        or_(person, and_(c.accused_path.is_not(None), or_(*inside) if inside else false())),
+    )
+
+
+# --- the rule, in SQL over the role table (people as rows of a statement) ------------------
+
+
+def barred_user_clause(
+    user_id: ColumnElement[uuid.UUID],
+    username: ColumnElement[str],
+    cases: type[Case] | object = Case,
+) -> ColumnElement[bool]:
+    """The user ``user_id`` (named ``username``) may not know the case of ``cases``.
+
+    For recipient lists computed in SQL (digest, escalation, supervision overdue):
+    the user's current roles are read in the same statement, so a role granted inside
+    the accused unit a minute ago already counts.
+    """
+    c = cases
+    held_inside = exists(
+        select(RoleAssignment.id)
+        .join(
+            OrgUnit,
+            and_(
+                OrgUnit.tenant_id == RoleAssignment.tenant_id,
+                OrgUnit.id == RoleAssignment.org_unit_id,
+            ),
+        )
+        .where(
+            RoleAssignment.tenant_id == c.tenant_id,
+            RoleAssignment.user_id == user_id,
+            subtree_of(OrgUnit.path, c.accused_path),
+        )
+    )
+    return and_(
+        c.type == CaseType.ACCUSATION.value,
+        or_(
+            and_(c.accused_username.is_not(None), c.accused_username == username),
+            and_(c.accused_path.is_not(None), held_inside),
+        ),
+    )
+
+
+# --- people and cases loaded for the outbox and the draws ----------------------------------
+
+
+async def accusations_among(
+    session: AsyncSession, tenant_id: uuid.UUID, case_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Accused]:
+    """The accusations among ``case_ids``: their content never leaves the system, and
+    those naming an accused are barred from it (other cases need no check)."""
+    ids = sorted(set(case_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Case.id, Case.type, Case.accused_path, Case.accused_username).where(
+            Case.tenant_id == tenant_id,
+            Case.id.in_(ids),
+            Case.type == CaseType.ACCUSATION.value,
+        )
+    )
+    return {i: Accused(i, str(t), p, u) for i, t, p, u in rows}
+
+
+@dataclass(frozen=True)
+class Person:
+    """A user as the rule sees it: its name and the paths of every role it holds now."""
+
+    username: str
+    unit_paths: tuple[str, ...]
+
+
+async def people(
+    session: AsyncSession, tenant_id: uuid.UUID, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Person]:
+    """Usernames and current role paths of ``user_ids``, in one statement."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(User.id, User.username, OrgUnit.path)
+        .outerjoin(
+            RoleAssignment,
+            and_(RoleAssignment.tenant_id == User.tenant_id, RoleAssignment.user_id == User.id),
+        )
+        .outerjoin(
+            OrgUnit,
+            and_(
+                OrgUnit.tenant_id == RoleAssignment.tenant_id,
+                OrgUnit.id == RoleAssignment.org_unit_id,
+            ),
+        )
+        .where(User.tenant_id == tenant_id, User.id.in_(ids))
+    )
+    names: dict[uuid.UUID, str] = {}
+    paths: dict[uuid.UUID, set[str]] = {}
+    for uid, username, path in rows:
+        names[uid] = username
+        if path is not None:
+            paths.setdefault(uid, set()).add(path)
+    return {uid: Person(name, tuple(sorted(paths.get(uid, ())))) for uid, name in names.items()}
+
+
+async def barred_pairs(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    pairs: Iterable[tuple[uuid.UUID | None, Iterable[uuid.UUID]]],
+) -> tuple[set[int], dict[uuid.UUID, Accused]]:
+    """Which of ``(recipient, cases it is about)`` may not go out, and the accusations met.
+
+    Returns the indices of the barred pairs (a recipient-less pair is never barred:
+    it goes to no person) and the accusations among all the cases, so the caller can
+    neutralise what leaves the system. Two statements for any number of pairs.
+    """
+    given = [(r, tuple(ids)) for r, ids in pairs]
+    accusations = await accusations_among(
+        session, tenant_id, (cid for _, ids in given for cid in ids)
+    )
+    if not accusations:
+        return set(), {}
+    recipients = {r for r, ids in given if r is not None and any(c in accusations for c in ids)}
+    known = await people(session, tenant_id, recipients)
+    barred = set()
+    for n, (recipient, ids) in enumerate(given):
+        person = known.get(recipient) if recipient is not None else None
+        if recipient is not None and person is None:
+            barred.add(n)  # no such user any more: nobody to vouch for
+            continue
+        if person and any(
+            is_barred(accusations[c], person.unit_paths, person.username)
+            for c in ids
+            if c in accusations
+        ):
+            barred.add(n)
+    return barred, accusations
+
+
+async def may_know(
+    session: AsyncSession, tenant_id: uuid.UUID, case: Case, user_ids: Iterable[uuid.UUID]
+) -> list[uuid.UUID]:
+    """``user_ids`` without those barred from ``case`` (order kept)."""
+    ids = list(dict.fromkeys(user_ids))
+    facts = Accused.of(case)
+    if not facts.names_an_accused:
+        return ids
+    known = await people(session, tenant_id, ids)
+    return [
+        u
+        for u in ids
+        if u in known and not is_barred(facts, known[u].unit_paths, known[u].username)
+    ]
