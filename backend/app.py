@@ -1,13 +1,18 @@
-"""Builds the Starlette application: GraphQL, health, readiness and metrics."""
+"""Builds the Starlette application: GraphQL, REST downloads, health, readiness and metrics.
+
+Every route sits behind the same three things: one authentication
+(``backend/web/auth.py``, Starlette's ``AuthenticationMiddleware``), one rate
+limiter (``app.state.limiter``) and one error-to-HTTP mapping
+(``backend/web/errors.py``, registered once in ``exception_handlers``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -15,19 +20,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from backend.core.db import Database, is_unavailable
+from backend.core.db import Database
+from backend.core.errors import NotFound, Unauthenticated
 from backend.core.gc_tuning import tune_for_server
 from backend.core.logging import configure_logging
 from backend.core.middleware import RequestIdMiddleware
 from backend.core.ratelimit import RateLimiter
 from backend.core.settings import Settings, get_settings
 from backend.jobs.inprocess import InProcessScheduler
-from backend.rosters.ical import ics_endpoint
+from backend.rosters.ical import ics_route
 from backend.schema import build_schema
-from backend.schema.errors import RETRY_AFTER_SECONDS
 from backend.schema.reports import report_routes
 from backend.schema.stats import stats_routes
 from backend.schema.view import GraphQLApp
+from backend.web.auth import Authentication
+from backend.web.errors import EXCEPTION_HANDLERS
+
+# Routes that involve no account: the authentication middleware leaves them alone.
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> Starlette:
@@ -42,6 +52,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         db,
         graphiql=settings.env != "prod",
         max_body_bytes=settings.max_body_bytes,
+        limiter=limiter,
+        suggestions=settings.env != "prod",  # no "Did you mean …" schema hints in prod
     )
     jobs_in_process = (
         run_jobs
@@ -76,7 +88,15 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         body = {"ready": ready, **body}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        """Prometheus text; with ``XF_METRICS_TOKEN``, for ``Bearer <token>`` only; in
+        production not served at all without one (docs/security.md)."""
+        if settings.metrics_token:
+            sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not secrets.compare_digest(sent.encode(), settings.metrics_token.encode()):
+                raise Unauthenticated("metrics need Authorization: Bearer <XF_METRICS_TOKEN>")
+        elif settings.env == "prod":
+            raise NotFound("metrics are off: set XF_METRICS_TOKEN to serve them")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
@@ -103,38 +123,24 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
                 allow_headers=["authorization", "content-type", "x-request-id"],
             )
         )
+    middleware.append(Middleware(Authentication, db=db, public_paths=PUBLIC_PATHS))
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            Route("/rosters/{unit:path}.ics", ics_endpoint(db)),  # reception days (docs/rosters.md)
+            ics_route(db),  # reception days (docs/rosters.md)
             *report_routes(db),
             *stats_routes(db),  # statistics and case-list exports (docs/indicators.md)
         ],
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers=dict.fromkeys(_DATABASE_ERRORS, _database_unavailable),
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.db = db
     app.state.limiter = limiter
     return app
-
-
-# The non-GraphQL routes (exports, reports, iCal) when the database is lost: 503 with
-# Retry-After, like GraphQL's UNAVAILABLE (docs/operations.md); anything else stays a 500.
-_DATABASE_ERRORS = (DBAPIError, SATimeoutError, OSError)
-
-
-async def _database_unavailable(_: Request, exc: Exception) -> Response:
-    if not is_unavailable(exc):
-        raise exc
-    return JSONResponse(
-        {"error": "UNAVAILABLE", "message": "Service temporarily unavailable; retry the request"},
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
 
 
 async def _redis_status(url: str) -> str:

@@ -131,18 +131,24 @@ def token(
     """Print a bearer token for an existing user."""
     from backend.authz.tokens import issue_token
     from backend.core.db import Database
+    from backend.tenants.models import AccountKind
     from backend.tenants.service import account_by_username
 
-    async def exists() -> bool:
+    async def kind() -> str | None:
         db = Database()
         try:
             async with db.transaction() as session:
-                return await account_by_username(session, username) is not None
+                account = await account_by_username(session, username)
+                return account.kind if account else None
         finally:
             await db.dispose()
 
-    if not asyncio.run(exists()):
+    found = asyncio.run(kind())
+    if found is None:
         typer.echo(f"no such user: {username}", err=True)
+        raise typer.Exit(1)
+    if found == AccountKind.SERVICE_ACCOUNT:
+        typer.echo(f"{username} is a service account: it authenticates with an API key", err=True)
         raise typer.Exit(1)
     typer.echo(issue_token(username, ttl_seconds=ttl))
 

@@ -350,21 +350,31 @@ async def test_city_admin_creates_user_who_can_sign_in_without_roles(gql, world,
     assert await count(db, User, User.username == username) == 1
 
 
-async def test_duplicate_username_across_tenants_is_conflict_on_username(gql, world, db):
+async def test_another_citys_username_is_refused_without_saying_it_exists(gql, world, db):
+    """Usernames are global; a city admin's new ones live in its city's namespace, checked
+    before anything is looked up (issue 18, item 9: test_security_probe.py)."""
     taken = f"{world.a.slug}_officer"
     resp = await gql(
         CREATE_USER,
         {"i": {"tenant": world.b.slug, "username": taken, "displayName": "冒名"}},
         token=world.b.token("admin"),
     )
-    assert (resp.code, resp.field) == ("CONFLICT", "username")
+    assert (resp.code, resp.field) == ("BAD_USER_INPUT", "username")
+    assert "taken" not in resp.errors[0]["message"]
     assert await count(db, User, User.username == taken) == 1
+    own = f"{world.b.slug}_officer"
+    resp = await gql(
+        CREATE_USER,
+        {"i": {"tenant": world.b.slug, "username": own, "displayName": "重名"}},
+        token=world.b.token("admin"),
+    )
+    assert (resp.code, resp.field) == ("CONFLICT", "username")
     me = (await gql(ME, token=world.a.token("officer"))).ok()["me"]
     assert me["tenant"] == {"slug": world.a.slug}
 
 
 async def test_duplicate_username_of_a_supervisor_is_conflict(gql, world, db):
-    username = unique("sup")
+    username = unique(f"{world.a.slug}_sup")  # platform staff name accounts freely
     (
         await gql(
             CREATE_SUPERVISOR,

@@ -128,7 +128,8 @@ async def test_no_pii_or_secret_in_the_log(gql, cities):
     city, _ = cities
     admin = city.token("admin")
     phone, secret = "13987654321", "hook-secret-" + uuid.uuid4().hex
-    user = {"tenant": city.slug, "username": unique("svc"), "displayName": "svc", "phone": phone}
+    username = unique(f"{city.slug}_svc")
+    user = {"tenant": city.slug, "username": username, "displayName": "svc", "phone": phone}
     (await gql(CREATE_USER, {"i": user}, token=admin)).ok()
     hook = {"url": "https://hooks.example.com/audit", "secret": secret}
     (await gql(WEBHOOK, {"i": hook}, token=admin)).ok()

@@ -1,6 +1,7 @@
-"""API keys for integrations: minted by a city admin for a service user, shown once, stored
-as argon2id, usable as ``ApiKey`` (or ``Bearer``) credentials with that user's roles,
-revocable at once, invisible to other cities."""
+"""API keys for integrations: minted by a city admin for a service account, shown once,
+stored as argon2id, usable as ``ApiKey`` (or ``Bearer``) credentials with that account's
+roles, revocable at once, invisible to other cities (never for a person: see
+test_security_probe.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from backend.tenants.service import tenant_by_slug
 from tests.case_helpers import REGISTER, register_input
 from tests.helpers import build_city, unique
 
-CREATE_USER = """mutation($i: CreateUserInput!) { createUser(input: $i) { username } }"""
+CREATE_USER = """mutation($i: CreateServiceAccountInput!) {
+  createServiceAccount(input: $i) { username } }"""
 ASSIGN = """mutation($i: AssignRoleInput!) { assignRole(input: $i) { username } }"""
 CREATE_KEY = """mutation($i: CreateApiKeyInput!) {
   createApiKey(input: $i) { key apiKey { id name username prefix lastUsedAt revokedAt } } }"""
@@ -33,7 +35,7 @@ async def _service_user(gql, city, role: str = "GRID_WORKER", rel: str = "c1/t1/
     username = unique(f"{city.slug}_hotline")
     admin = city.token("admin")
     user = {"tenant": city.slug, "username": username, "displayName": "12345 热线"}
-    (await gql(CREATE_USER, {"i": user}, token=admin)).ok()
+    (await gql(CREATE_USER, {"i": user}, token=admin)).ok()  # a service account
     grant = {"username": username, "role": role, "orgUnitPath": city.path(rel)}
     (await gql(ASSIGN, {"i": grant}, token=admin)).ok()
     return username

@@ -234,7 +234,7 @@ async def test_add_evaluator_checks_its_input(db, gql, town):
 
 async def test_csv_import_is_all_or_nothing_with_row_errors(db, gql, town):
     city, admin = town.city, town.city.token("admin")
-    names = [unique("csv") for _ in range(4)]
+    names = [unique(f"{city.slug}_csv") for _ in range(4)]  # the city's username namespace
     good = [
         f"{names[0]},甲,律师,13700000001,,{city.path('c1')},",
         f"{names[1]},乙,VOLUNTEER,,a@example.org,,",

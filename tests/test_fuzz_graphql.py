@@ -19,6 +19,12 @@ Every response must satisfy:
   staff administer every tenant, so B's directory (tenant, units, users) is not a leak
   for them — B's case content, notifications, panels and shifts still are.
 
+String arguments also draw hostile text (NUL, lone surrogates, control characters), and
+two more tests send what no schema-valid document holds (issue 18, item 6): whole bodies
+that are not one GraphQL request (any JSON value, raw bytes, nesting 50,000 deep) and
+hostile bytes in variables and in the REST routes' parameters — each must be answered
+below 500 (400 for the malformed ones), never ``INTERNAL``.
+
 CI runs a bounded number of examples per test (``XF_FUZZ_EXAMPLES``, default 100; the
 file takes well under a minute on two cores). The longer run::
 
@@ -233,8 +239,19 @@ async def arena(db: Database, gql) -> Arena:
 # --- strategies -----------------------------------------------------------------------
 
 
+# Characters no database column stores (NUL: PostgreSQL; lone surrogates: UTF-8) and others
+# that break naive code (controls, line/paragraph separators, a BOM, a replacement char).
+HOSTILE_CHARS = ["\x00", "\ud800", "\udfff", "\x01", "\x1f", "\x7f", "\u2028", "\ufeff", "\ufffd"]
+hostile_text = st.builds(
+    lambda before, char, after: before + char + after,
+    st.text(max_size=4),
+    st.sampled_from(HOSTILE_CHARS),
+    st.text(alphabet=st.one_of(st.sampled_from(HOSTILE_CHARS), st.characters()), max_size=4),
+)
+
+
 def scalars(arena: Arena) -> dict[str, st.SearchStrategy[graphql.ValueNode]]:
-    text = st.text(max_size=12)
+    text = st.one_of(st.text(max_size=12), hostile_text)
     ids = st.one_of(
         st.sampled_from(arena.ids), st.uuids().map(str), text, st.just(str(uuid.UUID(int=0)))
     )
@@ -259,8 +276,12 @@ def scalars(arena: Arena) -> dict[str, st.SearchStrategy[graphql.ValueNode]]:
 async def send_and_check(gql, arena: Arena, role: str, document: str) -> None:
     resp = await gql.http.post(
         "/graphql",
-        json={"query": document, "variables": {}},
-        headers={"Authorization": f"Bearer {arena.tokens[role]}"},
+        # json.dumps escapes as any client would (\ud800: httpx's json= cannot encode it)
+        content=json.dumps({"query": document, "variables": {}}).encode(),
+        headers={
+            "Authorization": f"Bearer {arena.tokens[role]}",
+            "content-type": "application/json",
+        },
     )
     assert resp.status_code < 500, (role, document, resp.text)
     body = resp.json()
@@ -321,3 +342,84 @@ async def test_fuzzed_mutations_never_fail_internally_or_leak_another_city(gql, 
     role = data.draw(st.sampled_from(ROLES), label="role")
     document = data.draw(documents(arena, "mutation"), label="mutation")
     await send_and_check(gql, arena, role, document)
+
+
+# --- bodies and bytes no schema-valid document holds (issue 18, item 6) -------------------
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+              hostile_text),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)  # fmt: skip
+HOSTILE_FILTERS = ["search", "leader", "tenant", "unitPath"]
+SEARCH = "query($f: CaseFilter) { cases(filter: $f, first: 1) { totalCount } }"
+
+
+def _deep(n: int) -> bytes:
+    return b"[" * n + b"]" * n
+
+
+bodies = st.one_of(
+    json_values.map(lambda v: json.dumps(v).encode()),  # any JSON value, mostly not a request
+    st.binary(max_size=64),  # not JSON, or not UTF-8
+    st.integers(900, 60_000).map(_deep),  # nested past the decoder's recursion limit
+    st.builds(  # a request with hostile text in a variable
+        lambda key, value: json.dumps({"query": SEARCH, "variables": {"f": {key: value}}}).encode(),
+        st.sampled_from(HOSTILE_FILTERS),
+        hostile_text,
+    ),
+    st.builds(  # a request whose fields have the wrong types
+        lambda key, value: json.dumps({"query": "{ me { username } }", key: value}).encode(),
+        st.sampled_from(["query", "variables", "operationName", "extensions"]),
+        json_values,
+    ),
+)
+
+
+def _assert_clean(resp: Any, what: Any) -> None:
+    assert resp.status_code < 500, (what, resp.status_code, resp.text[:500])
+    if not resp.headers.get("content-type", "").startswith("application/json"):
+        event(f"{resp.status_code} {resp.headers.get('content-type')}")
+        return  # a download
+    body = resp.json()
+    codes = {e.get("extensions", {}).get("code") for e in body.get("errors") or []}
+    assert "INTERNAL" not in codes, (what, body)
+    if resp.status_code == 400:
+        assert codes == {"BAD_USER_INPUT"}, (what, body)
+    event(f"{resp.status_code} {' '.join(sorted(str(c) for c in codes)) or 'no error'}")
+
+
+@FUZZ
+@given(data=st.data())
+async def test_fuzzed_bodies_and_bytes_are_refused_cleanly(gql, arena, data):
+    role = data.draw(st.sampled_from([None, *ROLES]), label="role")
+    body = data.draw(bodies, label="body")
+    headers = {"content-type": "application/json"}
+    if role:
+        headers["Authorization"] = f"Bearer {arena.tokens[role]}"
+    resp = await gql.http.post("/graphql", content=body, headers=headers)
+    _assert_clean(resp, (role, body[:200]))
+
+
+REST = ["/exports/cases.csv?{q}", "/exports/statistics.csv?from=2026-01-01&to=2026-01-31&{q}",
+        "/rosters/{p}.ics?{q}", "/reports/{p}.html"]  # fmt: skip
+
+
+@FUZZ
+@given(data=st.data())
+async def test_fuzzed_bytes_in_rest_parameters_are_refused_cleanly(gql, arena, data):
+    from urllib.parse import quote
+
+    role = data.draw(st.sampled_from([r for r in ROLES if r != "platform"]), label="role")
+    raw = data.draw(st.one_of(hostile_text, st.binary(max_size=12)), label="value")
+    encoded = (
+        quote(raw, safe="", errors="surrogatepass") if isinstance(raw, str) else quote(raw, safe="")
+    )
+    name = data.draw(st.sampled_from(["tenant", "unitPath", "status", "type", "from", "masked"]))
+    url = data.draw(st.sampled_from(REST)).format(q=f"{name}={encoded}", p=encoded or "x")
+    headers = {"Authorization": f"Bearer {arena.tokens[role]}"}
+    resp = await gql.http.get(url, headers=headers)
+    _assert_clean(resp, (role, url))

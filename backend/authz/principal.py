@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from backend.core.db import TenantScope
-from backend.tenants.models import AccountKind, Role
+from backend.tenants.models import CITY_KINDS, AccountKind, Role
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Principal:
         """The casbin domain the principal's roles are held in."""
         return {
             AccountKind.TENANT_USER: "tenant",
+            AccountKind.SERVICE_ACCOUNT: "tenant",
             AccountKind.PROVINCIAL_SUPERVISOR: "province",
             AccountKind.PLATFORM_ADMIN: "platform",
         }[self.kind]
@@ -77,9 +78,13 @@ class Principal:
     def is_platform_admin(self) -> bool:
         return self.kind is AccountKind.PLATFORM_ADMIN
 
+    @property
+    def is_service_account(self) -> bool:
+        return self.kind is AccountKind.SERVICE_ACCOUNT
+
     def scope(self) -> TenantScope:
         """The tenants this principal's transactions may see."""
-        if self.kind is AccountKind.TENANT_USER and self.tenant_id:
+        if self.kind in CITY_KINDS and self.tenant_id:
             return TenantScope.of([self.tenant_id])
         if self.kind is AccountKind.PROVINCIAL_SUPERVISOR:
             return TenantScope.of(self.province_tenant_ids, read_only=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,11 +16,13 @@ from backend.cases.models import CaseEvent, PiiAccess
 async def record_pii_reads(
     session: AsyncSession,
     principal: Principal,
-    reads: Iterable[tuple[uuid.UUID, uuid.UUID, tuple[str, ...]]],
+    reads: Iterable[tuple[Any, ...]],
     request_id: str,
 ) -> None:
-    """``reads``: (tenant_id, case_id, fields) — one row per case read unmasked."""
-    for tenant_id, case_id, fields in reads:
+    """``reads``: (tenant_id, case_id, fields) — one row per case read unmasked — or
+    (tenant_id, None, fields, petitioner key) — one row per search by id number, which
+    names the searched person by the keyed hash only (never the number itself)."""
+    for tenant_id, case_id, fields, *key in reads:
         session.add(
             PiiAccess(
                 tenant_id=tenant_id,
@@ -29,6 +31,7 @@ async def record_pii_reads(
                 username=principal.username,
                 fields=list(fields),
                 request_id=request_id,
+                petitioner_key=key[0] if key else None,
             )
         )
     await session.flush()

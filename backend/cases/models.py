@@ -261,16 +261,18 @@ class CaseEvent(TenantScoped, Base):
 
 
 class PiiAccess(TenantScoped, Base):
-    """Every read of unmasked petitioner PII: who, which case, when."""
+    """Every read of unmasked petitioner PII: who, which case, when; and every search by
+    id number (no case; ``petitioner_key`` is the searched person's keyed hash)."""
 
     __tablename__ = "pii_access_log"
     __table_args__ = (Index("ix_pii_access_case", "tenant_id", "case_id"),)
 
-    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     username: Mapped[str] = mapped_column(String(64))
     fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    petitioner_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class TenantPolicy(TenantScoped, Base):

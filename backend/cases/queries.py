@@ -20,7 +20,7 @@ from backend.authz.principal import Principal
 from backend.authz.scope import subtree_filter
 from backend.cases import pii
 from backend.cases.models import Case, CaseStatus, CaseType, WarningColor
-from backend.cases.visibility import HANDLING_ROLES, read_predicate
+from backend.cases.visibility import HANDLING_ROLES, pii_predicate, read_predicate
 from backend.core import validation as v
 from backend.core.errors import BadUserInput, Forbidden
 from backend.tenants.models import Tenant, User
@@ -116,7 +116,16 @@ async def _filter_clauses(
 
 
 def _petitioner_clause(principal: Principal, value: str) -> ColumnElement[bool]:
-    """Exact search by id number through its keyed hash (the column itself is encrypted).
+    """Exact search by id number through its keyed hash (the column itself is encrypted),
+    over the cases whose PII the caller is shown unmasked only: over any other case a
+    count would confirm a number the caller sees masked (``411403**********08``)."""
+    return and_(
+        Case.petitioner_key == id_number_search_key(principal, value), pii_predicate(principal)
+    )
+
+
+def id_number_search_key(principal: Principal, value: str) -> str:
+    """The keyed hash a search by id number looks for (and the PII access log records).
 
     Only officials who may see PII unmasked somewhere may ask: for anyone else (supervisors,
     evaluators, grid workers) "which cases has this person" would itself disclose PII.
@@ -124,7 +133,7 @@ def _petitioner_clause(principal: Principal, value: str) -> ColumnElement[bool]:
     if principal.tenant_id is None or not any(g.role in HANDLING_ROLES for g in principal.grants):
         raise Forbidden("searching by id number needs a handling role")
     id_no = pii.id_number(value, "filter.petitionerIdNumber")
-    return Case.petitioner_key == pii.petitioner_key(principal.tenant_id, id_no, None)
+    return pii.petitioner_key(principal.tenant_id, id_no, None)
 
 
 async def list_cases(

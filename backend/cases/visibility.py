@@ -119,6 +119,19 @@ def acting_grants(principal: Principal, case: Case, act: str) -> list[Grant]:
     ]
 
 
+def pii_predicate(principal: Principal) -> ColumnElement[bool]:
+    """:func:`sees_pii` as SQL: the cases whose PII ``principal`` is shown unmasked."""
+    clauses = [
+        and_(
+            subtree_filter(Case.holder_path, [g.unit_path]),
+            not_(barred_clause([g.unit_path], [])),  # the Python twin: inside_accused
+        )
+        for g in principal.grants
+        if g.role in HANDLING_ROLES
+    ]
+    return or_(*clauses) if clauses else false()
+
+
 def sees_pii(principal: Principal, case: Case) -> bool:
     """Unmasked PII only for officials handling the case in scope (never supervisors/evaluators)."""
     return any(

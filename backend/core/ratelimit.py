@@ -1,9 +1,16 @@
 """Per-user and per-tenant rate limits: fixed windows on Redis, in-process without it.
 
-Every GraphQL operation spends points (a query 1, a mutation
-``XF_RATE_LIMIT_MUTATION_COST``) from two buckets at once: the caller's and
-its city's. A request over either limit is refused with ``RATE_LIMITED`` and
-the seconds until that bucket's window ends (HTTP 429, ``Retry-After``).
+Every request spends points from two buckets at once: the caller's and its
+city's (anonymous callers: their address). A GraphQL operation costs one point
+per root field and ``XF_RATE_LIMIT_MUTATION_COST`` per mutation field, so aliases
+do not multiply work for free (``backend/schema/guards.py``); a REST download
+costs 1, an export ``XF_RATE_LIMIT_EXPORT_COST`` (``backend/web/routes.py``). A
+request over either limit is refused with ``RATE_LIMITED`` and the seconds until
+that bucket's window ends (HTTP 429, ``Retry-After``).
+
+Searching cases by id number has a bucket of its own, per user and much tighter
+(``XF_RATE_LIMIT_ID_SEARCH`` per ``XF_RATE_LIMIT_ID_SEARCH_WINDOW_SECONDS``): each
+search could confirm a masked number, so it is counted one by one.
 
 On Redis both buckets are checked and charged by one Lua script: one round
 trip per request, atomic across api pods. A refused request charges nothing,
@@ -63,13 +70,26 @@ return {0, 0}
 """
 
 BACKOFF_SECONDS = 5.0
+_REFUSALS = {
+    "user": "too many requests for this user",
+    "tenant": "too many requests for this tenant",
+    "idSearch": "too many searches by id number",
+}
 
 
 @dataclass(frozen=True)
 class Bucket:
-    name: str  # "user" or "tenant": which limit refused (label, error extension)
+    name: str  # "user", "tenant" or "idSearch": which limit refused (label, extension)
     key: str
     limit: int
+
+
+def caller_identity(principal: Any, client_host: str | None) -> tuple[str, str | None]:
+    """``(user, tenant)`` bucket names of a caller: its account and city, or its address."""
+    if principal is not None:
+        tenant = str(principal.tenant_id) if principal.tenant_id else None
+        return str(principal.account_id), tenant
+    return f"ip:{client_host or '-'}", None
 
 
 class RateLimiter:
@@ -82,6 +102,9 @@ class RateLimiter:
         self.user_limit = settings.rate_limit_user
         self.tenant_limit = settings.rate_limit_tenant
         self.mutation_cost = settings.rate_limit_mutation_cost
+        self.export_cost = settings.rate_limit_export_cost
+        self.id_search_limit = settings.rate_limit_id_search
+        self.id_search_window = settings.rate_limit_id_search_window_seconds
         self.redis_url = settings.redis_url
         self._redis: Any = None
         self._script: Any = None
@@ -94,29 +117,45 @@ class RateLimiter:
             found.append(Bucket("tenant", f"xf:rl:t:{tenant}", self.tenant_limit))
         return found
 
-    async def check(self, *, user: str, tenant: str | None, mutation: bool) -> None:
-        """Charge one operation; raises :class:`RateLimited` when a bucket is full."""
+    async def check(self, *, user: str, tenant: str | None, cost: int) -> None:
+        """Charge ``cost`` points; raises :class:`RateLimited` when a bucket is full."""
         if not self.enabled:
             return
-        cost = self.mutation_cost if mutation else 1
-        buckets = self.buckets(user, tenant)
-        refused = await self.hit(buckets, cost)
+        await self._charge(self.buckets(user, tenant), cost, self.window)
+
+    async def charge(self, principal: Any, client_host: str | None, cost: int) -> None:
+        """:meth:`check` for a caller (a principal, or ``None`` and its address)."""
+        user, tenant = caller_identity(principal, client_host)
+        await self.check(user=user, tenant=tenant, cost=cost)
+
+    async def check_id_search(self, principal: Any) -> None:
+        """Count one search by id number against the caller's own, tight bucket."""
+        if not self.enabled:
+            return
+        bucket = Bucket("idSearch", f"xf:rl:ids:{principal.account_id}", self.id_search_limit)
+        await self._charge([bucket], 1, self.id_search_window)
+
+    async def _charge(self, buckets: list[Bucket], cost: int, window: int) -> None:
+        refused = await self.hit(buckets, cost, window)
         if refused is not None:
             bucket, retry_after = refused
             RATE_LIMITED.labels(bucket.name).inc()
             raise RateLimited(
-                f"too many requests for this {bucket.name}; retry in {retry_after} s",
+                f"{_REFUSALS[bucket.name]}; retry in {retry_after} s",
                 retryAfter=retry_after,
                 bucket=bucket.name,
             )
 
-    async def hit(self, buckets: list[Bucket], cost: int) -> tuple[Bucket, int] | None:
+    async def hit(
+        self, buckets: list[Bucket], cost: int, window: int | None = None
+    ) -> tuple[Bucket, int] | None:
+        window = window or self.window
         if not self.redis_url:
-            return self._hit_local(buckets, cost)
+            return self._hit_local(buckets, cost, window)
         if time.monotonic() < self._redis_down_until:
             return None
         try:
-            index, ttl_ms = await self._run_script(buckets, cost)
+            index, ttl_ms = await self._run_script(buckets, cost, window)
         except Exception as exc:  # any Redis failure: keep serving, say so loudly
             self._redis_down_until = time.monotonic() + BACKOFF_SECONDS
             LIMITER_ERRORS.inc()
@@ -126,7 +165,7 @@ class RateLimiter:
             return None
         return buckets[int(index) - 1], max(1, math.ceil(int(ttl_ms) / 1000))
 
-    async def _run_script(self, buckets: list[Bucket], cost: int) -> tuple[int, int]:
+    async def _run_script(self, buckets: list[Bucket], cost: int, window: int) -> tuple[int, int]:
         if self._redis is None:
             from redis.asyncio import Redis
 
@@ -135,11 +174,13 @@ class RateLimiter:
             )
             self._script = self._redis.register_script(_SCRIPT)
         keys = [b.key for b in buckets]
-        args = [cost, self.window * 1000, *(b.limit for b in buckets)]
+        args = [cost, window * 1000, *(b.limit for b in buckets)]
         index, ttl = await self._script(keys=keys, args=args)
         return int(index), int(ttl)
 
-    def _hit_local(self, buckets: list[Bucket], cost: int) -> tuple[Bucket, int] | None:
+    def _hit_local(
+        self, buckets: list[Bucket], cost: int, window: int
+    ) -> tuple[Bucket, int] | None:
         now = time.monotonic()
         if len(self._local) > 100_000:  # forget finished windows now and then
             self._local = {k: v for k, v in self._local.items() if v[0] > now}
@@ -147,7 +188,7 @@ class RateLimiter:
         for bucket in buckets:
             ends, used = self._local.get(bucket.key, (0.0, 0))
             if ends <= now:
-                ends, used = now + self.window, 0
+                ends, used = now + window, 0
             if used + cost > bucket.limit:
                 return bucket, max(1, math.ceil(ends - now))
             state.append((bucket.key, ends, used))

@@ -60,7 +60,21 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_user: int = Field(default=600, ge=1, description="Points per user per window")
     rate_limit_tenant: int = Field(default=20000, ge=1, description="Points per city per window")
-    rate_limit_mutation_cost: int = Field(default=5, ge=1, description="A query costs 1 point")
+    rate_limit_mutation_cost: int = Field(
+        default=5, ge=1, description="Points per mutation field; a query root field costs 1"
+    )
+    rate_limit_export_cost: int = Field(
+        default=10, ge=1, description="Points per /exports download (a report or .ics costs 1)"
+    )
+    rate_limit_id_search: int = Field(
+        default=20, ge=1, description="Searches by id number per user per id-search window"
+    )
+    rate_limit_id_search_window_seconds: int = Field(default=3600, ge=1)
+    # A monthly report's signed link (``MonthlyReport.htmlLink``) stays valid this long.
+    report_link_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+    # /metrics: when set, scrapes must send ``Authorization: Bearer <token>``; in prod
+    # /metrics is not served at all without it (docs/security.md, deploy/README.md).
+    metrics_token: str | None = None
     run_jobs_in_process: bool = Field(
         default=True, description="Run scheduled jobs inside `serve` when no Redis is configured"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from backend.core.errors import BadUserInput
 
@@ -62,3 +63,35 @@ def phone(value: str | None, field: str = "phone") -> str | None:
 def tenant_slug_of(unit_path: str) -> str:
     """The first segment of an org-unit path is the tenant's slug."""
     return unit_path.strip("/").split("/", 1)[0]
+
+
+def storable_text(value: str, field: str | None = None) -> str:
+    """``value`` unless it holds a NUL or a lone surrogate, which no database column (nor
+    UTF-8) can store: PostgreSQL refuses NUL in ``text``, and a lone surrogate cannot be
+    encoded. Checked where requests come in (bodies, literals, query parameters), so such
+    text is a 400 naming the field instead of a database error deep inside a resolver."""
+    if "\x00" in value:
+        where = f" in {field}" if field else ""
+        raise BadUserInput(f"NUL character (U+0000){where} is not allowed", field=field)
+    if _SURROGATE.search(value):
+        where = f" in {field}" if field else ""
+        raise BadUserInput(f"lone surrogate{where} is not valid Unicode text", field=field)
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_json(value: Any, field: str | None = None) -> None:
+    """:func:`storable_text` over every key and string of a decoded JSON value (iterative:
+    the value may be nested as deep as the decoder allowed)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            storable_text(item, field)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)

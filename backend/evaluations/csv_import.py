@@ -35,6 +35,7 @@ from backend.evaluations.service import (
     related_entries,
 )
 from backend.tenants.models import Account, AccountKind, OrgUnit, Tenant, User
+from backend.tenants.service import username_prefixes
 
 MAX_ROWS = 5000
 MAX_BYTES = 2_000_000
@@ -180,9 +181,19 @@ async def import_evaluators(
         if all_paths
         else set()
     )
+    # new users follow createUser's rule: a city admin's new names live in the city's
+    # namespace, checked before existence, so nothing about other cities shows
+    prefixes = (
+        None
+        if principal.is_platform_admin
+        else tuple(await username_prefixes(session, await session.get(Tenant, tenant_id)))
+    )
     for r in rows:
         if r.username in enrolled:
             errors.append(RowError(r.line, "username", f"{r.username} is already in the pool"))
+        elif r.username not in users and prefixes and not r.username.startswith(prefixes):
+            message = f"new usernames of this city start with {' or '.join(prefixes)}"
+            errors.append(RowError(r.line, "username", message))
         elif r.username not in users and r.username in accounts:
             errors.append(RowError(r.line, "username", f"username {r.username} is taken"))
         for p in r.paths:

@@ -1,9 +1,11 @@
 """iCalendar (RFC 5545) export of the reception-day feed, and its HTTP endpoint.
 
 ``GET /rosters/{unit path}.ics?from=YYYY-MM-DD&to=YYYY-MM-DD`` with the usual
-``Authorization: Bearer`` header answers ``text/calendar``: the announced
-reception days at that unit and below (default window: today and the next 90
-days). The same text is the GraphQL field ``receptionCalendar``.
+credentials (a bearer token or an API key, ``backend/web/auth.py``) answers
+``text/calendar``: the announced reception days at that unit and below (default
+window: today and the next 90 days); a unit that does not exist in the caller's
+city (another city's too) is 404. The same text is the GraphQL field
+``receptionCalendar``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from starlette.routing import Route
 
-from backend.authz.tokens import bearer_token, verify_token
+from backend.authz.enforcer import require
+from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import Database
-from backend.core.errors import AppError, BadUserInput, ErrorCode
+from backend.core.errors import BadUserInput, NotFound
 from backend.rosters import service
 from backend.rosters.models import DutyShift
 from backend.tenants.models import User
+from backend.tenants.service import unit_by_path
+from backend.web.routes import rest_route
 
 PRODID = "-//xinfang//duty rosters//ZH"
 DEFAULT_DAYS = 90
@@ -58,6 +64,9 @@ def render_calendar(
 async def reception_calendar(
     session, principal, *, unit_path: str, from_: date | None = None, to: date | None = None
 ) -> str:
+    require(principal, "shift", "read")  # refused before anything is looked up
+    if await unit_by_path(session, v.path(unit_path, "unitPath")) is None:
+        raise NotFound(f"org unit {unit_path} not found")  # foreign units do not exist here
     tz = await service._tz(session, principal.tenant_id)
     start = from_ or now().astimezone(tz).date()
     end = to or start + timedelta(days=DEFAULT_DAYS)
@@ -66,11 +75,6 @@ async def reception_calendar(
     )
     leaders = await service.users_by_ids(session, list({s.leader_id for s in shifts}))
     return render_calendar(shifts, leaders, name=f"接访日程 {unit_path}", tz=tz)
-
-
-def _error(code: ErrorCode, message: str, status: int, field: str | None = None) -> JSONResponse:
-    ext = {"code": str(code)} | ({"field": field} if field else {})
-    return JSONResponse({"errors": [{"message": message, "extensions": ext}]}, status_code=status)
 
 
 def _date_param(request: Request, name: str) -> date | None:
@@ -83,31 +87,19 @@ def _date_param(request: Request, name: str) -> date | None:
         raise BadUserInput(f"{name} must be YYYY-MM-DD", field=name) from exc
 
 
-def ics_endpoint(db: Database):
-    """The Starlette endpoint of ``/rosters/{unit:path}.ics`` (bearer token required)."""
-    from backend.tenants.principals import load_principal
+def ics_route(db: Database) -> Route:
+    """``/rosters/{unit:path}.ics`` (see the module docstring)."""
 
-    async def endpoint(request: Request) -> Response:
-        try:
-            token = bearer_token(request.headers.get("authorization"))
-            if not token:
-                return _error(ErrorCode.UNAUTHENTICATED, "a bearer token is required", 401)
-            principal = await load_principal(db, verify_token(token))
-        except AppError as exc:
-            return _error(ErrorCode.UNAUTHENTICATED, exc.message, 401)
+    async def endpoint(request: Request, principal) -> Response:
         unit_path = "/" + request.path_params["unit"].strip("/")
-        try:
-            async with db.transaction(principal.scope()) as session:
-                text = await reception_calendar(
-                    session,
-                    principal,
-                    unit_path=unit_path,
-                    from_=_date_param(request, "from"),
-                    to=_date_param(request, "to"),
-                )
-        except AppError as exc:
-            status = {ErrorCode.FORBIDDEN: 403, ErrorCode.NOT_FOUND: 404}.get(exc.code, 400)
-            return _error(exc.code, exc.message, status, exc.field)
+        async with db.transaction(principal.scope()) as session:
+            text = await reception_calendar(
+                session,
+                principal,
+                unit_path=unit_path,
+                from_=_date_param(request, "from"),
+                to=_date_param(request, "to"),
+            )
         return Response(text, media_type="text/calendar; charset=utf-8")
 
-    return endpoint
+    return rest_route("/rosters/{unit:path}.ics", endpoint)

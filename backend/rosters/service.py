@@ -93,10 +93,9 @@ def shift_predicate(principal: Principal) -> ColumnElement[bool]:
 async def _leader_over(session: AsyncSession, username: str, unit_path: str, field: str) -> User:
     """A user of this tenant holding LEADER at ``unit_path`` or above it."""
     user = await session.scalar(select(User).where(User.username == (username or "").strip()))
-    if user is None:
-        raise BadUserInput(f"unknown leader {username}", field=field)
-    leader_paths = await _leader_paths(session, [user.id])
-    if not any(path_covers(p, unit_path) for p in leader_paths.get(user.id, [])):
+    leader_paths = await _leader_paths(session, [user.id]) if user else {}
+    if user is None or not any(path_covers(p, unit_path) for p in leader_paths.get(user.id, [])):
+        # one answer whether the user is unknown or no leader there (nothing to enumerate)
         raise BadUserInput(f"{username} is not a leader over {unit_path}", field=field)
     return user
 
@@ -730,13 +729,10 @@ async def record_leave(
 ) -> LeaderLeave:
     """Leave of a leader (the roster office over one of its units, or the leader itself)."""
     user = await session.scalar(select(User).where(User.username == (username or "").strip()))
-    if user is None:
-        raise BadUserInput(f"unknown leader {username}", field="username")
-    paths = (await _leader_paths(session, [user.id])).get(user.id, [])
-    if not paths:
-        raise BadUserInput(f"{username} is not a leader", field="username")
-    own = user.id == principal.account_id and may(principal, "shift", "swap")
-    if not own and not any(_reaches(principal, "roster", "manage", p) for p in paths):
+    paths = (await _leader_paths(session, [user.id])).get(user.id, []) if user else []
+    own = user is not None and user.id == principal.account_id and may(principal, "shift", "swap")
+    if not paths or not (own or any(_reaches(principal, "roster", "manage", p) for p in paths)):
+        # unknown, not a leader, or out of the caller's reach: one answer, nothing to enumerate
         raise BadUserInput(f"unknown leader {username}", field="username")
     if last_day < first_day:
         raise BadUserInput("to must not be before from", field="to")

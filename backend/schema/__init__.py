@@ -19,7 +19,7 @@ from backend.schema.cost import CostLimiter
 from backend.schema.errors import ErrorCode, error_code
 from backend.schema.evaluations import EvaluationMutations, EvaluationQueries
 from backend.schema.execution import PlainFieldExecutionContext
-from backend.schema.guards import RateLimit
+from backend.schema.guards import RateLimit, StorableStrings
 from backend.schema.metrics import OperationMetrics
 from backend.schema.notifications import NotificationMutations, NotificationQueries
 from backend.schema.reports import ReportQueries
@@ -74,11 +74,13 @@ def build_schema(
     settings = settings or get_settings()
     limiter = limiter or RateLimiter(settings)
     no_introspection = (NoSchemaIntrospectionCustomRule,) if settings.env == "prod" else ()
+    # string literals must be storable text (no NUL, no lone surrogate): a 400, not a 500
+    extra_rules = (StorableStrings, *no_introspection)
     verdicts = ValidationVerdicts(
         limit_rules(
             max_depth=settings.graphql_max_depth,
             max_aliases=settings.graphql_max_aliases,
-            extra=no_introspection,
+            extra=extra_rules,
         )
     )
     extensions: list = [

@@ -421,6 +421,9 @@ class CaseQueries:
         after: str | None = None,
     ) -> CaseConnection:
         f = filter.to_service() if filter else queries.CaseFilter()
+        if f.petitioner_id_number:  # counted against a tight limit, and logged
+            key = queries.id_number_search_key(info.context.principal, f.petitioner_id_number)
+            await info.context.search_by_id_number(key)
         return await _page(info, f, first, after)
 
     @strawberry.field(description="红黄蓝 warning board of the caller's scope.")

@@ -34,9 +34,11 @@ class RequestContext:
     principal_or_none: Principal | None = None
     request: Any = None
     response: Any = None
+    limiter: Any = None  # the app's RateLimiter (backend/core/ratelimit.py), if any
     loaders: dict[str, Any] = field(default_factory=dict)
-    # (tenant_id, case_id, fields) of unmasked PII shown in this response; logged at close.
-    pii_reads: dict[Any, tuple[Any, Any, tuple[str, ...]]] = field(default_factory=dict)
+    # (tenant_id, case_id, fields[, petitioner key]) of unmasked PII shown in this response,
+    # and of searches by id number (case_id None): logged before the response leaves.
+    pii_reads: dict[Any, tuple[Any, ...]] = field(default_factory=dict)
     _session: AsyncSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -115,6 +117,14 @@ class RequestContext:
             raise Conflict("changed concurrently; reload and retry", field="version") from exc
         self.loaders.clear()
         return result
+
+    async def search_by_id_number(self, petitioner_key: str) -> None:
+        """Count a search by id number against the caller's tight limit, and log it."""
+        principal = self.principal
+        if self.limiter is not None:
+            await self.limiter.check_id_search(principal)
+        entry = (principal.tenant_id, None, ("idNumberSearch",), petitioner_key)
+        self.pii_reads[("search", len(self.pii_reads))] = entry
 
     def loader(self, name: str, factory: Any) -> Any:
         """A DataLoader living only as long as this request (never module-global)."""

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from graphql import GraphQLError
 
 from backend.core.db import is_unavailable
-from backend.core.errors import AppError, ErrorCode
+from backend.core.errors import RETRY_AFTER_SECONDS, AppError, ErrorCode
 from backend.core.logging import get_logger
 
 log = get_logger(__name__)
-
-# What an UNAVAILABLE answer tells the client to wait (Retry-After header and
-# ``extensions.retryAfter``): a PostgreSQL restart or failover takes a few seconds.
-RETRY_AFTER_SECONDS = 2
 
 
 def error_code(error: GraphQLError) -> ErrorCode:
@@ -30,9 +27,18 @@ def error_code(error: GraphQLError) -> ErrorCode:
     return ErrorCode.INTERNAL
 
 
-def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+# graphql-core's hints ("Did you mean 'createTenant'?") name fields, types, arguments and
+# enum values: with introspection off they would hand out the schema piece by piece.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def format_error(
+    error: GraphQLError, request_id: str, *, suggestions: bool = True
+) -> dict[str, Any]:
     code = error_code(error)
     formatted: dict[str, Any] = error.formatted  # message, locations, path, extensions
+    if not suggestions and "Did you mean" in formatted["message"]:
+        formatted["message"] = _SUGGESTION.sub("", formatted["message"])
     if code is ErrorCode.INTERNAL:
         log.error(
             "graphql.internal_error",

@@ -1,4 +1,4 @@
-"""Guards in front of GraphQL: JSON-only POST, a body cap, rate limits, refusal statuses.
+"""Guards in front of GraphQL: JSON-only POST, a body cap, a sane body, rate limits, refusals.
 
 CSRF: a browser can send a cross-site POST without a CORS preflight only with
 a "simple" content type (form, multipart, text/plain), so ``POST /graphql``
@@ -8,44 +8,51 @@ read against ``XF_MAX_BODY_BYTES`` as it arrives — a declared
 ``Content-Length`` over the cap is refused before reading anything, a
 chunked body as soon as it passes the cap — and answered 413.
 
+The body must then be one GraphQL request — a JSON object (UTF-8) whose ``query``
+and ``operationName`` are strings and ``variables`` and ``extensions`` objects —
+with no NUL character or lone surrogate in any string, key or literal of the
+document: anything else is a 400 that says what is wrong, before authentication
+of the operation's fields or any database work (``null``, ``1``, JSON nested
+50,000 deep and NUL bytes used to end as 500s).
+
 Every refusal here is GraphQL-shaped (``data: null``, ``errors[0].extensions.code``)
-so clients handle it like any other error.
+so clients handle it like any other error; statuses come from the error class
+(``backend/core/errors.py``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+)
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from backend.core.errors import AppError, ErrorCode
+from backend.core.errors import RETRY_AFTER_SECONDS, AppError, BadUserInput, ErrorCode, Unavailable
 from backend.core.ratelimit import RateLimiter
-from backend.schema.cost import QueryTooComplex
+from backend.core.validation import storable_json, storable_text
+from backend.schema.errors import error_code
+from backend.schema.persisted import requested_hash
+from backend.web.errors import app_error_response
 
 
-def error_response(
-    status: int, message: str, code: ErrorCode, headers: dict[str, str] | None = None, **ext: Any
-) -> JSONResponse:
-    body = {
-        "data": None,
-        "errors": [{"message": message, "extensions": {"code": str(code), **ext}}],
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def app_error_response(exc: AppError, status: int) -> JSONResponse:
-    extensions = {k: v for k, v in exc.extensions.items() if k != "code"}
-    return error_response(status, exc.message, exc.code, **extensions)
-
-
-def persisted_refusal(exc: AppError) -> JSONResponse:
-    """A persisted-query refusal: 403 for a city's allow-list, 400 for a bad or unknown hash."""
-    return app_error_response(exc, 403 if exc.code is ErrorCode.FORBIDDEN else 400)
+def _refusal(status: int, message: str, **extensions: Any) -> JSONResponse:
+    return app_error_response(BadUserInput(message, **extensions), status)
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -65,34 +72,64 @@ async def screen(scope: Scope, receive: Receive, max_body: int) -> JSONResponse 
     if method in ("GET", "HEAD"):
         if "text/html" in _header(scope, b"accept"):
             return None  # GraphiQL in dev; strawberry answers 404 in prod
-        return error_response(
-            405,
-            "GraphQL operations are sent with POST and Content-Type: application/json",
-            ErrorCode.BAD_USER_INPUT,
-            headers={"Allow": "POST"},
+        refusal = _refusal(
+            405, "GraphQL operations are sent with POST and Content-Type: application/json"
         )
+        refusal.headers["Allow"] = "POST"
+        return refusal
     media_type = _header(scope, b"content-type").split(";")[0].strip().lower()
     if media_type != "application/json":
-        return error_response(
-            415,
-            "Content-Type must be application/json",
-            ErrorCode.BAD_USER_INPUT,
-            reason="UNSUPPORTED_MEDIA_TYPE",
+        return _refusal(
+            415, "Content-Type must be application/json", reason="UNSUPPORTED_MEDIA_TYPE"
         )
-    too_large = error_response(
-        413,
-        f"request body exceeds {max_body} bytes",
-        ErrorCode.BAD_USER_INPUT,
-        reason="BODY_TOO_LARGE",
-        maxBytes=max_body,
+    too_large = _refusal(
+        413, f"request body exceeds {max_body} bytes", reason="BODY_TOO_LARGE", maxBytes=max_body
     )
     declared = _header(scope, b"content-length")
     if declared.isdigit() and int(declared) > max_body:
         return too_large
     try:
-        return await read_body(receive, max_body)
+        body = await read_body(receive, max_body)
     except BodyTooLarge:
         return too_large
+    try:
+        check_body(body)
+    except BadUserInput as exc:
+        return app_error_response(exc)
+    return body
+
+
+_REQUEST_FIELDS = {"query": str, "operationName": str, "variables": dict, "extensions": dict}
+_SHAPE = 'a JSON object {"query": "…", "variables": {…}, "operationName": "…"}'
+
+
+def check_body(body: bytes) -> None:
+    """Refuse (``BadUserInput``) a body that is not one well-formed GraphQL request."""
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise BadUserInput("request body is nested too deeply", reason="MALFORMED_BODY") from None
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        raise BadUserInput(
+            "request body is not valid JSON in UTF-8", reason="MALFORMED_BODY"
+        ) from None
+    if not isinstance(payload, dict):
+        raise BadUserInput(f"request body must be {_SHAPE}", reason="MALFORMED_BODY")
+    for key, kind in _REQUEST_FIELDS.items():
+        value = payload.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise BadUserInput(
+                f"{key} must be {'a string' if kind is str else 'an object'}",
+                field=key,
+                reason="MALFORMED_BODY",
+            )
+    try:
+        storable_json(payload)
+        if not payload.get("query") and requested_hash(payload) is None:
+            raise BadUserInput("query is required (or a persisted query's id)", field="query")
+    except BadUserInput as exc:
+        exc.extensions["reason"] = "MALFORMED_BODY"
+        raise
 
 
 async def read_body(receive: Receive, max_body: int) -> bytes:
@@ -127,22 +164,78 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def refusal_status(errors: list[GraphQLError]) -> tuple[int, dict[str, str]] | None:
-    """HTTP status (and headers) for a result refused before execution."""
+# Errors that refuse the whole request whatever else it holds, strongest first.
+_REQUEST_WIDE = (ErrorCode.UNAUTHENTICATED, ErrorCode.UNAVAILABLE, ErrorCode.RATE_LIMITED)
+
+
+def request_refusal(errors: list[GraphQLError]) -> AppError | None:
+    """The error whose HTTP status the response takes, if any (else 200).
+
+    Missing credentials (401), a lost database (503) and a rate limit (429) anywhere;
+    otherwise an application error raised before execution (no ``path``: the cost limit,
+    text no column can store) with its own status. Field errors of an answered request
+    keep 200, as GraphQL over HTTP has it.
+    """
+    found: dict[ErrorCode, AppError] = {}
     for error in errors:
-        original = error.original_error
-        if isinstance(original, AppError) and original.code is ErrorCode.RATE_LIMITED:
-            return 429, {"Retry-After": str(original.extensions.get("retryAfter", 1))}
-        if isinstance(original, QueryTooComplex):
-            return 400, {}
-    return None
+        code, original = error_code(error), error.original_error
+        if not isinstance(original, AppError):
+            if code is not ErrorCode.UNAVAILABLE:
+                continue
+            original = Unavailable("unavailable", retryAfter=RETRY_AFTER_SECONDS)
+        if code in _REQUEST_WIDE or error.path is None:
+            found.setdefault(code, original)
+    for code in _REQUEST_WIDE:
+        if code in found:
+            return found[code]
+    return next(iter(found.values()), None)
+
+
+class StorableStrings(ASTValidationRule):
+    """A string literal of the document must be storable text (no NUL, no lone surrogate)."""
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        try:
+            storable_text(node.value)
+        except BadUserInput as exc:
+            self.report_error(GraphQLError(exc.message, node, original_error=exc))
+
+
+def operation_points(document: DocumentNode, operation_name: str | None, mutation_cost: int) -> int:
+    """Rate-limit points of the operation to run: one per root field (every alias, every
+    fragment's field), ``mutation_cost`` per mutation field; at least 1."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1:
+        return 1  # refused by validation anyway
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    operation = operations[0]
+    fields, seen = 0, set()
+    pending: list[SelectionSetNode] = [operation.selection_set]
+    while pending:  # iterative, and each fragment once: the document is not validated yet
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                fields += selection.name.value != "__typename"
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in fragments and name not in seen:
+                    seen.add(name)
+                    pending.append(fragments[name].selection_set)
+    per_field = mutation_cost if operation.operation.value == "mutation" else 1
+    return max(1, fields * per_field)
 
 
 class RateLimit(SchemaExtension):
-    """Charges the caller's and its city's buckets once the operation type is known.
+    """Charges the caller's and its city's buckets once the document is parsed.
 
-    It runs when validation starts (the document is parsed, its operation type
-    known), so a flood of invalid documents is limited too.
+    It runs when validation starts (the document is parsed, its operation known), so a
+    flood of invalid documents is limited too. Every root field is charged, so thirty
+    aliased mutations cost thirty mutations (:func:`operation_points`).
     """
 
     def __init__(self, *, limiter: RateLimiter) -> None:
@@ -153,13 +246,14 @@ class RateLimit(SchemaExtension):
             ctx = self.execution_context
             request_ctx = ctx.context
             principal = getattr(request_ctx, "principal_or_none", None)
-            if principal is not None:
-                user = str(principal.account_id)
-                tenant = str(principal.tenant_id) if principal.tenant_id else None
+            client = getattr(getattr(request_ctx, "request", None), "client", None)
+            if ctx.graphql_document is not None:
+                points = operation_points(
+                    ctx.graphql_document, ctx.operation_name, self.limiter.mutation_cost
+                )
             else:
-                request = getattr(request_ctx, "request", None)
-                client = getattr(request, "client", None)
-                user, tenant = f"ip:{client.host if client else '-'}", None
-            mutation = ctx.operation_type is OperationType.MUTATION
-            await self.limiter.check(user=user, tenant=tenant, mutation=mutation)
+                points = self.limiter.mutation_cost if (
+                    ctx.operation_type is OperationType.MUTATION
+                ) else 1  # fmt: skip
+            await self.limiter.charge(principal, client.host if client else None, points)
         yield

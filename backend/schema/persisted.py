@@ -30,7 +30,9 @@ from backend.core.errors import BadUserInput, Forbidden, NotFound
 
 
 class PersistedQueryNotFound(NotFound):
-    """Apollo clients recognise the message and retry with the document."""
+    """Apollo clients recognise the message and retry with the document (HTTP 400)."""
+
+    http_status = 400
 
 
 class PersistedQueryRequired(Forbidden):

@@ -1,9 +1,14 @@
 """Monthly reports: GraphQL listing (``monthlyReports``, ``monthlyReport``) and HTTP downloads.
 
 ``GET /reports/{id}.xlsx`` and ``GET /reports/{id}.html`` take the same
-``Authorization: Bearer`` token as ``/graphql``: no, malformed or expired
-token → 401; a report that does not exist or the caller may not read → 404
+credentials as ``/graphql`` (``backend/web/auth.py``): no, malformed or expired
+credential → 401; a report that does not exist or the caller may not read → 404
 (the same answer); a caller whose roles read no reports at all → 403.
+
+``MonthlyReport.htmlLink`` is the page as a signed link a leader can open from the
+inbox or an SMS without a header: bound to the caller and that one page, valid
+``XF_REPORT_LINK_TTL_SECONDS`` (24 h), with the caller's roles read again when it
+is opened (docs/jobs.md).
 """
 
 from __future__ import annotations
@@ -13,20 +18,19 @@ from typing import Any
 
 import strawberry
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from strawberry.types import Info
 
-from backend.authz.tokens import bearer_token, verify_token
+from backend.authz.principal import Principal
+from backend.authz.tokens import issue_link
 from backend.core.db import Database
-from backend.core.errors import AppError, Forbidden, NotFound
 from backend.jobs.models import MonthlyReport
 from backend.jobs.reports import report_urls
 from backend.schema.context import RequestContext
 from backend.schema.enums import OrgUnitLevel
-from backend.schema.view import unauthenticated_response
 from backend.stats import report as reports
-from backend.tenants.principals import load_principal
+from backend.web.routes import rest_route
 
 Ctx = Info[RequestContext, None]
 
@@ -87,6 +91,14 @@ class MonthlyReportNode:
     def html_url(self) -> str:
         return report_urls(self._m.id)["html"]
 
+    @strawberry.field(
+        description="The page as a signed link that opens without a header (from the inbox, "
+        "an SMS): for the caller and this report only, valid XF_REPORT_LINK_TTL_SECONDS "
+        "(24 h by default); the caller's roles are read again when it is opened."
+    )
+    def html_link(self, info: Ctx) -> str:
+        return report_link(report_urls(self._m.id)["html"], info.context.principal.username)
+
 
 @strawberry.type
 class ReportQueries:
@@ -117,36 +129,28 @@ class ReportQueries:
 # --- HTTP downloads ------------------------------------------------------------------------
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
+def report_link(path: str, username: str) -> str:
+    """``path`` with a signed ``link`` for ``username`` (``backend/authz/tokens.py``)."""
+    return f"{path}?link={issue_link(path, username)}"
 
 
 def report_routes(db: Database) -> list[Route]:
     """``/reports/{id}.xlsx`` and ``/reports/{id}.html`` for the app's database."""
 
-    async def load(request: Request) -> MonthlyReport | Response:
-        try:
-            token = bearer_token(request.headers.get("authorization"))
-            if not token:
-                return unauthenticated_response("a bearer token is required")
-            principal = await load_principal(db, verify_token(token))
-        except AppError as exc:
-            return unauthenticated_response(exc.message)
-        try:
-            async with db.transaction(principal.scope()) as session:
-                return await reports.find_report(session, principal, request.path_params["id"])
-        except NotFound as exc:
-            return _error(404, "NOT_FOUND", exc.message)
-        except Forbidden as exc:
-            return _error(403, "FORBIDDEN", exc.message)
+    async def load(request: Request, principal: Principal) -> MonthlyReport:
+        async with db.transaction(principal.scope()) as session:
+            return await reports.find_report(session, principal, request.path_params["id"])
 
     def _headers(**extra: str) -> dict[str, Any]:
-        return {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff", **extra}
+        return {
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",  # a signed link must not leak onwards
+            **extra,
+        }
 
-    async def xlsx(request: Request) -> Response:
-        found = await load(request)
-        if isinstance(found, Response):
-            return found
+    async def xlsx(request: Request, principal: Principal) -> Response:
+        found = await load(request, principal)
         name = f"report-{found.period}-{found.unit_path.strip('/').replace('/', '-')}.xlsx"
         return Response(
             reports.render_xlsx(found.data),
@@ -154,10 +158,8 @@ def report_routes(db: Database) -> list[Route]:
             headers=_headers(**{"Content-Disposition": f'attachment; filename="{name}"'}),
         )
 
-    async def page(request: Request) -> Response:
-        found = await load(request)
-        if isinstance(found, Response):
-            return found
+    async def page(request: Request, principal: Principal) -> Response:
+        found = await load(request, principal)
         return Response(
             reports.render_html(found.data),
             media_type="text/html; charset=utf-8",
@@ -167,6 +169,6 @@ def report_routes(db: Database) -> list[Route]:
         )
 
     return [
-        Route("/reports/{id}.xlsx", xlsx, methods=["GET"]),
-        Route("/reports/{id}.html", page, methods=["GET"]),
+        rest_route("/reports/{id}.xlsx", xlsx),
+        rest_route("/reports/{id}.html", page),
     ]

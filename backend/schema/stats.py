@@ -1,9 +1,10 @@
 """Statistics: ``caseStatistics``, ``unitRanking``, ``provinceOverview``, ``superviseCity``,
 and the HTTP exports ``/exports/statistics.{csv,xlsx}`` and ``/exports/cases.{csv,xlsx}``.
 
-Definitions: docs/indicators.md. Exports take the same ``Authorization:
-Bearer`` token as ``/graphql`` (401 without one, 403 when the caller's roles
-read no statistics / cases or ask for another city, 400 on bad parameters).
+Definitions: docs/indicators.md. Exports take the same credentials as
+``/graphql`` (a bearer token or an API key; 401 without one, 403 when the caller's
+roles read no statistics / cases or ask for another city, 400 on bad parameters) and
+are charged ``XF_RATE_LIMIT_EXPORT_COST`` points of the caller's rate limit.
 """
 
 from __future__ import annotations
@@ -13,23 +14,21 @@ from typing import Annotated, Any
 
 import strawberry
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from strawberry.types import Info
 
-from backend.authz.tokens import bearer_token, verify_token
 from backend.cases.models import CaseStatus, CaseType
 from backend.cases.queries import CaseFilter
 from backend.core.db import Database
-from backend.core.errors import AppError, BadUserInput, Forbidden, NotFound
+from backend.core.errors import BadUserInput, NotFound
 from backend.schema.context import RequestContext
 from backend.schema.tenants import OrgUnitType
-from backend.schema.view import unauthenticated_response
 from backend.stats import definitions, exports, indicators, ranking
 from backend.stats import province as provincial
 from backend.stats.indicators import Granularity as Gran
 from backend.stats.indicators import Indicators
-from backend.tenants.principals import load_principal
+from backend.web.routes import rest_route
 
 Ctx = Info[RequestContext, None]
 StatsGranularity = strawberry.enum(Gran, name="StatsGranularity")
@@ -475,13 +474,6 @@ class StatsMutations:
 # --- HTTP exports --------------------------------------------------------------------------
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    ext: dict[str, Any] = {"code": code}
-    if field:
-        ext["field"] = field
-    return JSONResponse({"errors": [{"message": message, "extensions": ext}]}, status)
-
-
 def _date(request: Request, name: str, required: bool = True) -> date | None:
     raw = request.query_params.get(name)
     if not raw:
@@ -507,12 +499,6 @@ def _enum(request: Request, name: str, enum: Any) -> Any:
 def stats_routes(db: Database) -> list[Route]:
     """``/exports/statistics.{csv,xlsx}`` and ``/exports/cases.{csv,xlsx}``."""
 
-    async def principal_of(request: Request):
-        token = bearer_token(request.headers.get("authorization"))
-        if not token:
-            return None
-        return await load_principal(db, verify_token(token))
-
     def _headers(name: str) -> dict[str, str]:
         return {
             "Cache-Control": "private, no-store",
@@ -520,25 +506,12 @@ def stats_routes(db: Database) -> list[Route]:
             "Content-Disposition": f'attachment; filename="{name}"',
         }
 
-    async def endpoint(request: Request, build) -> Response:
-        try:
-            principal = await principal_of(request)
-        except AppError as exc:
-            return unauthenticated_response(exc.message)
-        if principal is None:
-            return unauthenticated_response("a bearer token is required")
+    async def endpoint(request: Request, principal, build) -> Response:
         try:
             fmt = exports.Format(request.path_params["fmt"])
         except ValueError:
-            return _error(404, "NOT_FOUND", "format must be csv or xlsx")
-        try:
-            name, header, rows = await build(request, principal)
-        except BadUserInput as exc:
-            return _error(400, "BAD_USER_INPUT", exc.message, getattr(exc, "field", None))
-        except Forbidden as exc:
-            return _error(403, "FORBIDDEN", exc.message)
-        except NotFound as exc:
-            return _error(404, "NOT_FOUND", exc.message)
+            raise NotFound("format must be csv or xlsx") from None
+        name, header, rows = await build(request, principal)
         return StreamingResponse(
             exports.render(fmt, name, header, rows),
             media_type=exports.MEDIA[fmt],
@@ -571,13 +544,13 @@ def stats_routes(db: Database) -> list[Route]:
         rows = exports.case_rows(db, principal, clauses, masked=masked)
         return "cases", exports.CASE_HEADER, rows
 
-    async def statistics(request: Request) -> Response:
-        return await endpoint(request, build_statistics)
+    async def statistics(request: Request, principal) -> Response:
+        return await endpoint(request, principal, build_statistics)
 
-    async def cases(request: Request) -> Response:
-        return await endpoint(request, build_cases)
+    async def cases(request: Request, principal) -> Response:
+        return await endpoint(request, principal, build_cases)
 
     return [
-        Route("/exports/statistics.{fmt}", statistics, methods=["GET"]),
-        Route("/exports/cases.{fmt}", cases, methods=["GET"]),
+        rest_route("/exports/statistics.{fmt}", statistics, export=True),
+        rest_route("/exports/cases.{fmt}", cases, export=True),
     ]

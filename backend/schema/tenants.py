@@ -88,15 +88,22 @@ class UserType:
     phone: str | None = None
     tenant: TenantType | None = None
     roles: list[RoleGrantType] = strawberry.field(default_factory=list)
+    service_account: bool = strawberry.field(
+        default=False,
+        description="An integration's account: authenticates with API keys, never a token.",
+    )
 
 
-def _user_of(user: models.User, grants: list[tuple[str, models.OrgUnit]]) -> UserType:
+def _user_of(
+    user: models.User, grants: list[tuple[str, models.OrgUnit]], kind: Any = None
+) -> UserType:
     return UserType(
         id=strawberry.ID(str(user.id)),
         username=user.username,
         display_name=user.display_name,
         phone=user.phone,
         roles=[RoleGrantType(role=Role(r), org_unit=OrgUnitType.of(u)) for r, u in grants],
+        service_account=kind is models.AccountKind.SERVICE_ACCOUNT,
     )
 
 
@@ -115,6 +122,7 @@ async def _me(ctx: RequestContext, principal: Principal) -> UserType:
         phone=profile.phone,
         tenant=TenantType.of(profile.tenant) if profile.tenant else None,
         roles=grants,
+        service_account=principal.is_service_account,
     )
 
 
@@ -178,6 +186,13 @@ class CreateUserInput:
 
 
 @strawberry.input
+class CreateServiceAccountInput:
+    tenant: str
+    username: str = strawberry.field(description="In the city's namespace, e.g. sq_hotline.")
+    display_name: str
+
+
+@strawberry.input
 class RoleGrantFields:
     username: str
     role: Role
@@ -205,7 +220,24 @@ async def _change_grant(ctx: RequestContext, change: Any, input: RoleGrantFields
             org_unit_path=input.org_unit_path,
         )
         grants = await service.grants_of(session, user.id)
-    return _user_of(user, grants)
+        kind = await service.account_kind(session, user.id)
+    return _user_of(user, grants, kind)
+
+
+async def _create_user(
+    ctx: RequestContext, input: CreateUserInput | CreateServiceAccountInput, kind: Any
+) -> UserType:
+    async with ctx.write() as session:
+        user = await service.create_user(
+            session,
+            ctx.principal,
+            tenant=input.tenant,
+            username=input.username,
+            display_name=input.display_name,
+            phone=getattr(input, "phone", None),
+            kind=kind,
+        )
+    return _user_of(user, [], kind)
 
 
 @strawberry.input
@@ -254,17 +286,16 @@ class TenantMutations:
     async def create_user(
         self, info: Info[RequestContext, None], input: CreateUserInput
     ) -> UserType:
-        ctx = info.context
-        async with ctx.write() as session:
-            user = await service.create_user(
-                session,
-                ctx.principal,
-                tenant=input.tenant,
-                username=input.username,
-                display_name=input.display_name,
-                phone=input.phone,
-            )
-        return _user_of(user, [])
+        return await _create_user(info.context, input, models.AccountKind.TENANT_USER)
+
+    @strawberry.mutation(
+        description="An integration's account (a 12345 hotline): give it only the roles it "
+        "needs with assignRole, then mint its API key. It can never get a token."
+    )
+    async def create_service_account(
+        self, info: Info[RequestContext, None], input: CreateServiceAccountInput
+    ) -> UserType:
+        return await _create_user(info.context, input, models.AccountKind.SERVICE_ACCOUNT)
 
     @strawberry.mutation
     async def assign_role(

@@ -39,6 +39,7 @@ from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.queries import CaseFilter, _filter_clauses
 from backend.cases.visibility import HANDLING_ROLES, sees_pii
 from backend.core.db import Database
+from backend.core.spreadsheet import csv_cell, xlsx_row
 from backend.stats.indicators import Indicators, Range, case_statistics
 from backend.stats.province import province_overview
 from backend.stats.ranking import unit_breakdown
@@ -236,12 +237,6 @@ async def case_rows(
                 yield case_row(row, plain)
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # no formula injection when opened in a spreadsheet
-    return "" if value is None else value
-
-
 async def csv_stream(header: Iterable[str], rows: AsyncIterator[tuple[Any, ...]] | list):
     """CSV (UTF-8 with BOM for Excel), yielded every ``CHUNK_ROWS`` rows."""
     buffer = io.StringIO()
@@ -261,7 +256,7 @@ async def csv_stream(header: Iterable[str], rows: AsyncIterator[tuple[Any, ...]]
     buffer.seek(0)
     buffer.truncate()
     async for row in each():
-        writer.writerow([_csv_cell(c) for c in row])
+        writer.writerow([csv_cell(c) for c in row])
         pending += 1
         if pending >= CHUNK_ROWS:
             yield buffer.getvalue().encode()
@@ -278,13 +273,13 @@ async def xlsx_stream(title: str, header: Iterable[str], rows: AsyncIterator | l
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title[:31])
-    ws.append(list(header))
+    ws.append(xlsx_row(ws, header))
     if isinstance(rows, list):
         for row in rows:
-            ws.append(list(row))
+            ws.append(xlsx_row(ws, row))  # user text stays text (no formula injection)
     else:
         async for row in rows:
-            ws.append(list(row))
+            ws.append(xlsx_row(ws, row))
     with tempfile.TemporaryFile() as fh:
         wb.save(fh)
         fh.seek(0)

@@ -492,17 +492,19 @@ def render_xlsx(data: dict[str, Any]) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    from backend.core.spreadsheet import xlsx_row
+
     wb = Workbook()
     bold = Font(bold=True)
 
     def sheet(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]], first=False):
         ws = wb.active if first else wb.create_sheet()
         ws.title = title
-        ws.append(header)
+        ws.append(xlsx_row(ws, header))
         for cell in ws[1]:
             cell.font = bold
         for row in rows:
-            ws.append(list(row))
+            ws.append(xlsx_row(ws, row))  # unit and category names stay text (no formulas)
         for col, width in zip("ABCDEF", (34, 16, 12, 12, 12, 12), strict=False):
             ws.column_dimensions[col].width = width
         return ws

@@ -1,9 +1,13 @@
-"""Machine credentials: API keys bound to a service user of one city, stored as argon2id.
+"""Machine credentials: API keys of a city's service accounts, stored as argon2id.
 
 People sign in through SSO (JWTs); integrations such as a 12345 hotline that
-pushes intake cannot, so a city admin mints a key for a *service user* of its
-city (an ordinary user with, say, ``GRID_WORKER`` at the hotline's unit). The
-key acts with exactly that user's roles, read on every request like a token's.
+pushes intake cannot, so a city admin creates a *service account* for the
+integration (``createServiceAccount``: a user of the city that can never get a
+token), gives it only the roles the integration needs (``assignRole``, never
+``CITY_ADMIN``), and mints a key for it. A key never belongs to a person: it would
+let whoever holds it read PII as that official, and the PII access log would blame
+the official. The key acts with exactly its account's roles, read on every request
+like a token's; the admin audit log records who minted and revoked it.
 
 A key reads ``xfk.<tenant slug>.<prefix>.<secret>``: the slug lets the lookup
 run inside that tenant's scope (both tenant walls apply to ``api_keys``), the
@@ -33,14 +37,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
-from backend.authz.tokens import bearer_token, verify_token
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import Base, Database, TenantScope, TenantScoped, UtcDateTime, tenant_fk
 from backend.core.errors import BadUserInput, NotFound, Unauthenticated
 from backend.core.ids import parse_id
 from backend.tenants import audit_log
-from backend.tenants.models import Role, RoleAssignment, Tenant, User
+from backend.tenants.models import Account, AccountKind, Tenant, User
 
 SCHEME = "xfk"
 KEY_RE = re.compile(r"^xfk\.([a-z0-9-]{1,63})\.([0-9a-f]{12})\.([A-Za-z0-9_-]{32,64})$")
@@ -89,14 +92,11 @@ async def create_key(
     user = await session.scalar(select(User).where(User.username == v.username(username)))
     if user is None or user.tenant_id != principal.tenant_id:
         raise BadUserInput(f"unknown user {username} in this tenant", field="username")
-    admin_grant = await session.scalar(
-        select(RoleAssignment.id).where(
-            RoleAssignment.user_id == user.id, RoleAssignment.role == Role.CITY_ADMIN
-        )
-    )
-    if admin_grant is not None or user.id == principal.account_id:
+    kind = await session.scalar(select(Account.kind).where(Account.id == user.id))
+    if kind != AccountKind.SERVICE_ACCOUNT:
         raise BadUserInput(
-            "API keys are for service users; a city admin (or you) cannot get one",
+            f"{username} is a person: API keys are minted for service accounts only "
+            "(createServiceAccount)",
             field="username",
         )
     prefix = secrets.token_hex(6)
@@ -149,7 +149,7 @@ def _with_username() -> Select[tuple[ApiKey, str]]:
 # --- authentication ----------------------------------------------------------------------
 
 
-async def authenticate(db: Database, key: str) -> str:
+async def authenticate_key(db: Database, key: str) -> str:
     """The username a valid, unrevoked key acts as; ``Unauthenticated`` otherwise."""
     match = KEY_RE.match(key)
     if match is None:
@@ -185,18 +185,3 @@ def _verify(row: ApiKey, key: str) -> bool:
         return False
     _verified[row.id] = (digest, time.monotonic() + CACHE_SECONDS)
     return True
-
-
-async def credential_username(db: Database, authorization: str | None) -> str | None:
-    """Who the ``Authorization`` header speaks for: a JWT (``Bearer``) or an API key
-    (``ApiKey <key>``, or ``Bearer`` with a key, for clients that only know Bearer)."""
-    if not authorization:
-        return None
-    scheme, _, credential = authorization.partition(" ")
-    credential = credential.strip()
-    if scheme.lower() == "apikey" or (scheme.lower() == "bearer" and looks_like_key(credential)):
-        if not credential:
-            raise Unauthenticated("malformed Authorization header")
-        return await authenticate(db, credential)
-    token = bearer_token(authorization)
-    return verify_token(token) if token else None

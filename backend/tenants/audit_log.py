@@ -52,6 +52,7 @@ ADMIN_MUTATIONS: dict[str, str] = {
     "create_tenant": "createTenant",
     "create_org_unit": "createOrgUnit",
     "create_user": "createUser",
+    "create_service_account": "createServiceAccount",
     "assign_role": "assignRole",
     "revoke_role": "revokeRole",
     "create_provincial_supervisor": "createProvincialSupervisor",

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -263,18 +263,19 @@ async def create_user(
     username: str,
     display_name: str,
     phone: str | None = None,
+    kind: AccountKind = AccountKind.TENANT_USER,
 ) -> User:
+    """A user of a city: an official (``TENANT_USER``) or an integration (``SERVICE_ACCOUNT``)."""
     v.username(username)
     display_name = v.text(display_name, "displayName", max_len=200)
     phone = v.phone(phone)
     target = await _administered_tenant(session, principal, tenant, "user", "create")
     if target is None:
         raise BadUserInput(f"unknown tenant {tenant}", field="tenant")
-    if await account_by_username(session, username):
-        raise Conflict(f"username {username} is taken", field="username")
+    await check_new_username(session, principal, target, username)
     account = Account(
         username=username,
-        kind=AccountKind.TENANT_USER,
+        kind=kind,
         display_name=display_name,
         tenant_id=target.id,
         province_id=target.province_id,
@@ -291,6 +292,45 @@ async def create_user(
     session.add(user)
     await _flush_or_conflict(session, "username")
     return user
+
+
+async def username_prefixes(session: AsyncSession, tenant: Tenant) -> list[str]:
+    """What a city admin's new usernames start with: ``<slug>_``, and ``<case prefix>_``
+    (``sq_`` for SQ-…) when no other city numbers its cases with the same prefix."""
+    prefixes = [f"{tenant.slug}_"]
+    shared = await session.scalar(
+        select(func.count(Tenant.id)).where(Tenant.case_prefix == tenant.case_prefix)
+    )
+    short = f"{tenant.case_prefix.lower()}_"
+    if shared == 1 and short not in prefixes:
+        prefixes.append(short)
+    return prefixes
+
+
+async def check_new_username(
+    session: AsyncSession,
+    principal: Principal,
+    tenant: Tenant,
+    username: str,
+    field: str = "username",
+) -> None:
+    """Refuse a username that is taken, without telling a city what exists elsewhere.
+
+    Usernames are global (a token's ``sub`` names one account), so "taken" would confirm
+    that another city has, say, ``zk_officer``. A city admin's new usernames therefore
+    live in its city's namespace (:func:`username_prefixes`), checked *before* anything
+    is looked up: a name outside it gets the same answer whether it exists or not, and a
+    name inside it can only be taken by the city's own users. Platform admins (who see
+    every city) name accounts freely.
+    """
+    if not principal.is_platform_admin:
+        prefixes = await username_prefixes(session, tenant)
+        if not username.startswith(tuple(prefixes)):
+            raise BadUserInput(
+                f"new usernames of this city start with {' or '.join(prefixes)}", field=field
+            )
+    if await account_by_username(session, username):
+        raise Conflict(f"username {username} is taken", field=field)
 
 
 async def _user_and_unit_for_grant(
@@ -319,6 +359,11 @@ async def assign_role(
     user, unit = await _user_and_unit_for_grant(
         session, principal, username, org_unit_path, "assign"
     )
+    if (
+        role is Role.CITY_ADMIN
+        and await account_kind(session, user.id) is AccountKind.SERVICE_ACCOUNT
+    ):
+        raise BadUserInput("a service account cannot be a city admin", field="role")
     existing = await session.scalar(
         select(RoleAssignment).where(
             RoleAssignment.user_id == user.id,
@@ -354,6 +399,11 @@ async def revoke_role(
     await session.delete(existing)
     await session.flush()
     return user
+
+
+async def account_kind(session: AsyncSession, account_id: uuid.UUID) -> AccountKind | None:
+    kind = await session.scalar(select(Account.kind).where(Account.id == account_id))
+    return AccountKind(kind) if kind else None
 
 
 async def grants_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[str, OrgUnit]]:
