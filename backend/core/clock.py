@@ -1,9 +1,16 @@
-"""The one source of "now", injectable so tests and jobs can move time."""
+"""The one source of "now", injectable so tests and jobs can move time, and local days.
+
+Timestamps are UTC; dates that people mean ("received on 11-02", "due 11-17") are
+local dates in the tenant's time zone (``Tenant.timezone``, default below).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"  # a tenant's zone unless the tenant says otherwise
 
 _now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 
@@ -17,3 +24,13 @@ def set_clock(fn: Callable[[], datetime] | None) -> None:
     """Replace the clock (``None`` restores the real one)."""
     global _now
     _now = fn or (lambda: datetime.now(UTC))
+
+
+def local_today(tz: str = DEFAULT_TIMEZONE) -> date:
+    """Today's date in the zone ``tz`` (a tenant's)."""
+    return now().astimezone(ZoneInfo(tz)).date()
+
+
+def local_day_start(day: date, tz: str = DEFAULT_TIMEZONE) -> datetime:
+    """The UTC instant at which ``day`` begins in the zone ``tz``."""
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(tz)).astimezone(UTC)

@@ -13,17 +13,19 @@ from enum import Enum
 from typing import Any
 
 import strawberry
-from strawberry.types import Info
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types.nodes import SelectedField
 
+from backend.authz.principal import Principal
 from backend.cases import models, policy, queries, rules, service
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
-from backend.schema.context import RequestContext
+from backend.schema.context import Ctx
 from backend.schema.loaders import now_or_later, prefetch
 from backend.schema.stats import IndicatorDefinitionInput, IndicatorDefinitionType
 from backend.schema.tenants import OrgUnitType
+from backend.stats.definitions import set_definition
 
 Channel = strawberry.enum(models.Channel, name="Channel")
 CaseTypeEnum = strawberry.enum(models.CaseType, name="CaseType")
@@ -53,9 +55,6 @@ class EscalationTarget(Enum):
     LEADERSHIP_GROUP = "LEADERSHIP_GROUP"
     SUPERVISION_BRIGADE = "SUPERVISION_BRIGADE"
     ENFORCEMENT_BRIGADE = "ENFORCEMENT_BRIGADE"
-
-
-Ctx = Info[RequestContext, None]
 
 
 @strawberry.type
@@ -821,18 +820,18 @@ class PolicyQueries:
 class PolicyMutations:
     @strawberry.mutation(description="City admin: shorten limits, choose counting, colours.")
     async def update_tenant_policy(self, info: Ctx, input: UpdateTenantPolicyInput) -> TenantPolicy:
-        ctx = info.context
-        async with ctx.write() as session:
+
+        async def change(session: AsyncSession, principal: Principal) -> Any:
             updated = await policy.update_policy(
                 session,
-                ctx.principal,
+                principal,
                 limits={Step(item.step).value: item.days for item in input.limits},
                 counting=input.counting,
                 red_days=input.red_days,
                 yellow_days=input.yellow_days,
             )
             if input.indicators is not None:
-                from backend.stats.definitions import set_definition
+                await set_definition(session, principal, input.indicators.as_data())
+            return updated
 
-                await set_definition(session, ctx.principal, input.indicators.as_data())
-        return TenantPolicy.of(updated)
+        return TenantPolicy.of(await info.context.mutate(change))

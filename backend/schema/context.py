@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from strawberry.types import Info
 
 from backend.authz.principal import Principal
 from backend.cases.audit import record_pii_reads
-from backend.core.db import Database, is_unavailable
+from backend.core.db import Database, TenantScope, is_unavailable
 from backend.core.errors import Conflict, Unauthenticated
 
 T = TypeVar("T")
@@ -80,7 +81,7 @@ class RequestContext:
                 await session.invalidate()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
+    async def _write(self, scope: TenantScope | None = None) -> AsyncIterator[AsyncSession]:
         """One transaction for one mutation; commit on success, roll back on error.
 
         An open read transaction (the one that loaded the principal, say) becomes the
@@ -93,8 +94,11 @@ class RequestContext:
         principal = self.principal
         async with self._lock:
             session, self._session = self._session, None
+            if scope is not None and session is not None:  # another scope: its own transaction
+                await session.close()
+                session = None
             if session is None:
-                async with self.db.transaction(principal.scope()) as fresh:
+                async with self.db.transaction(scope or principal.scope()) as fresh:
                     yield fresh
                 return
             try:
@@ -103,15 +107,25 @@ class RequestContext:
             finally:
                 await session.close()  # rolls back whatever was not committed
 
-    async def mutate(self, action: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Run one mutation's service call in its own transaction.
+    async def mutate(
+        self,
+        action: Callable[..., Awaitable[T]],
+        *args: Any,
+        scope: TenantScope | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Run one mutation's service call in its own transaction — every mutation does.
 
-        A concurrent writer that won an optimistic version (``WHERE version = <ours>``
+        ``action(session, principal, *args, **kwargs)``: a service function, or a small
+        local function when the answer needs more reads in the same transaction. A
+        concurrent writer that won an optimistic version (``WHERE version = <ours>``
         matched nothing) is a CONFLICT; the request's loader caches are dropped so a
         later field or mutation of the same document reads what this one wrote.
+        ``scope``: the transaction's tenant scope when it is not the principal's own (a
+        provincial supervisor writes into one city of its read-only province).
         """
         try:
-            async with self.write() as session:
+            async with self._write(scope) as session:
                 result = await action(session, self.principal, *args, **kwargs)
         except StaleDataError as exc:
             raise Conflict("changed concurrently; reload and retry", field="version") from exc
@@ -161,3 +175,7 @@ class RequestContext:
                     session, self.principal, self.pii_reads.values(), self.request_id
                 )
             self.pii_reads.clear()
+
+
+Ctx = Info[RequestContext, None]
+"""What every resolver of the schema receives (``info.context`` is the request's context)."""

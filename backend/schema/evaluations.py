@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import strawberry
 from strawberry.dataloader import DataLoader
-from strawberry.types import Info
 
 from backend.cases.pii import mask_phone
 from backend.cases.service import find_case
@@ -20,10 +19,8 @@ from backend.evaluations import csv_import, models, service
 from backend.evaluations import draw as drawing
 from backend.evaluations import policy as eval_policy
 from backend.schema.cases import CaseConnection, CaseNode, connection, node
-from backend.schema.context import RequestContext
+from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
-
-Ctx = Info[RequestContext, None]
 
 EvaluatorCategory = strawberry.enum(models.EvaluatorCategory, name="EvaluatorCategory")
 EvaluatorStatus = strawberry.enum(models.EvaluatorStatus, name="EvaluatorStatus")
@@ -589,19 +586,15 @@ class UpdateEvaluationPolicyInput:
 
 
 async def _pool_change(info: Ctx, action: Any, **kwargs: Any) -> EvaluatorType:
+    """A pool mutation (``ctx.mutate``), answered as the pool entry it changed."""
     ctx = info.context
-    async with ctx.write() as session:
-        entry = await action(session, ctx.principal, **kwargs)
-    ctx.loaders.clear()
+    entry = await ctx.mutate(action, **kwargs)
     return EvaluatorType.of(entry, service.sees_contact_details(ctx.principal))
 
 
 async def _panel_change(info: Ctx, action: Any, **kwargs: Any) -> PanelType:
-    ctx = info.context
-    async with ctx.write() as session:
-        panel = await action(session, ctx.principal, **kwargs)
-    ctx.loaders.clear()
-    return PanelType(_m=panel)
+    """A panel mutation (``ctx.mutate``), answered as the panel it changed."""
+    return PanelType(_m=await info.context.mutate(action, **kwargs))
 
 
 @strawberry.type
@@ -662,11 +655,9 @@ class EvaluationMutations:
     async def import_evaluators(
         self, info: Ctx, input: ImportEvaluatorsInput
     ) -> ImportEvaluatorsResult:
-        ctx = info.context
-        async with ctx.write() as session:
-            result = await csv_import.import_evaluators(
-                session, ctx.principal, text=input.csv, tenant=input.tenant
-            )
+        result = await info.context.mutate(
+            csv_import.import_evaluators, text=input.csv, tenant=input.tenant
+        )
         return ImportEvaluatorsResult(imported=result.imported, created_users=result.created_users)
 
     @strawberry.mutation(description="随机抽选: a reproducible panel for an eligible case.")
@@ -698,11 +689,9 @@ class EvaluationMutations:
             verdict=models.Verdict(input.verdict),
             comment=input.comment,
         )
-        async with ctx.write() as session:
-            row = await service.submit_evaluation(
-                session, ctx.principal, panel_id=str(input.panel_id), scores=scores
-            )
-        ctx.loaders.clear()
+        row = await ctx.mutate(
+            service.submit_evaluation, panel_id=str(input.panel_id), scores=scores
+        )
         return EvaluationType.of(row, ctx.principal.username)
 
     @strawberry.mutation(description="定分止争: the verdict's follow-up work is done.")
@@ -715,7 +704,6 @@ class EvaluationMutations:
     async def update_evaluation_policy(
         self, info: Ctx, input: UpdateEvaluationPolicyInput
     ) -> EvaluationPolicyType:
-        ctx = info.context
         new = eval_policy.EvaluationPolicy(
             default_size=input.default_size,
             max_size=input.max_size,
@@ -723,6 +711,4 @@ class EvaluationMutations:
             min_non_official=input.min_non_official,
             follow_up_days={models.Verdict(d.verdict): d.days for d in input.follow_up_days},
         )
-        async with ctx.write() as session:
-            saved = await eval_policy.update_policy(session, ctx.principal, new)
-        return EvaluationPolicyType.of(saved)
+        return EvaluationPolicyType.of(await info.context.mutate(eval_policy.update_policy, new))

@@ -10,13 +10,11 @@ import uuid
 from datetime import datetime
 
 import strawberry
-from strawberry.types import Info
 
 from backend.notifications import models, service
-from backend.schema.context import RequestContext
+from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
 
-Ctx = Info[RequestContext, None]
 NotificationStatus = strawberry.enum(models.NotificationStatus, name="NotificationStatus")
 
 
@@ -195,37 +193,30 @@ class NotificationMutations:
         self, info: Ctx, input: MarkNotificationReadInput
     ) -> NotificationNode:
         ctx = info.context
-        async with ctx.write() as session:
-            row = await service.mark_read(session, ctx.principal, id=input.id)
-        return _nodes([row], ctx)[0]
+        return _nodes([await ctx.mutate(service.mark_read, id=input.id)], ctx)[0]
 
     @strawberry.mutation(description="Queue a dead (or failed) notification again (city admin).")
     async def retry_notification(
         self, info: Ctx, input: RetryNotificationInput
     ) -> NotificationNode:
         ctx = info.context
-        async with ctx.write() as session:
-            row = await service.retry(session, ctx.principal, id=input.id)
-        return _nodes([row], ctx)[0]
+        return _nodes([await ctx.mutate(service.retry, id=input.id)], ctx)[0]
 
     @strawberry.mutation(description="Set the city's webhook URL and HMAC secret (city admin).")
     async def set_notification_webhook(
         self, info: Ctx, input: SetNotificationWebhookInput
     ) -> NotificationSettingsNode:
         ctx = info.context
-        async with ctx.write() as session:
-            row = await service.set_webhook(
-                session, ctx.principal, url=input.url, secret=input.secret, settings=ctx.db.settings
-            )
+        row = await ctx.mutate(
+            service.set_webhook, url=input.url, secret=input.secret, settings=ctx.db.settings
+        )
         return NotificationSettingsNode.of(row)
 
     @strawberry.mutation(description="Set or remove the e-mail address notifications go to.")
     async def set_notification_email(
         self, info: Ctx, input: SetNotificationEmailInput
     ) -> NotificationContactNode:
-        ctx = info.context
-        async with ctx.write() as session:
-            user, email = await service.set_email(
-                session, ctx.principal, email=input.email, username=input.username
-            )
+        user, email = await info.context.mutate(
+            service.set_email, email=input.email, username=input.username
+        )
         return NotificationContactNode(username=user.username, email=email)

@@ -20,19 +20,16 @@ import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from strawberry.types import Info
 
 from backend.authz.principal import Principal
 from backend.authz.tokens import issue_link
 from backend.core.db import Database
 from backend.jobs.models import MonthlyReport
 from backend.jobs.reports import report_urls
-from backend.schema.context import RequestContext
+from backend.schema.context import Ctx
 from backend.schema.enums import OrgUnitLevel
 from backend.stats import report as reports
 from backend.web.routes import rest_route
-
-Ctx = Info[RequestContext, None]
 
 
 @strawberry.type(name="MonthlyReport")

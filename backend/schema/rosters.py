@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import strawberry
 from strawberry.dataloader import DataLoader
-from strawberry.types import Info
 
 from backend.core.errors import NotFound
 from backend.rosters import ical, models, service
 from backend.schema.cases import CaseNode, Leader, node
-from backend.schema.context import RequestContext
+from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
 from backend.schema.tenants import OrgUnitType
-
-Ctx = Info[RequestContext, None]
 
 ShiftKind = strawberry.enum(models.ShiftKind, name="ShiftKind")
 ShiftStatus = strawberry.enum(models.ShiftStatus, name="ShiftStatus")
@@ -443,16 +440,11 @@ class AssignPairingInput:
     username: str
 
 
-async def _write(info: Ctx, action: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
-    return await info.context.mutate(action, **kwargs)
-
-
 @strawberry.type
 class RosterMutations:
     @strawberry.mutation(description="Create or replace the rule of one kind of duty at a unit.")
     async def set_roster_rule(self, info: Ctx, input: SetRosterRuleInput) -> RosterRule:
-        view = await _write(
-            info,
+        view = await info.context.mutate(
             service.set_roster_rule,
             unit_path=input.unit_path,
             kind=models.ShiftKind(input.kind),
@@ -467,8 +459,8 @@ class RosterMutations:
 
     @strawberry.mutation(description="Generate a month of shifts from the rules (idempotent).")
     async def plan_reception_days(self, info: Ctx, input: PlanReceptionDaysInput) -> ReceptionPlan:
-        r = await _write(
-            info, service.plan_reception_days, unit_path=input.unit_path, month=input.month
+        r = await info.context.mutate(
+            service.plan_reception_days, unit_path=input.unit_path, month=input.month
         )
         return ReceptionPlan(
             unit_path=r.unit_path,
@@ -486,8 +478,7 @@ class RosterMutations:
         self, info: Ctx, input: SchedulePublicReceptionInput
     ) -> DutyShift:
         return shift(
-            await _write(
-                info,
+            await info.context.mutate(
                 service.schedule_public_reception,
                 unit_path=input.unit_path,
                 day=input.day,
@@ -502,12 +493,11 @@ class RosterMutations:
 
     @strawberry.mutation(description="Fix a planned shift: regeneration no longer moves it.")
     async def confirm_shift(self, info: Ctx, input: ConfirmShiftInput) -> DutyShift:
-        return shift(await _write(info, service.confirm_shift, shift_id=str(input.shift_id)))
+        return shift(await info.context.mutate(service.confirm_shift, shift_id=str(input.shift_id)))
 
     @strawberry.mutation(description="Ask to hand a shift over (toUsername) or exchange it.")
     async def swap_shift(self, info: Ctx, input: SwapShiftInput) -> ShiftSwap:
-        swap = await _write(
-            info,
+        swap = await info.context.mutate(
             service.swap_shift,
             shift_id=str(input.shift_id),
             to_username=input.to_username,
@@ -518,8 +508,7 @@ class RosterMutations:
 
     @strawberry.mutation(description="A leader over the unit approves (or rejects) a swap.")
     async def approve_swap(self, info: Ctx, input: ApproveSwapInput) -> ShiftSwap:
-        swap = await _write(
-            info,
+        swap = await info.context.mutate(
             service.approve_swap,
             swap_id=str(input.swap_id),
             approve=input.approve,
@@ -529,8 +518,7 @@ class RosterMutations:
 
     @strawberry.mutation(description="Record a leader's leave; rotation skips it.")
     async def record_leave(self, info: Ctx, input: RecordLeaveInput) -> LeaderLeave:
-        leave = await _write(
-            info,
+        leave = await info.context.mutate(
             service.record_leave,
             username=input.username,
             first_day=input.from_,
@@ -548,8 +536,7 @@ class RosterMutations:
     @strawberry.mutation(description="The duty leader checks in (time and optional location).")
     async def check_in_shift(self, info: Ctx, input: CheckInShiftInput) -> DutyShift:
         return shift(
-            await _write(
-                info,
+            await info.context.mutate(
                 service.check_in_shift,
                 shift_id=str(input.shift_id),
                 location=input.location,
@@ -559,8 +546,7 @@ class RosterMutations:
     @strawberry.mutation(description="The duty leader checks out.")
     async def check_out_shift(self, info: Ctx, input: CheckOutShiftInput) -> DutyShift:
         return shift(
-            await _write(
-                info,
+            await info.context.mutate(
                 service.check_out_shift,
                 shift_id=str(input.shift_id),
                 location=input.location,
@@ -569,8 +555,7 @@ class RosterMutations:
 
     @strawberry.mutation(description="一对一联系: the village's contact cadre.")
     async def assign_pairing(self, info: Ctx, input: AssignPairingInput) -> VillagePairing:
-        pairing = await _write(
-            info,
+        pairing = await info.context.mutate(
             service.assign_pairing,
             village_path=input.village_path,
             username=input.username,

@@ -13,12 +13,9 @@ from typing import Any
 
 import strawberry
 from strawberry.extensions import FieldExtension
-from strawberry.types import Info
 
-from backend.schema.context import RequestContext
+from backend.schema.context import Ctx
 from backend.tenants import api_keys, audit_log
-
-Ctx = Info[RequestContext, None]
 
 # Input keys that name what an admin action acts on, in order of preference.
 _TARGET_KEYS = ("org_unit_path", "unit_path", "username", "slug", "id", "case_id", "tenant")

@@ -16,13 +16,12 @@ import strawberry
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from strawberry.types import Info
 
 from backend.cases.models import CaseStatus, CaseType
 from backend.cases.queries import CaseFilter
 from backend.core.db import Database
 from backend.core.errors import BadUserInput, NotFound
-from backend.schema.context import RequestContext
+from backend.schema.context import Ctx
 from backend.schema.tenants import OrgUnitType
 from backend.stats import definitions, exports, indicators, ranking
 from backend.stats import province as provincial
@@ -30,7 +29,6 @@ from backend.stats.indicators import Granularity as Gran
 from backend.stats.indicators import Indicators
 from backend.web.routes import rest_route
 
-Ctx = Info[RequestContext, None]
 StatsGranularity = strawberry.enum(Gran, name="StatsGranularity")
 SatisfactionFormulaType = strawberry.enum(
     definitions.SatisfactionFormula,
@@ -460,8 +458,12 @@ class StatsMutations:
     )
     async def supervise_city(self, info: Ctx, input: SuperviseCityInput) -> SupervisionOrderResult:
         ctx = info.context
-        order = await provincial.supervise_city(
-            ctx.db, ctx.principal, str(input.case_id), note=input.note, due_date=input.due_date
+        order = await ctx.mutate(
+            provincial.supervise_city,
+            str(input.case_id),
+            note=input.note,
+            due_date=input.due_date,
+            scope=provincial.supervision_scope(ctx.principal),
         )
         return SupervisionOrderResult(
             case_id=strawberry.ID(str(order.case_id)),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from strawberry.types import Info
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
 from backend.core.errors import NotFound
-from backend.schema.context import RequestContext
+from backend.schema.context import Ctx, RequestContext
 from backend.schema.enums import OrgUnitLevel, Role
 from backend.tenants import models, service
 from backend.tenants.flows import onboard_tenant
@@ -36,7 +36,7 @@ class OrgUnitType:
         )
 
     @strawberry.field(description="Direct children of this unit.")
-    async def children(self, info: Info[RequestContext, None]) -> list[OrgUnitType]:
+    async def children(self, info: Ctx) -> list[OrgUnitType]:
         ctx = info.context
         async with ctx.read() as session:
             units = await service.list_org_units(session, ctx.principal, parent_path=self.path)
@@ -66,7 +66,7 @@ class TenantType:
         )
 
     @strawberry.field
-    async def root_unit(self, info: Info[RequestContext, None]) -> OrgUnitType | None:
+    async def root_unit(self, info: Ctx) -> OrgUnitType | None:
         if self._root is None:
             ctx = info.context
             async with ctx.read() as session:
@@ -129,27 +129,25 @@ async def _me(ctx: RequestContext, principal: Principal) -> UserType:
 @strawberry.type
 class TenantQueries:
     @strawberry.field(description="The caller: username, tenant and roles with their org units.")
-    async def me(self, info: Info[RequestContext, None]) -> UserType:
+    async def me(self, info: Ctx) -> UserType:
         return await _me(info.context, info.context.principal)
 
     @strawberry.field(description="Tenants the caller may read (own city, province, or all).")
-    async def tenants(self, info: Info[RequestContext, None]) -> list[TenantType]:
+    async def tenants(self, info: Ctx) -> list[TenantType]:
         ctx = info.context
         async with ctx.read() as session:
             rows = await service.visible_tenants(session, ctx.principal)
         return [TenantType.of(t) for t in rows]
 
     @strawberry.field(description="Children of parentPath; without it, the visible root units.")
-    async def org_units(
-        self, info: Info[RequestContext, None], parent_path: str | None = None
-    ) -> list[OrgUnitType]:
+    async def org_units(self, info: Ctx, parent_path: str | None = None) -> list[OrgUnitType]:
         ctx = info.context
         async with ctx.read() as session:
             units = await service.list_org_units(session, ctx.principal, parent_path=parent_path)
         return [OrgUnitType.of(u) for u in units]
 
     @strawberry.field(description="One org unit by path; NOT_FOUND when absent or not visible.")
-    async def org_unit(self, info: Info[RequestContext, None], path: str) -> OrgUnitType:
+    async def org_unit(self, info: Ctx, path: str) -> OrgUnitType:
         ctx = info.context
         async with ctx.read() as session:
             unit = await service.get_org_unit(session, ctx.principal, path=path)
@@ -211,32 +209,32 @@ class RevokeRoleInput(RoleGrantFields):
 
 async def _change_grant(ctx: RequestContext, change: Any, input: RoleGrantFields) -> UserType:
     """assignRole / revokeRole: one transaction, then the user's grants as they now are."""
-    async with ctx.write() as session:
+
+    async def grant_and_read(session: AsyncSession, principal: Principal) -> UserType:
         user = await change(
             session,
-            ctx.principal,
+            principal,
             username=input.username,
             role=input.role,
             org_unit_path=input.org_unit_path,
         )
         grants = await service.grants_of(session, user.id)
-        kind = await service.account_kind(session, user.id)
-    return _user_of(user, grants, kind)
+        return _user_of(user, grants, await service.account_kind(session, user.id))
+
+    return await ctx.mutate(grant_and_read)
 
 
 async def _create_user(
     ctx: RequestContext, input: CreateUserInput | CreateServiceAccountInput, kind: Any
 ) -> UserType:
-    async with ctx.write() as session:
-        user = await service.create_user(
-            session,
-            ctx.principal,
-            tenant=input.tenant,
-            username=input.username,
-            display_name=input.display_name,
-            phone=getattr(input, "phone", None),
-            kind=kind,
-        )
+    user = await ctx.mutate(
+        service.create_user,
+        tenant=input.tenant,
+        username=input.username,
+        display_name=input.display_name,
+        phone=getattr(input, "phone", None),
+        kind=kind,
+    )
     return _user_of(user, [], kind)
 
 
@@ -250,78 +248,57 @@ class CreateProvincialSupervisorInput:
 @strawberry.type
 class TenantMutations:
     @strawberry.mutation(description="Create a city and its root unit /<slug> (platform admin).")
-    async def create_tenant(
-        self, info: Info[RequestContext, None], input: CreateTenantInput
-    ) -> TenantType:
-        ctx = info.context
-        async with ctx.write() as session:
-            tenant, root = await onboard_tenant(
-                session,
-                ctx.principal,
-                slug=input.slug,
-                name=input.name,
-                province=input.province,
-                province_name=input.province_name,
-                case_prefix=input.case_prefix,
-            )
+    async def create_tenant(self, info: Ctx, input: CreateTenantInput) -> TenantType:
+        tenant, root = await info.context.mutate(
+            onboard_tenant,
+            slug=input.slug,
+            name=input.name,
+            province=input.province,
+            province_name=input.province_name,
+            case_prefix=input.case_prefix,
+        )
         return TenantType.of(tenant, root)
 
     @strawberry.mutation
-    async def create_org_unit(
-        self, info: Info[RequestContext, None], input: CreateOrgUnitInput
-    ) -> OrgUnitType:
-        ctx = info.context
-        async with ctx.write() as session:
-            unit = await service.create_org_unit(
-                session,
-                ctx.principal,
-                parent_path=input.parent_path,
-                slug=input.slug,
-                name=input.name,
-                level=input.level,
-            )
+    async def create_org_unit(self, info: Ctx, input: CreateOrgUnitInput) -> OrgUnitType:
+        unit = await info.context.mutate(
+            service.create_org_unit,
+            parent_path=input.parent_path,
+            slug=input.slug,
+            name=input.name,
+            level=input.level,
+        )
         return OrgUnitType.of(unit)
 
     @strawberry.mutation
-    async def create_user(
-        self, info: Info[RequestContext, None], input: CreateUserInput
-    ) -> UserType:
+    async def create_user(self, info: Ctx, input: CreateUserInput) -> UserType:
         return await _create_user(info.context, input, models.AccountKind.TENANT_USER)
 
     @strawberry.mutation(
         description="An integration's account (a 12345 hotline): give it only the roles it "
         "needs with assignRole, then mint its API key. It can never get a token."
     )
-    async def create_service_account(
-        self, info: Info[RequestContext, None], input: CreateServiceAccountInput
-    ) -> UserType:
+    async def create_service_account(self, info: Ctx, input: CreateServiceAccountInput) -> UserType:
         return await _create_user(info.context, input, models.AccountKind.SERVICE_ACCOUNT)
 
     @strawberry.mutation
-    async def assign_role(
-        self, info: Info[RequestContext, None], input: AssignRoleInput
-    ) -> UserType:
+    async def assign_role(self, info: Ctx, input: AssignRoleInput) -> UserType:
         return await _change_grant(info.context, service.assign_role, input)
 
     @strawberry.mutation
-    async def revoke_role(
-        self, info: Info[RequestContext, None], input: RevokeRoleInput
-    ) -> UserType:
+    async def revoke_role(self, info: Ctx, input: RevokeRoleInput) -> UserType:
         return await _change_grant(info.context, service.revoke_role, input)
 
     @strawberry.mutation(description="A read-only supervisor of every city of a province.")
     async def create_provincial_supervisor(
-        self, info: Info[RequestContext, None], input: CreateProvincialSupervisorInput
+        self, info: Ctx, input: CreateProvincialSupervisorInput
     ) -> UserType:
-        ctx = info.context
-        async with ctx.write() as session:
-            account = await service.create_provincial_supervisor(
-                session,
-                ctx.principal,
-                username=input.username,
-                display_name=input.display_name,
-                province=input.province,
-            )
+        account = await info.context.mutate(
+            service.create_provincial_supervisor,
+            username=input.username,
+            display_name=input.display_name,
+            province=input.province,
+        )
         return UserType(
             id=strawberry.ID(str(account.id)),
             username=account.username,

@@ -23,8 +23,8 @@ from backend.cases.events import append_event
 from backend.cases.models import Case
 from backend.cases.rules import Step, compute_due
 from backend.core import validation as v
-from backend.core.clock import now
-from backend.core.db import Database, TenantScope
+from backend.core.clock import local_today, now
+from backend.core.db import TenantScope, use_scope
 from backend.core.errors import BadUserInput, Forbidden, NotFound
 from backend.core.ids import parse_id
 from backend.notifications.service import enqueue
@@ -102,8 +102,14 @@ class SupervisionOrder:
     notified: int
 
 
+def supervision_scope(principal: Principal) -> TenantScope:
+    """The transaction of a supervision order: the supervisor's province, writable (its
+    reading sessions are read-only); :func:`supervise_city` narrows it to one city."""
+    return TenantScope.of(principal.province_tenant_ids)
+
+
 async def supervise_city(
-    db: Database,
+    session: AsyncSession,
     principal: Principal,
     case_id: str,
     *,
@@ -111,71 +117,72 @@ async def supervise_city(
     due_date: date | None = None,
 ) -> SupervisionOrder:
     """省级督办: record the order on the case and tell the city's root petition officers
-    (those who may know the case: need_to_know.py)."""
+    (those who may know the case: need_to_know.py).
+
+    The session spans the supervisor's province (writable: :func:`supervision_scope`);
+    once the case's city is known, it is narrowed to that one city for every write.
+    """
     require(principal, "case", "supervise_city")
     note = v.text(note, "note", max_len=5000)
-    if due_date is not None and due_date < now().date():
-        raise BadUserInput("dueDate is in the past", field="dueDate")
     cid = parse_id(case_id)
     tid = None
     if cid is not None:
-        async with db.transaction(principal.scope()) as session:  # read-only: find the city
-            tid = await session.scalar(select(Case.tenant_id).where(Case.id == cid))
+        tid = await session.scalar(select(Case.tenant_id).where(Case.id == cid))
     if tid is None or tid not in principal.province_tenant_ids:
         raise NotFound(f"case {case_id} not found")
-    # the one write: scope = that city only, not read-only
-    async with db.transaction(TenantScope.of([tid])) as session:
-        case = await session.scalar(select(Case).where(Case.tenant_id == tid, Case.id == cid))
-        if case is None:
-            raise NotFound(f"case {case_id} not found")
-        slug = await session.scalar(select(Tenant.slug).where(Tenant.id == tid))
-        # the order's clock: a SUPERVISION step on the case (warning board, digest, closed by
-        # the city's reply or the case's closure); no due date given → the default term
-        clocks = await deadlines.clocks_for(session, case)
-        if due_date is None:
-            days = clocks.policy.limits.get(Step.SUPERVISION, DEFAULT_SUPERVISION_DAYS)
-            due_date = compute_due(
-                Step.SUPERVISION, now(), clocks.calendar, clocks.policy, days=days
-            ).due_date
-        step = deadlines.open_supervision(
-            session, case, due_date, clocks, note=note, issued_by=principal.account_id
-        )
-        step.rule = {**step.rule, "issuer": principal.username, "level": "province"}
-        await deadlines.refresh_due(session, case, clocks)
-        data = {"dueDate": due_date.isoformat(), "by": principal.username}
-        event = await append_event(
-            session, case, principal, SUPERVISION_KIND, reason=note, data=data
-        )
-        officers = list(
-            await session.scalars(
-                select(RoleAssignment.user_id)
-                .join(
-                    OrgUnit,
-                    (OrgUnit.tenant_id == RoleAssignment.tenant_id)
-                    & (OrgUnit.id == RoleAssignment.org_unit_id),
-                )
-                .where(
-                    RoleAssignment.tenant_id == tid,
-                    RoleAssignment.role == Role.PETITION_OFFICER.value,
-                    OrgUnit.parent_id.is_(None),
-                )
-                .distinct()
+    await use_scope(session, TenantScope.of([tid]))  # the one write: that city only
+    case = await session.scalar(select(Case).where(Case.tenant_id == tid, Case.id == cid))
+    if case is None:
+        raise NotFound(f"case {case_id} not found")
+    tz = await session.scalar(select(Tenant.timezone).where(Tenant.id == tid))
+    if due_date is not None and due_date < local_today(tz):
+        raise BadUserInput("dueDate is in the past", field="dueDate")
+    slug = await session.scalar(select(Tenant.slug).where(Tenant.id == tid))
+    # the order's clock: a SUPERVISION step on the case (warning board, digest, closed by
+    # the city's reply or the case's closure); no due date given → the default term
+    clocks = await deadlines.clocks_for(session, case)
+    if due_date is None:
+        days = clocks.policy.limits.get(Step.SUPERVISION, DEFAULT_SUPERVISION_DAYS)
+        due_date = compute_due(
+            Step.SUPERVISION, now(), clocks.calendar, clocks.policy, days=days
+        ).due_date
+    step = deadlines.open_supervision(
+        session, case, due_date, clocks, note=note, issued_by=principal.account_id
+    )
+    step.rule = {**step.rule, "issuer": principal.username, "level": "province"}
+    await deadlines.refresh_due(session, case, clocks)
+    data = {"dueDate": due_date.isoformat(), "by": principal.username}
+    event = await append_event(session, case, principal, SUPERVISION_KIND, reason=note, data=data)
+    officers = list(
+        await session.scalars(
+            select(RoleAssignment.user_id)
+            .join(
+                OrgUnit,
+                (OrgUnit.tenant_id == RoleAssignment.tenant_id)
+                & (OrgUnit.id == RoleAssignment.org_unit_id),
             )
-        )
-        # Art. 30: not to a root officer who is the accused or holds a role inside the unit
-        officers = await need_to_know.may_know(session, tid, case, officers)
-        notified = 0
-        for officer in officers:
-            rows = await enqueue(
-                session,
-                tenant_id=tid,
-                recipient_id=officer,
-                kind="province_supervision",
-                subject=f"省级督办 {case.number}",
-                body=note,
-                dedupe_key=f"province_supervision:{officer}:{case.id}:{event.seq}",
-                case_id=case.id,
-                data={"caseNumber": case.number, **data},
+            .where(
+                RoleAssignment.tenant_id == tid,
+                RoleAssignment.role == Role.PETITION_OFFICER.value,
+                OrgUnit.parent_id.is_(None),
             )
-            notified += 1 if rows else 0
-        return SupervisionOrder(case.id, slug or "", event.seq, notified)
+            .distinct()
+        )
+    )
+    # Art. 30: not to a root officer who is the accused or holds a role inside the unit
+    officers = await need_to_know.may_know(session, tid, case, officers)
+    notified = 0
+    for officer in officers:
+        rows = await enqueue(
+            session,
+            tenant_id=tid,
+            recipient_id=officer,
+            kind="province_supervision",
+            subject=f"省级督办 {case.number}",
+            body=note,
+            dedupe_key=f"province_supervision:{officer}:{case.id}:{event.seq}",
+            case_id=case.id,
+            data={"caseNumber": case.number, **data},
+        )
+        notified += 1 if rows else 0
+    return SupervisionOrder(case.id, slug or "", event.seq, notified)
