@@ -50,7 +50,7 @@ from backend.core.clock import now
 from backend.core.crypto import keyring
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
-from backend.rosters.service import link_first_receiver
+from backend.rosters.first_receiver import link_first_receiver
 from backend.tenants.models import OrgUnit, Role, Tenant, User
 from backend.tenants.service import grants_of, unit_by_path
 

@@ -24,8 +24,9 @@ from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import Database
 from backend.core.errors import BadUserInput, NotFound
-from backend.rosters import service
+from backend.rosters.access import tenant_zone, users_by_ids
 from backend.rosters.models import DutyShift
+from backend.rosters.shifts import reception_announcements
 from backend.tenants.models import User
 from backend.tenants.service import unit_by_path
 from backend.web.routes import rest_route
@@ -67,13 +68,13 @@ async def reception_calendar(
     require(principal, "shift", "read")  # refused before anything is looked up
     if await unit_by_path(session, v.path(unit_path, "unitPath")) is None:
         raise NotFound(f"org unit {unit_path} not found")  # foreign units do not exist here
-    tz = await service._tz(session, principal.tenant_id)
+    tz = await tenant_zone(session, principal.tenant_id)
     start = from_ or now().astimezone(tz).date()
     end = to or start + timedelta(days=DEFAULT_DAYS)
-    shifts = await service.reception_announcements(
+    shifts = await reception_announcements(
         session, principal, from_=start, to=end, unit_path=unit_path
     )
-    leaders = await service.users_by_ids(session, list({s.leader_id for s in shifts}))
+    leaders = await users_by_ids(session, list({s.leader_id for s in shifts}))
     return render_calendar(shifts, leaders, name=f"接访日程 {unit_path}", tz=tz)
 
 

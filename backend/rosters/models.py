@@ -65,6 +65,8 @@ OPEN_STATUSES = (
     ShiftStatus.SWAPPED,
     ShiftStatus.CHECKED_IN,
 )
+# not yet begun: a shift in one of these may still be swapped or checked in to
+SWAPPABLE = (ShiftStatus.PLANNED, ShiftStatus.CONFIRMED, ShiftStatus.SWAPPED)
 
 
 class SwapStatus(StrEnum):

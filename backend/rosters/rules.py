@@ -1,149 +1,140 @@
-"""Which days each kind of duty falls on, and who takes the next turn — pure functions.
-
-The calendar is the one the deadlines use (:class:`WorkingDayCalendar`, with the
-State Council notices loaded), so a 三五 day that is not a working day moves to
-the next working day exactly as a due date would.
-"""
+"""Roster rules: which duty a unit keeps, who takes turns, at what hours (领导接访 rules)."""
 
 from __future__ import annotations
 
-import calendar as _stdlib_calendar
-import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from collections import defaultdict
+from dataclasses import dataclass
 
-from backend.cases.calendar import WorkingDayCalendar
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.authz.enforcer import allowed_grants, require
+from backend.authz.principal import Principal
+from backend.authz.scope import subtree_filter
+from backend.core import validation as v
+from backend.core.clock import now
 from backend.core.errors import BadUserInput
-from backend.rosters.models import ShiftKind
-from backend.tenants.models import OrgUnitLevel as L
-
-# 三五 grassroots days: which day of the month each level goes down.
-GRASSROOTS_DAY_OF_LEVEL: dict[str, int] = {L.CITY: 25, L.COUNTY: 15, L.TOWNSHIP: 5}
-DOWN_VISIT_DAY = 15
-
-# Where each kind of duty can be organised.
-LEVELS_OF_KIND: dict[ShiftKind, frozenset[str]] = {
-    ShiftKind.GRASSROOTS_DAY: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
-    ShiftKind.RECEPTION_HALL: frozenset({L.CITY, L.COUNTY}),
-    ShiftKind.WINDOW_DUTY: frozenset({L.TOWNSHIP}),
-    ShiftKind.VILLAGE_OFFICE: frozenset({L.VILLAGE}),
-    ShiftKind.MAIN_LEADER: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
-    ShiftKind.DOWN_VISIT: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
-    ShiftKind.PUBLIC_RECEPTION: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
-}
-
-# Fixed-date duties are planned before the daily rotations, so a rotation skips the
-# leaders who are already out on a 三五 day.
-PLAN_ORDER: dict[str, int] = {
-    ShiftKind.GRASSROOTS_DAY: 0,
-    ShiftKind.MAIN_LEADER: 1,
-    ShiftKind.DOWN_VISIT: 2,
-    ShiftKind.VILLAGE_OFFICE: 3,
-    ShiftKind.WINDOW_DUTY: 4,
-    ShiftKind.RECEPTION_HALL: 5,
-}
-
-# Every listed leader goes (one shift each) — the rest rotate one leader per day.
-ALL_LEADERS_KINDS = frozenset({ShiftKind.GRASSROOTS_DAY})
-FIXED_LEADER_KINDS = frozenset({ShiftKind.MAIN_LEADER})
-
-TITLES: dict[str, str] = {
-    ShiftKind.GRASSROOTS_DAY: "三五工作日下基层",
-    ShiftKind.RECEPTION_HALL: "领导接访日",
-    ShiftKind.WINDOW_DUTY: "窗口值班",
-    ShiftKind.VILLAGE_OFFICE: "村周五坐班",
-    ShiftKind.MAIN_LEADER: "主要领导接访日",
-    ShiftKind.DOWN_VISIT: "15日下访",
-    ShiftKind.PUBLIC_RECEPTION: "季度公开接访",
-}
-
-MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-HHMM_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-ANNOUNCE_DAYS = 3
+from backend.rosters import days
+from backend.rosters.access import leader_over, unit_in_scope
+from backend.rosters.models import (
+    RosterRule,
+    RosterRuleLeader,
+    ShiftKind,
+)
+from backend.tenants.models import Role, RoleAssignment, User
 
 
-def parse_month(value: str, field: str = "month") -> tuple[int, int]:
-    m = MONTH_RE.match(value or "")
-    if not m or not 1 <= int(m.group(2)) <= 12 or not 1990 <= int(m.group(1)) <= 2100:
-        raise BadUserInput(f"{field} must look like 2026-10", field=field)
-    return int(m.group(1)), int(m.group(2))
+@dataclass
+class RuleView:
+    rule: RosterRule
+    leaders: list[User]
 
 
-def parse_hhmm(value: str, field: str) -> time:
-    m = HHMM_RE.match(value or "")
-    if not m:
-        raise BadUserInput(f"{field} must be HH:MM (24-hour)", field=field)
-    return time(int(m.group(1)), int(m.group(2)))
-
-
-def check_times(start: str, end: str) -> None:
-    if parse_hhmm(end, "endTime") <= parse_hhmm(start, "startTime"):
-        raise BadUserInput("endTime must be after startTime", field="endTime")
-
-
-def month_bounds(year: int, month: int) -> tuple[date, date]:
-    return date(year, month, 1), date(year, month, _stdlib_calendar.monthrange(year, month)[1])
-
-
-def period_of(year: int, month: int) -> str:
-    return f"{year:04d}-{month:02d}"
-
-
-def duty_days(
+async def set_roster_rule(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    unit_path: str,
     kind: ShiftKind,
-    level: str,
-    year: int,
-    month: int,
-    cal: WorkingDayCalendar,
+    leaders: list[str] | None = None,
     day_of_month: int | None = None,
-) -> list[date]:
-    """The days of ``year-month`` on which ``kind`` of duty at a ``level`` unit falls."""
-    first, last = month_bounds(year, month)
+    start_time: str = "09:00",
+    end_time: str = "17:00",
+    location: str | None = None,
+    active: bool = True,
+) -> RuleView:
+    """Create or replace the rule of ``kind`` at a unit (one rule per unit and kind)."""
+    unit = await unit_in_scope(session, principal, unit_path, "unitPath", "roster", "manage")
+    kind = ShiftKind(kind)
+    if kind is ShiftKind.PUBLIC_RECEPTION:
+        raise BadUserInput(
+            "public receptions are scheduled one by one (schedulePublicReception)", field="kind"
+        )
+    if unit.level not in days.LEVELS_OF_KIND[kind]:
+        raise BadUserInput(
+            f"a {kind.value} roster cannot be kept at a {unit.level} unit", field="kind"
+        )
+    days.check_times(start_time, end_time)
+    if day_of_month is not None and (
+        kind is not ShiftKind.MAIN_LEADER or not 1 <= day_of_month <= 31
+    ):
+        raise BadUserInput("dayOfMonth is 1-31 and only for MAIN_LEADER", field="dayOfMonth")
+    if location is not None:
+        location = v.text(location, "location", max_len=200, required=False) or None
+    names = [n.strip() for n in (leaders or [])]
+    if len(set(names)) != len(names):
+        raise BadUserInput("a leader is listed twice", field="leaders")
+    if kind is ShiftKind.MAIN_LEADER and len(names) != 1:
+        raise BadUserInput("a MAIN_LEADER rule names exactly one leader", field="leaders")
+    users = [await leader_over(session, n, unit.path, "leaders") for n in names]
+    rule = await session.scalar(
+        select(RosterRule).where(RosterRule.unit_id == unit.id, RosterRule.kind == kind)
+    )
+    if rule is None:
+        rule = RosterRule(tenant_id=unit.tenant_id, unit_id=unit.id, unit_path=unit.path, kind=kind)
+        session.add(rule)
+    rule.day_of_month = day_of_month
+    rule.start_time, rule.end_time = start_time, end_time
+    rule.location, rule.active, rule.updated_at = location, active, now()
+    await session.flush()
+    await session.execute(delete(RosterRuleLeader).where(RosterRuleLeader.rule_id == rule.id))
+    for i, user in enumerate(users):
+        session.add(
+            RosterRuleLeader(tenant_id=unit.tenant_id, rule_id=rule.id, user_id=user.id, position=i)
+        )
+    await session.flush()
+    return RuleView(rule, users)
 
-    def nth(n: int) -> date:
-        return cal.next_working_day_on_or_after(date(year, month, min(n, last.day)))
 
-    if kind is ShiftKind.GRASSROOTS_DAY:
-        return [nth(GRASSROOTS_DAY_OF_LEVEL[level])]
-    if kind is ShiftKind.DOWN_VISIT:
-        return [nth(DOWN_VISIT_DAY)]
-    if kind is ShiftKind.MAIN_LEADER:
-        return [nth(day_of_month or 1)]
-    days = [first + timedelta(days=i) for i in range(last.day)]
-    if kind is ShiftKind.VILLAGE_OFFICE:
-        return [d for d in days if d.weekday() == 4 and cal.is_working_day(d)]
-    if kind in (ShiftKind.RECEPTION_HALL, ShiftKind.WINDOW_DUTY):
-        return [d for d in days if cal.is_working_day(d)]
-    return []
+async def roster_rules(
+    session: AsyncSession, principal: Principal, *, unit_path: str | None = None
+) -> list[RuleView]:
+    require(principal, "roster", "read")
+    paths = [g.unit_path for g in allowed_grants(principal, "roster", "read")]
+    stmt = select(RosterRule).where(subtree_filter(RosterRule.unit_path, paths))
+    if unit_path:
+        stmt = stmt.where(subtree_filter(RosterRule.unit_path, [v.path(unit_path, "unitPath")]))
+    found = list(await session.scalars(stmt.order_by(RosterRule.unit_path, RosterRule.kind)))
+    explicit = await explicit_leaders(session, [r.id for r in found])
+    return [RuleView(r, explicit.get(r.id, [])) for r in found]
 
 
-def local_window(day: date, start: str, end: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """The shift's start and end on ``day`` in the tenant's time zone, as UTC."""
-    s = datetime.combine(day, parse_hhmm(start, "startTime"), tz).astimezone(UTC)
-    e = datetime.combine(day, parse_hhmm(end, "endTime"), tz).astimezone(UTC)
-    return s, e
+async def explicit_leaders(
+    session: AsyncSession, rule_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[User]]:
+    if not rule_ids:
+        return {}
+    rows = await session.execute(
+        select(RosterRuleLeader.rule_id, User)
+        .join(
+            User,
+            (User.tenant_id == RosterRuleLeader.tenant_id) & (User.id == RosterRuleLeader.user_id),
+        )
+        .where(RosterRuleLeader.rule_id.in_(rule_ids))
+        .order_by(RosterRuleLeader.rule_id, RosterRuleLeader.position)
+    )
+    out: dict[uuid.UUID, list[User]] = defaultdict(list)
+    for rule_id, user in rows:
+        out[rule_id].append(user)
+    return out
 
 
-def pick_fair(
-    eligible: Sequence[uuid.UUID],
-    counts: Mapping[uuid.UUID, int],
-    last: uuid.UUID | None,
-    available: Callable[[uuid.UUID], bool],
-) -> uuid.UUID | None:
-    """Fair round-robin: the available leader with the fewest turns this year; ties go to
-    the next in rotation after ``last``. Without leave this is plain round-robin; a leader
-    back from leave catches up, so yearly counts stay within one of each other."""
-    if not eligible:
-        return None
-    start = eligible.index(last) + 1 if last in eligible else 0
-    rotation = [*eligible[start:], *eligible[:start]]
-    candidates = [leader for leader in rotation if available(leader)]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda leader: counts.get(leader, 0))
-
-
-def overlaps(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
+async def unit_leaders(
+    session: AsyncSession, unit_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[User]]:
+    """Default rotation: the leaders held exactly at the unit, by username."""
+    if not unit_ids:
+        return {}
+    rows = await session.execute(
+        select(RoleAssignment.org_unit_id, User)
+        .join(
+            User, (User.tenant_id == RoleAssignment.tenant_id) & (User.id == RoleAssignment.user_id)
+        )
+        .where(RoleAssignment.org_unit_id.in_(unit_ids), RoleAssignment.role == Role.LEADER)
+        .order_by(User.username)
+    )
+    out: dict[uuid.UUID, list[User]] = defaultdict(list)
+    for unit_id, user in rows:
+        out[unit_id].append(user)
+    return out

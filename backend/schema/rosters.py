@@ -11,7 +11,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from backend.core.errors import NotFound
-from backend.rosters import ical, models, service
+from backend.rosters import ical, models, pairings, planning, receptions, rules, shifts, swaps
 from backend.schema.cases import CaseNode, Leader, node
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
@@ -32,7 +32,7 @@ async def _leader(info: Ctx, user_id: uuid.UUID | None) -> Leader | None:
 def _received_loader(ctx: RequestContext) -> DataLoader[uuid.UUID, list[Any]]:
     async def batch(keys: Sequence[uuid.UUID]) -> list[list[Any]]:
         async with ctx.read() as session:
-            found = await service.cases_received(session, ctx.principal, list(set(keys)))
+            found = await shifts.cases_received(session, ctx.principal, list(set(keys)))
         return [found.get(k, []) for k in keys]
 
     return DataLoader(load_fn=batch)
@@ -132,7 +132,7 @@ class RosterRule:
     active: bool
 
     @classmethod
-    def of(cls, view: service.RuleView) -> RosterRule:
+    def of(cls, view: rules.RuleView) -> RosterRule:
         r = view.rule
         return cls(
             id=strawberry.ID(str(r.id)),
@@ -216,7 +216,7 @@ async def _shift_by_id(info: Ctx, shift_id: uuid.UUID | None) -> DutyShift | Non
     ctx = info.context
     async with ctx.read() as session:
         try:
-            return shift(await service.find_shift(session, ctx.principal, str(shift_id)))
+            return shift(await shifts.find_shift(session, ctx.principal, str(shift_id)))
         except NotFound:  # not visible to the caller
             return None
 
@@ -268,7 +268,7 @@ class RosterQueries:
     ) -> list[DutyShift]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.duty_shifts(
+            rows = await shifts.duty_shifts(
                 session, ctx.principal, from_=from_, to=to, unit_path=unit_path
             )
         return [shift(s) for s in rows]
@@ -277,13 +277,13 @@ class RosterQueries:
     async def duty_shift(self, info: Ctx, id: strawberry.ID) -> DutyShift:
         ctx = info.context
         async with ctx.read() as session:
-            return shift(await service.find_shift(session, ctx.principal, str(id), field="id"))
+            return shift(await shifts.find_shift(session, ctx.principal, str(id), field="id"))
 
     @strawberry.field(description="Roster rules at unitPath and below, in the caller's scope.")
     async def roster_rules(self, info: Ctx, unit_path: str | None = None) -> list[RosterRule]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.roster_rules(session, ctx.principal, unit_path=unit_path)
+            rows = await rules.roster_rules(session, ctx.principal, unit_path=unit_path)
         return [RosterRule.of(r) for r in rows]
 
     @strawberry.field(description="Swap requests in the caller's scope or its own.")
@@ -292,7 +292,7 @@ class RosterQueries:
     ) -> list[ShiftSwap]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.shift_swaps(
+            rows = await swaps.shift_swaps(
                 session, ctx.principal, status=status, unit_path=unit_path
             )
         return [ShiftSwap(_m=s) for s in rows]
@@ -307,7 +307,7 @@ class RosterQueries:
     ) -> list[DutyShift]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.reception_announcements(
+            rows = await shifts.reception_announcements(
                 session, ctx.principal, from_=from_, to=to, unit_path=unit_path
             )
         return [shift(s) for s in rows]
@@ -332,14 +332,14 @@ class RosterQueries:
     async def pairings(self, info: Ctx, unit_path: str | None = None) -> list[VillagePairing]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.pairings(session, ctx.principal, unit_path=unit_path)
+            rows = await pairings.pairings(session, ctx.principal, unit_path=unit_path)
         return [VillagePairing(_m=p) for p in rows]
 
     @strawberry.field(description="Villages without a contact cadre.")
     async def unpaired_villages(self, info: Ctx, unit_path: str | None = None) -> list[OrgUnitType]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.unpaired_villages(session, ctx.principal, unit_path=unit_path)
+            rows = await pairings.unpaired_villages(session, ctx.principal, unit_path=unit_path)
         return [OrgUnitType.of(u) for u in rows]
 
     @strawberry.field(description="Pairing coverage per county.")
@@ -348,7 +348,7 @@ class RosterQueries:
     ) -> list[PairingCoverage]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.pairing_coverage(session, ctx.principal, unit_path=unit_path)
+            rows = await pairings.pairing_coverage(session, ctx.principal, unit_path=unit_path)
         return [
             PairingCoverage(
                 county_path=c.county_path, villages=c.villages, paired=c.paired, rate=c.rate
@@ -445,7 +445,7 @@ class RosterMutations:
     @strawberry.mutation(description="Create or replace the rule of one kind of duty at a unit.")
     async def set_roster_rule(self, info: Ctx, input: SetRosterRuleInput) -> RosterRule:
         view = await info.context.mutate(
-            service.set_roster_rule,
+            rules.set_roster_rule,
             unit_path=input.unit_path,
             kind=models.ShiftKind(input.kind),
             leaders=input.leaders,
@@ -460,7 +460,7 @@ class RosterMutations:
     @strawberry.mutation(description="Generate a month of shifts from the rules (idempotent).")
     async def plan_reception_days(self, info: Ctx, input: PlanReceptionDaysInput) -> ReceptionPlan:
         r = await info.context.mutate(
-            service.plan_reception_days, unit_path=input.unit_path, month=input.month
+            planning.plan_reception_days, unit_path=input.unit_path, month=input.month
         )
         return ReceptionPlan(
             unit_path=r.unit_path,
@@ -479,7 +479,7 @@ class RosterMutations:
     ) -> DutyShift:
         return shift(
             await info.context.mutate(
-                service.schedule_public_reception,
+                receptions.schedule_public_reception,
                 unit_path=input.unit_path,
                 day=input.day,
                 leader=input.leader,
@@ -493,12 +493,12 @@ class RosterMutations:
 
     @strawberry.mutation(description="Fix a planned shift: regeneration no longer moves it.")
     async def confirm_shift(self, info: Ctx, input: ConfirmShiftInput) -> DutyShift:
-        return shift(await info.context.mutate(service.confirm_shift, shift_id=str(input.shift_id)))
+        return shift(await info.context.mutate(shifts.confirm_shift, shift_id=str(input.shift_id)))
 
     @strawberry.mutation(description="Ask to hand a shift over (toUsername) or exchange it.")
     async def swap_shift(self, info: Ctx, input: SwapShiftInput) -> ShiftSwap:
         swap = await info.context.mutate(
-            service.swap_shift,
+            swaps.swap_shift,
             shift_id=str(input.shift_id),
             to_username=input.to_username,
             with_shift_id=str(input.with_shift_id) if input.with_shift_id else None,
@@ -509,7 +509,7 @@ class RosterMutations:
     @strawberry.mutation(description="A leader over the unit approves (or rejects) a swap.")
     async def approve_swap(self, info: Ctx, input: ApproveSwapInput) -> ShiftSwap:
         swap = await info.context.mutate(
-            service.approve_swap,
+            swaps.approve_swap,
             swap_id=str(input.swap_id),
             approve=input.approve,
             comment=input.comment,
@@ -519,7 +519,7 @@ class RosterMutations:
     @strawberry.mutation(description="Record a leader's leave; rotation skips it.")
     async def record_leave(self, info: Ctx, input: RecordLeaveInput) -> LeaderLeave:
         leave = await info.context.mutate(
-            service.record_leave,
+            swaps.record_leave,
             username=input.username,
             first_day=input.from_,
             last_day=input.to,
@@ -537,7 +537,7 @@ class RosterMutations:
     async def check_in_shift(self, info: Ctx, input: CheckInShiftInput) -> DutyShift:
         return shift(
             await info.context.mutate(
-                service.check_in_shift,
+                shifts.check_in_shift,
                 shift_id=str(input.shift_id),
                 location=input.location,
             )
@@ -547,7 +547,7 @@ class RosterMutations:
     async def check_out_shift(self, info: Ctx, input: CheckOutShiftInput) -> DutyShift:
         return shift(
             await info.context.mutate(
-                service.check_out_shift,
+                shifts.check_out_shift,
                 shift_id=str(input.shift_id),
                 location=input.location,
             )
@@ -556,7 +556,7 @@ class RosterMutations:
     @strawberry.mutation(description="一对一联系: the village's contact cadre.")
     async def assign_pairing(self, info: Ctx, input: AssignPairingInput) -> VillagePairing:
         pairing = await info.context.mutate(
-            service.assign_pairing,
+            pairings.assign_pairing,
             village_path=input.village_path,
             username=input.username,
         )

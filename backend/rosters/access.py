@@ -1,0 +1,95 @@
+"""Who may touch which roster data: scope helpers shared by the roster services.
+
+Like every service: (session, principal), contract errors naming the field, never
+commits. Scope works like cases: a grant at a unit reaches the shifts, rules and
+pairings of that unit's subtree (one prefix predicate on the copied ``unit_path``);
+a leader always sees his own shifts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.authz.enforcer import allowed_grants, require
+from backend.authz.principal import Principal
+from backend.authz.scope import path_covers, subtree_filter
+from backend.core import validation as v
+from backend.core.errors import BadUserInput
+from backend.rosters.models import (
+    DutyShift,
+)
+from backend.tenants.models import OrgUnit, Role, RoleAssignment, Tenant, User
+from backend.tenants.service import unit_by_path
+
+
+async def tenant_zone(session: AsyncSession, tenant_id: uuid.UUID | None) -> ZoneInfo:
+    tenant = await session.get(Tenant, tenant_id) if tenant_id else None
+    return ZoneInfo(tenant.timezone if tenant else "Asia/Shanghai")
+
+
+def reaches(principal: Principal, obj: str, act: str, path: str) -> bool:
+    return any(path_covers(g.unit_path, path) for g in allowed_grants(principal, obj, act))
+
+
+async def unit_in_scope(
+    session: AsyncSession, principal: Principal, path: str, field: str, obj: str, act: str
+) -> OrgUnit:
+    """A unit of the caller's tenant inside a grant that allows ``act``; else BAD_USER_INPUT
+    (absent and out of scope read the same, as for cases)."""
+    require(principal, obj, act)
+    v.path(path, field)
+    unit = await unit_by_path(session, path)
+    if unit is None or not reaches(principal, obj, act, unit.path):
+        raise BadUserInput(f"unknown org unit {path}", field=field)
+    return unit
+
+
+def shift_predicate(principal: Principal) -> ColumnElement[bool]:
+    """Shifts the principal may read: its grants' subtrees, and its own shifts."""
+    if principal.tenant_id is None:
+        return false()
+    paths = [g.unit_path for g in allowed_grants(principal, "shift", "read")]
+    return or_(
+        subtree_filter(DutyShift.unit_path, paths), DutyShift.leader_id == principal.account_id
+    )
+
+
+async def leader_over(session: AsyncSession, username: str, unit_path: str, field: str) -> User:
+    """A user of this tenant holding LEADER at ``unit_path`` or above it."""
+    user = await session.scalar(select(User).where(User.username == (username or "").strip()))
+    leader_paths = await leader_unit_paths(session, [user.id]) if user else {}
+    if user is None or not any(path_covers(p, unit_path) for p in leader_paths.get(user.id, [])):
+        # one answer whether the user is unknown or no leader there (nothing to enumerate)
+        raise BadUserInput(f"{username} is not a leader over {unit_path}", field=field)
+    return user
+
+
+async def leader_unit_paths(
+    session: AsyncSession, user_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(RoleAssignment.user_id, OrgUnit.path)
+        .join(
+            OrgUnit,
+            (OrgUnit.tenant_id == RoleAssignment.tenant_id)
+            & (OrgUnit.id == RoleAssignment.org_unit_id),
+        )
+        .where(RoleAssignment.user_id.in_(user_ids), RoleAssignment.role == Role.LEADER)
+    )
+    out: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for uid, path in rows:
+        out[uid].append(path)
+    return out
+
+
+async def users_by_ids(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, User]:
+    if not ids:
+        return {}
+    return {u.id: u for u in await session.scalars(select(User).where(User.id.in_(ids)))}

@@ -1,0 +1,58 @@
+"""首问负责: a visit registered during a shift names its duty leader first receiver."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.cases.models import Case, Channel
+from backend.rosters.models import (
+    OPEN_STATUSES,
+    RECEPTION_KINDS,
+    DutyShift,
+    ShiftReception,
+    ShiftStatus,
+)
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+async def duty_shift_at(session: AsyncSession, holder_path: str, at: datetime) -> DutyShift | None:
+    """The reception shift on duty at ``at`` at the holder unit or its nearest ancestor:
+    checked-in shifts first, then the deepest unit."""
+    rows = list(
+        await session.scalars(
+            select(DutyShift).where(
+                DutyShift.unit_path.in_(_ancestors(holder_path)),
+                DutyShift.kind.in_(list(RECEPTION_KINDS)),
+                DutyShift.status.in_(list(OPEN_STATUSES)),
+                DutyShift.starts_at <= at,
+                DutyShift.ends_at > at,
+            )
+        )
+    )
+    if not rows:
+        return None
+    rows.sort(
+        key=lambda s: (s.status != ShiftStatus.CHECKED_IN, -len(s.unit_path), s.starts_at, s.id)
+    )
+    return rows[0]
+
+
+async def link_first_receiver(session: AsyncSession, case: Case) -> None:
+    """A visit registered during a reception shift at the registering unit (or the nearest
+    ancestor holding one) gets that shift's duty leader as first receiver; the shift lists
+    the case. Letters, calls and online cases keep the registrar."""
+    if case.channel != Channel.VISIT:
+        return
+    shift = await duty_shift_at(session, case.holder_path, case.received_at)
+    if shift is None:
+        return
+    case.first_receiver_id = shift.leader_id
+    session.add(ShiftReception(tenant_id=case.tenant_id, shift_id=shift.id, case_id=case.id))
+    await session.flush()
