@@ -380,7 +380,7 @@ def evaluations_verify_draw(
     """Re-run a panel's draw from its stored seed and pool snapshot; exit 1 on a mismatch."""
     from backend.core.db import TenantScope
     from backend.core.errors import AppError
-    from backend.evaluations.service import verify_draw
+    from backend.evaluations.panels import verify_draw
     from backend.tenants.models import Tenant
 
     async def main(db: Database) -> tuple[bool, list[str]]:

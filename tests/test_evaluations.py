@@ -18,8 +18,8 @@ from backend.authz.principal import SYSTEM
 from backend.authz.tokens import issue_token
 from backend.cli import app as cli_app
 from backend.core.db import TenantScope
-from backend.evaluations import service as ev_service
 from backend.evaluations.models import EvaluationPanel, Evaluator
+from backend.evaluations.panels import verify_draw
 from backend.notifications.models import Notification
 from backend.tenants import service
 from backend.tenants.models import User
@@ -348,7 +348,7 @@ async def test_same_seed_on_the_same_pool_draws_the_same_panel_and_verify_draw_a
     p3 = (await draw(gql, town, three, size=4, seed="审计-7")).ok()["drawEvaluationPanel"]
     assert p3["seed"] == "审计-7"
     async with db.session(TenantScope.of([town.tenant_id])) as session:
-        check = await ev_service.verify_draw(session, p1["id"])
+        check = await verify_draw(session, p1["id"])
         assert check.ok and check.current_hash == p1["poolHash"]
     code, out, err = await xinfang("evaluations", "verify-draw", p3["id"])
     assert code == 0 and "OK: the draw is reproducible" in out, (out, err)

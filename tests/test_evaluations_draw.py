@@ -14,9 +14,9 @@ from backend.authz.scope import path_covers
 from backend.cases.models import Case, CaseType
 from backend.evaluations import draw as drawing
 from backend.evaluations.models import Evaluator, EvaluatorCategory, EvaluatorStatus, Verdict
+from backend.evaluations.panels import eligible_members
 from backend.evaluations.policy import EvaluationPolicy
 from backend.evaluations.scoring import Scores, majority, panel_result
-from backend.evaluations.service import eligible_members
 
 CATS = list(EvaluatorCategory)
 MIX = EvaluationPolicy().mix()  # at least one lawyer and one non-official

@@ -560,8 +560,8 @@ async def test_bad_plans_and_late_announcements_are_refused(gql, db):
 
 def test_three_five_days_follow_the_deadline_calendar():
     from backend.cases.calendar import WorkingDayCalendar
-    from backend.rosters.models import ShiftKind
     from backend.rosters.days import duty_days
+    from backend.rosters.models import ShiftKind
 
     cal = WorkingDayCalendar()
     assert duty_days(ShiftKind.GRASSROOTS_DAY, "TOWNSHIP", 2026, 10, cal) == [date(2026, 10, 8)]

@@ -27,7 +27,7 @@ from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.errors import AppError, BadUserInput
 from backend.evaluations.models import Evaluator, EvaluatorCategory, EvaluatorStatus
-from backend.evaluations.service import (
+from backend.evaluations.pool import (
     RelatedPersonInput,
     _email,
     _pool_tenant,

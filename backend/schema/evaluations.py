@@ -15,7 +15,7 @@ from strawberry.dataloader import DataLoader
 
 from backend.cases.pii import mask_phone
 from backend.cases.service import find_case
-from backend.evaluations import csv_import, models, service
+from backend.evaluations import csv_import, models, panels, pool, scoring, statistics, verdicts
 from backend.evaluations import draw as drawing
 from backend.evaluations import policy as eval_policy
 from backend.schema.cases import CaseConnection, CaseNode, connection, node
@@ -60,7 +60,7 @@ class EvaluatorType:
     note: str | None
 
     @classmethod
-    def of(cls, entry: service.PoolEntry, show_contacts: bool) -> EvaluatorType:
+    def of(cls, entry: pool.PoolEntry, show_contacts: bool) -> EvaluatorType:
         e = entry.evaluator
         return cls(
             id=strawberry.ID(str(e.id)),
@@ -77,7 +77,7 @@ class EvaluatorType:
                 for r in e.related_persons or []
             ],
             phone=e.contact_phone if show_contacts else mask_phone(e.contact_phone),
-            email=e.contact_email if show_contacts else service.mask_email(e.contact_email),
+            email=e.contact_email if show_contacts else pool.mask_email(e.contact_email),
             panels_served=entry.panels_served,
             approved_at=e.approved_at,
             note=e.note if show_contacts else None,
@@ -92,7 +92,7 @@ class CategoryCount:
 
 @strawberry.type
 class EvaluatorPool:
-    _entries: strawberry.Private[list[service.PoolEntry]]
+    _entries: strawberry.Private[list[pool.PoolEntry]]
     _show: strawberry.Private[bool]
 
     @strawberry.field(description="Pool members by username, optionally filtered.")
@@ -200,13 +200,13 @@ class EvaluationType:
     async def panel(self, info: Ctx) -> PanelType:
         ctx = info.context
         async with ctx.read() as session:
-            return PanelType(_m=await service.get_panel(session, ctx.principal, self._panel_id))
+            return PanelType(_m=await panels.get_panel(session, ctx.principal, self._panel_id))
 
 
 def _members_loader(ctx: RequestContext) -> DataLoader[Any, Any]:
-    async def batch(keys: Sequence[Any]) -> list[list[service.MemberView]]:
+    async def batch(keys: Sequence[Any]) -> list[list[panels.MemberView]]:
         async with ctx.read() as session:
-            found = await service.members_of(session, list(keys))
+            found = await panels.members_of(session, list(keys))
         return [found.get(k, []) for k in keys]
 
     return DataLoader(load_fn=batch)
@@ -305,14 +305,14 @@ class PanelType:
     async def evaluations(self, info: Ctx) -> list[EvaluationType]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.scores_visible_to(session, ctx.principal, self._m)
+            rows = await panels.scores_visible_to(session, ctx.principal, self._m)
         return [EvaluationType.of(s.evaluation, s.username) for s in rows or []]
 
     @strawberry.field(description="The caller's own scores on this panel, if submitted.")
     async def my_evaluation(self, info: Ctx) -> EvaluationType | None:
         ctx = info.context
         async with ctx.read() as session:
-            row = await service.own_score(session, ctx.principal, self._m)
+            row = await panels.own_score(session, ctx.principal, self._m)
         return EvaluationType.of(row, ctx.principal.username) if row else None
 
     @strawberry.field(description="Means, majority verdict (ties → stricter) and follow-up.")
@@ -334,7 +334,7 @@ class PanelType:
             tie_broken=bool(r.get("tieBroken")),
             follow_up_days=int(r["followUpDays"]),
             follow_up_due_date=date.fromisoformat(r["followUpDueDate"]),
-            duty=service.FOLLOW_UP_DUTIES[verdict],
+            duty=scoring.FOLLOW_UP_DUTIES[verdict],
         )
 
 
@@ -386,14 +386,14 @@ class EvaluationQueries:
     async def evaluator_pool(self, info: Ctx) -> EvaluatorPool:
         ctx = info.context
         async with ctx.read() as session:
-            entries = await service.list_pool(session, ctx.principal)
-        return EvaluatorPool(_entries=entries, _show=service.sees_contact_details(ctx.principal))
+            entries = await pool.list_pool(session, ctx.principal)
+        return EvaluatorPool(_entries=entries, _show=pool.sees_contact_details(ctx.principal))
 
     @strawberry.field(description="One panel; NOT_FOUND when absent or not visible.")
     async def evaluation_panel(self, info: Ctx, id: strawberry.ID) -> PanelType:
         ctx = info.context
         async with ctx.read() as session:
-            return PanelType(_m=await service.get_panel(session, ctx.principal, str(id)))
+            return PanelType(_m=await panels.get_panel(session, ctx.principal, str(id)))
 
     @strawberry.field(description="Visible panels, newest first; mine: those the caller sits on.")
     async def evaluation_panels(
@@ -406,7 +406,7 @@ class EvaluationQueries:
     ) -> list[PanelType]:
         ctx = info.context
         async with ctx.read() as session:
-            rows = await service.list_panels(
+            rows = await panels.list_panels(
                 session,
                 ctx.principal,
                 case_id=str(case_id) if case_id is not None else None,
@@ -428,7 +428,7 @@ class EvaluationQueries:
     ) -> CaseConnection:
         ctx = info.context
         async with ctx.read() as session:
-            page = await service.eligible_cases(
+            page = await panels.eligible_cases(
                 session,
                 ctx.principal,
                 first=first,
@@ -453,7 +453,7 @@ class EvaluationQueries:
     ) -> EvaluationStatistics:
         ctx = info.context
         async with ctx.read() as session:
-            out = await service.evaluation_stats(
+            out = await statistics.evaluation_stats(
                 session, ctx.principal, since=from_, until=to, unit_path=unit_path
             )
         return EvaluationStatistics(
@@ -474,10 +474,10 @@ class RelatedPersonInput:
     phone: str | None = None
 
 
-def _people(items: list[RelatedPersonInput] | None) -> list[service.RelatedPersonInput] | None:
+def _people(items: list[RelatedPersonInput] | None) -> list[pool.RelatedPersonInput] | None:
     if items is None:
         return None
-    return [service.RelatedPersonInput(p.name, p.id_number, p.phone) for p in items]
+    return [pool.RelatedPersonInput(p.name, p.id_number, p.phone) for p in items]
 
 
 @strawberry.input
@@ -589,7 +589,7 @@ async def _pool_change(info: Ctx, action: Any, **kwargs: Any) -> EvaluatorType:
     """A pool mutation (``ctx.mutate``), answered as the pool entry it changed."""
     ctx = info.context
     entry = await ctx.mutate(action, **kwargs)
-    return EvaluatorType.of(entry, service.sees_contact_details(ctx.principal))
+    return EvaluatorType.of(entry, pool.sees_contact_details(ctx.principal))
 
 
 async def _panel_change(info: Ctx, action: Any, **kwargs: Any) -> PanelType:
@@ -603,7 +603,7 @@ class EvaluationMutations:
     async def add_evaluator(self, info: Ctx, input: AddEvaluatorInput) -> EvaluatorType:
         return await _pool_change(
             info,
-            service.add_evaluator,
+            pool.add_evaluator,
             username=input.username,
             category=models.EvaluatorCategory(input.category),
             excluded_unit_paths=list(input.excluded_unit_paths),
@@ -621,7 +621,7 @@ class EvaluationMutations:
     ) -> EvaluatorType:
         return await _pool_change(
             info,
-            service.set_evaluator_status,
+            pool.set_evaluator_status,
             evaluator_id=str(input.evaluator_id),
             status=models.EvaluatorStatus(input.status),
             reason=input.reason,
@@ -631,7 +631,7 @@ class EvaluationMutations:
     async def update_evaluator(self, info: Ctx, input: UpdateEvaluatorInput) -> EvaluatorType:
         return await _pool_change(
             info,
-            service.update_evaluator,
+            pool.update_evaluator,
             evaluator_id=str(input.evaluator_id),
             category=models.EvaluatorCategory(input.category) if input.category else None,
             excluded_unit_paths=input.excluded_unit_paths,
@@ -646,7 +646,7 @@ class EvaluationMutations:
     ) -> EvaluatorType:
         return await _pool_change(
             info,
-            service.declare_conflicts,
+            pool.declare_conflicts,
             excluded_unit_paths=input.excluded_unit_paths,
             related_persons=_people(input.related_persons),
         )
@@ -664,7 +664,7 @@ class EvaluationMutations:
     async def draw_evaluation_panel(self, info: Ctx, input: DrawEvaluationPanelInput) -> PanelType:
         return await _panel_change(
             info,
-            service.draw_panel,
+            panels.draw_panel,
             case_id=str(input.case_id),
             size=input.size,
             seed=input.seed,
@@ -675,13 +675,13 @@ class EvaluationMutations:
         self, info: Ctx, input: CancelEvaluationPanelInput
     ) -> PanelType:
         return await _panel_change(
-            info, service.cancel_panel, panel_id=str(input.panel_id), reason=input.reason
+            info, panels.cancel_panel, panel_id=str(input.panel_id), reason=input.reason
         )
 
     @strawberry.mutation(description="A panel member's scores (1-5) and verdict, once.")
     async def submit_evaluation(self, info: Ctx, input: SubmitEvaluationInput) -> EvaluationType:
         ctx = info.context
-        scores = service.ScoreInput(
+        scores = verdicts.ScoreInput(
             facts=input.facts,
             procedure=input.procedure,
             law_and_policy=input.law_and_policy,
@@ -690,14 +690,14 @@ class EvaluationMutations:
             comment=input.comment,
         )
         row = await ctx.mutate(
-            service.submit_evaluation, panel_id=str(input.panel_id), scores=scores
+            verdicts.submit_evaluation, panel_id=str(input.panel_id), scores=scores
         )
         return EvaluationType.of(row, ctx.principal.username)
 
     @strawberry.mutation(description="定分止争: the verdict's follow-up work is done.")
     async def settle_evaluation(self, info: Ctx, input: SettleEvaluationInput) -> PanelType:
         return await _panel_change(
-            info, service.settle_panel, panel_id=str(input.panel_id), note=input.note
+            info, verdicts.settle_panel, panel_id=str(input.panel_id), note=input.note
         )
 
     @strawberry.mutation(description="City admin: panel size, category mix, follow-up days.")

@@ -30,10 +30,10 @@ from backend.cases.models import Case, CaseDeadline, DeadlineStatus, Satisfactio
 from backend.cases.rules import Step
 from backend.cases.visibility import read_predicate
 from backend.core import validation as v
-from backend.core.clock import now
+from backend.core.clock import local_day_start, now
 from backend.core.db import UtcDateTime
 from backend.core.errors import BadUserInput, Forbidden
-from backend.evaluations.service import evaluation_outcomes, local_day_start
+from backend.evaluations.statistics import evaluation_outcomes
 from backend.stats.definitions import (
     STANDARD,
     STANDARD_WINDOW_DAYS,

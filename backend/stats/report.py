@@ -14,7 +14,7 @@ case belongs to a unit when it is held in, or located in, the unit's subtree
   finished by then;
 - red: cases with a running step due within the red threshold at month end;
 - satisfaction: ratings given in the month; evaluations: panels concluded in the
-  month (backend.evaluations.service.evaluation_outcomes).
+  month (backend.evaluations.statistics.evaluation_outcomes).
 
 Readers (service functions): ``report, read`` in the casbin policy; an
 official sees the reports of units in the subtree of a unit it holds the role
@@ -54,7 +54,7 @@ from backend.cases.rules import DeadlinePolicy, Step, end_of_day
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.ids import parse_id
-from backend.evaluations.service import evaluation_outcomes
+from backend.evaluations.statistics import evaluation_outcomes
 from backend.jobs.models import MonthlyReport
 from backend.tenants.models import OrgUnit, OrgUnitLevel, Role, RoleAssignment, Tenant
 

@@ -37,10 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.scope import subtree_filter
 from backend.cases.models import Case, CaseDeadline
-from backend.core.clock import now
+from backend.core.clock import local_day_start, now
 from backend.core.db import Database, TenantScope
 from backend.core.ids import new_id
-from backend.evaluations.service import local_day_start
 from backend.jobs.runs import RunRecord, fan_out
 from backend.stats.definitions import STANDARD, Definition, tenant_definition, tenant_definitions
 from backend.stats.indicators import TZ, Indicators, Range, aggregate, backlog_at, compute

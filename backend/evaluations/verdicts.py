@@ -1,0 +1,213 @@
+"""Scores, the panel's verdict and the follow-up work it orders (三到位一处理)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.authz.enforcer import require
+from backend.authz.principal import Principal
+from backend.cases import deadlines
+from backend.cases.events import append_event
+from backend.cases.models import (
+    Case,
+    CaseDeadline,
+    DeadlineStatus,
+)
+from backend.cases.rules import Step
+from backend.core import validation as v
+from backend.core.clock import now
+from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
+from backend.core.ids import new_id, parse_id
+from backend.evaluations.models import (
+    Evaluation,
+    EvaluationPanel,
+    PanelMember,
+    PanelStatus,
+    Verdict,
+)
+from backend.evaluations.panels import draw_grant_reaches, official_panel
+from backend.evaluations.policy import load_policy
+from backend.evaluations.scoring import (
+    DIMENSIONS,
+    FOLLOW_UP_DUTIES,
+    MAX_SCORE,
+    MIN_SCORE,
+    Scores,
+    panel_result,
+)
+from backend.notifications.service import dedupe_key, enqueue
+
+
+@dataclass(frozen=True)
+class ScoreInput:
+    facts: int
+    procedure: int
+    law_and_policy: int
+    responsibility: int
+    verdict: Verdict
+    comment: str | None = None
+
+
+async def submit_evaluation(
+    session: AsyncSession, principal: Principal, *, panel_id: str, scores: ScoreInput
+) -> Evaluation:
+    """A member's scores (once). The last one concludes the panel: means, majority verdict,
+    and a FOLLOW_UP step on the case with the verdict's deadline."""
+    require(principal, "evaluation", "submit")
+    pid = parse_id(panel_id)
+    panel = member = None
+    if pid is not None:
+        member = await session.scalar(
+            select(PanelMember).where(
+                PanelMember.panel_id == pid, PanelMember.user_id == principal.account_id
+            )
+        )
+    if member is not None:
+        panel = await session.scalar(
+            select(EvaluationPanel).where(EvaluationPanel.id == pid).with_for_update()
+        )
+    if panel is None:
+        raise NotFound(f"panel {panel_id} not found")
+    if panel.status != PanelStatus.OPEN:
+        raise InvalidTransition(
+            f"the panel is {panel.status}; scores are no longer accepted",
+            currentStatus=panel.status,
+        )
+    values = {
+        "facts": scores.facts,
+        "procedure": scores.procedure,
+        "lawAndPolicy": scores.law_and_policy,
+        "responsibility": scores.responsibility,
+    }
+    for name in DIMENSIONS:
+        value = values[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not MIN_SCORE <= value <= MAX_SCORE
+        ):
+            raise BadUserInput(f"{name} must be {MIN_SCORE}-{MAX_SCORE}", field=name)
+    if await session.scalar(select(Evaluation.id).where(Evaluation.member_id == member.id)):
+        raise Conflict("you have already submitted your evaluation", field="panelId")
+    comment = v.text(scores.comment or "", "comment", max_len=5000, required=False) or None
+    row = Evaluation(
+        tenant_id=panel.tenant_id,
+        panel_id=panel.id,
+        member_id=member.id,
+        user_id=principal.account_id,
+        facts=scores.facts,
+        procedure=scores.procedure,
+        law_and_policy=scores.law_and_policy,
+        responsibility=scores.responsibility,
+        verdict=Verdict(scores.verdict),
+        comment=comment,
+        submitted_at=now(),
+    )
+    session.add(row)
+    await session.flush()
+    seats = await session.scalar(
+        select(func.count(PanelMember.id)).where(PanelMember.panel_id == panel.id)
+    )
+    done = await session.scalar(
+        select(func.count(Evaluation.id)).where(Evaluation.panel_id == panel.id)
+    )
+    if done >= seats:
+        await _conclude(session, principal, panel)
+    return row
+
+
+async def _conclude(session: AsyncSession, principal: Principal, panel: EvaluationPanel) -> None:
+    rows = list(await session.scalars(select(Evaluation).where(Evaluation.panel_id == panel.id)))
+    result = panel_result(
+        [
+            Scores(r.facts, r.procedure, r.law_and_policy, r.responsibility, Verdict(r.verdict))
+            for r in rows
+        ]
+    )
+    verdict = Verdict(result["verdict"])
+    case = await session.scalar(select(Case).where(Case.id == panel.case_id).with_for_update())
+    policy = await load_policy(session, case.tenant_id)
+    clocks = await deadlines.clocks_for(session, case)
+    days = policy.follow_up_days[verdict]
+    started = now()
+    step = await deadlines.open_step(session, case, Step.FOLLOW_UP, started, clocks, days=days)
+    step.id = new_id()
+    step.note = FOLLOW_UP_DUTIES[verdict]
+    step.issued_by_id = panel.drawn_by_id
+    step.rule = {
+        **step.rule,
+        "article": "案件办理质量评价决议 (evaluation verdict)",
+        "verdict": verdict.value,
+        "panelId": str(panel.id),
+        "duty": FOLLOW_UP_DUTIES[verdict],
+    }
+    panel.status = PanelStatus.CONCLUDED
+    panel.verdict = verdict
+    panel.result = {**result, "followUpDays": days, "followUpDueDate": step.due_date.isoformat()}
+    panel.concluded_at = started
+    panel.follow_up_deadline_id = step.id
+    case.version += 1
+    case.updated_at = started
+    await session.flush()
+    await append_event(
+        session,
+        case,
+        principal,
+        "EVALUATED",
+        reason=FOLLOW_UP_DUTIES[verdict],
+        data={
+            "panelId": str(panel.id),
+            "verdict": verdict.value,
+            "means": result["means"],
+            "votes": result["votes"],
+            "followUpDueDate": step.due_date.isoformat(),
+        },
+    )
+    await deadlines.refresh_due(session, case, clocks)
+    recipients = {panel.drawn_by_id, case.leader_id} - {None}
+    for rid in sorted(recipients):
+        await enqueue(
+            session,
+            tenant_id=case.tenant_id,
+            recipient_id=rid,
+            kind="evaluation_verdict",
+            subject=f"案件评价决议 {case.number}: {verdict.value}",
+            body=f"{FOLLOW_UP_DUTIES[verdict]}，期限 {step.due_date.isoformat()}。",
+            dedupe_key=f"{dedupe_key(rid, 'evaluation_verdict', case.id, started.date())}:{panel.id}",
+            case_id=case.id,
+            data={"panelId": str(panel.id), "verdict": verdict.value},
+        )
+
+
+async def settle_panel(
+    session: AsyncSession, principal: Principal, *, panel_id: str, note: str
+) -> EvaluationPanel:
+    """定分止争: the verdict's follow-up work is done; its step is met."""
+    require(principal, "evaluation", "settle")
+    panel, case = await official_panel(session, principal, panel_id)
+    if not draw_grant_reaches(principal, case, "settle", obj="evaluation"):
+        raise Forbidden("not allowed to settle this evaluation here")
+    if panel.status != PanelStatus.CONCLUDED or panel.settled_at is not None:
+        state = "SETTLED" if panel.settled_at else panel.status
+        raise InvalidTransition(
+            f"only a concluded, unsettled evaluation can be settled (it is {state})",
+            currentStatus=state,
+        )
+    note = v.text(note, "note", max_len=5000)
+    t = now()
+    if panel.follow_up_deadline_id is not None:
+        step = await session.get(CaseDeadline, (panel.tenant_id, panel.follow_up_deadline_id))
+        if step is not None and step.status == DeadlineStatus.OPEN:
+            step.status, step.finished_at = DeadlineStatus.MET, t
+    panel.settled_at, panel.settled_note = t, note
+    case.version += 1
+    case.updated_at = t
+    await session.flush()
+    await append_event(
+        session, case, principal, "EVALUATION_SETTLED", reason=note, data={"panelId": str(panel.id)}
+    )
+    await deadlines.refresh_due(session, case, await deadlines.clocks_for(session, case))
+    return panel
