@@ -177,3 +177,46 @@ async def test_a_webhook_name_is_resolved_and_checked_when_sending():
     with pytest.raises(PermanentFailure, match="public address"):
         await webhook_address("http://localhost:9/x", allowed="")
     assert await webhook_address("http://localhost:9/x", allowed="127.0.0.0/8") == "127.0.0.1"
+
+
+async def test_a_member_of_the_accused_unit_gets_its_digest_without_the_accusation(db):
+    """The digest of a root officer also posted inside the accused village lists its other
+    red cases — the accusation is left out before counting, not the whole message dropped."""
+    from backend.cases.models import Case
+    from backend.jobs.deadlines import scan_tenant
+    from backend.jobs.digest import build_digest
+    from backend.tenants.models import Tenant
+    from tests.clocks import frozen, sh
+
+    town = await new_town(db)
+    async with db.transaction() as session:
+        await service.assign_role(
+            session, SYSTEM, username=f"{town.city.slug}_officer", role=Role.GRID_WORKER,
+            org_unit_path=town.city.path("c1/t1/v1/g1"),
+        )  # fmt: skip
+    with frozen(sh(2026, 11, 2)):
+        accusation_id = await register_case(
+            db, town.city, type=CaseType.ACCUSATION, location="c2/t1"
+        )
+        claim_id = await register_case(db, town.city, location="c2/t1")
+    async with db.transaction(town.scope) as session:
+        case = await session.scalar(select(Case).where(Case.id == accusation_id))
+        case.accused_path = town.city.path("c1/t1/v1")
+    with frozen(sh(2026, 11, 16, 9)):
+        await scan_tenant(db, town.tenant_id)
+        async with db.transaction(town.scope) as session:
+            tenant = await session.scalar(select(Tenant).where(Tenant.id == town.tenant_id))
+            await build_digest(session, tenant, day=sh(2026, 11, 16).date())
+    async with db.session(town.scope) as session:
+        digests = list(
+            await session.scalars(
+                select(Notification).where(
+                    Notification.kind == "digest",
+                    Notification.recipient_id == town.users["officer"],
+                    Notification.channel == "inapp",
+                )
+            )
+        )
+    assert len(digests) == 1, "the officer's digest was dropped"
+    listed = {c["id"] for c in digests[0].data["cases"]}
+    assert listed == {str(claim_id)} and digests[0].data["total"] == 1

@@ -225,20 +225,21 @@ async def barred_pairs(
     )
     if not accusations:
         return set(), {}
-    recipients = {r for r, ids in given if r is not None and any(c in accusations for c in ids)}
+
+    def named(ids: tuple[uuid.UUID, ...]) -> list[Accused]:
+        return [accusations[c] for c in ids if c in accusations]
+
+    recipients = {r for r, ids in given if r is not None and named(ids)}
     known = await people(session, tenant_id, recipients)
     barred = set()
     for n, (recipient, ids) in enumerate(given):
-        person = known.get(recipient) if recipient is not None else None
-        if recipient is not None and person is None:
-            barred.add(n)  # no such user any more: nobody to vouch for
-            continue
-        if person and any(
-            is_barred(accusations[c], person.unit_paths, person.username)
-            for c in ids
-            if c in accusations
+        if recipient is None or not named(ids):
+            continue  # to nobody in particular, or about no accusation: nothing to bar
+        person = known.get(recipient)
+        if person is None or any(
+            is_barred(a, person.unit_paths, person.username) for a in named(ids)
         ):
-            barred.add(n)
+            barred.add(n)  # no such user any more: nobody to vouch for
     return barred, accusations
 
 
