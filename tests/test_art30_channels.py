@@ -220,3 +220,27 @@ async def test_a_member_of_the_accused_unit_gets_its_digest_without_the_accusati
     assert len(digests) == 1, "the officer's digest was dropped"
     listed = {c["id"] for c in digests[0].data["cases"]}
     assert listed == {str(claim_id)} and digests[0].data["total"] == 1
+
+
+async def test_repeat_counts_never_count_an_accusation_the_registrar_may_not_know(db, gql):
+    """Found by the outside probe: the accused county registered a harmless suggestion with
+    the suspected accuser's id number and category, and repeatCount 1 confirmed it."""
+    town = await new_town(db)
+    petitioner = {"name": "赵六", "idNumber": "411403199001011238"}
+    data = accusation(town, petitioner=petitioner, accusedUnitPath=town.city.path("c1"))
+    (await gql(REGISTER, {"i": data}, token=town.token("officer"))).ok()
+    probe = {
+        **accusation(town, petitioner=petitioner),
+        "type": "SUGGESTION",
+        "locationPath": town.city.path("c1/t1"),
+    }
+    got = (await gql(REGISTER_REPEAT, {"i": probe}, token=town.token("c1_officer"))).ok()
+    assert got["registerCase"]["repeatCount"] == 0
+    # the same accused again is a repeat, for those who may know both
+    again = accusation(town, petitioner=petitioner, accusedUnitPath=town.city.path("c1"))
+    got = (await gql(REGISTER_REPEAT, {"i": again}, token=town.token("officer"))).ok()
+    assert got["registerCase"]["repeatCount"] == 1
+
+
+REGISTER_REPEAT = """mutation($i: RegisterCaseInput!) { registerCase(input: $i) {
+  id repeatCount } }"""

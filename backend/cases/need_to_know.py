@@ -109,6 +109,16 @@ def barred_clause(
     )
 
 
+def names_an_accused(cases: type[Case] | object = Case) -> ColumnElement[bool]:
+    """Accusations naming an accused (unit or person): what stored aggregates leave out,
+    since nothing stored can ask who will read it."""
+    c = cases
+    return and_(
+        c.type == CaseType.ACCUSATION.value,
+        or_(c.accused_path.is_not(None), c.accused_username.is_not(None)),
+    )
+
+
 # --- the rule, in SQL over the role table (people as rows of a statement) ------------------
 
 

@@ -416,6 +416,11 @@ def _intake_facts_statement(repeats: bool) -> Any:
             Case.petitioner_key == bindparam("petitioner_key"),
             Case.category == bindparam("category"),
             Case.received_at >= bindparam("since"),
+            # Art. 30: a case repeats only earlier cases naming the same accused (none for
+            # most), so whoever may read it may know every case its count counts — an
+            # accusation never shows in the repeatCount of a case its accused may read
+            func.coalesce(Case.accused_path, "") == bindparam("accused_path"),
+            func.coalesce(Case.accused_username, "") == bindparam("accused_username"),
         )
         columns += [
             select(func.count(Case.id)).where(*earlier).scalar_subquery().label("repeat_count"),

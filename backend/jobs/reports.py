@@ -31,7 +31,6 @@ from backend.stats.report import (
     Period,
     category_names,
     compute_report,
-    readers_bar,
     report_units,
 )
 from backend.tenants.models import OrgUnit, Role, RoleAssignment, Tenant
@@ -112,8 +111,7 @@ async def generate_reports(session: AsyncSession, tenant: Tenant, period: Period
     units = await report_units(session)
     counts = {"units": len(units), "reports": 0, "notifications": 0}
     for unit in units:
-        barred = await readers_bar(session, tenant.id, unit)  # Art. 30, for every reader
-        data = await compute_report(session, tenant.id, unit, period, policy, categories, barred)
+        data = await compute_report(session, tenant.id, unit, period, policy, categories)
         if await _insert(session, tenant.id, unit, period, data):
             counts["reports"] += 1
     root = next((u for u in units if u.parent_id is None), None)

@@ -35,9 +35,9 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.authz.enforcer import allowed_grants, require, role_may
+from backend.authz.enforcer import allowed_grants, require
 from backend.authz.principal import Principal
-from backend.authz.scope import subtree_filter, subtree_of
+from backend.authz.scope import subtree_filter
 from backend.cases import need_to_know
 from backend.cases.models import (
     Case,
@@ -49,14 +49,13 @@ from backend.cases.models import (
     Satisfaction,
     SkipLevel,
 )
-from backend.cases.policy import load_policy
 from backend.cases.rules import DeadlinePolicy, Step, end_of_day
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.ids import parse_id
 from backend.evaluations.statistics import evaluation_outcomes
 from backend.jobs.models import MonthlyReport
-from backend.tenants.models import OrgUnit, OrgUnitLevel, Role, RoleAssignment, Tenant
+from backend.tenants.models import OrgUnit, OrgUnitLevel
 
 MAX_PAGE = 100
 STEPS = (
@@ -85,6 +84,10 @@ CHANNEL_ZH = {
 TYPE_ZH = {"SUGGESTION": "建议意见", "ACCUSATION": "检举控告", "CLAIM": "申诉求决"}
 RATING_ZH = {"SATISFIED": "满意", "BASICALLY_SATISFIED": "基本满意", "DISSATISFIED": "不满意"}
 VERDICTS = ("REASONABLE", "PARTLY_REASONABLE", "HARDSHIP", "UNREASONABLE", "UNLAWFUL")
+ACCUSATION_NOTE = (
+    "检举控告中点名被举报单位或个人的事项不计入本报告（《信访工作条例》第三十条），"
+    "请在系统统计中查看 (accusations naming an accused are not counted here: Art. 30)."
+)
 EVALUATION_NOTE = (
     "本月完成评议的评议组及其结论（panels concluded in the month, by majority verdict)."
 )
@@ -177,37 +180,6 @@ async def report_units(session: AsyncSession) -> list[OrgUnit]:
     return list(rows)
 
 
-async def readers_bar(
-    session: AsyncSession, tenant_id: uuid.UUID, unit: OrgUnit
-) -> ColumnElement[bool]:
-    """The accusations one of the unit report's readers may not know (Art. 30).
-
-    A report is stored once and read by everyone who reads reports at the unit or
-    above it: it must count nothing that any of them may not know. Their grants of
-    every kind count (a city leader also posted in the accused county is barred).
-    """
-    reading = [r.value for r in Role if role_may(r.lower(), "tenant", "report", "read")]
-    readers = await session.scalars(
-        select(RoleAssignment.user_id)
-        .join(
-            OrgUnit,
-            and_(
-                OrgUnit.tenant_id == RoleAssignment.tenant_id,
-                OrgUnit.id == RoleAssignment.org_unit_id,
-            ),
-        )
-        .where(
-            RoleAssignment.tenant_id == tenant_id,
-            RoleAssignment.role.in_(reading),
-            subtree_of(unit.path, OrgUnit.path),  # held at the unit or above it
-        )
-        .distinct()
-    )
-    known = await need_to_know.people(session, tenant_id, list(readers))
-    paths = [p for person in known.values() for p in person.unit_paths]
-    return need_to_know.barred_clause(paths, [person.username for person in known.values()])
-
-
 async def compute_report(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -215,14 +187,18 @@ async def compute_report(
     period: Period,
     policy: DeadlinePolicy,
     categories: dict[str, str],
-    barred: ColumnElement[bool],
 ) -> dict[str, Any]:
     """The report data of ``unit`` for ``period``: five aggregate statements.
 
-    ``barred``: the accusations its readers may not know (:func:`readers_bar`, or one
-    reader's own bar), left out of every figure.
+    Accusations naming an accused are left out of every figure (Art. 30): a stored report
+    is read by whoever reads reports at the unit or above — today's readers and those of
+    next year, some of whom may sit in the accused unit — and nothing stored can ask who
+    reads it. They are counted where the reader is known: the live statistics
+    (``caseStatistics``, exports), behind the read predicate.
     """
-    mine = and_(Case.tenant_id == tenant_id, unit_cases(unit.path), ~barred)
+    mine = and_(
+        Case.tenant_id == tenant_id, unit_cases(unit.path), ~need_to_know.names_an_accused()
+    )
     start, end = period.start, period.end
 
     # intake by channel x type x category (a few hundred groups at most)
@@ -344,6 +320,7 @@ async def compute_report(
             "rate": _rate(happy, rated),
         },
         "evaluations": await _evaluations(session, mine, start, end),
+        "note": ACCUSATION_NOTE,
     }
 
 
@@ -385,9 +362,7 @@ async def list_reports(
         MonthlyReport.period.desc(), MonthlyReport.unit_path, MonthlyReport.tenant_id
     )
     rows = list(await session.scalars(query.limit(first)))
-    if not await _barred_from_any(session, principal):
-        return rows
-    return [await _as_readable_by(session, principal, r) for r in rows]
+    return rows
 
 
 async def find_report(session: AsyncSession, principal: Principal, report_id: str) -> MonthlyReport:
@@ -400,66 +375,7 @@ async def find_report(session: AsyncSession, principal: Principal, report_id: st
         )
     if report is None:
         raise NotFound(f"report {report_id} not found")
-    return await _as_readable_by(session, principal, report)
-
-
-def _own_bar(principal: Principal) -> ColumnElement[bool]:
-    return need_to_know.barred_clause([g.unit_path for g in principal.grants], [principal.username])
-
-
-async def _barred_from_any(session: AsyncSession, principal: Principal) -> bool:
-    """Whether the reader may not know some accusation of its city (usually not: one query)."""
-    if principal.is_supervisor or principal.tenant_id is None:
-        return False
-    found = await session.scalar(
-        select(Case.id).where(Case.tenant_id == principal.tenant_id, _own_bar(principal)).limit(1)
-    )
-    return found is not None
-
-
-async def _as_readable_by(
-    session: AsyncSession, principal: Principal, report: MonthlyReport
-) -> MonthlyReport:
-    """The stored report, or — when ``principal`` may not know an accusation of the unit
-    that existed in the month (a role taken inside an accused unit since the report was
-    computed) — the same report computed now without what it may not know (not stored)."""
-    if principal.is_supervisor or principal.tenant_id is None:
-        return report
-    tenant = await session.scalar(select(Tenant).where(Tenant.id == report.tenant_id))
-    period = Period.parse(report.period, tenant.timezone)
-    bar = _own_bar(principal)
-    touched = await session.scalar(
-        select(Case.id)
-        .where(
-            Case.tenant_id == report.tenant_id,
-            unit_cases(report.unit_path),
-            Case.received_at < period.end,
-            bar,
-        )
-        .limit(1)
-    )
-    if touched is None:
-        return report
-    unit = await session.scalar(
-        select(OrgUnit).where(OrgUnit.tenant_id == report.tenant_id, OrgUnit.id == report.unit_id)
-    )
-    policy = await load_policy(session, report.tenant_id)
-    # its own bar and the stored readers' at once: never more than the stored report says
-    both = or_(bar, await readers_bar(session, report.tenant_id, unit))
-    data = await compute_report(
-        session, report.tenant_id, unit, period, policy, await category_names(session), both
-    )
-    return MonthlyReport(
-        id=report.id,
-        tenant_id=report.tenant_id,
-        period=report.period,
-        unit_id=report.unit_id,
-        unit_path=report.unit_path,
-        unit_name=report.unit_name,
-        unit_level=report.unit_level,
-        data=data,
-        created_at=report.created_at,
-    )
+    return report
 
 
 # --- renderings ------------------------------------------------------------------------------
@@ -484,6 +400,7 @@ def summary_rows(data: dict[str, Any]) -> list[tuple[str, Any]]:
         ("积案（月末超期未办结）Backlog", data["backlog"]),
         ("红色预警（月末）Red cases", data["redCases"]),
         ("满意率 Satisfaction", _pct(data["satisfaction"]["rate"])),
+        ("说明 Note", data.get("note", "")),
     ]
 
 
@@ -629,6 +546,7 @@ def render_html(data: dict[str, Any]) -> str:
         f"</style></head><body><h1>{e(title)}</h1>"
         f"<p class='note'>{e(data['from'])} — {e(data['to'])}（{e(data['timezone'])}）"
         f" · generated {e(data['generatedAt'])}</p>"
+        f"<p class='note'>{e(data.get('note', ''))}</p>"
         f"<table>{rows}</table>"
         "<h2>按期情况 On time by step</h2><table><tr><th>环节</th><th>到期</th><th>按期</th>"
         f"<th>逾期办结</th><th>未办结</th><th>按期率</th></tr>{steps}</table>"
