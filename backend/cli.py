@@ -150,7 +150,10 @@ def token(
     if found == AccountKind.SERVICE_ACCOUNT:
         typer.echo(f"{username} is a service account: it authenticates with an API key", err=True)
         raise typer.Exit(1)
-    typer.echo(issue_token(username, ttl_seconds=ttl))
+    try:
+        typer.echo(issue_token(username, ttl_seconds=ttl))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ttl") from exc
 
 
 @app.command("create-platform-admin")

@@ -166,6 +166,11 @@ async def test_webhooks_may_not_point_inside_the_network(db, gql):
         "http://localhost:9000/x",
         "http://db.internal/x",
         "http://192.168.1.1/",
+        "http://0x0a000001/x",  # 10.0.0.1
+        "http://167772161/x",  # 10.0.0.1
+        "http://012.0.0.1/x",  # 10.0.0.1 in octal
+        "http://[64:ff9b::a00:1]/x",  # NAT64 of 10.0.0.1
+        "http://[2002:a00:1::]/x",  # 6to4 of 10.0.0.1
     ):
         resp = await gql(HOOK, {"url": url}, token=admin)
         assert (resp.code, resp.field) == ("BAD_USER_INPUT", "url"), url
@@ -244,3 +249,31 @@ async def test_repeat_counts_never_count_an_accusation_the_registrar_may_not_kno
 
 REGISTER_REPEAT = """mutation($i: RegisterCaseInput!) { registerCase(input: $i) {
   id repeatCount } }"""
+
+
+async def test_a_panel_member_barred_since_the_draw_neither_reads_the_panel_nor_votes(db, gql):
+    """Found by the outside probe: a member given a role inside the accused unit after the
+    draw still read the panel (case id, reasons, members) and voted."""
+    from tests.test_evaluations import DRAW, PANEL, SPEC, make_town, submit
+
+    town = await make_town(db, gql, SPEC)
+    city = town.city
+    data = {
+        **accusation(town, accusedUnitPath=city.path("c2")),
+        "skipLevel": "PROVINCE",
+        "locationPath": city.path("c1/t1"),
+    }
+    case = (await gql(REGISTER, {"i": data}, token=city.token("officer"))).ok()["registerCase"]
+    drawn = await gql(DRAW, {"i": {"caseId": case["id"], "size": 3, "seed": 7}},
+                      token=city.token("officer"))  # fmt: skip
+    panel = drawn.ok()["drawEvaluationPanel"]
+    member = panel["members"][0]["username"]
+    token = town.evaluators[member.removeprefix(city.slug + "_")]
+    (await gql(PANEL, {"id": panel["id"]}, token=token)).ok()
+    async with db.transaction() as session:
+        await service.assign_role(
+            session, SYSTEM, username=member, role=Role.GRID_WORKER,
+            org_unit_path=city.path("c2/t1"),
+        )  # fmt: skip
+    assert (await gql(PANEL, {"id": panel["id"]}, token=token)).code == "NOT_FOUND"
+    assert (await submit(gql, token, panel["id"], "UNREASONABLE")).code == "NOT_FOUND"

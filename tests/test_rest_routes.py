@@ -171,3 +171,14 @@ async def test_a_signed_link_follows_its_users_roles(gql, db, http, city):
     (await gql(REVOKE, {"i": grant}, token=admin)).ok()
     with frozen(sh(2026, 12, 2, 10)):
         assert (await http.get(link)).status_code in (403, 404)
+
+
+async def test_exports_refuse_unknown_parameters_and_odd_flags(http, world):
+    """Found by the outside probe: ``masked=maybe`` and ``unit=`` were silently ignored."""
+    auth = {"Authorization": f"Bearer {world.a.token('officer')}"}
+    for params, field in (({"masked": "maybe"}, "masked"), ({"unit": "/x"}, "unit")):
+        r = await http.get("/exports/cases.csv", params=params, headers=auth)
+        assert r.status_code == 400, (params, r.text)
+        assert r.json()["errors"][0]["extensions"]["field"] == field
+    ok = await http.get("/exports/cases.csv", params={"masked": "false"}, headers=auth)
+    assert ok.status_code == 200

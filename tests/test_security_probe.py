@@ -445,3 +445,38 @@ async def test_metrics_need_the_metrics_token_in_production(migrated):
     assert await scrape(prod_settings(metrics_token=token), **bad) == 401
     good = {"Authorization": f"Bearer {token}"}
     assert await scrape(prod_settings(metrics_token=token), **good) == 200
+
+
+async def test_operation_names_cannot_grow_the_metrics_without_bound(http):
+    """Found by the outside probe: every anonymous request with a new 20,000-character
+    operation name added ~17 time series (340 KB) to /metrics, for good."""
+    from backend.schema.metrics import MAX_OPERATION_LABELS, operation_label
+
+    before = len((await http.get("/metrics")).text)
+    for n in range(5):
+        name = f"P{n}" + "x" * 20_000
+        await http.post("/graphql", json={"query": f"query {name} {{ __typename }}"})
+    grown = len((await http.get("/metrics")).text) - before
+    assert grown < 20_000, grown
+    assert operation_label("CaseList") == "CaseList" and operation_label("a b") == "other"
+    assert operation_label(None) == "anonymous" and MAX_OPERATION_LABELS <= 1000
+
+
+def test_tokens_carry_whole_second_times_and_a_bounded_lifetime():
+    """Found by the outside probe (with the signing key): ``exp: "9999999999"`` and
+    ``exp: 1e23`` were accepted, and a token could live for ever."""
+    import jwt
+
+    from backend.authz.tokens import verify_token
+    from backend.core import clock
+    from backend.core.errors import Unauthenticated
+    from backend.core.settings import get_settings
+
+    settings = get_settings()
+    now_s = int(clock.now().timestamp())
+    good = {"sub": "someone", "iat": now_s, "exp": now_s + 3600}
+    assert verify_token(jwt.encode(good, settings.effective_jwt_secret, "HS256")) == "someone"
+    for exp in ("9999999999", 1e23, now_s + settings.jwt_max_ttl_seconds + 10):
+        token = jwt.encode({**good, "exp": exp}, settings.effective_jwt_secret, "HS256")
+        with pytest.raises(Unauthenticated):
+            verify_token(token)

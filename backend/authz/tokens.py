@@ -32,6 +32,8 @@ def issue_token(
     settings = settings or get_settings()
     issued = now()
     ttl = ttl_seconds if ttl_seconds is not None else settings.jwt_ttl_seconds
+    if ttl > settings.jwt_max_ttl_seconds:
+        raise ValueError(f"a token lives at most {settings.jwt_max_ttl_seconds} seconds")
     claims = {"sub": username, "iat": issued, "exp": issued + timedelta(seconds=ttl)}
     return _sign(claims, settings)
 
@@ -72,7 +74,18 @@ def verify_token(token: str, *, settings: Settings | None = None) -> str:
         raise Unauthenticated("token expired") from exc
     except jwt.PyJWTError as exc:
         raise Unauthenticated("invalid token") from exc
+    _lifetime(claims, settings.jwt_max_ttl_seconds)
     return _subject(claims)
+
+
+def _lifetime(claims: dict, longest: int) -> None:
+    """``iat`` and ``exp`` are whole seconds, and the token lives no longer than an
+    operator allows: a leaked signing key must not mint tokens good for ever."""
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (iat, exp)):
+        raise Unauthenticated("invalid token")
+    if exp - iat > longest:
+        raise Unauthenticated("invalid token")
 
 
 def _subject(claims: dict) -> str:

@@ -293,9 +293,8 @@ async def _validate_intake(
     phone = v.phone(data.petitioner.phone, "petitioner.phone")
     id_no = pii.id_number(data.petitioner.id_number)
     object.__setattr__(data, "petitioner", PetitionerInput(name, phone, id_no))
-    accused = (data.accused_username or "").strip().lower() or None
-    if accused is not None:
-        v.username(accused, "accusedUsername")
+    accused = data.accused_username
+    accused = v.username(accused, "accusedUsername") if (accused or "").strip() else None
     object.__setattr__(data, "accused_username", accused)
     object.__setattr__(data, "accused_unit_path", (data.accused_unit_path or "").strip() or None)
     if data.head_count < 1 or data.head_count > 10_000:
@@ -844,7 +843,9 @@ async def assign_case_leader(
     """包案: a leader whose unit covers the case owns it."""
     change = await _begin(session, principal, ref, "assign_leader")
     case = change.case
-    leader = await session.scalar(select(User).where(User.username == username))
+    leader = await session.scalar(
+        select(User).where(User.username == v.username(username, "username"))
+    )
     grants = await grants_of(session, leader.id) if leader else []
     if not any(
         r == Role.LEADER

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     jwt_keys: str | None = None
     jwt_active_kid: str | None = None
     jwt_ttl_seconds: int = 8 * 3600
+    # the longest lifetime (exp - iat) a token may claim; `xinfang token --ttl` stays below
+    jwt_max_ttl_seconds: int = Field(default=31 * 24 * 3600, ge=60)
     cors_origins: str = ""
     default_timezone: str = "Asia/Shanghai"
     # GraphQL guards against hostile queries (see docs/graphql-limits.md).

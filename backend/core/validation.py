@@ -33,11 +33,17 @@ def path(value: str, field: str) -> str:
 
 
 def username(value: str, field: str = "username") -> str:
-    if not USERNAME_RE.match(value or ""):
+    """The canonical spelling of a username (trimmed, lower-case), or BAD_USER_INPUT.
+
+    Every username a client sends goes through here, a new one or a reference: ``SQ_Officer``
+    names ``sq_officer`` everywhere (an accusation naming it, a key minted for it, a role).
+    """
+    canonical = (value or "").strip().lower()
+    if not USERNAME_RE.match(canonical):
         raise BadUserInput(
             f"{field} must be 2-64 characters of a-z, 0-9, '.', '_' and '-'", field=field
         )
-    return value
+    return canonical
 
 
 def text(value: str, field: str, *, max_len: int, required: bool = True) -> str:

@@ -394,12 +394,24 @@ def panel_read_clause(principal: Principal) -> ColumnElement[bool]:
         )
     if principal.tenant_id is not None:
         clauses.append(
-            exists(
-                select(PanelMember.id).where(
-                    PanelMember.tenant_id == EvaluationPanel.tenant_id,
-                    PanelMember.panel_id == EvaluationPanel.id,
-                    PanelMember.user_id == principal.account_id,
-                )
+            and_(
+                exists(
+                    select(PanelMember.id).where(
+                        PanelMember.tenant_id == EvaluationPanel.tenant_id,
+                        PanelMember.panel_id == EvaluationPanel.id,
+                        PanelMember.user_id == principal.account_id,
+                    )
+                ),
+                # a member who took a role inside the accused unit since the draw (Art. 30)
+                exists(
+                    select(Case.id).where(
+                        Case.tenant_id == EvaluationPanel.tenant_id,
+                        Case.id == EvaluationPanel.case_id,
+                        ~need_to_know.barred_clause(
+                            [g.unit_path for g in principal.grants], [principal.username]
+                        ),
+                    )
+                ),
             )
         )
     return or_(*clauses) if clauses else false()

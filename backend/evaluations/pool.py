@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import may, require
 from backend.authz.principal import Principal
-from backend.cases import pii
+from backend.cases import need_to_know, pii
+from backend.cases.models import Case
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import TenantScope, use_scope
@@ -100,12 +101,20 @@ async def list_pool(
     if category is not None:
         stmt = stmt.where(Evaluator.category == EvaluatorCategory(category))
     rows = (await session.execute(stmt.order_by(User.username))).all()
+    # panels on cases the reader may not know (Art. 30) are not counted either
+    barred = need_to_know.barred_clause(
+        [g.unit_path for g in principal.grants], [principal.username]
+    )
     served = dict(
         (
             await session.execute(
-                select(PanelMember.evaluator_id, func.count(PanelMember.id)).group_by(
-                    PanelMember.evaluator_id
+                select(PanelMember.evaluator_id, func.count(PanelMember.id))
+                .join(
+                    Case,
+                    and_(Case.tenant_id == PanelMember.tenant_id, Case.id == PanelMember.case_id),
                 )
+                .where(~barred)
+                .group_by(PanelMember.evaluator_id)
             )
         ).all()
     )
@@ -209,7 +218,9 @@ async def add_evaluator(
     status = EvaluatorStatus(status)
     if status not in (EvaluatorStatus.ACTIVE, EvaluatorStatus.APPLIED):
         raise BadUserInput("a new evaluator is ACTIVE or APPLIED", field="status")
-    user = await session.scalar(select(User).where(User.username == username))
+    user = await session.scalar(
+        select(User).where(User.username == v.username(username, "username"))
+    )
     if user is None:
         raise BadUserInput(f"unknown user {username} in this city", field="username")
     if await session.scalar(select(Evaluator.id).where(Evaluator.user_id == user.id)):

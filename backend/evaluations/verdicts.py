@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
-from backend.cases import deadlines
+from backend.cases import deadlines, need_to_know
 from backend.cases.events import append_event
 from backend.cases.models import (
     Case,
@@ -51,6 +52,16 @@ class ScoreInput:
     comment: str | None = None
 
 
+async def _may_know_case(session: AsyncSession, principal: Principal, case_id: Any) -> bool:
+    """Art. 30 again at submission: a member barred since the draw votes on nothing (the
+    panel reads as absent; its officials cancel it and draw again)."""
+    barred = need_to_know.barred_clause(
+        [g.unit_path for g in principal.grants], [principal.username]
+    )
+    found = await session.scalar(select(Case.id).where(Case.id == case_id, ~barred))
+    return found is not None
+
+
 async def submit_evaluation(
     session: AsyncSession, principal: Principal, *, panel_id: str, scores: ScoreInput
 ) -> Evaluation:
@@ -65,7 +76,7 @@ async def submit_evaluation(
                 PanelMember.panel_id == pid, PanelMember.user_id == principal.account_id
             )
         )
-    if member is not None:
+    if member is not None and await _may_know_case(session, principal, member.case_id):
         panel = await session.scalar(
             select(EvaluationPanel).where(EvaluationPanel.id == pid).with_for_update()
         )

@@ -103,11 +103,20 @@ def check_webhook_url(url: str, *, env: str, allowed: str = "") -> str | None:
     host = parts.hostname.rstrip(".").lower()
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         return _NOT_PUBLIC.format(host)
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _numeric(host)
+    if address is None:
         return None  # a name: checked against what it resolves to when sending
     return None if _reachable(address, allowed) else _NOT_PUBLIC.format(host)
+
+
+def _numeric(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an address if it is one in any form the resolver accepts — ``127.1``,
+    ``2130706433``, ``0x7f000001``, ``0177.0.0.1`` are all 127.0.0.1 to a connect."""
+    try:
+        infos = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return None
+    return ipaddress.ip_address(infos[0][4][0].split("%")[0]) if infos else None
 
 
 _NOT_PUBLIC = (
@@ -116,10 +125,25 @@ _NOT_PUBLIC = (
 )
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries to its destination (mapped, 6to4, Teredo,
+    NAT64): ``[64:ff9b::7f00:1]`` reaches 127.0.0.1."""
+    if address.ipv4_mapped or address.sixtofour:
+        return address.ipv4_mapped or address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    if any(address in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _reachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allowed: str) -> bool:
     """A global address, or one inside a network the operator allowed."""
-    mapped = getattr(address, "ipv4_mapped", None)
-    address = mapped or address
+    if isinstance(address, ipaddress.IPv6Address):
+        address = _embedded_ipv4(address) or address
     for cidr in filter(None, (c.strip() for c in allowed.split(","))):
         if address in ipaddress.ip_network(cidr, strict=False):
             return True

@@ -26,6 +26,7 @@ from backend.authz.enforcer import require
 from backend.authz.principal import Principal
 from backend.cases import need_to_know
 from backend.cases.models import Case
+from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import current_scope
 from backend.core.errors import BadUserInput, Conflict, InvalidTransition, NotFound
@@ -594,7 +595,9 @@ async def set_email(
         user = await session.scalar(select(User).where(User.id == principal.account_id))
     else:
         require(principal, "notification", "manage")
-        user = await session.scalar(select(User).where(User.username == username))
+        user = await session.scalar(
+            select(User).where(User.username == v.username(username, "username"))
+        )
     if user is None:
         raise BadUserInput(f"unknown user {username} in this tenant", field="username")
     email = (email or "").strip() or None

@@ -61,7 +61,7 @@ def shift_predicate(principal: Principal) -> ColumnElement[bool]:
 
 async def leader_over(session: AsyncSession, username: str, unit_path: str, field: str) -> User:
     """A user of this tenant holding LEADER at ``unit_path`` or above it."""
-    user = await session.scalar(select(User).where(User.username == (username or "").strip()))
+    user = await session.scalar(select(User).where(User.username == v.username(username, field)))
     leader_paths = await leader_unit_paths(session, [user.id]) if user else {}
     if user is None or not any(path_covers(p, unit_path) for p in leader_paths.get(user.id, [])):
         # one answer whether the user is unknown or no leader there (nothing to enumerate)

@@ -40,7 +40,9 @@ async def record_leave(
     reason: str | None = None,
 ) -> LeaderLeave:
     """Leave of a leader (the roster office over one of its units, or the leader itself)."""
-    user = await session.scalar(select(User).where(User.username == (username or "").strip()))
+    user = await session.scalar(
+        select(User).where(User.username == v.username(username, "username"))
+    )
     paths = (await leader_unit_paths(session, [user.id])).get(user.id, []) if user else []
     own = user is not None and user.id == principal.account_id and may(principal, "shift", "swap")
     if not paths or not (own or any(reaches(principal, "roster", "manage", p) for p in paths)):

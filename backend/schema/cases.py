@@ -166,6 +166,12 @@ class CaseNode:
     resolution: str | None
     extension_days: int | None
     extension_approved: bool
+    accused_unit_path: str | None = strawberry.field(
+        description="检举控告: the accused unit (only readers who may know the case see it)."
+    )
+    accused_username: str | None = strawberry.field(
+        description="检举控告: the accused person's username, if named."
+    )
     # a receipt (registerCase of a case the caller may not read): nothing nested is shown
     _receipt: strawberry.Private[bool] = False
 
@@ -308,6 +314,8 @@ def node(case: models.Case) -> CaseNode:
         resolution=case.resolution,
         extension_days=case.extension_days,
         extension_approved=case.extension_approved,
+        accused_unit_path=case.accused_path,
+        accused_username=case.accused_username,
     )
 
 

@@ -29,6 +29,7 @@ from backend.jobs.reports import report_urls
 from backend.schema.context import Ctx
 from backend.schema.enums import OrgUnitLevel
 from backend.stats import report as reports
+from backend.tenants.models import AccountKind
 from backend.web.routes import rest_route
 
 
@@ -91,10 +92,14 @@ class MonthlyReportNode:
     @strawberry.field(
         description="The page as a signed link that opens without a header (from the inbox, "
         "an SMS): for the caller and this report only, valid XF_REPORT_LINK_TTL_SECONDS "
-        "(24 h by default); the caller's roles are read again when it is opened."
+        "(24 h by default); the caller's roles are read again when it is opened. Null for "
+        "a service account, which authenticates with its API key."
     )
-    def html_link(self, info: Ctx) -> str:
-        return report_link(report_urls(self._m.id)["html"], info.context.principal.username)
+    def html_link(self, info: Ctx) -> str | None:
+        principal = info.context.principal
+        if principal.kind == AccountKind.SERVICE_ACCOUNT:
+            return None
+        return report_link(report_urls(self._m.id)["html"], principal.username)
 
 
 @strawberry.type

@@ -18,7 +18,7 @@ from backend.schema.context import Ctx
 from backend.tenants import api_keys, audit_log
 
 # Input keys that name what an admin action acts on, in order of preference.
-_TARGET_KEYS = ("org_unit_path", "unit_path", "username", "slug", "id", "case_id", "tenant")
+_TARGET_KEYS = ("org_unit_path", "unit_path", "username", "slug", "id", "tenant")
 
 
 def _target(kwargs: dict[str, Any]) -> str | None:

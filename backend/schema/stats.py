@@ -498,6 +498,25 @@ def _enum(request: Request, name: str, enum: Any) -> Any:
         raise BadUserInput(f"unknown {name} {raw}", field=name) from exc
 
 
+def _only(request: Request, *names: str) -> None:
+    """Refuse parameters the route does not know: a misspelt filter must not silently
+    export everything (``unit=`` for ``unitPath=``)."""
+    unknown = sorted(set(request.query_params) - {*names, "link"})
+    if unknown:
+        raise BadUserInput(
+            f"unknown parameter {unknown[0]} (known: {', '.join(names)})", field=unknown[0]
+        )
+
+
+def _flag(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise BadUserInput(f"{name} must be true or false", field=name)
+    return raw.lower() == "true"
+
+
 def stats_routes(db: Database) -> list[Route]:
     """``/exports/statistics.{csv,xlsx}`` and ``/exports/cases.{csv,xlsx}``."""
 
@@ -521,6 +540,7 @@ def stats_routes(db: Database) -> list[Route]:
         )
 
     async def build_statistics(request: Request, principal):
+        _only(request, "from", "to", "tenant", "unitPath", "province")
         q = exports.IndicatorQuery(
             first=_date(request, "from"),
             last=_date(request, "to"),
@@ -532,6 +552,7 @@ def stats_routes(db: Database) -> list[Route]:
         return f"statistics-{q.first}-{q.last}", exports.INDICATOR_HEADER, rows
 
     async def build_cases(request: Request, principal):
+        _only(request, "tenant", "unitPath", "status", "type", "from", "to", "masked")
         f = CaseFilter(
             tenant=request.query_params.get("tenant") or None,
             unit_path=request.query_params.get("unitPath") or None,
@@ -542,7 +563,7 @@ def stats_routes(db: Database) -> list[Route]:
         )
         clauses = await exports.case_clauses(db, principal, f)
         # masked=false: unmasked where the caller handles the case (logged); else masked
-        masked = request.query_params.get("masked", "true").lower() != "false"
+        masked = _flag(request, "masked", default=True)
         rows = exports.case_rows(db, principal, clauses, masked=masked)
         return "cases", exports.CASE_HEADER, rows
 

@@ -71,9 +71,12 @@ ADMIN_MUTATIONS: dict[str, str] = {
     "revoke_api_key": "revokeApiKey",
 }
 
-# Input keys never copied into the log (PII, secrets, bulk payloads).
+# Input keys never copied into the log (PII, secrets, bulk payloads) — nor case ids: the
+# city administrator reads this log and may sit in the unit an accusation names (Art. 30);
+# what happened to a case is in the case's own hash-chained events, behind the read rule.
 SECRET_KEYS = re.compile(
-    r"(phone|id_?number|secret|password|token|email|related|csv|text|content|note|hash|key$)",
+    r"(phone|id_?number|secret|password|token|email|related|csv|text|content|note|hash|key$"
+    r"|case_?id)",
     re.I,
 )
 MAX_TEXT = 200

@@ -266,7 +266,7 @@ async def create_user(
     kind: AccountKind = AccountKind.TENANT_USER,
 ) -> User:
     """A user of a city: an official (``TENANT_USER``) or an integration (``SERVICE_ACCOUNT``)."""
-    v.username(username)
+    username = v.username(username)
     display_name = v.text(display_name, "displayName", max_len=200)
     phone = v.phone(phone)
     target = await _administered_tenant(session, principal, tenant, "user", "create")
@@ -344,7 +344,9 @@ async def _user_and_unit_for_grant(
     if unit is None:
         raise BadUserInput(f"unknown org unit {unit_path}", field="orgUnitPath")
     _require_unit_in_grants(principal, "role", act, unit_path, "orgUnitPath")
-    user = await session.scalar(select(User).where(User.username == username))
+    user = await session.scalar(
+        select(User).where(User.username == v.username(username, "username"))
+    )
     if user is None:
         raise BadUserInput(f"unknown user {username} in this tenant", field="username")
     return user, unit
@@ -429,7 +431,7 @@ async def create_provincial_supervisor(
     province: str,
 ) -> Account:
     require(principal, "supervisor", "create")
-    v.username(username)
+    username = v.username(username)
     display_name = v.text(display_name, "displayName", max_len=200)
     prov = await province_by_slug(session, v.slug(province, "province"))
     if prov is None:
@@ -451,7 +453,7 @@ async def create_platform_admin(
     session: AsyncSession, *, username: str, display_name: str | None = None
 ) -> Account:
     """Bootstrap only (CLI): there is no API to mint platform staff."""
-    v.username(username)
+    username = v.username(username)
     if await account_by_username(session, username):
         raise Conflict(f"username {username} is taken", field="username")
     account = Account(
