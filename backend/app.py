@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import backend.domains  # noqa: F401 — every table and hook in place (backend/domains.py)
 from backend.core.db import Database
 from backend.core.errors import NotFound, Unauthenticated
 from backend.core.gc_tuning import tune_for_server
@@ -27,10 +28,11 @@ from backend.core.logging import configure_logging
 from backend.core.middleware import RequestIdMiddleware
 from backend.core.ratelimit import RateLimiter
 from backend.core.settings import Settings, get_settings
+from backend.core.startup import check_startup
 from backend.jobs.inprocess import InProcessScheduler
-from backend.rosters.ical import ics_route
 from backend.schema import build_schema
 from backend.schema.reports import report_routes
+from backend.schema.rosters import ics_route
 from backend.schema.stats import stats_routes
 from backend.schema.view import GraphQLApp
 from backend.web.auth import Authentication
@@ -43,7 +45,7 @@ PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
 def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> Starlette:
     """The whole HTTP surface; ``run_jobs`` defaults to "in-process when no Redis"."""
     settings = settings or get_settings()
-    settings.check_production_safety()
+    check_startup(settings)
     configure_logging(settings.log_level)
     db = Database(settings)
     limiter = RateLimiter(settings)  # one per process: its in-process windows are shared

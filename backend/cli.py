@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 from sqlalchemy import select
 
+import backend.domains  # noqa: F401 — every table and hook in place (backend/domains.py)
 from backend.core.db import Database
 from backend.core.settings import get_settings
+from backend.core.startup import check_startup
 
 T = TypeVar("T")
 
@@ -101,7 +103,7 @@ def serve(
     """Serve GraphQL (GraphiQL in dev) with uvicorn."""
     import uvicorn
 
-    get_settings().check_production_safety()
+    check_startup(get_settings())
     uvicorn.run(
         "backend.app:create_app",
         factory=True,
@@ -129,9 +131,9 @@ def token(
     ttl: int = typer.Option(None, "--ttl", help="Lifetime in seconds (default XF_JWT_TTL_SECONDS)"),
 ) -> None:
     """Print a bearer token for an existing user."""
+    from backend.authz.roles import AccountKind
     from backend.authz.tokens import issue_token
     from backend.core.db import Database
-    from backend.tenants.models import AccountKind
     from backend.tenants.service import account_by_username
 
     async def kind() -> str | None:
@@ -220,7 +222,7 @@ def pii_rotate_key(
 ) -> None:
     """Re-encrypt stored PII with XF_PII_ACTIVE_KEY (and encrypt any legacy plaintext)."""
     from backend.authz.principal import SYSTEM
-    from backend.core.pii_rotation import rotate
+    from backend.cases.pii_rotation import rotate
     from backend.tenants.audit_log import admin_action
 
     async def main(db: Database):

@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from backend.core.db import build_engine
-from backend.core.models_registry import metadata
 from backend.core.settings import get_settings
+from backend.domains import metadata
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging"):

@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 
 from backend.authz.principal import SYSTEM
+from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
 from backend.cases.pii import check_character
 from backend.core.db import Database
 from backend.tenants import service
 from backend.tenants.flows import onboard_tenant
 from backend.tenants.models import OrgUnitLevel as L
-from backend.tenants.models import Role
 
 
 @dataclass

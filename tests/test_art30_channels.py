@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from backend.authz.principal import SYSTEM
+from backend.authz.roles import Role
 from backend.cases.models import CaseType
 from backend.cases.need_to_know import NEUTRAL_BODY
 from backend.notifications import service as notify
@@ -16,7 +17,6 @@ from backend.notifications.channels import PermanentFailure, webhook_address
 from backend.notifications.dispatcher import dispatch
 from backend.notifications.models import Notification, NotificationStatus
 from backend.tenants import service
-from backend.tenants.models import Role
 from tests.helpers import unique
 from tests.test_jobs_support import register as register_case
 from tests.test_notifications import Receiver, new_town, settings_for

@@ -17,11 +17,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.authz.enforcer import allowed_grants
 from backend.authz.principal import Grant, Principal
+from backend.authz.roles import AccountKind, Role
 from backend.authz.scope import minimal_paths
 from backend.cases import visibility
 from backend.cases.models import Case
 from backend.cases.visibility import read_predicate
-from backend.tenants.models import AccountKind, Role
 
 TENANT = uuid.uuid4()
 

@@ -46,6 +46,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from backend.authz.principal import SYSTEM
+from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
 from backend.cases.need_to_know import NEUTRAL_BODY
 from backend.core import clock
@@ -56,7 +57,7 @@ from backend.jobs.registry import CRON_JOBS
 from backend.notifications.dispatcher import dispatch
 from backend.stats.report import Period
 from backend.tenants import service
-from backend.tenants.models import Role, User
+from backend.tenants.models import User
 from tests.clocks import SH, ticking
 from tests.helpers import USERS, City, build_city, create_supervisors, id_number, unique
 from tests.test_notifications import MailBox, Receiver, free_port, settings_for
@@ -296,7 +297,7 @@ def plan_accusations(
         scope = registrar.grants[0][1]
         location = rng.choice([city.path(u) for u in UNITS if covers(scope, city.path(u))])
         accused_unit = rng.choice([city.path(u) for u in ACCUSABLE] + [None])
-        accused_user = rng.choice([*everyone, None]).username if rng.random() < 0.5 else None
+        accused_user = rng.choice(everyone).username if rng.random() < 0.5 else None
         if accused_unit is None and accused_user is None:
             accused_user = rng.choice(everyone).username
         plans.append((registrar, location, accused_unit, accused_user, rng.randint(0, 2)))

@@ -51,6 +51,7 @@ from hypothesis_graphql import mutations, nodes, queries
 from sqlalchemy import select
 
 from backend.authz.principal import SYSTEM
+from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
 from backend.cases.categories import DEFAULT_CATEGORIES
 from backend.core.clock import now
@@ -58,7 +59,7 @@ from backend.core.db import Base, Database, TenantScope
 from backend.notifications.service import enqueue
 from backend.schema import sdl
 from backend.tenants import service
-from backend.tenants.models import OrgUnitLevel, Province, Role, Tenant
+from backend.tenants.models import OrgUnitLevel, Province, Tenant
 from tests.helpers import UNITS, USERS, City, build_city, create_supervisors, id_number, unique
 
 EXAMPLES = int(os.environ.get("XF_FUZZ_EXAMPLES", "100"))

@@ -28,12 +28,12 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from backend.authz.principal import SYSTEM
+from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
 from backend.core import clock
 from backend.tenants import service
 from backend.tenants.flows import onboard_tenant
 from backend.tenants.models import OrgUnitLevel as L
-from backend.tenants.models import Role
 from tests import helpers
 from tests.helpers import id_number
 from tests.reference_model import (

@@ -118,7 +118,7 @@ def test_no_index_of_cases_names_the_colour_or_red_since():
     """The scan's colour updates of cases must stay HOT (PostgreSQL writes no index entry
     only when no indexed column, predicate included, changes): stale cases are found
     through their steps instead (docs/performance.md, migration 0011)."""
-    from backend.core.models_registry import metadata
+    from backend.domains import metadata
 
     for index in metadata.tables["cases"].indexes:
         names = {c.name for c in index.columns}

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from backend.core.db import build_engine
-from backend.core.models_registry import metadata
+from backend.domains import metadata
 
 # Created by hand in migrations, on purpose not in the models (expression/operator classes).
 HAND_MADE_INDEXES = {"ix_cases_search_trgm"}

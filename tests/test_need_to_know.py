@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Boolean, String, Uuid, literal, select, union_all
 
 from backend.authz.principal import SYSTEM
+from backend.authz.roles import Role
 from backend.cases.need_to_know import Accused, barred_clause, barred_user_clause, is_barred, people
 from backend.core.db import TenantScope
 from backend.tenants import service
-from backend.tenants.models import Role, User
+from backend.tenants.models import User
 from tests.helpers import USERS, build_city, unique
 
 UNITS = ["", "c1", "c2", "dept", "c1/t1", "c1/t2", "c2/t1", "c1/t1/v1", "c1/t1/v1/g1"]

@@ -32,9 +32,10 @@ from backend.core.db import Database, TenantScope
 from backend.core.errors import BadUserInput
 from backend.core.ids import new_id
 from backend.core.settings import Settings
+from backend.jobs.outbox import dispatch_notifications
 from backend.jobs.registry import CRON_JOBS
 from backend.notifications import service
-from backend.notifications.dispatcher import backoff, dispatch, dispatch_notifications
+from backend.notifications.dispatcher import backoff, dispatch
 from backend.notifications.models import (
     Notification,
     NotificationContact,

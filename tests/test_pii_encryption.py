@@ -13,11 +13,12 @@ from sqlalchemy import Uuid, bindparam, select, text
 
 from backend.cases.models import Case
 from backend.cases.pii import legacy_petitioner_key, mask_id_number, mask_phone, petitioner_key
+from backend.cases.pii_rotation import rotate
 from backend.core import crypto
 from backend.core.crypto import DEV_PII_KEY, ConfigurationError, Keyring, PiiKeyError
 from backend.core.db import TenantScope
-from backend.core.pii_rotation import rotate
 from backend.core.settings import Settings, get_settings
+from backend.core.startup import check_startup
 from backend.tenants.service import tenant_by_slug
 from tests.case_helpers import CASE, COUNT, bad_checksum, make_id_number, register
 from tests.helpers import build_city, unique
@@ -206,7 +207,7 @@ def test_production_refuses_missing_or_dev_keys():
     with pytest.raises(ConfigurationError, match="XF_PII_KEYS"):
         crypto.check_keys(_prod())
     with pytest.raises(ConfigurationError, match="XF_PII_KEYS"):
-        _prod().check_production_safety()
+        check_startup(_prod())
     with pytest.raises(ConfigurationError, match="dev"):
         crypto.check_keys(_prod(pii_keys=f"k1:{_b64(DEV_PII_KEY)}", pii_hash_key=hkey))
     with pytest.raises(ConfigurationError, match="32 bytes"):

@@ -13,12 +13,13 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from backend.authz.principal import SYSTEM
+from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
 from backend.core import clock
 from backend.core.db import TenantScope
 from backend.notifications.models import Notification
 from backend.tenants import service as tenants
-from backend.tenants.models import OrgUnitLevel, Role
+from backend.tenants.models import OrgUnitLevel
 from tests.case_helpers import REGISTER, register_input
 from tests.clocks import frozen
 from tests.helpers import City, build_city, unique

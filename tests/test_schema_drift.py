@@ -14,8 +14,9 @@ from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLNonNull
 
 from backend.authz.enforcer import enforcer, role_may
 from backend.authz.matrix import ROLES, permissions, render_markdown
+from backend.authz.roles import TENANT_ROLES, Role
 from backend.schema import build_schema, sdl
-from backend.tenants.models import TENANT_ROLES, OrgUnitLevel, Role
+from backend.tenants.models import OrgUnitLevel
 
 ROOT = Path(__file__).resolve().parent.parent
 REALMS = ("tenant", "province", "platform")

@@ -32,6 +32,7 @@ from backend.cases import service
 from backend.cases.models import Satisfaction
 from backend.core.db import TenantScope
 from backend.jobs.registry import CRON_JOBS
+from backend.jobs.statistics import stats_refresh
 from backend.stats import summary
 from backend.stats.definitions import Definition
 from backend.stats.indicators import Range
@@ -253,8 +254,8 @@ async def test_summary_and_live_give_the_same_numbers(db, city, first, last):
 async def test_refresh_is_idempotent_and_scheduled(db, city):
     tid = await tenant_id(db, city)
     with frozen(NOW):
-        first = await summary.stats_refresh({"db": db, "runner": "test", "tenant": city.slug})
-        again = await summary.stats_refresh({"db": db, "runner": "test", "tenant": city.slug})
+        first = await stats_refresh({"db": db, "runner": "test", "tenant": city.slug})
+        again = await stats_refresh({"db": db, "runner": "test", "tenant": city.slug})
     assert first["status"] == again["status"] == "OK"
     assert first["summaryRows"] == again["summaryRows"] > 0
     async with db.transaction(TenantScope.of([tid])) as session:

@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from backend.authz.roles import CITY_KINDS, AccountKind, Role
 from backend.core.db import TenantScope
-from backend.tenants.models import CITY_KINDS, AccountKind, Role
 
 
 @dataclass(frozen=True)

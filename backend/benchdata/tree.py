@@ -14,7 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backend.tenants.models import AccountKind, OrgUnitLevel, Role
+from backend.authz.roles import AccountKind, Role
+from backend.tenants.models import OrgUnitLevel
 
 
 def uuid7(rng: random.Random, at: datetime) -> uuid.UUID:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.cases.models import Category
+from backend.tenants.flows import tenant_created
 
 # 28 categories common in municipal 信访 statistics (code, name).
 DEFAULT_CATEGORIES: list[tuple[str, str]] = [
@@ -42,7 +43,9 @@ DEFAULT_CATEGORIES: list[tuple[str, str]] = [
 ]
 
 
+@tenant_created.register
 async def seed_default_categories(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """A new city starts with the standard category list (the tenants' creation hook)."""
     existing = set(await session.scalars(select(Category.code)))
     for code, name in DEFAULT_CATEGORIES:
         if code not in existing:

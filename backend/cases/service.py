@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -25,6 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from backend.authz.enforcer import allowed_grants, may, require
 from backend.authz.principal import Grant, Principal
+from backend.authz.roles import Role
 from backend.authz.scope import path_covers
 from backend.cases import deadlines, lifecycle, pii
 from backend.cases.categories import list_categories
@@ -49,10 +51,14 @@ from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.crypto import keyring
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
+from backend.core.hooks import Hook
 from backend.core.ids import new_id, parse_id
-from backend.rosters.first_receiver import link_first_receiver
-from backend.tenants.models import OrgUnit, Role, Tenant, User
+from backend.tenants.models import OrgUnit, Tenant, User
 from backend.tenants.service import grants_of, unit_by_path
+
+# Other domains' part in an intake, inside its transaction before the first event is
+# written (rosters: a visit during a reception shift names the duty leader first receiver).
+case_registered: Hook[Callable[[AsyncSession, Case], Awaitable[None]]] = Hook("case_registered")
 
 MAX_CONTENT = 20_000
 REPEAT_WINDOW_DAYS = 365
@@ -246,7 +252,8 @@ async def _register(
         if existing:
             return existing, True
         raise
-    await link_first_receiver(session, case)  # 首问负责: duty leader of a visit (rosters)
+    for take_part in case_registered:  # 首问负责: a visit's duty leader (rosters)
+        await take_part(session, case)
     await insert_first_event(
         session,
         case,

@@ -14,17 +14,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, not_, or_, true
 
 from backend.authz.enforcer import allowed_grants, role_may
 from backend.authz.principal import Grant, Principal
+from backend.authz.roles import Role
 from backend.authz.scope import path_covers, subtree_filter
 from backend.cases.models import Case
 from backend.cases.need_to_know import barred_clause, is_barred
-from backend.evaluations.models import PanelMember
-from backend.tenants.models import Role
+from backend.core.hooks import Hook
+
+# Cases a role with ``read_own`` reads besides those it registered, one clause per
+# domain: (account id) → SQL over ``cases``. Evaluations registers the panels' cases.
+own_readers: Hook[Callable[[uuid.UUID], ColumnElement[bool]]] = Hook("own_readers")
 
 HANDLING_ROLES = {Role.PETITION_OFFICER, Role.LEADER, Role.DEPARTMENT_HANDLER}
 # casbin role names, as in Principal.grant_key
@@ -85,24 +90,16 @@ def _tenant_read_predicate(
         clauses.append(Case.leader_id == account_id)
     if any(role_may(role, "tenant", "case", "read_own") for role, _ in grants):
         # "own": cases it registered, or (evaluators) the cases of panels it sits on
-        clauses.append(or_(Case.registered_by_id == account_id, _on_my_panel(account_id)))
+        # and whatever other domains let a holder of such a role read (evaluations: the
+        # cases of the panels it sits on)
+        own = [reader(account_id) for reader in own_readers]
+        clauses.append(or_(Case.registered_by_id == account_id, *own))
     if not clauses:
         return false()
     # Art. 30 (need_to_know.py): the accused person, and whoever holds *any* role inside
     # the accused unit — a second grant elsewhere (a city leader also posted at the accused
     # county) must not reach it
     return and_(or_(*clauses), not_(barred_clause([p for _, p in grants], [username])))
-
-
-def _on_my_panel(account_id: uuid.UUID) -> ColumnElement[bool]:
-    """Evaluators: the cases of the evaluation panels they sit on (masked, see sees_pii)."""
-    return exists(
-        select(PanelMember.id).where(
-            PanelMember.tenant_id == Case.tenant_id,
-            PanelMember.case_id == Case.id,
-            PanelMember.user_id == account_id,
-        )
-    )
 
 
 def inside_accused(case: Case, unit_path: str) -> bool:

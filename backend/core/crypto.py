@@ -17,7 +17,7 @@ the process environment; the database and its backups hold ciphertext.
   person hashes differently in two cities.
 - **Dev and test** use fixed, published keys (below); production refuses to
   start without real ones (:func:`check_keys`, called by
-  ``Settings.check_production_safety``).
+  ``backend/core/startup.py``).
 
 A value without the ``enc1:`` envelope is legacy plaintext (written before
 migration 0008, or by raw SQL in a test) and is returned as is; the

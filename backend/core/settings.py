@@ -180,10 +180,8 @@ class Settings(BaseSettings):
         return None if self.jwt_key_map else self.effective_jwt_secret
 
     def check_production_safety(self) -> None:
-        """Refuse to start a production process with a missing or default secret."""
-        from backend.core.crypto import check_keys  # the PII keyring (dev keys only outside prod)
-
-        check_keys(self)
+        """Refuse to start a production process with a missing or default secret (the PII
+        keys: ``backend/core/startup.py`` adds them)."""
         for cidr in filter(None, (c.strip() for c in self.webhook_allowed_networks.split(","))):
             try:
                 ipaddress.ip_network(cidr, strict=False)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
+from backend.authz.roles import AccountKind
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.errors import AppError, BadUserInput
@@ -34,7 +35,7 @@ from backend.evaluations.pool import (
     ensure_evaluator_role,
     related_entries,
 )
-from backend.tenants.models import Account, AccountKind, OrgUnit, Tenant, User
+from backend.tenants.models import Account, OrgUnit, Tenant, User
 from backend.tenants.service import username_prefixes
 
 MAX_ROWS = 5000

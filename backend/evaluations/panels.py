@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import allowed_grants, may, require
 from backend.authz.principal import Principal
+from backend.authz.roles import Role
 from backend.authz.scope import path_covers
 from backend.cases import need_to_know
 from backend.cases import queries as case_queries
@@ -26,7 +27,7 @@ from backend.cases.models import (
     SkipLevel,
 )
 from backend.cases.service import find_case
-from backend.cases.visibility import inside_accused, read_predicate
+from backend.cases.visibility import inside_accused, own_readers, read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
@@ -43,7 +44,7 @@ from backend.evaluations.models import (
 )
 from backend.evaluations.policy import load_policy
 from backend.notifications.service import dedupe_key, enqueue
-from backend.tenants.models import Role, RoleAssignment, User
+from backend.tenants.models import RoleAssignment, User
 
 REPEAT_THRESHOLD = 3  # 赴京到省重复信访3次以上
 
@@ -377,6 +378,19 @@ async def cancel_panel(
         data={"panelId": str(panel.id)},
     )
     return panel
+
+
+@own_readers.register
+def cases_of_my_panels(account_id: uuid.UUID) -> ColumnElement[bool]:
+    """Evaluators read the cases of the panels they sit on (masked: ``sees_pii``), the
+    read rule's own-cases clause for this domain (cases/visibility.own_readers)."""
+    return exists(
+        select(PanelMember.id).where(
+            PanelMember.tenant_id == Case.tenant_id,
+            PanelMember.case_id == Case.id,
+            PanelMember.user_id == account_id,
+        )
+    )
 
 
 def panel_read_clause(principal: Principal) -> ColumnElement[bool]:

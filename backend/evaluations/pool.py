@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import may, require
 from backend.authz.principal import Principal
+from backend.authz.roles import Role
 from backend.cases import need_to_know, pii
 from backend.cases.models import Case
 from backend.core import validation as v
@@ -31,7 +32,7 @@ from backend.evaluations.models import (
     EvaluatorStatus,
     PanelMember,
 )
-from backend.tenants.models import OrgUnit, Role, RoleAssignment, Tenant, User
+from backend.tenants.models import OrgUnit, RoleAssignment, Tenant, User
 from backend.tenants.service import tenant_by_slug
 
 MAX_EXCLUDED_PATHS = 50

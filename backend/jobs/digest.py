@@ -37,6 +37,7 @@ from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from backend.authz.roles import Role
 from backend.cases.calendar import WorkingDayCalendar
 from backend.cases.models import Case, CaseDeadline, DeadlineStatus, TenantPolicy, WarningColor
 from backend.cases.need_to_know import barred_user_clause
@@ -47,7 +48,7 @@ from backend.core.db import Database, TenantScope
 from backend.core.logging import get_logger
 from backend.jobs.deadlines import open_case_filter, scan_tenant, thresholds
 from backend.jobs.runs import RunRecord, already_done, fan_out
-from backend.tenants.models import OrgUnit, Role, RoleAssignment, Tenant, User
+from backend.tenants.models import OrgUnit, RoleAssignment, Tenant, User
 
 log = get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""Tables of the scheduled jobs: the run log, the stored monthly reports, and scan indexes.
+"""Tables of the scheduled jobs: the run log and the scan indexes.
 
 ``job_runs`` is platform data (no RLS): one row per job run and per tenant a
 fan-out touched. Its tenant column is ``target_tenant_id``, not ``tenant_id``,
@@ -6,9 +6,8 @@ on purpose: every table with a ``tenant_id`` column is a tenant table behind
 row-level security (tests/test_rls.py checks the catalogue), and this log is
 written for all tenants by the platform.
 
-``monthly_reports`` is tenant data like any other (``tenant_id`` leads the key,
-RLS in migration 0004). The extra indexes below make the deadline scan touch
-only the rows whose colour or overdue mark is about to change (docs/jobs.md).
+The extra indexes below make the deadline scan touch only the rows whose colour or
+overdue mark is about to change (docs/jobs.md).
 """
 
 from __future__ import annotations
@@ -17,11 +16,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.cases.models import Case, CaseDeadline
-from backend.core.db import Base, TenantScoped, TimestampedId, UtcDateTime
+from backend.core.db import Base, TimestampedId, UtcDateTime
 
 
 class JobRun(TimestampedId, Base):
@@ -45,22 +44,6 @@ class JobRun(TimestampedId, Base):
     status: Mapped[str] = mapped_column(String(16), default="RUNNING")  # RUNNING OK PARTIAL FAILED
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
-
-
-class MonthlyReport(TenantScoped, Base):
-    """The monthly analysis report of one unit (the city or a county) for one month."""
-
-    __tablename__ = "monthly_reports"
-    __table_args__ = (
-        UniqueConstraint("tenant_id", "period", "unit_path", name="uq_monthly_reports_unit"),
-    )
-
-    period: Mapped[str] = mapped_column(String(7))  # "2026-10"
-    unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    unit_path: Mapped[str] = mapped_column(String(512))
-    unit_name: Mapped[str] = mapped_column(String(200))
-    unit_level: Mapped[str] = mapped_column(String(16))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 # --- indexes of the deadline scan on the case tables (migrations 0004 and 0011) -------------

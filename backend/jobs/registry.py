@@ -6,9 +6,9 @@ from arq.cron import CronJob, cron
 
 from backend.jobs.deadlines import deadline_scan
 from backend.jobs.digest import red_digest
+from backend.jobs.outbox import dispatch_notifications
 from backend.jobs.reports import monthly_report
-from backend.notifications.dispatcher import dispatch_notifications
-from backend.stats.summary import stats_refresh
+from backend.jobs.statistics import stats_refresh
 
 # Cron runs missed while down are not replayed by arq: every job runs once at start and
 # derives its work from the database (docs/jobs.md has the schedule and the reasons).

@@ -21,19 +21,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.authz.roles import Role
 from backend.cases.policy import load_calendar, load_policy
 from backend.core.clock import now
 from backend.core.db import Database, TenantScope
 from backend.core.ids import new_id
-from backend.jobs.models import MonthlyReport
 from backend.jobs.runs import RunRecord, fan_out
+from backend.stats.models import MonthlyReport
 from backend.stats.report import (
     Period,
     category_names,
     compute_report,
     report_units,
 )
-from backend.tenants.models import OrgUnit, Role, RoleAssignment, Tenant
+from backend.tenants.models import OrgUnit, RoleAssignment, Tenant
 
 JOB = "monthly_report"
 

@@ -21,6 +21,7 @@ from arq.worker import create_worker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+import backend.domains  # noqa: F401 — every table and hook in place (backend/domains.py)
 from backend.core.db import Database
 from backend.core.logging import get_logger
 from backend.core.settings import get_settings

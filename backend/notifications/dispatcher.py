@@ -366,18 +366,3 @@ async def dispatch(
     if totals.claimed or totals.errors:
         log.info("notifications.dispatch", **summary)
     return summary
-
-
-async def dispatch_notifications(ctx: dict[str, Any]) -> dict[str, int]:
-    """Cron job (arq, in-process scheduler, CLI): one dispatch run over every tenant.
-
-    ``ctx["tenant"]`` (a slug, from ``xinfang jobs run notifications_dispatch --tenant``)
-    narrows the run to that tenant.
-    """
-    db: Database = ctx["db"]
-    tenant_ids = None
-    if ctx.get("tenant"):
-        from backend.jobs.runs import tenants_for  # raises TenantNotFound for the CLI
-
-        tenant_ids = [t.id for t in await tenants_for(db, ctx["tenant"])]
-    return await dispatch(db, ctx.get("settings"), tenant_ids=tenant_ids)

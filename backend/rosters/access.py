@@ -17,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import allowed_grants, require
 from backend.authz.principal import Principal
+from backend.authz.roles import Role
 from backend.authz.scope import path_covers, subtree_filter
 from backend.core import validation as v
 from backend.core.errors import BadUserInput
 from backend.rosters.models import (
     DutyShift,
 )
-from backend.tenants.models import OrgUnit, Role, RoleAssignment, Tenant, User
+from backend.tenants.models import OrgUnit, RoleAssignment, Tenant, User
 from backend.tenants.service import unit_by_path
 
 

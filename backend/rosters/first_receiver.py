@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.cases.models import Case, Channel
+from backend.cases.service import case_registered
 from backend.rosters.models import (
     OPEN_STATUSES,
     RECEPTION_KINDS,
@@ -44,6 +45,7 @@ async def duty_shift_at(session: AsyncSession, holder_path: str, at: datetime) -
     return rows[0]
 
 
+@case_registered.register
 async def link_first_receiver(session: AsyncSession, case: Case) -> None:
     """A visit registered during a reception shift at the registering unit (or the nearest
     ancestor holding one) gets that shift's duty leader as first receiver; the shift lists

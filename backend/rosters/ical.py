@@ -15,21 +15,16 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from backend.authz.enforcer import require
 from backend.core import validation as v
 from backend.core.clock import now
-from backend.core.db import Database
-from backend.core.errors import BadUserInput, NotFound
+from backend.core.errors import NotFound
 from backend.rosters.access import tenant_zone, users_by_ids
 from backend.rosters.models import DutyShift
 from backend.rosters.shifts import reception_announcements
 from backend.tenants.models import User
 from backend.tenants.service import unit_by_path
-from backend.web.routes import rest_route
 
 PRODID = "-//xinfang//duty rosters//ZH"
 DEFAULT_DAYS = 90
@@ -76,31 +71,3 @@ async def reception_calendar(
     )
     leaders = await users_by_ids(session, list({s.leader_id for s in shifts}))
     return render_calendar(shifts, leaders, name=f"接访日程 {unit_path}", tz=tz)
-
-
-def _date_param(request: Request, name: str) -> date | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadUserInput(f"{name} must be YYYY-MM-DD", field=name) from exc
-
-
-def ics_route(db: Database) -> Route:
-    """``/rosters/{unit:path}.ics`` (see the module docstring)."""
-
-    async def endpoint(request: Request, principal) -> Response:
-        unit_path = "/" + request.path_params["unit"].strip("/")
-        async with db.transaction(principal.scope()) as session:
-            text = await reception_calendar(
-                session,
-                principal,
-                unit_path=unit_path,
-                from_=_date_param(request, "from"),
-                to=_date_param(request, "to"),
-            )
-        return Response(text, media_type="text/calendar; charset=utf-8")
-
-    return rest_route("/rosters/{unit:path}.ics", endpoint)

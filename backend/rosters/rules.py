@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import allowed_grants, require
 from backend.authz.principal import Principal
+from backend.authz.roles import Role
 from backend.authz.scope import subtree_filter
 from backend.core import validation as v
 from backend.core.clock import now
@@ -22,7 +23,7 @@ from backend.rosters.models import (
     RosterRuleLeader,
     ShiftKind,
 )
-from backend.tenants.models import Role, RoleAssignment, User
+from backend.tenants.models import RoleAssignment, User
 
 
 @dataclass

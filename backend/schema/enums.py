@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from backend.tenants.models import OrgUnitLevel, Role
+from backend.authz.roles import Role
+from backend.tenants.models import OrgUnitLevel
 
 OrgUnitLevelEnum = strawberry.enum(OrgUnitLevel, name="OrgUnitLevel")
 RoleEnum = strawberry.enum(Role, name="Role")

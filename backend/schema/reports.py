@@ -22,14 +22,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from backend.authz.principal import Principal
+from backend.authz.roles import AccountKind
 from backend.authz.tokens import issue_link
 from backend.core.db import Database
-from backend.jobs.models import MonthlyReport
 from backend.jobs.reports import report_urls
 from backend.schema.context import Ctx
 from backend.schema.enums import OrgUnitLevel
 from backend.stats import report as reports
-from backend.tenants.models import AccountKind
+from backend.stats.models import MonthlyReport
 from backend.web.routes import rest_route
 
 

@@ -8,14 +8,19 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from strawberry.dataloader import DataLoader
 
-from backend.core.errors import NotFound
+from backend.core.db import Database
+from backend.core.errors import BadUserInput, NotFound
 from backend.rosters import ical, models, pairings, planning, receptions, rules, shifts, swaps
 from backend.schema.cases import CaseNode, Leader, node
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
 from backend.schema.tenants import OrgUnitType
+from backend.web.routes import rest_route
 
 ShiftKind = strawberry.enum(models.ShiftKind, name="ShiftKind")
 ShiftStatus = strawberry.enum(models.ShiftStatus, name="ShiftStatus")
@@ -561,3 +566,34 @@ class RosterMutations:
             username=input.username,
         )
         return VillagePairing(_m=pairing)
+
+
+# --- HTTP: the reception calendar feed -----------------------------------------------------
+
+
+def _date_param(request: Request, name: str) -> date | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise BadUserInput(f"{name} must be YYYY-MM-DD", field=name) from exc
+
+
+def ics_route(db: Database) -> Route:
+    """``/rosters/{unit:path}.ics``: the reception days of a unit as iCalendar (docs/rosters.md)."""
+
+    async def endpoint(request: Request, principal) -> Response:
+        unit_path = "/" + request.path_params["unit"].strip("/")
+        async with db.transaction(principal.scope()) as session:
+            text = await ical.reception_calendar(
+                session,
+                principal,
+                unit_path=unit_path,
+                from_=_date_param(request, "from"),
+                to=_date_param(request, "to"),
+            )
+        return Response(text, media_type="text/calendar; charset=utf-8")
+
+    return rest_route("/rosters/{unit:path}.ics", endpoint)

@@ -23,7 +23,7 @@ from backend.core.db import Database
 from backend.core.errors import BadUserInput, NotFound
 from backend.schema.context import Ctx
 from backend.schema.tenants import OrgUnitType
-from backend.stats import definitions, exports, indicators, ranking
+from backend.stats import definitions, exports, indicators, ranking, statistics
 from backend.stats import province as provincial
 from backend.stats.indicators import Granularity as Gran
 from backend.stats.indicators import Indicators
@@ -259,7 +259,7 @@ def _ranking(week: indicators.Range, rows: list[ranking.RankRow]) -> UnitRanking
 
 @strawberry.type
 class CaseStatistics(IndicatorSet):
-    _s: strawberry.Private[indicators.Statistics]
+    _s: strawberry.Private[statistics.Statistics]
 
     @strawberry.field(name="from")
     def from_(self) -> date:
@@ -287,7 +287,7 @@ class CaseStatistics(IndicatorSet):
     @strawberry.field(description="案件办理质量评价: panels concluded in the range.")
     async def evaluations(self, info: Ctx) -> EvaluationFigures:
         async with info.context.read() as session:
-            o = await indicators.evaluations(session, self._s.clause, self._s.range)
+            o = await statistics.evaluations(session, self._s.clause, self._s.range)
         return EvaluationFigures(
             evaluated=o.evaluated,
             settled=o.settled,
@@ -298,7 +298,7 @@ class CaseStatistics(IndicatorSet):
     @strawberry.field(description="The same indicators per day, week or month of the range.")
     async def series(self, info: Ctx, granularity: StatsGranularity) -> list[StatsBucket]:
         async with info.context.read() as session:
-            rows = await indicators.series(
+            rows = await statistics.series(
                 session,
                 self._s.clause,
                 self._s.range,
@@ -394,7 +394,7 @@ class StatsQueries:
     ) -> CaseStatistics:
         ctx = info.context
         async with ctx.read() as session:
-            s = await indicators.case_statistics(
+            s = await statistics.case_statistics(
                 session, ctx.principal, from_, to, tenant=tenant, unit_path=unit_path
             )
         return CaseStatistics(_i=s.indicators, _s=s)

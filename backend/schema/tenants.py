@@ -8,6 +8,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
+from backend.authz.roles import AccountKind
 from backend.core.errors import NotFound
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.enums import OrgUnitLevel, Role
@@ -103,7 +104,7 @@ def _user_of(
         display_name=user.display_name,
         phone=user.phone,
         roles=[RoleGrantType(role=Role(r), org_unit=OrgUnitType.of(u)) for r, u in grants],
-        service_account=kind is models.AccountKind.SERVICE_ACCOUNT,
+        service_account=kind is AccountKind.SERVICE_ACCOUNT,
     )
 
 
@@ -272,14 +273,14 @@ class TenantMutations:
 
     @strawberry.mutation
     async def create_user(self, info: Ctx, input: CreateUserInput) -> UserType:
-        return await _create_user(info.context, input, models.AccountKind.TENANT_USER)
+        return await _create_user(info.context, input, AccountKind.TENANT_USER)
 
     @strawberry.mutation(
         description="An integration's account (a 12345 hotline): give it only the roles it "
         "needs with assignRole, then mint its API key. It can never get a token."
     )
     async def create_service_account(self, info: Ctx, input: CreateServiceAccountInput) -> UserType:
-        return await _create_user(info.context, input, models.AccountKind.SERVICE_ACCOUNT)
+        return await _create_user(info.context, input, AccountKind.SERVICE_ACCOUNT)
 
     @strawberry.mutation
     async def assign_role(self, info: Ctx, input: AssignRoleInput) -> UserType:

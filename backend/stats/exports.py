@@ -40,9 +40,10 @@ from backend.cases.queries import CaseFilter, _filter_clauses
 from backend.cases.visibility import HANDLING_ROLES, sees_pii
 from backend.core.db import Database
 from backend.core.spreadsheet import csv_cell, xlsx_row
-from backend.stats.indicators import Indicators, Range, case_statistics
+from backend.stats.indicators import Indicators, Range
 from backend.stats.province import province_overview
 from backend.stats.ranking import unit_breakdown
+from backend.stats.statistics import case_statistics
 
 CHUNK_ROWS = 500
 FILE_CHUNK = 64 * 1024

@@ -8,16 +8,18 @@ or located in the subtree") on the city or a county works on the summary
 exactly as on the cases. ``stats_refreshes`` records per tenant when the
 summary was rebuilt, which days it covers (``through_day``: every day before
 the refresh's local date) and the indicator definition it was computed with.
-Both are tenant tables behind row-level security like every other.
+``monthly_reports`` holds the stored monthly analysis reports (migration 0004).
+All are tenant tables behind row-level security like every other.
 Definitions and staleness: docs/indicators.md.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.cases.models import Case, CaseDeadline
@@ -115,3 +117,19 @@ STATS_INDEXES = (
         postgresql_where=Case.rated_at.is_not(None),
     ),
 )
+
+
+class MonthlyReport(TenantScoped, Base):
+    """The monthly analysis report of one unit (the city or a county) for one month."""
+
+    __tablename__ = "monthly_reports"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "period", "unit_path", name="uq_monthly_reports_unit"),
+    )
+
+    period: Mapped[str] = mapped_column(String(7))  # "2026-10"
+    unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    unit_path: Mapped[str] = mapped_column(String(512))
+    unit_name: Mapped[str] = mapped_column(String(200))
+    unit_level: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
+from backend.authz.roles import Role
 from backend.cases import deadlines, need_to_know
 from backend.cases.events import append_event
 from backend.cases.models import Case
@@ -30,7 +31,7 @@ from backend.core.ids import parse_id
 from backend.notifications.service import enqueue
 from backend.stats.indicators import Indicators, Range, merged
 from backend.stats.summary import figures
-from backend.tenants.models import OrgUnit, Province, Role, RoleAssignment, Tenant
+from backend.tenants.models import OrgUnit, Province, RoleAssignment, Tenant
 
 SUPERVISION_KIND = "PROVINCE_SUPERVISION"
 # An order without a due date: 15 days, the term the regulation gives the city itself to route

@@ -21,8 +21,9 @@ from backend.cases.models import Case, TenantPolicy
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, NotFound
 from backend.stats.definitions import STANDARD_WINDOW_DAYS, Definition, tenant_definition
-from backend.stats.indicators import Indicators, Range, compute, merged, viewer_clause
+from backend.stats.indicators import Indicators, Range, compute, merged
 from backend.stats.report import unit_cases
+from backend.stats.statistics import viewer_clause
 from backend.tenants.models import OrgUnit
 
 MAX_UNITS = 200

@@ -54,7 +54,7 @@ from backend.core.clock import now
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.ids import parse_id
 from backend.evaluations.statistics import evaluation_outcomes
-from backend.jobs.models import MonthlyReport
+from backend.stats.models import MonthlyReport
 from backend.tenants.models import OrgUnit, OrgUnitLevel
 
 MAX_PAGE = 100

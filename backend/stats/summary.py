@@ -40,12 +40,10 @@ from backend.cases.models import Case, CaseDeadline
 from backend.core.clock import local_day_start, now
 from backend.core.db import Database, TenantScope
 from backend.core.ids import new_id
-from backend.jobs.runs import RunRecord, fan_out
 from backend.stats.definitions import STANDARD, Definition, tenant_definition, tenant_definitions
 from backend.stats.indicators import TZ, Indicators, Range, aggregate, backlog_at, compute
 from backend.stats.models import COUNT_COLUMNS, StatsDaily, StatsRefresh
 from backend.stats.report import unit_cases
-from backend.tenants.models import Tenant
 
 _OFFSET_HOURS = 8  # Asia/Shanghai has had no daylight saving since 1991: a fixed UTC+8
 
@@ -297,17 +295,3 @@ async def figures(
         if one.definition.participation_window_days == STANDARD.participation_window_days:
             one.replied_eligible = one.replied_eligible_std
     return out, (min(used) if used else None)
-
-
-# --- the job ---------------------------------------------------------------------------------
-
-JOB = "stats_refresh"
-
-
-async def _refresh_step(db: Database, tenant: Tenant, run: RunRecord) -> None:
-    run.add(**await refresh(db, tenant.id))
-
-
-async def stats_refresh(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Cron job: rebuild every tenant's summary (one transaction each; idempotent)."""
-    return await fan_out(ctx, JOB, _refresh_step)

@@ -37,13 +37,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
+from backend.authz.roles import AccountKind
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import Base, Database, TenantScope, TenantScoped, UtcDateTime, tenant_fk
 from backend.core.errors import BadUserInput, NotFound, Unauthenticated
 from backend.core.ids import parse_id
 from backend.tenants import audit_log
-from backend.tenants.models import Account, AccountKind, Tenant, User
+from backend.tenants.models import Account, Tenant, User
 
 SCHEME = "xfk"
 KEY_RE = re.compile(r"^xfk\.([a-z0-9-]{1,63})\.([0-9a-f]{12})\.([A-Za-z0-9_-]{32,64})$")

@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import SYSTEM
+from backend.authz.roles import Role
 from backend.cases import service as cases
 from backend.cases.models import CaseType, Channel
 from backend.cases.pii import check_character
@@ -19,7 +20,6 @@ from backend.core.db import Database
 from backend.tenants import service
 from backend.tenants.flows import onboard_tenant
 from backend.tenants.models import OrgUnitLevel as L
-from backend.tenants.models import Role
 from backend.tenants.principals import load_principal
 
 # (path below the city, name, level); parents come before children.

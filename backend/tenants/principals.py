@@ -9,9 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Grant, Principal
+from backend.authz.roles import AccountKind, Role
 from backend.core.db import Database, TenantScope, current_scope, use_scope
 from backend.core.errors import Unauthenticated
-from backend.tenants.models import Account, AccountKind, Role, Tenant
+from backend.tenants.models import Account, Tenant
 from backend.tenants.service import grants_of
 
 

@@ -18,18 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import allowed_grants, require
 from backend.authz.principal import Principal
+from backend.authz.roles import TENANT_ROLES, AccountKind, Role
 from backend.authz.scope import path_covers
 from backend.core import validation as v
 from backend.core.db import TenantScope, use_scope
 from backend.core.errors import BadUserInput, Conflict, NotFound
 from backend.tenants.models import (
-    TENANT_ROLES,
     Account,
-    AccountKind,
     OrgUnit,
     OrgUnitLevel,
     Province,
-    Role,
     RoleAssignment,
     Tenant,
     User,

@@ -44,10 +44,11 @@ CATEGORIES = ("land", "wages", "housing", "labor", "medical", "education", "envi
 async def _build_tenants(n: int, run: str) -> list[dict[str, Any]]:
     """Cities through the services; returns per tenant its id and units with their officials."""
     from backend.authz.principal import SYSTEM
+    from backend.authz.roles import Role
     from backend.core.db import Database
     from backend.tenants import service
     from backend.tenants.flows import onboard_tenant
-    from backend.tenants.models import OrgUnitLevel, Role
+    from backend.tenants.models import OrgUnitLevel
 
     db = Database()
     tenants = []

@@ -60,11 +60,12 @@ CHANNELS = ("VISIT", "LETTER", "PHONE", "ONLINE")
 async def build_tenants(n: int, run: str) -> list[dict[str, Any]]:
     """Cities with a county and township and one petition officer at the root (services)."""
     from backend.authz.principal import SYSTEM
+    from backend.authz.roles import Role
     from backend.authz.tokens import issue_token
     from backend.core.db import Database
     from backend.tenants import service
     from backend.tenants.flows import onboard_tenant
-    from backend.tenants.models import OrgUnitLevel, Role
+    from backend.tenants.models import OrgUnitLevel
 
     db = Database()
     tenants = []

@@ -56,8 +56,9 @@ async def _has_province(sa_url: str) -> bool:
 async def _supervisor() -> str:
     from sqlalchemy import select
 
+    from backend.authz.roles import AccountKind
     from backend.core.db import Database
-    from backend.tenants.models import Account, AccountKind
+    from backend.tenants.models import Account
 
     db = Database()
     try:
@@ -91,8 +92,8 @@ async def _measure(repeat: int, username: str) -> dict[str, Any]:
 
     from backend.core.clock import now
     from backend.core.db import Database
+    from backend.jobs.statistics import stats_refresh
     from backend.stats.province import province_overview
-    from backend.stats.summary import stats_refresh
     from backend.tenants.principals import load_principal
 
     db = Database()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Uuid, bindparam, select, text
 
+from backend.cases.pii import normalise
 from backend.core.crypto import is_encrypted, key_id_of, keyring
 from backend.core.db import Database, TenantScope
 
@@ -42,7 +43,6 @@ async def rotate(
     db: Database, *, rehash: bool = False, tenants: list[str] | None = None
 ) -> RotationReport:
     """Every tenant, or only those whose slugs are listed."""
-    from backend.cases.pii import normalise
     from backend.tenants.models import Tenant
 
     ring = keyring()  # the process keyring, the same one the ORM columns use
