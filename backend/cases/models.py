@@ -75,6 +75,29 @@ class SkipLevel(StrEnum):
     BEIJING = "BEIJING"
 
 
+class RouteMode(StrEnum):
+    """How a petition office sends a case on (Art. 22)."""
+
+    TRANSFER = "TRANSFER"  # 转送: to the competent body
+    ASSIGN = "ASSIGN"  # 交办: with a supervision requirement
+
+
+class DivertChannel(StrEnum):
+    """诉访分离: where a matter for the courts goes instead."""
+
+    LITIGATION = "LITIGATION"
+    ARBITRATION = "ARBITRATION"
+    RECONSIDERATION = "RECONSIDERATION"
+
+
+class EscalationTarget(StrEnum):
+    """Where a hard case goes beyond its holder."""
+
+    LEADERSHIP_GROUP = "LEADERSHIP_GROUP"  # 领导小组
+    SUPERVISION_BRIGADE = "SUPERVISION_BRIGADE"  # 督查: reasonable demand, not solved
+    ENFORCEMENT_BRIGADE = "ENFORCEMENT_BRIGADE"  # 执法: unreasonable or unlawful conduct
+
+
 class WarningColor(StrEnum):
     RED = "RED"
     YELLOW = "YELLOW"

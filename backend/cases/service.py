@@ -6,6 +6,7 @@ errors and never commit (the caller's transaction does, or rolls back).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -39,6 +40,9 @@ from backend.cases.models import (
     CaseType,
     Category,
     Channel,
+    DivertChannel,
+    EscalationTarget,
+    RouteMode,
     Satisfaction,
     TenantPolicy,
 )
@@ -186,8 +190,9 @@ async def _register(
     savepoint, and the first event and clock are Core INSERTs.
     """
     require(principal, "case", "register")
+    data = _normalised(data)
     facts = await _validate_intake(session, principal, data)
-    payload_hash = data.payload_hash()  # of the normalised input (validation rewrites it)
+    payload_hash = data.payload_hash()  # of the normalised copy
     if facts.existing_id is not None:
         existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
         if existing:
@@ -287,23 +292,35 @@ class _IntakeFacts:
     repeat_of: uuid.UUID | None
 
 
+def _normalised(data: RegisterCaseInput) -> RegisterCaseInput:
+    """The input in its canonical form (trimmed texts, a normalised petitioner, canonical
+    names), or BAD_USER_INPUT for the first field that cannot be — a copy: the frozen
+    input the caller gave is left as it was."""
+    if not data.client_key or len(data.client_key) > 128:
+        raise BadUserInput("clientKey must be 1-128 characters", field="clientKey")
+    accused = data.accused_username
+    return dataclasses.replace(
+        data,
+        subject=v.text(data.subject, "subject", max_len=200),
+        content=v.text(data.content, "content", max_len=MAX_CONTENT),
+        petitioner=PetitionerInput(
+            v.text(data.petitioner.name, "petitioner.name", max_len=100),
+            v.phone(data.petitioner.phone, "petitioner.phone"),
+            pii.id_number(data.petitioner.id_number),
+        ),
+        accused_username=v.username(accused, "accusedUsername")
+        if (accused or "").strip()
+        else None,
+        accused_unit_path=(data.accused_unit_path or "").strip() or None,
+    )
+
+
 async def _validate_intake(
     session: AsyncSession, principal: Principal, data: RegisterCaseInput
 ) -> _IntakeFacts:
-    """Normalise and check the input; errors come in the same order as the fields are
-    checked below (input shape, category, receivedAt, location, accused)."""
-    if not data.client_key or len(data.client_key) > 128:
-        raise BadUserInput("clientKey must be 1-128 characters", field="clientKey")
-    object.__setattr__(data, "subject", v.text(data.subject, "subject", max_len=200))
-    object.__setattr__(data, "content", v.text(data.content, "content", max_len=MAX_CONTENT))
-    name = v.text(data.petitioner.name, "petitioner.name", max_len=100)
-    phone = v.phone(data.petitioner.phone, "petitioner.phone")
-    id_no = pii.id_number(data.petitioner.id_number)
-    object.__setattr__(data, "petitioner", PetitionerInput(name, phone, id_no))
-    accused = data.accused_username
-    accused = v.username(accused, "accusedUsername") if (accused or "").strip() else None
-    object.__setattr__(data, "accused_username", accused)
-    object.__setattr__(data, "accused_unit_path", (data.accused_unit_path or "").strip() or None)
+    """Check the normalised input against the city; errors come in the order the fields
+    are checked below (input shape, category, receivedAt, location, accused)."""
+    phone, id_no = data.petitioner.phone, data.petitioner.id_number
     if data.head_count < 1 or data.head_count > 10_000:
         raise BadUserInput("headCount must be between 1 and 10000", field="headCount")
     if principal.tenant_id is None:
@@ -582,7 +599,12 @@ def _reason(value: str | None, field: str = "reason", *, required: bool = True) 
 
 
 async def route_case(
-    session: AsyncSession, principal: Principal, ref: CaseRef, *, to_unit_path: str, mode: str
+    session: AsyncSession,
+    principal: Principal,
+    ref: CaseRef,
+    *,
+    to_unit_path: str,
+    mode: RouteMode,
 ) -> Case:
     """转送 (TRANSFER) or 交办 (ASSIGN) to a unit in the router's scope (Art. 22)."""
     change = await _begin(session, principal, ref, "route")
@@ -596,9 +618,7 @@ async def route_case(
         raise BadUserInput("the case is already held by that unit", field="toUnitPath")
     if inside_accused(case, target.path):
         raise BadUserInput("an accusation cannot go to the accused unit", field="toUnitPath")
-    if mode not in {"TRANSFER", "ASSIGN"}:
-        raise BadUserInput("mode must be TRANSFER or ASSIGN", field="mode")
-    data = {"from": case.holder_path, "to": target.path, "mode": mode}
+    data = {"from": case.holder_path, "to": target.path, "mode": RouteMode(mode).value}
     case.routed_from_path = case.holder_path
     case.holder_unit_id, case.holder_path = target.id, target.path
     await deadlines.finish_steps(session, case, steps={Step.ROUTING, Step.ACCEPTANCE})
@@ -631,17 +651,19 @@ async def object_to_transfer(
 
 
 async def divert_case(
-    session: AsyncSession, principal: Principal, ref: CaseRef, *, channel: str, reason: str
+    session: AsyncSession,
+    principal: Principal,
+    ref: CaseRef,
+    *,
+    channel: DivertChannel,
+    reason: str,
 ) -> Case:
     """诉访分离: litigation, arbitration or reconsideration matters leave the petition track."""
     change = await _begin(session, principal, ref, "divert")
-    if channel not in {"LITIGATION", "ARBITRATION", "RECONSIDERATION"}:
-        raise BadUserInput(
-            "channel must be LITIGATION, ARBITRATION or RECONSIDERATION", field="channel"
-        )
     reason = _reason(reason)
     await deadlines.finish_steps(session, change.case, include_supervision=True)
-    return await _finish(session, principal, change, reason=reason, data={"channel": channel})
+    data = {"channel": DivertChannel(channel).value}
+    return await _finish(session, principal, change, reason=reason, data=data)
 
 
 async def accept_case(session: AsyncSession, principal: Principal, ref: CaseRef) -> Case:
@@ -884,19 +906,18 @@ async def issue_supervision_order(
     )
 
 
-ESCALATION_TARGETS = {"LEADERSHIP_GROUP", "SUPERVISION_BRIGADE", "ENFORCEMENT_BRIGADE"}
-
-
 async def escalate_case(
-    session: AsyncSession, principal: Principal, ref: CaseRef, *, target: str, reason: str
+    session: AsyncSession,
+    principal: Principal,
+    ref: CaseRef,
+    *,
+    target: EscalationTarget,
+    reason: str,
 ) -> Case:
     """Hard cases to the leadership group; 督查 / 执法 brigades for unsolved or unlawful demands."""
     change = await _begin(session, principal, ref, "escalate")
-    if target not in ESCALATION_TARGETS:
-        raise BadUserInput(f"target must be one of {sorted(ESCALATION_TARGETS)}", field="target")
-    return await _finish(
-        session, principal, change, reason=_reason(reason), data={"target": target}
-    )
+    data = {"target": EscalationTarget(target).value}
+    return await _finish(session, principal, change, reason=_reason(reason), data=data)
 
 
 async def record_joint_meeting(

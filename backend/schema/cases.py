@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from enum import Enum
 from typing import Any
 
 import strawberry
@@ -37,24 +36,9 @@ DeadlineStep = strawberry.enum(Step, name="DeadlineStep")
 DeadlineStatus = strawberry.enum(models.DeadlineStatus, name="DeadlineStatus")
 
 
-@strawberry.enum
-class RouteMode(Enum):
-    TRANSFER = "TRANSFER"  # 转送
-    ASSIGN = "ASSIGN"  # 交办
-
-
-@strawberry.enum
-class DivertChannel(Enum):
-    LITIGATION = "LITIGATION"
-    ARBITRATION = "ARBITRATION"
-    RECONSIDERATION = "RECONSIDERATION"
-
-
-@strawberry.enum
-class EscalationTarget(Enum):
-    LEADERSHIP_GROUP = "LEADERSHIP_GROUP"
-    SUPERVISION_BRIGADE = "SUPERVISION_BRIGADE"
-    ENFORCEMENT_BRIGADE = "ENFORCEMENT_BRIGADE"
+RouteMode = strawberry.enum(models.RouteMode, name="RouteMode")
+DivertChannel = strawberry.enum(models.DivertChannel, name="DivertChannel")
+EscalationTarget = strawberry.enum(models.EscalationTarget, name="EscalationTarget")
 
 
 @strawberry.type
@@ -465,6 +449,9 @@ class PetitionerInput:
     phone: str | None = None
     id_number: str | None = None
 
+    def to_service(self) -> service.PetitionerInput:
+        return service.PetitionerInput(self.name, self.phone, self.id_number)
+
 
 @strawberry.input
 class RegisterCaseInput:
@@ -483,6 +470,15 @@ class RegisterCaseInput:
     tags: list[str] = strawberry.field(default_factory=list)
     priority: str = "NORMAL"
     skip_level: SkipLevel = models.SkipLevel.NONE
+
+    def to_service(self) -> service.RegisterCaseInput:
+        """The domain's input: the same fields (enums are the domain's own)."""
+        same = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(service.RegisterCaseInput)
+        }
+        return service.RegisterCaseInput(
+            **{**same, "petitioner": self.petitioner.to_service(), "tags": list(self.tags)}
+        )
 
 
 @strawberry.input
@@ -606,10 +602,6 @@ async def _mutate(
     return node(await info.context.mutate(action, *args, **kwargs))
 
 
-def _value(e: Any) -> Any:
-    return e.value if isinstance(e, Enum) else e
-
-
 @strawberry.type
 class CaseMutations:
     @strawberry.mutation(
@@ -620,25 +612,7 @@ class CaseMutations:
         )
     )
     async def register_case(self, info: Ctx, input: RegisterCaseInput) -> CaseNode:
-        data = service.RegisterCaseInput(
-            client_key=input.client_key,
-            channel=models.Channel(input.channel),
-            type=models.CaseType(input.type),
-            category=input.category,
-            subject=input.subject,
-            content=input.content,
-            petitioner=service.PetitionerInput(
-                input.petitioner.name, input.petitioner.phone, input.petitioner.id_number
-            ),
-            location_path=input.location_path,
-            received_at=input.received_at,
-            accused_unit_path=input.accused_unit_path,
-            accused_username=input.accused_username,
-            head_count=input.head_count,
-            tags=list(input.tags),
-            priority=input.priority,
-            skip_level=models.SkipLevel(input.skip_level),
-        )
+        data = input.to_service()
         registered = await info.context.mutate(service.intake, data)
         return node(registered.case) if registered.readable else receipt(registered.case)
 
@@ -649,7 +623,7 @@ class CaseMutations:
             service.route_case,
             input.ref(),
             to_unit_path=input.to_unit_path,
-            mode=_value(input.mode),
+            mode=input.mode,
         )
 
     @strawberry.mutation(description="Art. 23 objection by the receiving body (5 working days).")
@@ -662,7 +636,7 @@ class CaseMutations:
             info,
             service.divert_case,
             input.ref(),
-            channel=_value(input.channel),
+            channel=input.channel,
             reason=input.reason,
         )
 
@@ -690,9 +664,7 @@ class CaseMutations:
 
     @strawberry.mutation
     async def rate_satisfaction(self, info: Ctx, input: RateSatisfactionInput) -> CaseNode:
-        return await _mutate(
-            info, service.rate_satisfaction, input.ref(), rating=_value(input.rating)
-        )
+        return await _mutate(info, service.rate_satisfaction, input.ref(), rating=input.rating)
 
     @strawberry.mutation
     async def request_review(self, info: Ctx, input: RequestReviewInput) -> CaseNode:
@@ -746,7 +718,7 @@ class CaseMutations:
             info,
             service.escalate_case,
             input.ref(),
-            target=_value(input.target),
+            target=input.target,
             reason=input.reason,
         )
 

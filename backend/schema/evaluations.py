@@ -200,7 +200,7 @@ class EvaluationType:
     async def panel(self, info: Ctx) -> PanelType:
         ctx = info.context
         async with ctx.read() as session:
-            return PanelType(_m=await panels.get_panel(session, ctx.principal, self._panel_id))
+            return PanelType.of(await panels.get_panel(session, ctx.principal, self._panel_id))
 
 
 def _members_loader(ctx: RequestContext) -> DataLoader[Any, Any]:
@@ -215,6 +215,34 @@ def _members_loader(ctx: RequestContext) -> DataLoader[Any, Any]:
 @strawberry.type(name="Panel")
 class PanelType:
     _m: strawberry.Private[models.EvaluationPanel]
+    size: int
+    pool_hash: str = strawberry.field(
+        description="sha256 of the eligible pool and the category mix at the draw."
+    )
+    policy: strawberry.scalars.JSON = strawberry.field(
+        description="The category mix the draw applied."
+    )
+    drawn_at: datetime
+    concluded_at: datetime | None
+    settled_at: datetime | None
+    settled_note: str | None
+    cancelled_reason: str | None
+
+    @classmethod
+    def of(cls, m: models.EvaluationPanel, **private: Any) -> PanelType:
+        """Plain attributes, copied once (no resolver round per field)."""
+        return cls(
+            _m=m,
+            **private,
+            size=m.size,
+            pool_hash=m.pool_hash,
+            policy=m.policy,
+            drawn_at=m.drawn_at,
+            concluded_at=m.concluded_at,
+            settled_at=m.settled_at,
+            settled_note=m.settled_note,
+            cancelled_reason=m.cancelled_reason,
+        )
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -223,10 +251,6 @@ class PanelType:
     @strawberry.field
     def seed(self) -> Seed:
         return drawing.loaded_seed(self._m.seed, self._m.seed_is_int)
-
-    @strawberry.field
-    def size(self) -> int:
-        return self._m.size
 
     @strawberry.field
     def status(self) -> PanelStatus:
@@ -238,37 +262,9 @@ class PanelType:
     def reasons(self) -> list[str]:
         return list(self._m.reasons or [])
 
-    @strawberry.field(description="sha256 of the eligible pool and the category mix at the draw.")
-    def pool_hash(self) -> str:
-        return self._m.pool_hash
-
     @strawberry.field
     def eligible_count(self) -> int:
         return len(self._m.pool_snapshot or [])
-
-    @strawberry.field(description="The category mix the draw applied.")
-    def policy(self) -> strawberry.scalars.JSON:
-        return self._m.policy
-
-    @strawberry.field
-    def drawn_at(self) -> datetime:
-        return self._m.drawn_at
-
-    @strawberry.field
-    def concluded_at(self) -> datetime | None:
-        return self._m.concluded_at
-
-    @strawberry.field
-    def settled_at(self) -> datetime | None:
-        return self._m.settled_at
-
-    @strawberry.field
-    def settled_note(self) -> str | None:
-        return self._m.settled_note
-
-    @strawberry.field
-    def cancelled_reason(self) -> str | None:
-        return self._m.cancelled_reason
 
     @strawberry.field
     def case_id(self) -> strawberry.ID:
@@ -393,7 +389,7 @@ class EvaluationQueries:
     async def evaluation_panel(self, info: Ctx, id: strawberry.ID) -> PanelType:
         ctx = info.context
         async with ctx.read() as session:
-            return PanelType(_m=await panels.get_panel(session, ctx.principal, str(id)))
+            return PanelType.of(await panels.get_panel(session, ctx.principal, str(id)))
 
     @strawberry.field(description="Visible panels, newest first; mine: those the caller sits on.")
     async def evaluation_panels(
@@ -414,7 +410,7 @@ class EvaluationQueries:
                 mine=mine,
                 first=first,
             )
-        return [PanelType(_m=p) for p in rows]
+        return [PanelType.of(p) for p in rows]
 
     @strawberry.field(
         description="Cases eligible for evaluation (dissatisfied, ≥ 3 repeats, skip-level)."
@@ -594,7 +590,7 @@ async def _pool_change(info: Ctx, action: Any, **kwargs: Any) -> EvaluatorType:
 
 async def _panel_change(info: Ctx, action: Any, **kwargs: Any) -> PanelType:
     """A panel mutation (``ctx.mutate``), answered as the panel it changed."""
-    return PanelType(_m=await info.context.mutate(action, **kwargs))
+    return PanelType.of(await info.context.mutate(action, **kwargs))
 
 
 @strawberry.type

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
@@ -26,6 +27,30 @@ class NotificationNode:
 
     _m: strawberry.Private[models.Notification]
     _viewer: strawberry.Private[uuid.UUID | None] = None
+    channel: str = strawberry.field(description="inapp, webhook, sms or email.")
+    kind: str = strawberry.field(description="What it is about, e.g. DEADLINE_DIGEST.")
+    attempts: int
+    last_error: str | None = strawberry.field(
+        description="Why the last attempt failed (FAILED, DEAD)."
+    )
+    created_at: datetime
+    sent_at: datetime | None
+    read_at: datetime | None
+
+    @classmethod
+    def of(cls, m: models.Notification, **private: Any) -> NotificationNode:
+        """Plain attributes, copied once (no resolver round per field)."""
+        return cls(
+            _m=m,
+            **private,
+            channel=m.channel,
+            kind=m.kind,
+            attempts=m.attempts,
+            last_error=m.last_error,
+            created_at=m.created_at,
+            sent_at=m.sent_at,
+            read_at=m.read_at,
+        )
 
     def _shown(self) -> bool:
         return self._m.recipient_id is None or self._m.recipient_id == self._viewer
@@ -33,14 +58,6 @@ class NotificationNode:
     @strawberry.field
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self._m.id))
-
-    @strawberry.field(description="inapp, webhook, sms or email.")
-    def channel(self) -> str:
-        return self._m.channel
-
-    @strawberry.field(description="What it is about, e.g. DEADLINE_DIGEST.")
-    def kind(self) -> str:
-        return self._m.kind
 
     @strawberry.field(description="Null unless the caller is the recipient (see contentHidden).")
     def subject(self) -> str | None:
@@ -66,35 +83,15 @@ class NotificationNode:
     def status(self) -> NotificationStatus:
         return models.NotificationStatus(self._m.status)
 
-    @strawberry.field
-    def attempts(self) -> int:
-        return self._m.attempts
-
-    @strawberry.field(description="Why the last attempt failed (FAILED, DEAD).")
-    def last_error(self) -> str | None:
-        return self._m.last_error
-
     @strawberry.field(description="Stable across retries; receivers drop duplicates by it.")
     def delivery_id(self) -> strawberry.ID:
         return strawberry.ID(str(self._m.delivery_id))
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self._m.created_at
 
     @strawberry.field
     def next_attempt_at(self) -> datetime | None:
         if self._m.status in (models.NotificationStatus.SENT, models.NotificationStatus.DEAD):
             return None
         return self._m.next_attempt_at
-
-    @strawberry.field
-    def sent_at(self) -> datetime | None:
-        return self._m.sent_at
-
-    @strawberry.field
-    def read_at(self) -> datetime | None:
-        return self._m.read_at
 
     @strawberry.field(description="Username of the recipient (null: a tenant-wide message).")
     async def recipient(self, info: Ctx) -> str | None:
@@ -106,7 +103,7 @@ class NotificationNode:
 
 def _nodes(rows: list[models.Notification], ctx: RequestContext) -> list[NotificationNode]:
     viewer = ctx.principal.account_id
-    return [NotificationNode(_m=r, _viewer=viewer) for r in rows]
+    return [NotificationNode.of(r, _viewer=viewer) for r in rows]
 
 
 @strawberry.type(name="NotificationSettings")

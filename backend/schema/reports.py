@@ -36,30 +36,34 @@ from backend.web.routes import rest_route
 @strawberry.type(name="MonthlyReport")
 class MonthlyReportNode:
     _m: strawberry.Private[MonthlyReport]
+    period: str = strawberry.field(description="The month, YYYY-MM (tenant time zone).")
+    unit_path: str
+    unit_name: str
+    created_at: datetime
+    data: strawberry.scalars.JSON = strawberry.field(
+        description="Every figure of the report (docs/jobs.md defines them)."
+    )
+
+    @classmethod
+    def of(cls, m: MonthlyReport, **private: Any) -> MonthlyReportNode:
+        """Plain attributes, copied once (no resolver round per field)."""
+        return cls(
+            _m=m,
+            **private,
+            period=m.period,
+            unit_path=m.unit_path,
+            unit_name=m.unit_name,
+            created_at=m.created_at,
+            data=m.data,
+        )
 
     @strawberry.field
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self._m.id))
 
-    @strawberry.field(description="The month, YYYY-MM (tenant time zone).")
-    def period(self) -> str:
-        return self._m.period
-
-    @strawberry.field
-    def unit_path(self) -> str:
-        return self._m.unit_path
-
-    @strawberry.field
-    def unit_name(self) -> str:
-        return self._m.unit_name
-
     @strawberry.field
     def unit_level(self) -> OrgUnitLevel:
         return OrgUnitLevel(self._m.unit_level)
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self._m.created_at
 
     @strawberry.field(description="Cases received in the month.")
     def received(self) -> int:
@@ -76,10 +80,6 @@ class MonthlyReportNode:
     @strawberry.field(description="ACCEPTANCE steps due in the month finished on time / due.")
     def on_time_acceptance_rate(self) -> float | None:
         return self._m.data.get("onTimeAcceptanceRate")
-
-    @strawberry.field(description="Every figure of the report (docs/jobs.md defines them).")
-    def data(self) -> strawberry.scalars.JSON:
-        return self._m.data
 
     @strawberry.field(description="GET with the same bearer token: the workbook.")
     def xlsx_url(self) -> str:
@@ -119,13 +119,13 @@ class ReportQueries:
             rows = await reports.list_reports(
                 session, ctx.principal, first=first, period=period, unit_path=unit_path
             )
-        return [MonthlyReportNode(_m=r) for r in rows]
+        return [MonthlyReportNode.of(r) for r in rows]
 
     @strawberry.field(description="One report; NOT_FOUND when absent or not visible.")
     async def monthly_report(self, info: Ctx, id: strawberry.ID) -> MonthlyReportNode:
         ctx = info.context
         async with ctx.read() as session:
-            return MonthlyReportNode(_m=await reports.find_report(session, ctx.principal, str(id)))
+            return MonthlyReportNode.of(await reports.find_report(session, ctx.principal, str(id)))
 
 
 # --- HTTP downloads ------------------------------------------------------------------------

@@ -46,6 +46,38 @@ def _received_loader(ctx: RequestContext) -> DataLoader[uuid.UUID, list[Any]]:
 @strawberry.type
 class DutyShift:
     _m: strawberry.Private[models.DutyShift]
+    day: date = strawberry.field(description="The duty day (tenant time zone).")
+    starts_at: datetime
+    ends_at: datetime
+    unit_path: str
+    title: str
+    location: str | None
+    announced_at: datetime | None = strawberry.field(
+        description="Public receptions: when the announcement was published."
+    )
+    checked_in_at: datetime | None
+    check_in_location: str | None
+    checked_out_at: datetime | None
+    check_out_location: str | None
+
+    @classmethod
+    def of(cls, m: models.DutyShift, **private: Any) -> DutyShift:
+        """Plain attributes, copied once (no resolver round per field)."""
+        return cls(
+            _m=m,
+            **private,
+            day=m.day,
+            starts_at=m.starts_at,
+            ends_at=m.ends_at,
+            unit_path=m.unit_path,
+            title=m.title,
+            location=m.location,
+            announced_at=m.announced_at,
+            checked_in_at=m.checked_in_at,
+            check_in_location=m.check_in_location,
+            checked_out_at=m.checked_out_at,
+            check_out_location=m.check_out_location,
+        )
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -59,22 +91,6 @@ class DutyShift:
     def status(self) -> ShiftStatus:
         return models.ShiftStatus(self._m.status)
 
-    @strawberry.field(description="The duty day (tenant time zone).")
-    def day(self) -> date:
-        return self._m.day
-
-    @strawberry.field
-    def starts_at(self) -> datetime:
-        return self._m.starts_at
-
-    @strawberry.field
-    def ends_at(self) -> datetime:
-        return self._m.ends_at
-
-    @strawberry.field
-    def unit_path(self) -> str:
-        return self._m.unit_path
-
     @strawberry.field
     async def unit(self, info: Ctx) -> OrgUnitType | None:
         unit = await load(info.context, "unit_by_path", self._m.unit_path)
@@ -84,34 +100,6 @@ class DutyShift:
     async def leader(self, info: Ctx) -> Leader | None:
         return await _leader(info, self._m.leader_id)
 
-    @strawberry.field
-    def title(self) -> str:
-        return self._m.title
-
-    @strawberry.field
-    def location(self) -> str | None:
-        return self._m.location
-
-    @strawberry.field(description="Public receptions: when the announcement was published.")
-    def announced_at(self) -> datetime | None:
-        return self._m.announced_at
-
-    @strawberry.field
-    def checked_in_at(self) -> datetime | None:
-        return self._m.checked_in_at
-
-    @strawberry.field
-    def check_in_location(self) -> str | None:
-        return self._m.check_in_location
-
-    @strawberry.field
-    def checked_out_at(self) -> datetime | None:
-        return self._m.checked_out_at
-
-    @strawberry.field
-    def check_out_location(self) -> str | None:
-        return self._m.check_out_location
-
     @strawberry.field(description="Visit cases received during the shift (首问: its leader).")
     async def cases_received(self, info: Ctx) -> list[CaseNode]:
         rows = await info.context.loader("rosters_received", _received_loader).load(self._m.id)
@@ -119,7 +107,7 @@ class DutyShift:
 
 
 def shift(m: models.DutyShift) -> DutyShift:
-    return DutyShift(_m=m)
+    return DutyShift.of(m)
 
 
 @strawberry.type
@@ -169,6 +157,14 @@ class ReceptionPlan:
 @strawberry.type
 class ShiftSwap:
     _m: strawberry.Private[models.ShiftSwap]
+    reason: str | None
+    comment: str | None
+    decided_at: datetime | None
+
+    @classmethod
+    def of(cls, m: models.ShiftSwap, **private: Any) -> ShiftSwap:
+        """Plain attributes, copied once (no resolver round per field)."""
+        return cls(_m=m, **private, reason=m.reason, comment=m.comment, decided_at=m.decided_at)
 
     @strawberry.field
     def id(self) -> strawberry.ID:
@@ -177,18 +173,6 @@ class ShiftSwap:
     @strawberry.field
     def status(self) -> SwapStatus:
         return models.SwapStatus(self._m.status)
-
-    @strawberry.field
-    def reason(self) -> str | None:
-        return self._m.reason
-
-    @strawberry.field
-    def comment(self) -> str | None:
-        return self._m.comment
-
-    @strawberry.field
-    def decided_at(self) -> datetime | None:
-        return self._m.decided_at
 
     @strawberry.field
     async def from_leader(self, info: Ctx) -> Leader | None:
@@ -238,10 +222,12 @@ class LeaderLeave:
 @strawberry.type
 class VillagePairing:
     _m: strawberry.Private[models.VillagePairing]
+    village_path: str
 
-    @strawberry.field
-    def village_path(self) -> str:
-        return self._m.village_path
+    @classmethod
+    def of(cls, m: models.VillagePairing, **private: Any) -> VillagePairing:
+        """Plain attributes, copied once (no resolver round per field)."""
+        return cls(_m=m, **private, village_path=m.village_path)
 
     @strawberry.field
     async def village(self, info: Ctx) -> OrgUnitType | None:
@@ -300,7 +286,7 @@ class RosterQueries:
             rows = await swaps.shift_swaps(
                 session, ctx.principal, status=status, unit_path=unit_path
             )
-        return [ShiftSwap(_m=s) for s in rows]
+        return [ShiftSwap.of(s) for s in rows]
 
     @strawberry.field(description="Public feed: reception days of the city (any official).")
     async def reception_announcements(
@@ -338,7 +324,7 @@ class RosterQueries:
         ctx = info.context
         async with ctx.read() as session:
             rows = await pairings.pairings(session, ctx.principal, unit_path=unit_path)
-        return [VillagePairing(_m=p) for p in rows]
+        return [VillagePairing.of(p) for p in rows]
 
     @strawberry.field(description="Villages without a contact cadre.")
     async def unpaired_villages(self, info: Ctx, unit_path: str | None = None) -> list[OrgUnitType]:
@@ -509,7 +495,7 @@ class RosterMutations:
             with_shift_id=str(input.with_shift_id) if input.with_shift_id else None,
             reason=input.reason,
         )
-        return ShiftSwap(_m=swap)
+        return ShiftSwap.of(swap)
 
     @strawberry.mutation(description="A leader over the unit approves (or rejects) a swap.")
     async def approve_swap(self, info: Ctx, input: ApproveSwapInput) -> ShiftSwap:
@@ -519,7 +505,7 @@ class RosterMutations:
             approve=input.approve,
             comment=input.comment,
         )
-        return ShiftSwap(_m=swap)
+        return ShiftSwap.of(swap)
 
     @strawberry.mutation(description="Record a leader's leave; rotation skips it.")
     async def record_leave(self, info: Ctx, input: RecordLeaveInput) -> LeaderLeave:
@@ -565,7 +551,7 @@ class RosterMutations:
             village_path=input.village_path,
             username=input.username,
         )
-        return VillagePairing(_m=pairing)
+        return VillagePairing.of(pairing)
 
 
 # --- HTTP: the reception calendar feed -----------------------------------------------------

@@ -98,62 +98,58 @@ def _counts(data: dict[str, int]) -> list[Count]:
 @strawberry.type(description="Indicator values; rates are 0–1, null on a zero denominator.")
 class IndicatorSet:
     _i: strawberry.Private[Indicators]
-
-    @strawberry.field(description="Cases received in the range.")
-    def received(self) -> int:
-        return self._i.received
-
-    @strawberry.field(description="ACCEPTANCE steps due in the range finished on time / due.")
-    def on_time_acceptance_rate(self) -> float | None:
-        return self._i.on_time_acceptance_rate
-
-    @strawberry.field(description="HANDLING steps due in the range replied on time / due.")
-    def on_time_closure_rate(self) -> float | None:
-        return self._i.on_time_closure_rate
-
-    @strawberry.field(
+    received: int = strawberry.field(description="Cases received in the range.")
+    on_time_acceptance_rate: float | None = strawberry.field(
+        description="ACCEPTANCE steps due in the range finished on time / due."
+    )
+    on_time_closure_rate: float | None = strawberry.field(
+        description="HANDLING steps due in the range replied on time / due."
+    )
+    participation_rate: float | None = strawberry.field(
         description="Cases replied in the range that are rated / those rated or whose rating "
         "window has closed (participationBase)."
     )
-    def participation_rate(self) -> float | None:
-        return self._i.participation_rate
-
-    @strawberry.field(
+    satisfaction_rate: float | None = strawberry.field(
         description="Ratings given in the range: satisfied (per `definition`) / rated."
     )
-    def satisfaction_rate(self) -> float | None:
-        return self._i.satisfaction_rate
-
-    @strawberry.field(description="Repeat cases / cases received in the range.")
-    def repeat_rate(self) -> float | None:
-        return self._i.repeat_rate
-
-    @strawberry.field(description="越级访 received in the range.")
-    def skip_level_count(self) -> int:
-        return self._i.skip_level
-
-    @strawberry.field(description="积案: cases with a step past due at the end of the range.")
-    def backlog(self) -> int:
-        return self._i.backlog
-
-    @strawberry.field
-    def acceptance_due(self) -> int:
-        return self._i.acceptance_due
-
-    @strawberry.field
-    def closure_due(self) -> int:
-        return self._i.closure_due
-
-    @strawberry.field
-    def replied(self) -> int:
-        return self._i.replied
-
-    @strawberry.field(
+    repeat_rate: float | None = strawberry.field(
+        description="Repeat cases / cases received in the range."
+    )
+    skip_level_count: int = strawberry.field(description="越级访 received in the range.")
+    backlog: int = strawberry.field(
+        description="积案: cases with a step past due at the end of the range."
+    )
+    acceptance_due: int
+    closure_due: int
+    replied: int
+    participation_base: int = strawberry.field(
         description="Replied in the range and rated, or with the rating window closed: the "
         "participation denominator."
     )
-    def participation_base(self) -> int:
-        return self._i.participation_base
+    rated: int
+
+    @classmethod
+    def of(cls, i: Indicators, **extra: Any) -> Any:
+        """Plain attributes, copied once (no resolver round per field)."""
+        return cls(_i=i, **extra, **cls.figures(i))
+
+    @staticmethod
+    def figures(i: Indicators) -> dict[str, Any]:
+        return {
+            "received": i.received,
+            "on_time_acceptance_rate": i.on_time_acceptance_rate,
+            "on_time_closure_rate": i.on_time_closure_rate,
+            "participation_rate": i.participation_rate,
+            "satisfaction_rate": i.satisfaction_rate,
+            "repeat_rate": i.repeat_rate,
+            "skip_level_count": i.skip_level,
+            "backlog": i.backlog,
+            "acceptance_due": i.acceptance_due,
+            "closure_due": i.closure_due,
+            "replied": i.replied,
+            "participation_base": i.participation_base,
+            "rated": i.rated,
+        }
 
     @strawberry.field(description="The definition these rates were formed with.")
     def definition(self) -> IndicatorDefinitionType:
@@ -163,11 +159,7 @@ class IndicatorSet:
         description="The same counts under the province-standard definition (compare cities here)."
     )
     def standard(self) -> IndicatorSet:
-        return IndicatorSet(_i=self._i.standard())
-
-    @strawberry.field
-    def rated(self) -> int:
-        return self._i.rated
+        return IndicatorSet.of(self._i.standard())
 
     @strawberry.field
     def by_channel(self) -> list[Count]:
@@ -250,7 +242,7 @@ def _ranking(week: indicators.Range, rows: list[ranking.RankRow]) -> UnitRanking
                 previous_score=r.previous_score,
                 rank_change=r.rank_change,
                 score_change=r.score_change,
-                statistics=IndicatorSet(_i=r.indicators),
+                statistics=IndicatorSet.of(r.indicators),
             )
             for r in rows
         ],
@@ -260,6 +252,12 @@ def _ranking(week: indicators.Range, rows: list[ranking.RankRow]) -> UnitRanking
 @strawberry.type
 class CaseStatistics(IndicatorSet):
     _s: strawberry.Private[statistics.Statistics]
+    unit_path: str | None
+    tenant: str | None
+    refreshed_at: datetime | None = strawberry.field(
+        description="When the daily summary these figures were read from was rebuilt (past days "
+        "as of then; today live); null when every figure is live."
+    )
 
     @strawberry.field(name="from")
     def from_(self) -> date:
@@ -268,21 +266,6 @@ class CaseStatistics(IndicatorSet):
     @strawberry.field
     def to(self) -> date:
         return self._s.range.last
-
-    @strawberry.field
-    def unit_path(self) -> str | None:
-        return self._s.unit_path
-
-    @strawberry.field
-    def tenant(self) -> str | None:
-        return self._s.tenant
-
-    @strawberry.field(
-        description="When the daily summary these figures were read from was rebuilt (past days "
-        "as of then; today live); null when every figure is live."
-    )
-    def refreshed_at(self) -> datetime | None:
-        return self._s.refreshed_at
 
     @strawberry.field(description="案件办理质量评价: panels concluded in the range.")
     async def evaluations(self, info: Ctx) -> EvaluationFigures:
@@ -305,7 +288,7 @@ class CaseStatistics(IndicatorSet):
                 Gran(granularity),
                 self._s.indicators.definition,
             )
-        return [StatsBucket(_i=i, from_=r.first, to=r.last) for r, i in rows]
+        return [StatsBucket.of(i, from_=r.first, to=r.last) for r, i in rows]
 
     @strawberry.field(description="Drill-down: the child units of unitPath (default: the city).")
     async def units(self, info: Ctx) -> list[UnitStatistics]:
@@ -318,7 +301,7 @@ class CaseStatistics(IndicatorSet):
                 tenant=self._s.tenant,
                 unit_path=self._s.unit_path,
             )
-        return [UnitStatistics(_i=u.indicators, unit=OrgUnitType.of(u.unit)) for u in rows]
+        return [UnitStatistics.of(u.indicators, unit=OrgUnitType.of(u.unit)) for u in rows]
 
     @strawberry.field(
         description="Weekly ranking of the child units for the week (Mon–Sun) containing `to`."
@@ -397,7 +380,9 @@ class StatsQueries:
             s = await statistics.case_statistics(
                 session, ctx.principal, from_, to, tenant=tenant, unit_path=unit_path
             )
-        return CaseStatistics(_i=s.indicators, _s=s)
+        return CaseStatistics.of(
+            s.indicators, _s=s, unit_path=s.unit_path, tenant=s.tenant, refreshed_at=s.refreshed_at
+        )
 
     @strawberry.field(
         description="Weekly ranking of the child units of unitPath (week containing `week`, "
@@ -442,10 +427,10 @@ class StatsQueries:
             from_=ov.range.first,
             to=ov.range.last,
             tenants=[
-                TenantStatistics(_i=t.indicators, slug=t.tenant.slug, name=t.tenant.name)
+                TenantStatistics.of(t.indicators, slug=t.tenant.slug, name=t.tenant.name)
                 for t in ov.tenants
             ],
-            total=IndicatorSet(_i=ov.total),
+            total=IndicatorSet.of(ov.total),
             refreshed_at=ov.refreshed_at,
         )
 
