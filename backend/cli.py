@@ -333,11 +333,10 @@ def jobs_run(
     A run by hand skips the time-of-day gates (the digest's 08:00, the report's first
     working day); the outbox's dedupe keys still keep one message per person and slot.
     """
-    from backend.jobs.registry import ALIASES, CRON_JOBS
+    from backend.jobs.registry import CRON_JOBS
     from backend.jobs.runs import TenantNotFound
 
     jobs = {job.name: job for job in CRON_JOBS}
-    name = ALIASES.get(name, name)
     if name not in jobs:
         typer.echo(f"unknown job {name}; known: {', '.join(sorted(jobs))}", err=True)
         raise typer.Exit(2)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from backend.cli import app
 from backend.jobs.models import JobRun
-from backend.jobs.registry import ALIASES, CRON_JOBS
+from backend.jobs.registry import CRON_JOBS
 from tests.helpers import build_city, unique
 from tests.test_jobs_support import tenant_id
 
@@ -57,7 +57,6 @@ def test_jobs_cli_lists_the_schedule_and_refuses_unknown_names():
     assert unknown.exit_code == 2 and "known: deadline_scan" in unknown.output
     listed = runner.invoke(app, ["jobs", "list"])
     assert listed.exit_code == 0 and "red_digest\tminute=1,16,31,46" in listed.output
-    assert ALIASES["deadline_colours"] == "deadline_scan"  # the job's name before this issue
 
 
 async def test_job_metrics_are_exported(db, http):

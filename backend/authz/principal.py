@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from backend.authz.roles import CITY_KINDS, AccountKind, Role
+from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.db import TenantScope
 
 
@@ -30,6 +31,8 @@ class Principal:
     grants: tuple[Grant, ...] = ()
     # For a provincial supervisor: every tenant of its province.
     province_tenant_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    # The city's time zone: the local dates the caller means ("received from 11-02").
+    timezone: str = DEFAULT_TIMEZONE
 
     @property
     def realm(self) -> str:

@@ -53,11 +53,5 @@ async def seed_default_categories(session: AsyncSession, tenant_id: uuid.UUID) -
     await session.flush()
 
 
-async def category_exists(session: AsyncSession, code: str) -> bool:
-    return (
-        await session.scalar(select(Category.id).where(Category.code == code, Category.active))
-    ) is not None
-
-
 async def list_categories(session: AsyncSession) -> list[Category]:
     return list(await session.scalars(select(Category).order_by(Category.code)))

@@ -17,6 +17,7 @@ from backend.authz.principal import Principal
 from backend.cases.calendar import WorkingDayCalendar
 from backend.cases.models import HolidayOverride, TenantPolicy
 from backend.cases.rules import DeadlinePolicy, Step
+from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.errors import Forbidden
 from backend.tenants.models import Tenant
 
@@ -64,7 +65,7 @@ def policy_from(data: dict[str, Any] | None, timezone: str | None) -> DeadlinePo
     memoised by value. The result is shared: treat it as read-only (it is frozen).
     """
     key = json.dumps(data or {}, sort_keys=True, default=str)
-    return _policy(key, timezone or "Asia/Shanghai")
+    return _policy(key, timezone or DEFAULT_TIMEZONE)
 
 
 @lru_cache(maxsize=1024)

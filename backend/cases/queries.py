@@ -9,19 +9,18 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import may
 from backend.authz.principal import Principal
-from backend.authz.scope import subtree_filter
 from backend.cases import pii
 from backend.cases.models import Case, CaseStatus, CaseType, WarningColor
-from backend.cases.visibility import HANDLING_ROLES, pii_predicate, read_predicate
+from backend.cases.visibility import HANDLING_ROLES, pii_predicate, read_predicate, unit_cases
 from backend.core import validation as v
+from backend.core.clock import local_day_start
 from backend.core.errors import BadUserInput, Forbidden
 from backend.tenants.models import Tenant, User
 
@@ -69,11 +68,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadUserInput("malformed cursor", field="after") from exc
 
 
-def _local_day_start(d: date, tz: str) -> datetime:
-    return datetime.combine(d, time.min, tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-async def _filter_clauses(
+async def filter_clauses(
     session: AsyncSession, principal: Principal, f: CaseFilter
 ) -> list[ColumnElement[bool]]:
     if not (may(principal, "case", "read") or may(principal, "case", "read_own")):
@@ -89,19 +84,14 @@ async def _filter_clauses(
         clauses.append(Case.type == f.type)
     if f.unit_path:
         v.path(f.unit_path, "filter.unitPath")
-        clauses.append(
-            or_(
-                subtree_filter(Case.holder_path, [f.unit_path]),
-                subtree_filter(Case.location_path, [f.unit_path]),
-            )
-        )
+        clauses.append(unit_cases(f.unit_path))
     if f.warning_color:
         clauses.append(Case.warning_color == f.warning_color)
-    tz = "Asia/Shanghai"
+    tz = principal.timezone  # the dates are the caller's city's local dates
     if f.received_from:
-        clauses.append(Case.received_at >= _local_day_start(f.received_from, tz))
+        clauses.append(Case.received_at >= local_day_start(f.received_from, tz))
     if f.received_to:
-        clauses.append(Case.received_at < _local_day_start(f.received_to + timedelta(days=1), tz))
+        clauses.append(Case.received_at < local_day_start(f.received_to + timedelta(days=1), tz))
     if f.leader:
         leader_id = select(User.id).where(User.username == f.leader).scalar_subquery()
         clauses.append(Case.leader_id == leader_id)
@@ -146,7 +136,7 @@ async def list_cases(
 ) -> Page:
     if not 0 <= first <= MAX_PAGE:
         raise BadUserInput(f"first must be between 0 and {MAX_PAGE}", field="first")
-    clauses = await _filter_clauses(session, principal, f)
+    clauses = await filter_clauses(session, principal, f)
     count = select(func.count(Case.id)).where(*clauses)
     page_clauses = list(clauses)
     if after:
@@ -181,7 +171,7 @@ async def warning_counts(
     """红黄蓝 board: open cases by colour in the caller's scope (below ``unit_path``)."""
     if unit_path:  # the argument is warningBoard(unitPath:), not a filter field
         v.path(unit_path, "unitPath")
-    clauses = await _filter_clauses(session, principal, CaseFilter(unit_path=unit_path))
+    clauses = await filter_clauses(session, principal, CaseFilter(unit_path=unit_path))
     rows = await session.execute(
         select(Case.warning_color, func.count(Case.id))
         .where(*clauses, Case.status != CaseStatus.CLOSED)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backend.cases.calendar import WorkingDayCalendar
+from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.errors import BadUserInput
 
 REGULATION = "《信访工作条例》"
@@ -120,7 +121,7 @@ class DeadlinePolicy:
     counting: Counting = "calendar"
     red_days: int = 3
     yellow_days: int = 10
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
 
     def __post_init__(self) -> None:
         limits: dict[Step, int] = {}

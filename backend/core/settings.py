@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.core.clock import DEFAULT_TIMEZONE
+
 DEV_JWT_SECRET = "dev-secret-do-not-use-in-production"
 
 
@@ -44,7 +46,7 @@ class Settings(BaseSettings):
     # the longest lifetime (exp - iat) a token may claim; `xinfang token --ttl` stays below
     jwt_max_ttl_seconds: int = Field(default=31 * 24 * 3600, ge=60)
     cors_origins: str = ""
-    default_timezone: str = "Asia/Shanghai"
+    default_timezone: str = DEFAULT_TIMEZONE
     # GraphQL guards against hostile queries (see docs/graphql-limits.md).
     graphql_max_depth: int = 10
     graphql_max_aliases: int = 30

@@ -30,9 +30,9 @@ from backend.core.errors import AppError, BadUserInput
 from backend.evaluations.models import Evaluator, EvaluatorCategory, EvaluatorStatus
 from backend.evaluations.pool import (
     RelatedPersonInput,
-    _email,
-    _pool_tenant,
+    checked_email,
     ensure_evaluator_role,
+    pool_tenant,
     related_entries,
 )
 from backend.tenants.models import Account, OrgUnit, Tenant, User
@@ -115,7 +115,7 @@ def _related(value: str) -> list[RelatedPersonInput]:
 async def import_evaluators(
     session: AsyncSession, principal: Principal, *, text: str, tenant: str | None = None
 ) -> ImportResult:
-    tenant_id = await _pool_tenant(session, principal, "manage", tenant)
+    tenant_id = await pool_tenant(session, principal, "manage", tenant)
     if len(text.encode()) > MAX_BYTES:
         raise BadUserInput(f"the file is larger than {MAX_BYTES} bytes", field="csv")
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -272,7 +272,7 @@ def _parse_row(
     )
     category = check("category", lambda: _category(rec.get("category", "")))
     phone = check("phone", lambda: v.phone(rec.get("phone") or None))
-    email = check("email", lambda: _email(rec.get("email") or None))
+    email = check("email", lambda: checked_email(rec.get("email") or None))
     paths = check(
         "excluded_unit_paths",
         lambda: sorted(

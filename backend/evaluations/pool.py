@@ -67,7 +67,7 @@ class PoolEntry:
     panels_served: int = 0
 
 
-async def _pool_tenant(
+async def pool_tenant(
     session: AsyncSession, principal: Principal, act: str, tenant_slug: str | None = None
 ) -> uuid.UUID:
     """The city whose pool the principal acts on (platform staff name it; others own theirs)."""
@@ -93,7 +93,7 @@ async def list_pool(
     category: EvaluatorCategory | None = None,
 ) -> list[PoolEntry]:
     """The city's evaluators by username, with the number of panels each sat on."""
-    await _pool_tenant(session, principal, "read")
+    await pool_tenant(session, principal, "read")
     stmt = select(Evaluator, User.username, User.display_name).join(
         User, and_(User.tenant_id == Evaluator.tenant_id, User.id == Evaluator.user_id)
     )
@@ -172,7 +172,7 @@ def related_entries(
     return out
 
 
-def _email(value: str | None, field: str = "email") -> str | None:
+def checked_email(value: str | None, field: str = "email") -> str | None:
     if not value:
         return None
     value = value.strip()
@@ -214,7 +214,7 @@ async def add_evaluator(
     tenant: str | None = None,
 ) -> PoolEntry:
     """Enrol an existing user of the city (ACTIVE: approved at enrolment; or APPLIED)."""
-    tenant_id = await _pool_tenant(session, principal, "manage", tenant)
+    tenant_id = await pool_tenant(session, principal, "manage", tenant)
     v.username(username)
     status = EvaluatorStatus(status)
     if status not in (EvaluatorStatus.ACTIVE, EvaluatorStatus.APPLIED):
@@ -234,7 +234,7 @@ async def add_evaluator(
         excluded_unit_paths=await _valid_paths(session, excluded_unit_paths, "excludedUnitPaths"),
         related_persons=related_entries(tenant_id, related_persons),
         contact_phone=v.phone(phone) if phone else user.phone,
-        contact_email=_email(email),
+        contact_email=checked_email(email),
         note=v.text(note or "", "note", max_len=2000, required=False) or None,
         status_changed_at=now(),
     )
@@ -277,7 +277,7 @@ async def set_evaluator_status(
     reason: str | None = None,
 ) -> PoolEntry:
     """审核批准 (APPLIED → ACTIVE), suspend, reinstate, retire (terminal)."""
-    await _pool_tenant(session, principal, "manage")
+    await pool_tenant(session, principal, "manage")
     row, user = await _evaluator(session, evaluator_id)
     target = EvaluatorStatus(status)
     current = EvaluatorStatus(row.status)
@@ -306,7 +306,7 @@ async def update_evaluator(
     email: str | None = None,
 ) -> PoolEntry:
     """Administrator: change category, declared conflicts or contact details (None = keep)."""
-    await _pool_tenant(session, principal, "manage")
+    await pool_tenant(session, principal, "manage")
     row, user = await _evaluator(session, evaluator_id)
     if category is not None:
         row.category = EvaluatorCategory(category)
@@ -314,7 +314,7 @@ async def update_evaluator(
     if phone is not None:
         row.contact_phone = v.phone(phone)
     if email is not None:
-        row.contact_email = _email(email)
+        row.contact_email = checked_email(email)
     await session.flush()
     return PoolEntry(row, user.username, user.display_name)
 

@@ -6,16 +6,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
-from backend.authz.scope import subtree_filter
 from backend.cases.models import (
     Case,
 )
-from backend.cases.visibility import read_predicate
+from backend.cases.visibility import read_predicate, unit_cases
 from backend.core import validation as v
 from backend.core.clock import local_day_start
 from backend.evaluations.models import (
@@ -98,16 +97,10 @@ async def evaluation_stats(
     clause = read_predicate(principal)
     if unit_path:
         v.path(unit_path, "unitPath")
-        clause = and_(
-            clause,
-            or_(
-                subtree_filter(Case.holder_path, [unit_path]),
-                subtree_filter(Case.location_path, [unit_path]),
-            ),
-        )
+        clause = and_(clause, unit_cases(unit_path))
     return await evaluation_outcomes(
         session,
         case_clause=clause,
-        since=local_day_start(since) if since else None,
-        until=local_day_start(until + timedelta(days=1)) if until else None,
+        since=local_day_start(since, principal.timezone) if since else None,
+        until=local_day_start(until + timedelta(days=1), principal.timezone) if until else None,
     )

@@ -231,10 +231,6 @@ def red_cutoff(
     return datetime.combine(d + timedelta(days=1), time.min, tzinfo=policy.tz).astimezone(UTC)
 
 
-def _local_day(current: datetime, policy: DeadlinePolicy) -> date:
-    return current.astimezone(policy.tz).date()
-
-
 async def digest_due(db: Database, tenant: Tenant, force: bool) -> str | None:
     """Today's slot (local date) once the tenant's clock has passed 08:00 and it is not done."""
     local = now().astimezone(DeadlinePolicy(timezone=tenant.timezone).tz)

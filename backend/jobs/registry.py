@@ -30,6 +30,3 @@ CRON_JOBS: list[CronJob] = [
         run_at_startup=True,
     ),
 ]
-
-# Old names still accepted by `xinfang jobs run`.
-ALIASES: dict[str, str] = {"deadline_colours": "deadline_scan"}

@@ -20,6 +20,7 @@ from backend.authz.principal import Principal
 from backend.authz.roles import Role
 from backend.authz.scope import path_covers, subtree_filter
 from backend.core import validation as v
+from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.errors import BadUserInput
 from backend.rosters.models import (
     DutyShift,
@@ -30,7 +31,7 @@ from backend.tenants.service import unit_by_path
 
 async def tenant_zone(session: AsyncSession, tenant_id: uuid.UUID | None) -> ZoneInfo:
     tenant = await session.get(Tenant, tenant_id) if tenant_id else None
-    return ZoneInfo(tenant.timezone if tenant else "Asia/Shanghai")
+    return ZoneInfo(tenant.timezone if tenant else DEFAULT_TIMEZONE)
 
 
 def reaches(principal: Principal, obj: str, act: str, path: str) -> bool:

@@ -36,7 +36,7 @@ from backend.authz.principal import Principal
 from backend.cases.audit import record_pii_reads
 from backend.cases.models import Case
 from backend.cases.pii import mask_id_number, mask_phone
-from backend.cases.queries import CaseFilter, _filter_clauses
+from backend.cases.queries import CaseFilter, filter_clauses
 from backend.cases.visibility import HANDLING_ROLES, sees_pii
 from backend.core.db import Database
 from backend.core.spreadsheet import csv_cell, xlsx_row
@@ -153,7 +153,7 @@ async def indicator_table(
             units = await unit_breakdown(
                 session,
                 principal,
-                Range.of(q.first, q.last),
+                Range.of(q.first, q.last, principal.timezone),
                 tenant=q.tenant,
                 unit_path=q.unit_path,
             )
@@ -167,7 +167,7 @@ async def case_clauses(
 ) -> list[ColumnElement[bool]]:
     """Check the caller may list cases (raises before any byte is sent) and build the WHERE."""
     async with db.transaction(principal.scope()) as session:
-        return await _filter_clauses(session, principal, f)
+        return await filter_clauses(session, principal, f)
 
 
 # What sees_pii needs of a case, read with the row (never exported)

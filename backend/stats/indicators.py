@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.cases.models import Case, CaseDeadline, DeadlineStatus, Satisfaction, SkipLevel
 from backend.cases.rules import Step
-from backend.core.clock import local_day_start, now
+from backend.core.clock import DEFAULT_TIMEZONE, local_day_start, now
 from backend.core.db import UtcDateTime
 from backend.core.errors import BadUserInput
 from backend.stats.definitions import (
@@ -36,10 +36,7 @@ from backend.stats.definitions import (
     Definition,
     SatisfactionFormula,
 )
-from backend.stats.report import STEPS, _rate
-
-TZ = "Asia/Shanghai"  # the date arguments are local dates (as the case list filters)
-
+from backend.stats.report import STEPS, rate
 
 MAX_DAYS = 3700  # about ten years in one range
 
@@ -91,13 +88,13 @@ class Indicators:
 
     @property
     def on_time_acceptance_rate(self) -> float | None:
-        return _rate(self.acceptance_on_time, self.acceptance_due)
+        return rate(self.acceptance_on_time, self.acceptance_due)
 
     @property
     def on_time_closure_rate(self) -> float | None:
         if self.definition.on_time_closure is ClosureFormula.EXTENSION_LATE:
-            return _rate(self.closure_on_time_no_ext, self.closure_due)
-        return _rate(self.closure_on_time, self.closure_due)
+            return rate(self.closure_on_time_no_ext, self.closure_due)
+        return rate(self.closure_on_time, self.closure_due)
 
     @property
     def participation_base(self) -> int:
@@ -108,24 +105,24 @@ class Indicators:
 
     @property
     def participation_rate(self) -> float | None:
-        return _rate(self.replied_rated, self.participation_base)
+        return rate(self.replied_rated, self.participation_base)
 
     @property
     def satisfaction_rate(self) -> float | None:
         formula = self.definition.satisfaction
         if formula is SatisfactionFormula.SATISFIED_ONLY:
-            return _rate(self.rated_satisfied, self.rated)
+            return rate(self.rated_satisfied, self.rated)
         if formula is SatisfactionFormula.BASICALLY_HALF:
             return (
                 round((self.rated_satisfied + self.rated_basically / 2) / self.rated, 4)
                 if self.rated
                 else None
             )
-        return _rate(self.satisfied, self.rated)
+        return rate(self.satisfied, self.rated)
 
     @property
     def repeat_rate(self) -> float | None:
-        return _rate(self.repeat, self.received)
+        return rate(self.repeat, self.received)
 
     def standard(self) -> Indicators:
         """The same counts under the province-standard definition."""
@@ -176,22 +173,23 @@ class Range:
 
     first: date
     last: date
+    tz: str = DEFAULT_TIMEZONE  # the zone the dates are local to (the caller's city's)
 
     @classmethod
-    def of(cls, first: date, last: date) -> Range:
+    def of(cls, first: date, last: date, tz: str = DEFAULT_TIMEZONE) -> Range:
         if last < first:
             raise BadUserInput("to is before from", field="to")
         if (last - first).days > MAX_DAYS:
             raise BadUserInput(f"at most {MAX_DAYS} days", field="to")
-        return cls(first, last)
+        return cls(first, last, tz)
 
     @property
     def start(self) -> datetime:
-        return local_day_start(self.first, TZ)
+        return local_day_start(self.first, self.tz)
 
     @property
     def end(self) -> datetime:
-        return local_day_start(self.last + timedelta(days=1), TZ)
+        return local_day_start(self.last + timedelta(days=1), self.tz)
 
     def buckets(self, granularity: Granularity) -> list[Range]:
         out: list[Range] = []
@@ -203,7 +201,7 @@ class Range:
                 nxt = d + timedelta(days=7 - d.weekday())
             else:
                 nxt = (d.replace(day=1) + timedelta(days=32)).replace(day=1)
-            out.append(Range(d, min(nxt - timedelta(days=1), self.last)))
+            out.append(Range(d, min(nxt - timedelta(days=1), self.last), self.tz))
             if len(out) > MAX_BUCKETS:
                 raise BadUserInput(
                     f"at most {MAX_BUCKETS} buckets in a series", field="granularity"

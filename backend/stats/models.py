@@ -1,6 +1,6 @@
 """The daily statistics summary and the indexes of the indicator queries (migration 0007).
 
-``stats_daily`` holds, per tenant, local day (Asia/Shanghai, the day the
+``stats_daily`` holds, per tenant, local day (in the tenant's zone, the day the
 figure is attributed to: received, due, replied or rated) and (holder path,
 location path) pair, both cut to the county level (``/city/county``), the
 numerators and denominators the indicators need — so a unit filter ("held in

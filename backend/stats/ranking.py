@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
 from backend.cases.models import Case, TenantPolicy
-from backend.core.clock import now
+from backend.core.clock import local_today
 from backend.core.errors import BadUserInput, NotFound
 from backend.stats.definitions import STANDARD_WINDOW_DAYS, Definition, tenant_definition
 from backend.stats.indicators import Indicators, Range, compute, merged
@@ -139,9 +139,9 @@ def _one(groups: dict, definition: Definition) -> Indicators:
     return one
 
 
-def week_of(day: date) -> Range:
+def week_of(day: date, tz: str) -> Range:
     monday = day - timedelta(days=day.weekday())
-    return Range(monday, monday + timedelta(days=6))
+    return Range(monday, monday + timedelta(days=6), tz)
 
 
 def last_full_week(today: date) -> date:
@@ -195,8 +195,9 @@ async def weekly_ranking(
     weights: dict[str, float] | None = None,
 ) -> tuple[Range, list[RankRow]]:
     """Units ranked by weighted score for the week (Mon–Sun) containing ``week``."""
-    this = week_of(week or last_full_week(now().date()))
-    prev = week_of(this.first - timedelta(days=7))
+    tz = principal.timezone
+    this = week_of(week or last_full_week(local_today(tz)), tz)
+    prev = week_of(this.first - timedelta(days=7), tz)
     clause, tid = await viewer_clause(session, principal, tenant=tenant, unit_path=unit_path)
     tid = await _tenant_of(session, principal, tenant, tid)
     w = Weights.of(weights, await tenant_weights(session, tid))

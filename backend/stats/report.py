@@ -50,6 +50,7 @@ from backend.cases.models import (
     SkipLevel,
 )
 from backend.cases.rules import DeadlinePolicy, Step, end_of_day
+from backend.cases.visibility import unit_cases
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.ids import parse_id
@@ -83,7 +84,6 @@ CHANNEL_ZH = {
 }
 TYPE_ZH = {"SUGGESTION": "建议意见", "ACCUSATION": "检举控告", "CLAIM": "申诉求决"}
 RATING_ZH = {"SATISFIED": "满意", "BASICALLY_SATISFIED": "基本满意", "DISSATISFIED": "不满意"}
-VERDICTS = ("REASONABLE", "PARTLY_REASONABLE", "HARDSHIP", "UNREASONABLE", "UNLAWFUL")
 ACCUSATION_NOTE = (
     "检举控告中点名被举报单位或个人的事项不计入本报告（《信访工作条例》第三十条），"
     "请在系统统计中查看 (accusations naming an accused are not counted here: Art. 30)."
@@ -158,15 +158,8 @@ class Period:
 # --- computing one unit's report ---------------------------------------------------------
 
 
-def unit_cases(unit_path: str) -> ColumnElement[bool]:
-    """Cases held in or located in the unit's subtree."""
-    return or_(
-        subtree_filter(Case.holder_path, [unit_path]),
-        subtree_filter(Case.location_path, [unit_path]),
-    )
-
-
-def _rate(part: int, whole: int) -> float | None:
+def rate(part: int, whole: int) -> float | None:
+    """A rate rounded to four places; ``None`` on a zero denominator (docs/indicators.md)."""
     return round(part / whole, 4) if whole else None
 
 
@@ -258,7 +251,7 @@ async def compute_report(
             "onTime": int(ok or 0),
             "late": int(late or 0),
             "open": int(still_open or 0),
-            "rate": _rate(int(ok or 0), int(due)),
+            "rate": rate(int(ok or 0), int(due)),
         }
 
     # running at month end (started before, not finished before)
@@ -317,7 +310,7 @@ async def compute_report(
         "satisfaction": {
             **ratings,
             "rated": rated,
-            "rate": _rate(happy, rated),
+            "rate": rate(happy, rated),
         },
         "evaluations": await _evaluations(session, mine, start, end),
         "note": ACCUSATION_NOTE,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
 from backend.cases.models import Case
-from backend.cases.visibility import read_predicate
+from backend.cases.visibility import read_predicate, unit_cases
 from backend.core import validation as v
 from backend.core.errors import Forbidden
 from backend.evaluations.statistics import evaluation_outcomes
@@ -29,7 +29,6 @@ from backend.stats.definitions import (
     tenant_definition,
 )
 from backend.stats.indicators import Granularity, Indicators, Range, compute, merged
-from backend.stats.report import unit_cases
 from backend.stats.summary import figures
 from backend.tenants.models import Tenant
 
@@ -89,7 +88,7 @@ async def case_statistics(
     applies), so their figures come from the daily summary plus a live tail;
     officials' figures honour per-case rules (accusations) and are live.
     """
-    rng = Range.of(first, last)
+    rng = Range.of(first, last, principal.timezone)
     clause, tid = await viewer_clause(session, principal, tenant=tenant, unit_path=unit_path)
     owner = tid or principal.tenant_id
     if principal.is_supervisor:

@@ -37,22 +37,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.scope import subtree_filter
 from backend.cases.models import Case, CaseDeadline
+from backend.cases.visibility import unit_cases
 from backend.core.clock import local_day_start, now
 from backend.core.db import Database, TenantScope
 from backend.core.ids import new_id
 from backend.stats.definitions import STANDARD, Definition, tenant_definition, tenant_definitions
-from backend.stats.indicators import TZ, Indicators, Range, aggregate, backlog_at, compute
+from backend.stats.indicators import Indicators, Range, aggregate, backlog_at, compute
 from backend.stats.models import COUNT_COLUMNS, StatsDaily, StatsRefresh
-from backend.stats.report import unit_cases
-
-_OFFSET_HOURS = 8  # Asia/Shanghai has had no daylight saving since 1991: a fixed UTC+8
+from backend.tenants.models import Tenant
 
 
-def local_day(session: AsyncSession, column: Any) -> Any:
-    """The local (Asia/Shanghai) date of a timestamp column, in SQL."""
+def local_day(session: AsyncSession, column: Any, tz: str) -> Any:
+    """The date of a timestamp column in the zone ``tz`` (the tenant's), in SQL.
+
+    SQLite (the embedded default) has no zone database: it applies the zone's offset of
+    today, right for the zones without daylight saving that Chinese cities use.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return func.date(func.timezone(TZ, column))
-    return func.date(column, f"+{_OFFSET_HOURS} hours")  # SQLite stores naive UTC text
+        return func.date(func.timezone(tz, column))
+    offset = now().astimezone(ZoneInfo(tz)).utcoffset() or timedelta()
+    minutes = int(offset.total_seconds() // 60)
+    return func.date(column, f"{minutes:+d} minutes")  # SQLite stores naive UTC text
 
 
 def county_path(session: AsyncSession, column: Any) -> Any:
@@ -90,22 +95,23 @@ async def refresh_tenant(
     """Rebuild the tenant's summary up to yesterday (local); the session's transaction."""
     at = at or now()
     definition = await tenant_definition(session, tenant_id)
-    local_today = _local_date(at)
+    tz = await session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
+    local_today = _local_date(at, tz)
     through = local_today - timedelta(days=1)
     first = await session.scalar(
         select(func.min(Case.received_at)).where(Case.tenant_id == tenant_id)
     )
     groups: dict[tuple[Any, ...], Indicators] = {}
     if first is not None:
-        start = local_day_start(_local_date(first), TZ)
-        end = local_day_start(local_today, TZ)
+        start = local_day_start(_local_date(first, tz), tz)
+        end = local_day_start(local_today, tz)
         groups = await aggregate(
             session,
             None,
             start,
             end,
             lambda col: [
-                local_day(session, col),
+                local_day(session, col, tz),
                 county_path(session, Case.holder_path),
                 county_path(session, Case.location_path),
             ],
@@ -151,8 +157,8 @@ async def refresh_tenant(
     return {"summaryRows": len(rows)}
 
 
-def _local_date(at: datetime) -> date:
-    return at.astimezone(ZoneInfo(TZ)).date()
+def _local_date(at: datetime, tz: str) -> date:
+    return at.astimezone(ZoneInfo(tz)).date()
 
 
 async def refresh(db: Database, tenant_id: uuid.UUID) -> dict[str, int]:
@@ -266,7 +272,7 @@ async def figures(
             used += [states[t].refreshed_at for t in ids]
             live_from = through + timedelta(days=1)
         if live_from <= rng.last:
-            tail = Range(live_from, rng.last)
+            tail = Range(live_from, rng.last, rng.tz)
             clause = and_(Case.tenant_id.in_(ids), unit_cases(unit_path)) if unit_path else None
             live = await compute(
                 session,

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.db import Base, TenantScoped, TimestampedId, UtcDateTime, tenant_fk
 
 
@@ -48,7 +49,7 @@ class Tenant(TimestampedId, Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     province_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("provinces.id"), index=True)
-    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
     case_prefix: Mapped[str] = mapped_column(String(8))
 
 

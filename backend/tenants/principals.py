@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Grant, Principal
 from backend.authz.roles import AccountKind, Role
+from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.db import Database, TenantScope, current_scope, use_scope
 from backend.core.errors import Unauthenticated
 from backend.tenants.models import Account, Tenant
@@ -47,12 +48,12 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
     # the account with its city's slug in one statement (both are platform tables)
     row = (
         await session.execute(
-            select(Account, Tenant.slug)
+            select(Account, Tenant.slug, Tenant.timezone)
             .outerjoin(Tenant, Tenant.id == Account.tenant_id)
             .where(Account.username == username)
         )
     ).first()
-    account, tenant_slug = row if row is not None else (None, None)
+    account, tenant_slug, timezone = row if row is not None else (None, None, None)
     if account is None or account.disabled_at is not None:
         raise Unauthenticated("unknown or disabled account")
     kind = AccountKind(account.kind)
@@ -75,6 +76,7 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
         **base,
         tenant_id=account.tenant_id,
         tenant_slug=tenant_slug,
+        timezone=timezone or DEFAULT_TIMEZONE,
         province_id=account.province_id,
         grants=grants,
     )

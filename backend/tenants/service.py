@@ -74,12 +74,6 @@ async def unit_by_path(session: AsyncSession, path: str) -> OrgUnit | None:
     return await session.scalar(select(OrgUnit).where(OrgUnit.path == path))
 
 
-async def units_by_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[OrgUnit]:
-    if not ids:
-        return []
-    return list(await session.scalars(select(OrgUnit).where(OrgUnit.id.in_(ids))))
-
-
 # --- choosing the tenant an administrator acts in -----------------------------------
 
 
