@@ -9,20 +9,15 @@ limiter (``app.state.limiter``) and one error-to-HTTP mapping
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import backend.domains  # noqa: F401 — every table and hook in place (backend/domains.py)
 from backend.core.db import Database
-from backend.core.errors import NotFound, Unauthenticated
 from backend.core.gc_tuning import tune_for_server
 from backend.core.logging import configure_logging
 from backend.core.middleware import RequestIdMiddleware
@@ -37,6 +32,7 @@ from backend.schema.stats import stats_routes
 from backend.schema.view import GraphQLApp
 from backend.web.auth import Authentication
 from backend.web.errors import EXCEPTION_HANDLERS
+from backend.web.probes import probe_routes
 
 # Routes that involve no account: the authentication middleware leaves them alone.
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
@@ -62,44 +58,6 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         if run_jobs is not None
         else settings.run_jobs_in_process and not settings.redis_url
     )
-
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> Response:
-        """Database reachable; Redis too when configured (CONTRACT.md).
-
-        ``?require=database`` judges readiness on the database alone: the Kubernetes
-        probe uses it so a Redis outage does not take every api pod out of the Service
-        (requests never need Redis: rate limits fail open, jobs and the outbox live in
-        PostgreSQL). Redis is still checked and reported in the body either way.
-        """
-        database_only = request.query_params.get("require") == "database"
-        checks: dict[str, str] = {}
-        try:
-            await db.ping()
-            checks["database"] = "ok"
-        except Exception as exc:  # readiness reports, never raises
-            checks["database"] = f"error: {type(exc).__name__}"
-        body: dict[str, object] = {"checks": checks}
-        if settings.redis_url:
-            checks["redis"] = await _redis_status(settings.redis_url)
-            if checks["redis"] != "ok":
-                body["degraded"] = ["redis"]
-        ready = checks["database"] == "ok" and (database_only or checks.get("redis", "ok") == "ok")
-        body = {"ready": ready, **body}
-        return JSONResponse(body, status_code=200 if ready else 503)
-
-    async def metrics(request: Request) -> Response:
-        """Prometheus text; with ``XF_METRICS_TOKEN``, for ``Bearer <token>`` only; in
-        production not served at all without one (docs/security.md)."""
-        if settings.metrics_token:
-            sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not secrets.compare_digest(sent.encode(), settings.metrics_token.encode()):
-                raise Unauthenticated("metrics need Authorization: Bearer <XF_METRICS_TOKEN>")
-        elif settings.env == "prod":
-            raise NotFound("metrics are off: set XF_METRICS_TOKEN to serve them")
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -129,9 +87,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
+            *probe_routes(settings, db),
             ics_route(db),  # reception days (docs/rosters.md)
             *report_routes(db),
             *stats_routes(db),  # statistics and case-list exports (docs/indicators.md)
@@ -143,16 +99,3 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.state.db = db
     app.state.limiter = limiter
     return app
-
-
-async def _redis_status(url: str) -> str:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        await client.ping()
-        return "ok"
-    except Exception as exc:
-        return f"error: {type(exc).__name__}"
-    finally:
-        await client.aclose()

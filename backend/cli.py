@@ -457,7 +457,7 @@ def evaluations_import(
 
 
 @report_app.command("export")
-def report_export(
+def report_export(  # noqa: PLR0913 — typer: one parameter per command-line option
     kind: str = typer.Argument(..., help="statistics | cases"),
     user: str = typer.Option(..., "--as", help="Export with this account's rights"),
     fmt: str = typer.Option("csv", "--format", help="csv | xlsx"),

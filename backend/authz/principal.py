@@ -56,7 +56,7 @@ class Principal:
     def grant_roles(self) -> tuple[str, ...]:
         """The casbin role name of each grant, in grant order (key of ``allowed_indices``).
 
-        Plain ``str``, not :class:`Role`: an Enum hashes in Python (≈ 0.6 µs a role), and
+        Plain ``str``, not :class:`Role`: an Enum hashes slowly in Python (its __hash__ is Python code), and
         these tuples are hashed on every request as keys of process-wide memos.
         """
         return tuple(g.role.lower() for g in self.grants)

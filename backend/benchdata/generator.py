@@ -245,13 +245,15 @@ async def _load_tenant(
             await conn.execute("SET session_replication_role = replica")
         city = tree.build_city(
             rng,
-            tenant_id=spec.tenant_id,
-            province_id=spec.province_id,
-            slug=spec.slug,
-            name=spec.name,
-            root_id=spec.root_id,
-            shape=tree.shape_for(spec.rank, spec.tenants),
-            at=now,
+            tree.CitySpec(
+                tenant_id=spec.tenant_id,
+                province_id=spec.province_id,
+                slug=spec.slug,
+                name=spec.name,
+                root_id=spec.root_id,
+                shape=tree.shape_for(spec.rank, spec.tenants),
+                at=now,
+            ),
         )
         await conn.copy_records_to_table("org_units", records=city.units, columns=tree.UNIT_COLUMNS)
         await conn.copy_records_to_table(

@@ -135,42 +135,61 @@ USER_COLUMNS = ["tenant_id", "id", "username", "display_name", "phone", "created
 ROLE_COLUMNS = ["tenant_id", "id", "user_id", "role", "org_unit_id", "created_at"]
 
 
-def build_city(
-    rng: random.Random,
-    *,
-    tenant_id: uuid.UUID,
-    province_id: uuid.UUID,
-    slug: str,
-    name: str,
-    root_id: uuid.UUID,
-    shape: Shape,
-    at: datetime,
-) -> City:
-    root = Unit(root_id, f"/{slug}", OrgUnitLevel.CITY, name)
-    city = City(tenant_id, slug, root, [], [])
+@dataclass(frozen=True)
+class CitySpec:
+    """Which city to generate: its ids, names, shape and the instant it is dated at."""
 
-    def uid() -> uuid.UUID:
-        return uuid7(rng, at)
+    tenant_id: uuid.UUID
+    province_id: uuid.UUID
+    slug: str
+    name: str
+    root_id: uuid.UUID
+    shape: Shape
+    at: datetime
 
-    def unit(parent: Unit, seg: str, level: OrgUnitLevel, uname: str) -> Unit:
-        u = Unit(uid(), f"{parent.path}/{seg}", level, uname, parent)
+
+def build_city(rng: random.Random, spec: CitySpec) -> City:
+    """The city's org tree and staff: departments, counties, townships, villages, grids."""
+    builder = _CityBuilder(rng, spec)
+    builder.city_level()
+    for c in range(spec.shape.counties):
+        builder.county(c)
+    return builder.city
+
+
+class _CityBuilder:
+    """Rows of one generated city, added unit by unit (ids from the seeded ``rng``)."""
+
+    def __init__(self, rng: random.Random, spec: CitySpec) -> None:
+        self.rng, self.spec = rng, spec
+        root = Unit(spec.root_id, f"/{spec.slug}", OrgUnitLevel.CITY, spec.name)
+        self.city = City(spec.tenant_id, spec.slug, root, [], [])
+
+    def uid(self) -> uuid.UUID:
+        return uuid7(self.rng, self.spec.at)
+
+    def unit(self, parent: Unit, seg: str, level: OrgUnitLevel, uname: str) -> Unit:
+        u = Unit(self.uid(), f"{parent.path}/{seg}", level, uname, parent)
         parent.children.append(u)
         depth = u.path.count("/") - 1
-        city.units.append((tenant_id, u.id, parent.id, u.path, seg, uname, level, depth, at))
+        row = (self.spec.tenant_id, u.id, parent.id, u.path, seg, uname, level, depth)
+        self.city.units.append((*row, self.spec.at))
         return u
 
-    def user(u: Unit, tag: str, role: Role, extra_units: tuple[Unit, ...] = ()) -> None:
-        rel = u.path[len(root.path) + 1 :].replace("/", ".")
-        username = f"{slug}.{rel + '.' if rel else ''}{tag}"
+    def user(self, u: Unit, tag: str, role: Role, extra_units: tuple[Unit, ...] = ()) -> None:
+        spec, city, rng = self.spec, self.city, self.rng
+        rel = u.path[len(city.root.path) + 1 :].replace("/", ".")
+        username = f"{spec.slug}.{rel + '.' if rel else ''}{tag}"
         display = person_name(rng)
-        user_id = uid()
+        user_id = self.uid()
         city.accounts.append(
-            (user_id, username, AccountKind.TENANT_USER, display, tenant_id, province_id, None, at)
-        )
+            (user_id, username, AccountKind.TENANT_USER, display, spec.tenant_id,
+             spec.province_id, None, spec.at)
+        )  # fmt: skip
         phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
-        city.users.append((tenant_id, user_id, username, display, phone, at))
+        city.users.append((spec.tenant_id, user_id, username, display, phone, spec.at))
         for target in (u, *extra_units):
-            city.roles.append((tenant_id, uid(), user_id, role, target.id, at))
+            city.roles.append((spec.tenant_id, self.uid(), user_id, role, target.id, spec.at))
             bucket = {
                 Role.PETITION_OFFICER: target.officers,
                 Role.LEADER: target.leaders,
@@ -179,44 +198,49 @@ def build_city(
             if bucket is not None:
                 bucket.append((user_id, username))
 
-    def staff(u: Unit, officers: int, leaders: int) -> None:
+    def staff(self, u: Unit, officers: int, leaders: int) -> None:
         for k in range(officers):
-            user(u, f"off{k + 1}", Role.PETITION_OFFICER)
+            self.user(u, f"off{k + 1}", Role.PETITION_OFFICER)
         for k in range(leaders):
-            user(u, f"lead{k + 1}", Role.LEADER)
+            self.user(u, f"lead{k + 1}", Role.LEADER)
 
-    user(root, "admin", Role.CITY_ADMIN)
-    staff(root, 10, 8)
-    for k in range(2):
-        user(root, f"eval{k + 1}", Role.EVALUATOR)
-    for seg, dname in CITY_DEPARTMENTS:
-        d = unit(root, seg, OrgUnitLevel.DEPARTMENT, dname)
-        city.city_departments.append(d)
-        for k in range(3):
-            user(d, f"handler{k + 1}", Role.DEPARTMENT_HANDLER)
-    for c in range(shape.counties):
-        county = unit(root, f"c{c + 1:02d}", OrgUnitLevel.COUNTY, place_name(rng) + "县")
-        city.counties.append(county)
-        staff(county, 4, 6)
+    def city_level(self) -> None:
+        root = self.city.root
+        self.user(root, "admin", Role.CITY_ADMIN)
+        self.staff(root, 10, 8)
+        for k in range(2):
+            self.user(root, f"eval{k + 1}", Role.EVALUATOR)
+        for seg, dname in CITY_DEPARTMENTS:
+            d = self.unit(root, seg, OrgUnitLevel.DEPARTMENT, dname)
+            self.city.city_departments.append(d)
+            for k in range(3):
+                self.user(d, f"handler{k + 1}", Role.DEPARTMENT_HANDLER)
+
+    def county(self, c: int) -> None:
+        name = place_name(self.rng) + "县"
+        county = self.unit(self.city.root, f"c{c + 1:02d}", OrgUnitLevel.COUNTY, name)
+        self.city.counties.append(county)
+        self.staff(county, 4, 6)
         for seg, dname in COUNTY_DEPARTMENTS:
-            d = unit(county, seg, OrgUnitLevel.DEPARTMENT, county.name + dname)
+            d = self.unit(county, seg, OrgUnitLevel.DEPARTMENT, county.name + dname)
             for k in range(2):
-                user(d, f"handler{k + 1}", Role.DEPARTMENT_HANDLER)
-        for w in range(shape.townships):
-            town = unit(county, f"t{w + 1:02d}", OrgUnitLevel.TOWNSHIP, place_name(rng) + "镇")
-            villages = [
-                unit(town, f"v{k + 1:02d}", OrgUnitLevel.VILLAGE, place_name(rng) + "村")
-                for k in range(shape.villages)
-            ]
-            staff(town, 2, 0)
-            for k in range(
-                3
-            ):  # 包村: each township leader also answers for a third of its villages
-                user(town, f"lead{k + 1}", Role.LEADER, tuple(villages[k::3]))
-            for village in villages:
-                staff(village, 1, 1)
-                if rng.random() < 0.1:
-                    for g in range(2):
-                        grid = unit(village, f"g{g + 1}", OrgUnitLevel.GRID, f"第{g + 1}网格")
-                        user(grid, "worker", Role.GRID_WORKER)
-    return city
+                self.user(d, f"handler{k + 1}", Role.DEPARTMENT_HANDLER)
+        for w in range(self.spec.shape.townships):
+            self.township(county, w)
+
+    def township(self, county: Unit, w: int) -> None:
+        rng = self.rng
+        town = self.unit(county, f"t{w + 1:02d}", OrgUnitLevel.TOWNSHIP, place_name(rng) + "镇")
+        villages = [
+            self.unit(town, f"v{k + 1:02d}", OrgUnitLevel.VILLAGE, place_name(rng) + "村")
+            for k in range(self.spec.shape.villages)
+        ]
+        self.staff(town, 2, 0)
+        for k in range(3):  # 包村: each township leader also answers for a third of its villages
+            self.user(town, f"lead{k + 1}", Role.LEADER, tuple(villages[k::3]))
+        for village in villages:
+            self.staff(village, 1, 1)
+            if rng.random() < 0.1:
+                for g in range(2):
+                    grid = self.unit(village, f"g{g + 1}", OrgUnitLevel.GRID, f"第{g + 1}网格")
+                    self.user(grid, "worker", Role.GRID_WORKER)

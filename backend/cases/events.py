@@ -50,7 +50,7 @@ def chain_hash(prev_hash: str, event: CaseEvent) -> str:
     return hashlib.sha256((prev_hash + canonical(event)).encode()).hexdigest()
 
 
-async def append_event(
+async def append_event(  # noqa: PLR0913 — the event's columns, by name (from, to, reason, data)
     session: AsyncSession,
     case: Case,
     principal: Principal,
@@ -118,7 +118,7 @@ def column_values(obj: Any) -> dict[str, Any]:
     }
 
 
-def _chained(
+def _chained(  # noqa: PLR0913 — the columns of one event row, in chain order
     case: Case,
     principal: Principal,
     kind: str,

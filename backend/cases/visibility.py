@@ -72,8 +72,8 @@ def _tenant_read_predicate(
 ) -> ColumnElement[bool]:
     """A city official's read predicate, memoised process-wide on every value it reads.
 
-    Building it costs 0.8–8 ms (one subtree per grant, one Art. 30 exclusion per unit) and
-    every request loads a new Principal, so it is keyed on values, not on the object:
+    Building it is not free (one subtree per grant, one Art. 30 exclusion per unit;
+    docs/performance.md) and every request loads a new Principal, so it is keyed on values, not on the object:
     the account id and username (the 包案, "own" and accused-person clauses bind them),
     the ``(role, unit path)`` grants (a revoked grant changes the key, so revocation
     still takes effect on the next request) and the tenant id (not read — the session's

@@ -265,9 +265,9 @@ def build_engine(settings: Settings | None = None, url: str | None = None) -> As
         return engine
     # asyncpg prepares every statement, and after five runs PostgreSQL may switch a
     # prepared statement to a generic plan that ignores the values: for the case list
-    # (subtree ranges, status, the visibility predicate) that plan read 2-4× more rows
-    # at 1M cases (97 ms against 23 ms; docs/performance.md). Planning each run costs
-    # well under a millisecond here, so every statement gets a plan for its values.
+    # (subtree ranges, status, the visibility predicate) such a plan reads far more rows
+    # than one made for the values (docs/performance.md has the measurements), while
+    # planning each run is cheap — so every statement gets a plan for its values.
     # "auto" sends nothing: behind PgBouncer, which refuses unknown startup parameters,
     # set it on the login role instead (deploy/README.md).
     mode = settings.db_plan_cache_mode

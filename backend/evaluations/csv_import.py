@@ -115,7 +115,31 @@ def _related(value: str) -> list[RelatedPersonInput]:
 async def import_evaluators(
     session: AsyncSession, principal: Principal, *, text: str, tenant: str | None = None
 ) -> ImportResult:
+    """Every row valid, or nothing imported (the errors name each row and field)."""
     tenant_id = await pool_tenant(session, principal, "manage", tenant)
+    errors: list[RowError] = []
+    rows = _parsed_rows(tenant_id, _records(text), errors)
+    known = await _Existing.load(session, [r.username for r in rows], rows)
+    prefixes = (  # a city admin's new names live in the city's namespace (as createUser)
+        None
+        if principal.is_platform_admin
+        else tuple(await username_prefixes(session, await session.get(Tenant, tenant_id)))
+    )
+    for r in rows:
+        errors += known.problems(r, prefixes)
+    if errors:
+        errors.sort(key=lambda e: (e.row, e.field))
+        raise BadUserInput(
+            f"{len({e.row for e in errors})} row(s) are invalid; nothing was imported",
+            field="csv",
+            rowErrors=[e.as_dict() for e in errors],
+        )
+    created = await _enrol(session, principal, tenant_id, rows, known.users)
+    return ImportResult(imported=len(rows), created_users=created)
+
+
+def _records(text: str) -> list[tuple[int, dict[str, str]]]:
+    """(line, record) of every row; the header and the size checked."""
     if len(text.encode()) > MAX_BYTES:
         raise BadUserInput(f"the file is larger than {MAX_BYTES} bytes", field="csv")
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -125,20 +149,25 @@ async def import_evaluators(
     if missing or unknown:
         problem = f"missing columns {missing}" if missing else f"unknown columns {unknown}"
         raise BadUserInput(f"bad header: {problem}", field="csv")
-    raw_rows = []
+    records = []
     for record in reader:
-        raw_rows.append(
+        records.append(
             (reader.line_num, {(k or "").strip(): (val or "") for k, val in record.items()})
         )
-        if len(raw_rows) > MAX_ROWS:
+        if len(records) > MAX_ROWS:
             raise BadUserInput(f"at most {MAX_ROWS} rows per file", field="csv")
-    if not raw_rows:
+    if not records:
         raise BadUserInput("the file has no rows", field="csv")
+    return records
 
-    errors: list[RowError] = []
+
+def _parsed_rows(
+    tenant_id: Any, records: list[tuple[int, dict[str, str]]], errors: list[RowError]
+) -> list[_Row]:
+    """The rows whose every field is valid, each username once; the rest as errors."""
     rows: list[_Row] = []
     seen: dict[str, int] = {}
-    for line, rec in raw_rows:
+    for line, rec in records:
         row = _parse_row(tenant_id, line, rec, errors)
         if row is None:
             continue
@@ -147,23 +176,30 @@ async def import_evaluators(
             continue
         seen[row.username] = line
         rows.append(row)
+    return rows
 
-    names = [r.username for r in rows]
-    users = (
-        {u.username: u for u in await session.scalars(select(User).where(User.username.in_(names)))}
-        if names
-        else {}
-    )
-    accounts = (
-        {
-            a.username: a
-            for a in await session.scalars(select(Account).where(Account.username.in_(names)))
+
+@dataclass
+class _Existing:
+    """What the database already has of the file's names and paths (four statements)."""
+
+    users: dict[str, User]
+    accounts: set[str]
+    enrolled: set[str]
+    paths: set[str]
+
+    @classmethod
+    async def load(cls, session: AsyncSession, names: list[str], rows: list[_Row]) -> _Existing:
+        if not names:
+            return cls({}, set(), set(), set())
+        users = {
+            u.username: u
+            for u in await session.scalars(select(User).where(User.username.in_(names)))
         }
-        if names
-        else {}
-    )
-    enrolled = (
-        set(
+        accounts = set(
+            await session.scalars(select(Account.username).where(Account.username.in_(names)))
+        )
+        enrolled = set(
             await session.scalars(
                 select(User.username)
                 .join(
@@ -173,41 +209,38 @@ async def import_evaluators(
                 .where(User.username.in_(names))
             )
         )
-        if names
-        else set()
-    )
-    all_paths = sorted({p for r in rows for p in r.paths})
-    known_paths = (
-        set(await session.scalars(select(OrgUnit.path).where(OrgUnit.path.in_(all_paths))))
-        if all_paths
-        else set()
-    )
-    # new users follow createUser's rule: a city admin's new names live in the city's
-    # namespace, checked before existence, so nothing about other cities shows
-    prefixes = (
-        None
-        if principal.is_platform_admin
-        else tuple(await username_prefixes(session, await session.get(Tenant, tenant_id)))
-    )
-    for r in rows:
-        if r.username in enrolled:
-            errors.append(RowError(r.line, "username", f"{r.username} is already in the pool"))
-        elif r.username not in users and prefixes and not r.username.startswith(prefixes):
-            message = f"new usernames of this city start with {' or '.join(prefixes)}"
-            errors.append(RowError(r.line, "username", message))
-        elif r.username not in users and r.username in accounts:
-            errors.append(RowError(r.line, "username", f"username {r.username} is taken"))
-        for p in r.paths:
-            if p not in known_paths:
-                errors.append(RowError(r.line, "excluded_unit_paths", f"unknown org unit {p}"))
-    if errors:
-        errors.sort(key=lambda e: (e.row, e.field))
-        raise BadUserInput(
-            f"{len({e.row for e in errors})} row(s) are invalid; nothing was imported",
-            field="csv",
-            rowErrors=[e.as_dict() for e in errors],
-        )
+        wanted = sorted({p for r in rows for p in r.paths})
+        paths = set(await session.scalars(select(OrgUnit.path).where(OrgUnit.path.in_(wanted))))
+        return cls(users, accounts, enrolled, paths)
 
+    def problems(self, r: _Row, prefixes: tuple[str, ...] | None) -> list[RowError]:
+        """A row's conflicts with the database (the namespace checked before existence,
+        so nothing about other cities shows)."""
+        out = []
+        new = r.username not in self.users
+        if r.username in self.enrolled:
+            out.append(RowError(r.line, "username", f"{r.username} is already in the pool"))
+        elif new and prefixes and not r.username.startswith(prefixes):
+            message = f"new usernames of this city start with {' or '.join(prefixes)}"
+            out.append(RowError(r.line, "username", message))
+        elif new and r.username in self.accounts:
+            out.append(RowError(r.line, "username", f"username {r.username} is taken"))
+        out += [
+            RowError(r.line, "excluded_unit_paths", f"unknown org unit {p}")
+            for p in r.paths
+            if p not in self.paths
+        ]
+        return out
+
+
+async def _enrol(
+    session: AsyncSession,
+    principal: Principal,
+    tenant_id: Any,
+    rows: list[_Row],
+    users: dict[str, User],
+) -> int:
+    """Create the missing users, give each the role and the pool entry; users created."""
     tenant_row = await session.get(Tenant, tenant_id)
     created = 0
     t = now()
@@ -234,6 +267,7 @@ async def import_evaluators(
             session.add(user)
             created += 1
         await ensure_evaluator_role(session, tenant_id, user)
+        active = r.status is EvaluatorStatus.ACTIVE
         session.add(
             Evaluator(
                 tenant_id=tenant_id,
@@ -245,12 +279,12 @@ async def import_evaluators(
                 contact_phone=r.phone,
                 contact_email=r.email,
                 status_changed_at=t,
-                approved_by_id=approver if r.status is EvaluatorStatus.ACTIVE else None,
-                approved_at=t if r.status is EvaluatorStatus.ACTIVE else None,
+                approved_by_id=approver if active else None,
+                approved_at=t if active else None,
             )
         )
         await session.flush()
-    return ImportResult(imported=len(rows), created_users=created)
+    return created
 
 
 def _parse_row(

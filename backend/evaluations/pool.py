@@ -199,7 +199,7 @@ async def ensure_evaluator_role(session: AsyncSession, tenant_id: uuid.UUID, use
     )
 
 
-async def add_evaluator(
+async def add_evaluator(  # noqa: PLR0913 — one keyword per field of addEvaluator's input
     session: AsyncSession,
     principal: Principal,
     *,

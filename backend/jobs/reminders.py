@@ -31,7 +31,7 @@ def reminder_key(recipient_id: uuid.UUID, key: str, at: datetime) -> str:
     return f"{REMINDER_KIND}:{recipient_id}:{key}:{int(at.timestamp())}"
 
 
-async def schedule_reminder(
+async def schedule_reminder(  # noqa: PLR0913 — the outbox's keywords (enqueue) plus the reminder's key
     session: AsyncSession,
     *,
     tenant_id: uuid.UUID,

@@ -62,7 +62,7 @@ def dedupe_key(
 # --- enqueue (the API other modules call) ----------------------------------------------
 
 
-async def enqueue(
+async def enqueue(  # noqa: PLR0913 — the outbox's entry point: a keyword per column a producer sets
     session: AsyncSession,
     *,
     tenant_id: uuid.UUID,
@@ -113,27 +113,9 @@ async def enqueue(
 
     t = now()
     due = max(t, not_before) if not_before else t
+    message = Message(recipient_id, kind, subject, body, dedupe_key, case_id, data, about=about)
     concerns = _concerns(case_id, about)
-    drafts = [
-        _Draft(
-            _row(
-                tenant_id,
-                channel,
-                t,
-                due,
-                not_before,
-                recipient_id=recipient_id,
-                kind=kind,
-                subject=subject,
-                body=body,
-                dedupe_key=dedupe_key,
-                case_id=case_id,
-                data=data,
-            ),
-            concerns,
-        )
-        for channel in chosen
-    ]
+    drafts = [_Draft(_row(tenant_id, c, message, t, due, not_before), concerns) for c in chosen]
     drafts = await _screen(session, tenant_id, drafts)
     created = await _write(session, tenant_id, drafts, Notification)
     count_after_commit(
@@ -223,26 +205,7 @@ async def enqueue_many(
             if m.recipient_id in emails:
                 chosen.append(NotificationChannel.EMAIL)
         concerns = _concerns(m.case_id, m.about)
-        drafts += (
-            _Draft(
-                _row(
-                    tenant_id,
-                    str(c),
-                    t,
-                    t,
-                    None,
-                    recipient_id=m.recipient_id,
-                    kind=m.kind,
-                    subject=m.subject,
-                    body=m.body,
-                    dedupe_key=m.dedupe_key,
-                    case_id=m.case_id,
-                    data=m.data,
-                ),
-                concerns,
-            )
-            for c in chosen
-        )
+        drafts += (_Draft(_row(tenant_id, str(c), m, t, t), concerns) for c in chosen)
     created: list[tuple[str, str]] = []
     drafts = await _screen(session, tenant_id, drafts)
     for start in range(0, len(drafts), INSERT_ROWS):
@@ -365,34 +328,28 @@ def _insert(session: AsyncSession) -> Any:
 def _row(
     tenant_id: uuid.UUID,
     channel: str,
+    m: Message,
     t: datetime,
     due: datetime,
-    not_before: datetime | None,
-    *,
-    recipient_id: uuid.UUID | None,
-    kind: str,
-    subject: str,
-    body: str,
-    dedupe_key: str,
-    case_id: uuid.UUID | None,
-    data: dict[str, Any] | None,
+    not_before: datetime | None = None,
 ) -> dict[str, Any]:
     """One outbox row; in-app rows due now are SENT at once (the inbox shows them on commit)."""
+    subject = m.subject
     if len(subject) > SUBJECT_MAX:
         subject = subject[: SUBJECT_MAX - 1] + "…"
-    immediate = channel == NotificationChannel.INAPP and recipient_id is not None and due <= t
+    immediate = channel == NotificationChannel.INAPP and m.recipient_id is not None and due <= t
     return {
         "tenant_id": tenant_id,
         "id": new_id(),
         "delivery_id": new_id(),
-        "recipient_id": recipient_id,
+        "recipient_id": m.recipient_id,
         "channel": channel,
-        "kind": kind,
+        "kind": m.kind,
         "subject": subject,
-        "body": body,
-        "data": data or {},
-        "case_id": case_id,
-        "dedupe_key": dedupe_key,
+        "body": m.body,
+        "data": m.data or {},
+        "case_id": m.case_id,
+        "dedupe_key": m.dedupe_key,
         "status": NotificationStatus.SENT if immediate else NotificationStatus.PENDING,
         "attempts": 1 if immediate else 0,
         "next_attempt_at": due,

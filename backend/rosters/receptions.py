@@ -23,7 +23,7 @@ from backend.rosters.shifts import checked_location
 from backend.rosters.swaps import leader_conflict
 
 
-async def schedule_public_reception(
+async def schedule_public_reception(  # noqa: PLR0913 — one keyword per field of the mutation's input
     session: AsyncSession,
     principal: Principal,
     *,

@@ -32,7 +32,7 @@ class RuleView:
     leaders: list[User]
 
 
-async def set_roster_rule(
+async def set_roster_rule(  # noqa: PLR0913 — one keyword per field of setRosterRule's input
     session: AsyncSession,
     principal: Principal,
     *,

@@ -2,9 +2,9 @@
 
 graphql-core resolves every field the same way: it builds a ``GraphQLResolveInfo``,
 calls the resolver (strawberry's wrapper, which calls ``getattr``), checks whether
-the result is awaitable and walks ``complete_value``'s type dispatch — about
-20 µs per field here, for a case-list page ~1,000 fields of which most are plain
-attributes (``number``, ``status``, ``dueAt`` …). For a field strawberry itself
+the result is awaitable and walks ``complete_value``'s type dispatch — per field,
+and a case-list page has about a thousand fields, most of them plain attributes
+(``number``, ``status``, ``dueAt`` …; docs/performance.md measures it). For a field strawberry itself
 calls *basic* (no resolver, no field extension: the value is
 ``getattr(source, python_name)``) whose type is a scalar or enum and which takes no
 arguments, the result is the same as coercing the attribute directly, so that is

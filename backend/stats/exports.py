@@ -292,7 +292,7 @@ def render(fmt: Format, title: str, header: Iterable[str], rows) -> AsyncIterato
     return csv_stream(header, rows) if fmt is Format.CSV else xlsx_stream(title, header, rows)
 
 
-async def export_to(
+async def export_to(  # noqa: PLR0913 — the CLI's options of `xinfang report export`, by name
     db: Database,
     username: str,
     kind: str,

@@ -234,7 +234,7 @@ def _threshold(
     return sql_case(*whens, else_=literal(default, UtcDateTime()))
 
 
-async def aggregate(
+async def aggregate(  # noqa: PLR0913 — the five aggregates' shared knobs, all keyword-only but the range
     session: AsyncSession,
     clause: ColumnElement[bool] | None,
     start: datetime,
@@ -416,7 +416,7 @@ async def backlog_at(
     return out
 
 
-async def compute(
+async def compute(  # noqa: PLR0913 — aggregate's knobs (see there)
     session: AsyncSession,
     clause: ColumnElement[bool] | None,
     start: datetime,
