@@ -7,6 +7,11 @@
 #   scripts/citus_cluster.sh stop           stop the three clusters (data dirs are kept)
 #   scripts/citus_cluster.sh destroy        stop and delete the data dirs
 #   scripts/citus_cluster.sh url [DB]       the coordinator's XF_DATABASE_URL
+#   scripts/citus_cluster.sh dropdb DB      drop DB on all three nodes
+#   scripts/citus_cluster.sh test [ARGS]    `make test-citus`: start, a fresh database,
+#                                           `xinfang migrate`, `xinfang distribute`, pytest
+#                                           ARGS, drop the database (the cluster stays up;
+#                                           XF_CITUS_STOP=1 stops it after, as CI does)
 #
 # Private ports and directories, never the shared server on 5432:
 #   XF_CITUS_PORT (coordinator, default 9700; workers +1 and +2), XF_CITUS_DIR (default
@@ -73,6 +78,9 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 citus.shard_count = 32
+# tenant isolation and shard moves decode WAL with Citus's own output plugin, which
+# PostgreSQL 15.20 allows only when listed here (vendor README)
+output_plugin_libraries = 'citus'
 EOF
 }
 
@@ -112,11 +120,32 @@ stop() {
   done
 }
 
+dropdb() {
+  for port in "${PORTS[@]}"; do
+    psql_on "$port" postgres -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" || true
+  done
+}
+
+run_suite() {
+  local db; db="xf_citus_$(date +%s)_$$"
+  start "$db"
+  trap 'dropdb "$db"; [ "${XF_CITUS_STOP:-0}" = 1 ] && stop' EXIT
+  export XF_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:$PORT/$db"
+  cd "$HERE"
+  # the deploy/README.md "Citus" steps, in that order
+  uv run xinfang migrate
+  uv run xinfang distribute
+  echo "== pytest on Citus (coordinator :$PORT, workers :${PORTS[1]} :${PORTS[2]})"
+  uv run python -m pytest -q -p no:cacheprovider "$@"
+}
+
 case "${1:-}" in
   build) build ;;
   start) start "${2:-}" ;;
   stop) stop ;;
   destroy) stop; rm -rf "$DIR" ;;
+  dropdb) dropdb "$2" ;;
+  test) shift; run_suite "$@" ;;
   url) echo "postgresql+asyncpg://postgres@127.0.0.1:$PORT/${2:-xinfang}" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,22p' "$0"; exit 2 ;;
 esac
