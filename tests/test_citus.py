@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, text
 
 from backend.core import citus
-from backend.core.db import TenantScope
+from backend.core.db import TenantScope, build_engine
 from backend.core.settings import get_settings
 from tests.case_helpers import register_input
 from tests.helpers import build_city, create_supervisors, unique
@@ -67,6 +67,56 @@ async def test_distribute_again_changes_nothing(db):
     async with db.engine.begin() as conn:
         layout = await citus.distribute(conn, echo=lambda _: None)
     assert not layout.changed and layout.foreign_keys == 0
+
+
+LATER = (
+    "CREATE TABLE later_notes (tenant_id uuid NOT NULL REFERENCES tenants (id),"
+    " id uuid NOT NULL, case_id uuid NOT NULL, PRIMARY KEY (tenant_id, id))"
+)
+LATER_KEY = (
+    "ALTER TABLE later_notes ADD CONSTRAINT fk_later_notes_case"
+    " FOREIGN KEY (tenant_id, case_id) REFERENCES cases (tenant_id, id)"
+)
+
+
+async def test_a_table_a_later_migration_adds_is_placed_by_the_same_code(monkeypatch):
+    owner = build_engine()
+    try:
+        async with owner.begin() as conn:
+            await conn.execute(text(LATER))
+        async with owner.begin() as conn:
+            with pytest.raises(citus.UnlistedTables, match="later_notes"):
+                await citus.distribute(conn, echo=lambda _: None)
+        monkeypatch.setattr(citus, "DISTRIBUTED", (*citus.DISTRIBUTED, "later_notes"))
+        async with owner.begin() as conn:
+            layout = await citus.distribute(conn, echo=lambda _: None)
+            await conn.execute(text(LATER_KEY))  # co-located now: a key to cases is allowed
+            kinds = await citus.current_kinds(conn)
+        assert layout.converted == {"later_notes": "distributed"}
+        assert kinds["later_notes"] == "distributed"
+    finally:
+        async with owner.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS later_notes"))
+        await owner.dispose()
+
+
+async def test_tenant_scope_reaches_the_workers_as_set_local(db, gql):
+    """The policies run on the workers: ``set_config`` stays on the coordinator (the
+    worker sees no tenant, so no rows), the app's ``SET LOCAL`` travels with the query."""
+    city = await build_city(db, unique("wk"), unique("wp"))
+    await register(gql, city, 0)
+    tid = await tenant_id_of(db, city.slug)
+    async with db.session(TenantScope.of([tid])) as session:  # the app's own transaction
+        assert await session.scalar(text("SELECT count(*) FROM cases")) == 1
+    conn = await asyncpg.connect(owner_dsn())
+    try:
+        async with conn.transaction():
+            await conn.execute(f'SET LOCAL ROLE "{get_settings().db_app_role}"')
+            await conn.execute("SELECT set_config('app.tenant_ids', $1, true)", str(tid))
+            count = await conn.fetchval("SELECT count(*) FROM cases WHERE tenant_id = $1", tid)
+    finally:
+        await conn.close()
+    assert count == 0  # fails closed, not open
 
 
 async def test_city_on_a_shard_of_its_own_keeps_working_and_stays_walled_off(db, gql):

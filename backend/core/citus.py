@@ -216,20 +216,47 @@ def _order(table: str) -> tuple[int, int]:
     return (2, 0)
 
 
-async def _convert(conn: AsyncConnection, table: str, now: str | None, kinds: dict) -> None:
-    if now is not None:  # in the metadata as something else (e.g. auto-added local table)
-        await conn.execute(text("SELECT undistribute_table(:t)"), {"t": table})
+def conversion_sql(table: str, now: str | None, anchor_kind: str | None) -> list[str]:
+    """The statements that put ``table`` (in the metadata as ``now``) where it belongs."""
+    steps = [] if now is None else [f"SELECT undistribute_table('{table}')"]
     kind = wanted_kind(table)
     if kind == "reference":
-        await conn.execute(text("SELECT create_reference_table(:t)"), {"t": table})
-    elif kind == "coordinator":
-        await conn.execute(text("SELECT citus_add_local_table_to_metadata(:t)"), {"t": table})
-    else:
-        colocate = "default" if table == ANCHOR or kinds.get(ANCHOR) != kind else ANCHOR
-        await conn.execute(
-            text("SELECT create_distributed_table(:t, 'tenant_id', colocate_with => :c)"),
-            {"t": table, "c": colocate},
-        )
+        return [*steps, f"SELECT create_reference_table('{table}')"]
+    if kind == "coordinator":
+        return [*steps, f"SELECT citus_add_local_table_to_metadata('{table}')"]
+    colocate = "default" if table == ANCHOR or anchor_kind != kind else ANCHOR
+    return [
+        *steps,
+        f"SELECT create_distributed_table('{table}', 'tenant_id', colocate_with => '{colocate}')",
+    ]
+
+
+async def _convert(conn: AsyncConnection, table: str, now: str | None, kinds: dict) -> None:
+    ddl("{t}", t=table)  # a plain identifier, checked before it is spliced into SQL
+    for statement in conversion_sql(table, now, kinds.get(ANCHOR)):
+        await conn.execute(text(statement))
+
+
+def place_in_migration(table: str) -> None:
+    """For a migration that adds a table, on a cluster that is already distributed: put
+    ``table`` where the lists say right away, so the migration can then add its foreign
+    keys to distributed tables (Citus refuses those from a local table). Create the table
+    without them, call this, then ``op.create_foreign_key``. Does nothing on SQLite, plain
+    PostgreSQL, or a Citus database not yet distributed (``xinfang distribute`` will)."""
+    from alembic import op
+
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    if not bind.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'citus'").scalar():
+        return
+    kinds = {r.name: r.kind for r in bind.execute(text(_KIND_SQL))}
+    if kinds.get(ANCHOR) != "distributed":
+        return
+    ddl("{t}", t=table)
+    bind.exec_driver_sql("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
+    for statement in conversion_sql(table, kinds.get(table), kinds.get(ANCHOR)):
+        bind.exec_driver_sql(statement)
 
 
 async def _serving_settings(conn: AsyncConnection) -> list[str]:
