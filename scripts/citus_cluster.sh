@@ -129,7 +129,8 @@ dropdb() {
 run_suite() {
   local db; db="xf_citus_$(date +%s)_$$"
   start "$db"
-  trap 'dropdb "$db"; [ "${XF_CITUS_STOP:-0}" = 1 ] && stop' EXIT
+  # shellcheck disable=SC2064  # $db is expanded now: the trap runs after this function
+  trap "dropdb '$db'; [ \"\${XF_CITUS_STOP:-0}\" = 1 ] && stop || true" EXIT
   export XF_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:$PORT/$db"
   cd "$HERE"
   # the deploy/README.md "Citus" steps, in that order
