@@ -79,7 +79,17 @@ LATER_KEY = (
 )
 
 
-async def test_a_table_a_later_migration_adds_is_placed_by_the_same_code(monkeypatch):
+def _in_migration(sync_conn, fn) -> None:
+    """Run ``fn`` as a migration would: with alembic's ``op`` bound to ``sync_conn``."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    with Operations.context(MigrationContext.configure(sync_conn)):
+        fn()
+
+
+@pytest.mark.parametrize("how", ["xinfang distribute", "place_in_migration"])
+async def test_a_table_a_later_migration_adds_is_placed_by_the_same_code(monkeypatch, how):
     owner = build_engine()
     try:
         async with owner.begin() as conn:
@@ -89,10 +99,14 @@ async def test_a_table_a_later_migration_adds_is_placed_by_the_same_code(monkeyp
                 await citus.distribute(conn, echo=lambda _: None)
         monkeypatch.setattr(citus, "DISTRIBUTED", (*citus.DISTRIBUTED, "later_notes"))
         async with owner.begin() as conn:
-            layout = await citus.distribute(conn, echo=lambda _: None)
+            if how == "xinfang distribute":
+                layout = await citus.distribute(conn, echo=lambda _: None)
+                assert layout.converted == {"later_notes": "distributed"}
+            else:
+                place = lambda: citus.place_in_migration("later_notes")  # noqa: E731
+                await conn.run_sync(_in_migration, place)
             await conn.execute(text(LATER_KEY))  # co-located now: a key to cases is allowed
             kinds = await citus.current_kinds(conn)
-        assert layout.converted == {"later_notes": "distributed"}
         assert kinds["later_notes"] == "distributed"
     finally:
         async with owner.begin() as conn:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.authz.principal import SYSTEM
 from backend.authz.scope import subtree_filter
-from backend.core.db import Database, TenantScope
+from backend.core.db import Database, TenantScope, set_local
 from backend.core.settings import Settings, get_settings
 from backend.tenants import service
 from backend.tenants.models import OrgUnit
@@ -77,6 +77,17 @@ async def test_raw_insert_for_another_tenant_is_refused_by_with_check(db, world)
     async with db.session(TenantScope.of([b])) as session:
         found = await session.execute(text("SELECT 1 FROM org_units WHERE path = '/smuggled'"))
         assert found.all() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("app.tenant_ids", "x'; RESET ROLE; --"), ("app.tenant_ids", "A1"), ("role", "postgres")],
+)
+def test_tenant_setting_splices_only_uuids_into_set_local(name, value):
+    # SET takes no bind parameter: the value is checked before it is spliced in, and
+    # nothing reaches the connection (None here) when the check fails
+    with pytest.raises(ValueError, match="refusing setting"):
+        set_local(None, name, value)
 
 
 async def test_raw_update_cannot_move_a_row_into_another_tenant(db, world):

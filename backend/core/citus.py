@@ -218,7 +218,9 @@ def _order(table: str) -> tuple[int, int]:
 
 def conversion_sql(table: str, now: str | None, anchor_kind: str | None) -> list[str]:
     """The statements that put ``table`` (in the metadata as ``now``) where it belongs."""
-    steps = [] if now is None else [f"SELECT undistribute_table('{table}')"]
+    # a table that a foreign key to a reference table made a Citus local table converts
+    # in place; one that changes between distributed and reference is undistributed first
+    steps = [] if now in (None, "coordinator") else [f"SELECT undistribute_table('{table}')"]
     kind = wanted_kind(table)
     if kind == "reference":
         return [*steps, f"SELECT create_reference_table('{table}')"]
