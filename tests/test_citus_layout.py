@@ -5,8 +5,11 @@ checked by tests/test_citus.py. ``xinfang distribute`` refuses a database withou
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import ForeignKeyConstraint, UniqueConstraint
+from typer.testing import CliRunner
 
 from backend.core import citus
 from backend.core.models_registry import metadata
@@ -61,3 +64,7 @@ async def test_distribute_refuses_a_database_without_citus(db):
     async with db.engine.connect() as conn:
         with pytest.raises(citus.NotCitus):
             await citus.distribute(conn)
+    from backend.cli import app as cli
+
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["distribute"])  # own loop
+    assert result.exit_code == 2 and "refused" in result.output
