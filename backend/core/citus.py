@@ -56,6 +56,7 @@ DISTRIBUTED = (
     "notifications",
     "notification_settings",
     "notification_contacts",
+    "notification_accusations",
     "monthly_reports",
     "stats_daily",
     "stats_refreshes",

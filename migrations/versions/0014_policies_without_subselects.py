@@ -1,7 +1,7 @@
 """row-level security policies without sub-selects (Citus)
 
-Revision ID: 0013
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-04 17:00:00
 
 Why (issue 24, docs/tenancy.md "The policy without a sub-select"): Citus refuses a
@@ -19,8 +19,8 @@ from alembic import op
 
 from backend.core.rls import AUDIT_LOG_CHECK, AUDIT_LOG_USING, POLICY_PREDICATE, ddl
 
-revision = "0013"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
