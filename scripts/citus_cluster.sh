@@ -16,10 +16,11 @@
 # Private ports and directories, never the shared server on 5432:
 #   XF_CITUS_PORT (coordinator, default 9700; workers +1 and +2), XF_CITUS_DIR (default
 #   /tmp/xf-citus-$XF_CITUS_PORT), XF_CITUS_SHARDS (shards per table, default 8).
-#   The source comes from ../shared/vendor/citus (the vendor README): Citus is in no package registry these machines reach. Building needs root
-#   (Debian build packages, install into the PostgreSQL 15 lib dir); the clusters run as
-#   the `postgres` OS user. Settings are for tests (fsync off): never a production recipe —
-#   deploy/README.md "Citus" has that.
+#   The source comes from ../shared/vendor/citus (the vendor README): Citus is in no
+#   package registry these machines reach. Building needs root (Debian build packages,
+#   install into the PostgreSQL 15 lib dir); the clusters run as the `postgres` OS user.
+#   Settings are for tests (fsync off): never a production recipe — deploy/README.md
+#   "Citus" has that.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
@@ -150,5 +151,5 @@ case "${1:-}" in
   dropdb) dropdb "$2" ;;
   test) shift; run_suite "$@" ;;
   url) echo "postgresql+asyncpg://postgres@127.0.0.1:$PORT/${2:-xinfang}" ;;
-  *) sed -n '2,22p' "$0"; exit 2 ;;
+  *) sed -n '2,24p' "$0"; exit 2 ;;
 esac
