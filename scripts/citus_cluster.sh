@@ -151,5 +151,5 @@ case "${1:-}" in
   dropdb) dropdb "$2" ;;
   test) shift; run_suite "$@" ;;
   url) echo "postgresql+asyncpg://postgres@127.0.0.1:$PORT/${2:-xinfang}" ;;
-  *) sed -n '2,24p' "$0"; exit 2 ;;
+  *) sed -n '2,23p' "$0"; exit 2 ;;
 esac
