@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 AUDIT_SERVICE ?= pypi
 
-.PHONY: run test test-dates test-dates-ci lint format bench bench-smoke docs uv sync clean audit
+.PHONY: run test test-dates test-dates-ci test-citus lint format bench bench-smoke docs uv sync clean audit
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
@@ -28,6 +28,9 @@ test-dates: sync ## the whole suite under libfaketime at five awkward dates, Pos
 
 test-dates-ci: sync ## the date-sensitive tests under one shifted date (Spring Festival week)
 	$(UV) run python scripts/test_dates.py --subset --dates 2027-02-10T10:00
+
+test-citus: sync ## the suite on a Citus coordinator + 2 workers built from ../shared/vendor/citus
+	PATH="$(dir $(UV)):$$PATH" scripts/citus_cluster.sh test $(PYTEST_ARGS)
 
 lint: sync
 	$(UV) run ruff check backend tests migrations/env.py

@@ -48,6 +48,37 @@ def migrate() -> None:
     typer.echo("migrated to head")
 
 
+@app.command()
+def distribute() -> None:
+    """Citus: distribute every tenant table by tenant_id (as the owner, after migrate; idempotent)."""
+    from backend.core.citus import NotCitus, UnlistedTables
+    from backend.core.citus import distribute as _distribute
+
+    async def main():
+        db = Database()
+        try:
+            async with db.engine.begin() as conn:
+                return await _distribute(conn, echo=typer.echo)
+        finally:
+            await db.dispose()
+
+    try:
+        layout = asyncio.run(main())
+    except (NotCitus, UnlistedTables) as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not layout.changed:
+        typer.echo("already distributed")
+        return
+    kinds = sorted(set(layout.converted.values()))
+    for kind in kinds:
+        names = [t for t, k in layout.converted.items() if k == kind]
+        typer.echo(f"{kind}: {', '.join(names)}")
+    typer.echo(f"foreign keys re-added: {layout.foreign_keys}")
+    for name in layout.settings:
+        typer.echo(f"set: {name}")
+
+
 @app.command("seed-demo")
 def seed_demo() -> None:
     """Load the demo provinces, cities, org trees and users (idempotent)."""

@@ -35,13 +35,43 @@ from tests.helpers import GraphQLClient, World, build_world  # noqa: E402
 IS_POSTGRES = os.environ["XF_DATABASE_URL"].startswith("postgresql")
 
 
+def _is_citus(url: str) -> bool:
+    """Whether the test database is a Citus coordinator (``make test-citus``)."""
+    if not url.startswith("postgresql"):
+        return False
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> bool:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            return bool(await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'citus'"))
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError):
+        return False
+
+
+IS_CITUS = _is_citus(os.environ["XF_DATABASE_URL"])
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if IS_POSTGRES:
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (XF_DATABASE_URL)")
+    skips = {
+        "postgres": None if IS_POSTGRES else "needs PostgreSQL (XF_DATABASE_URL)",
+        "citus": None if IS_CITUS else "needs a Citus coordinator (make test-citus)",
+    }
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        for name, reason in skips.items():
+            if reason and item.get_closest_marker(name):
+                item.add_marker(pytest.mark.skip(reason=reason))
+        marker = item.get_closest_marker("citus_incompatible")
+        if IS_CITUS and marker:
+            why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"not on Citus: {why}"))
 
 
 @pytest.fixture(scope="session")

@@ -7,17 +7,20 @@ the scope. A service cannot forget the filter because it never writes it.
 
 Wall (b), PostgreSQL only: each transaction starts with
 ``SET LOCAL ROLE <app role>`` (a role that owns nothing and cannot bypass
-RLS) and ``set_config('app.tenant_ids', ..., true)``; the row-level security
+RLS) and ``SET LOCAL app.tenant_ids = '<ids>'``; the row-level security
 policies created by the migrations read that setting, so even raw SQL sees
 only the scope's tenants. Both settings are transaction-local, so a pooled
-connection never carries a tenant into the next request.
+connection never carries a tenant into the next request. ``SET LOCAL`` (not
+``set_config``) because Citus sends it on to the worker nodes that evaluate the
+policies on the shards (``citus.propagate_set_commands = 'local'``, docs/tenancy.md).
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +34,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
     event,
+    insert,
     text,
 )
 from sqlalchemy.engine import make_url
@@ -49,6 +53,7 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.util import await_only
 
 from backend.core.clock import now
 from backend.core.ids import new_id
@@ -158,6 +163,42 @@ def _refuse_foreign_rows(session: Session, _ctx: Any, _instances: Any) -> None:
 
 # --- wall (b): PostgreSQL transaction settings -------------------------------------------
 
+_SETTING_NAME = re.compile(r"^app\.[a-z_]+$")
+_SETTING_VALUE = re.compile(r"^[0-9a-z,-]*$")  # uuids joined by commas, or "on"
+
+
+def set_local(connection: Any, name: str, value: str) -> None:
+    """``SET LOCAL name = 'value'`` on ``connection`` (a sync-facade ``Connection`` inside an
+    open transaction).
+
+    ``SET`` takes no bind parameters, so the value is spliced in, after a check that it
+    is only UUIDs (or a word): never user input. It travels as one simple-protocol
+    statement on the driver connection rather than through SQLAlchemy, which would
+    prepare it: one prepared statement per distinct set of tenants would crowd the
+    app's statements out of asyncpg's statement cache. Citus propagates ``SET LOCAL``
+    to the workers of the transaction (``set_config`` it does not).
+    """
+    if not _SETTING_NAME.match(name) or not _SETTING_VALUE.match(value):
+        raise ValueError(f"refusing setting {name}={value!r}")
+    raw = connection.connection.driver_connection  # the asyncpg connection
+    await_only(raw.execute(f"SET LOCAL {name} = '{value}'"))
+
+
+def on_citus(connection: Any) -> bool:
+    """Whether the pooled connection is to a Citus coordinator (asked once per connection).
+
+    The tenant setting must reach the worker nodes there, and only ``SET LOCAL`` does;
+    on plain PostgreSQL one prepared ``set_config`` statement sets role and tenants in
+    the round trip that opens the transaction.
+    """
+    known = connection.info.get("citus")
+    if known is None:
+        found = connection.exec_driver_sql(
+            "SELECT 1 FROM pg_extension WHERE extname = 'citus'"
+        ).scalar()
+        known = connection.info["citus"] = found is not None
+    return bool(known)
+
 
 @event.listens_for(Session, "after_begin")
 def _set_transaction_tenant(session: Session, tx: Any, connection: Any) -> None:
@@ -165,23 +206,37 @@ def _set_transaction_tenant(session: Session, tx: Any, connection: Any) -> None:
     # already in place: setting them again would cost two round trips per savepoint.
     if connection.dialect.name != "postgresql" or tx.nested:
         return
-    # ``set_config('role', …, true)`` is ``SET LOCAL ROLE`` (as PostgREST does it): role
-    # and tenants in one round trip instead of two, at the start of every transaction.
-    scope = current_scope(session)
+    # ``set_config('role', …, true)`` is ``SET LOCAL ROLE`` (as PostgREST does it), as a
+    # statement prepared once; it also opens the driver's transaction (BEGIN). Citus opens
+    # its worker connections as this role.
+    role, scope = get_settings().db_app_role, current_scope(session)
+    if on_citus(connection):
+        connection.execute(text("SELECT set_config('role', :role, true)"), {"role": role})
+        _apply_scope_setting(connection, scope)
+        return
     connection.execute(
         text("SELECT set_config('role', :role, true), set_config('app.tenant_ids', :ids, true)"),
-        {"role": get_settings().db_app_role, "ids": scope.setting},
+        {"role": role, "ids": scope.setting},
     )
     if scope.read_only:
         connection.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 def _apply_scope_setting(connection: Any, scope: TenantScope) -> None:
-    connection.execute(
-        text("SELECT set_config('app.tenant_ids', :ids, true)"), {"ids": scope.setting}
-    )
+    _set_setting(connection, "app.tenant_ids", scope.setting)
     if scope.read_only:
         connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+def _set_setting(connection: Any, name: str, value: str) -> None:
+    """A transaction-local setting: ``SET LOCAL`` on Citus (it reaches the workers), a
+    prepared ``set_config(…, true)`` on plain PostgreSQL (no new statement per value)."""
+    if on_citus(connection):
+        set_local(connection, name, value)
+    else:
+        connection.execute(
+            text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
+        )
 
 
 async def use_scope(session: AsyncSession, scope: TenantScope) -> None:
@@ -191,6 +246,37 @@ async def use_scope(session: AsyncSession, scope: TenantScope) -> None:
         conn = await session.connection()
         if conn.dialect.name == "postgresql":
             await conn.run_sync(lambda c: _apply_scope_setting(c, scope))
+
+
+async def set_local_setting(session: AsyncSession, name: str, value: str) -> None:
+    """A transaction-local setting of an async session's open transaction (PostgreSQL
+    only; :func:`_set_setting`)."""
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        await conn.run_sync(lambda c: _set_setting(c, name, value))
+
+
+# --- bulk inserts that Citus can route ----------------------------------------------------
+
+# Chunk sizes of :func:`insert_values`: the binary digits of a batch's length, so a batch
+# of any size up to 1,023 rows is at most ten statements of ten fixed shapes.
+_CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+
+
+async def insert_values(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` as multi-row ``INSERT … VALUES`` statements, on every backend.
+
+    Not ``INSERT … SELECT FROM unnest(:arrays)``: Citus runs that as a COPY into the
+    shards, which PostgreSQL refuses under row-level security ("COPY FROM not supported
+    with row-level security"), while it routes each ``VALUES`` row to its shard. Chunk
+    sizes come from :data:`_CHUNKS`, so a handful of prepared statements (asyncpg caches
+    them) serve every batch size instead of one statement text per size.
+    """
+    start = 0
+    for size in _CHUNKS:
+        while len(rows) - start >= size:
+            await session.execute(insert(table).values(list(rows[start : start + size])))
+            start += size
 
 
 # --- lost or unreachable database -----------------------------------------------------

@@ -1,7 +1,11 @@
 """PostgreSQL row-level security DDL, used by the migrations (wall b).
 
-The policy reads the transaction-local setting once per statement (the
-sub-select) and an unset setting yields no rows rather than a cast error.
+The policy reads the transaction-local setting ``app.tenant_ids`` and an unset setting
+yields no rows rather than a cast error. It has no sub-select: Citus refuses sub-selects
+in policies of distributed and reference tables (and of every table a foreign key chains
+to a reference table). Where the predicate is an index condition — every tenant index
+leads with ``tenant_id`` — PostgreSQL still evaluates it once per scan; as a filter it is
+evaluated per row (docs/tenancy.md, "The policy without a sub-select", measures both).
 DDL cannot take bind parameters, so identifiers go through :func:`ddl`,
 which accepts only plain lower-case identifiers.
 """
@@ -15,9 +19,15 @@ from alembic import op
 from backend.core.settings import get_settings
 
 POLICY_PREDICATE = (
-    "tenant_id = ANY (CAST((SELECT string_to_array("
-    "NULLIF(current_setting('app.tenant_ids', true), ''), ',')) AS uuid[]))"
+    "tenant_id = ANY (CAST(string_to_array("
+    "NULLIF(current_setting('app.tenant_ids', true), ''), ',') AS uuid[]))"
 )
+# admin_audit_log: platform rows (no tenant) are readable only with app.audit_platform on
+AUDIT_LOG_USING = (
+    f"(tenant_id IS NOT NULL AND {POLICY_PREDICATE}) OR (tenant_id IS NULL AND "
+    "coalesce(current_setting('app.audit_platform', true), '') = 'on')"
+)
+AUDIT_LOG_CHECK = f"tenant_id IS NULL OR {POLICY_PREDICATE}"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

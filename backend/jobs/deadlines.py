@@ -30,7 +30,6 @@ tenant. No case is loaded into Python beyond one batch.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
@@ -43,7 +42,6 @@ from sqlalchemy import (
     String,
     and_,
     func,
-    insert,
     literal_column,
     or_,
     select,
@@ -59,7 +57,7 @@ from backend.cases.models import WarningColor as C
 from backend.cases.policy import load_policy
 from backend.cases.rules import end_of_day
 from backend.core.clock import now
-from backend.core.db import Database, TenantScope
+from backend.core.db import Database, TenantScope, insert_values
 from backend.core.ids import new_id
 from backend.core.logging import get_logger
 from backend.jobs.runs import RunRecord, fan_out, prune_job_runs
@@ -145,8 +143,7 @@ async def _update_locked(
 
 
 # PostgreSQL: the last link of each case as one backward probe of uq_case_events_seq per
-# case (a plan that does not depend on the statistics of a table the scan itself grows),
-# and a batch of events as one INSERT of unnested arrays (a fixed, prepared-once statement).
+# case (a plan that does not depend on the statistics of a table the scan itself grows).
 _LAST_LINKS = text(
     """
     SELECT ids.case_id, last.seq, last.hash
@@ -156,19 +153,6 @@ _LAST_LINKS = text(
         WHERE e.tenant_id = :tenant AND e.case_id = ids.case_id
         ORDER BY e.seq DESC LIMIT 1
     ) AS last
-    """
-)
-_INSERT_EVENTS = text(
-    """
-    INSERT INTO case_events (tenant_id, id, case_id, seq, kind, at, actor_id, actor_username,
-        from_status, to_status, reason, data, prev_hash, hash, created_at)
-    SELECT CAST(:tenant AS uuid), u.id, u.case_id, u.seq, u.kind, CAST(:at AS timestamptz),
-        NULL, CAST(:actor AS text), NULL, NULL, u.reason, CAST(u.data AS json), u.prev_hash,
-        u.hash, CAST(:at AS timestamptz)
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:case_ids AS uuid[]), CAST(:seqs AS integer[]),
-        CAST(:kinds AS text[]), CAST(:reasons AS text[]), CAST(:datas AS text[]),
-        CAST(:prevs AS text[]), CAST(:hashes AS text[]))
-        AS u(id, case_id, seq, kind, reason, data, prev_hash, hash)
     """
 )
 
@@ -239,25 +223,7 @@ async def append_system_events(
         event["hash"] = chain_hash(prev, SimpleNamespace(**event))  # type: ignore[arg-type]
         last[case_id] = (seq + 1, event["hash"])
         events.append(event)
-    if not postgres:
-        await session.execute(insert(CaseEvent), events)  # one executemany, no ORM objects
-        return len(events)
-    await session.execute(
-        _INSERT_EVENTS,
-        {
-            "tenant": tenant_id,
-            "at": at,
-            "actor": SYSTEM.username,
-            "ids": [e["id"] for e in events],
-            "case_ids": [e["case_id"] for e in events],
-            "seqs": [e["seq"] for e in events],
-            "kinds": [e["kind"] for e in events],
-            "reasons": [e["reason"] for e in events],
-            "datas": [json.dumps(e["data"], ensure_ascii=False) for e in events],
-            "prevs": [e["prev_hash"] for e in events],
-            "hashes": [e["hash"] for e in events],
-        },
-    )
+    await insert_values(session, CaseEvent.__table__, events)
     return len(events)
 
 

@@ -34,13 +34,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect, select, text
+from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
-from backend.core.db import Base, TenantScope, TimestampedId, current_scope, use_scope
+from backend.core.db import (
+    Base,
+    TenantScope,
+    TimestampedId,
+    current_scope,
+    set_local_setting,
+    use_scope,
+)
 from backend.core.errors import BadUserInput
 from backend.tenants.models import Tenant
 
@@ -308,8 +315,4 @@ async def entries(
 
 
 async def _see_platform_rows(session: AsyncSession) -> None:
-    conn = await session.connection()
-    if conn.dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT set_config(:name, 'on', true)"), {"name": PLATFORM_SETTING}
-        )
+    await set_local_setting(session, PLATFORM_SETTING, "on")

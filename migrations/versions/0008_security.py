@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from backend.core.rls import POLICY_PREDICATE, enable_tenant_rls, grant_app_role, make_append_only
+from backend.core.rls import AUDIT_LOG_CHECK, AUDIT_LOG_USING, enable_tenant_rls, grant_app_role, make_append_only
 
 revision = '0008'
 down_revision = '0007'
@@ -155,10 +155,8 @@ def _audit_log_rls() -> None:
     op.execute('ALTER TABLE admin_audit_log ENABLE ROW LEVEL SECURITY')
     op.execute('ALTER TABLE admin_audit_log FORCE ROW LEVEL SECURITY')
     op.execute(
-        'CREATE POLICY tenant_isolation ON admin_audit_log USING ('
-        f'(tenant_id IS NOT NULL AND {POLICY_PREDICATE}) OR (tenant_id IS NULL AND '
-        "coalesce(current_setting('app.audit_platform', true), '') = 'on')"
-        f') WITH CHECK (tenant_id IS NULL OR {POLICY_PREDICATE})'
+        f'CREATE POLICY tenant_isolation ON admin_audit_log USING ({AUDIT_LOG_USING})'
+        f' WITH CHECK ({AUDIT_LOG_CHECK})'
     )
 
 
