@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         max_body_bytes=settings.max_body_bytes,
         limiter=limiter,
         suggestions=settings.env != "prod",  # no "Did you mean …" schema hints in prod
+        default_timezone=settings.default_timezone,
     )
     jobs_in_process = (
         run_jobs

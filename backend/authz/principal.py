@@ -26,6 +26,8 @@ class Principal:
     kind: AccountKind
     tenant_id: uuid.UUID | None = None
     tenant_slug: str | None = None
+    # The city's IANA time zone (responses show times in it); None outside a city.
+    timezone: str | None = None
     province_id: uuid.UUID | None = None
     grants: tuple[Grant, ...] = ()
     # For a provincial supervisor: every tenant of its province.

@@ -10,6 +10,7 @@ that needs a principal raises ``UNAUTHENTICATED`` and the response becomes 401.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from graphql import ExecutionResult
 from starlette.requests import Request
@@ -26,6 +27,7 @@ from backend.schema.context import RequestContext
 from backend.schema.errors import format_error
 from backend.schema.guards import replay, request_refusal, screen
 from backend.schema.persisted import resolve as resolve_persisted
+from backend.schema.scalars import RESPONSE_ZONE
 from backend.web.auth import caller_of
 from backend.web.errors import app_error_response, error_body, unavailable
 
@@ -42,6 +44,7 @@ class GraphQLApp(GraphQL):
         max_body_bytes: int = 1_000_000,
         limiter: RateLimiter | None = None,
         suggestions: bool = True,
+        default_timezone: str = "Asia/Shanghai",
     ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False
@@ -50,6 +53,7 @@ class GraphQLApp(GraphQL):
         self.max_body_bytes = max_body_bytes
         self.limiter = limiter
         self.suggestions = suggestions  # "Did you mean …?" in errors: off in production
+        self.default_timezone = default_timezone  # responses' zone outside a city
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +73,8 @@ class GraphQLApp(GraphQL):
             session = caller.take_session()
             if session is not None:
                 ctx.adopt(session)
+        zone = caller.principal.timezone if caller is not None else None
+        zone_token = RESPONSE_ZONE.set(ZoneInfo(zone or self.default_timezone))  # scalars.py
         try:
             if screened is not None:  # the body, persisted document filled in
                 body = await self._persisted(ctx, screened)
@@ -79,6 +85,7 @@ class GraphQLApp(GraphQL):
             state["graphql_context"] = ctx
             await super().__call__(scope, receive, send)
         finally:
+            RESPONSE_ZONE.reset(zone_token)
             await ctx.close()
 
     async def _persisted(self, ctx: RequestContext, screened: bytes) -> bytes | Response:

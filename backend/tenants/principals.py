@@ -44,15 +44,15 @@ async def open_principal(db: Database, username: str) -> tuple[Principal, AsyncS
 
 async def principal_in(session: AsyncSession, username: str) -> Principal:
     """Read ``username``'s principal inside ``session``'s transaction (left in its scope)."""
-    # the account with its city's slug in one statement (both are platform tables)
+    # the account with its city's slug and zone in one statement (both are platform tables)
     row = (
         await session.execute(
-            select(Account, Tenant.slug)
+            select(Account, Tenant.slug, Tenant.timezone)
             .outerjoin(Tenant, Tenant.id == Account.tenant_id)
             .where(Account.username == username)
         )
     ).first()
-    account, tenant_slug = row if row is not None else (None, None)
+    account, tenant_slug, timezone = row if row is not None else (None, None, None)
     if account is None or account.disabled_at is not None:
         raise Unauthenticated("unknown or disabled account")
     kind = AccountKind(account.kind)
@@ -75,6 +75,7 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
         **base,
         tenant_id=account.tenant_id,
         tenant_slug=tenant_slug,
+        timezone=timezone,
         province_id=account.province_id,
         grants=grants,
     )
