@@ -37,6 +37,7 @@ from backend.schema.stats import stats_routes
 from backend.schema.view import GraphQLApp
 from backend.web.auth import Authentication
 from backend.web.errors import EXCEPTION_HANDLERS
+from backend.web.graphiql import graphiql_routes
 
 # Routes that involve no account: the authentication middleware leaves them alone.
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             ics_route(db),  # reception days (docs/rosters.md)
             *report_routes(db),
             *stats_routes(db),  # statistics and case-list exports (docs/indicators.md)
+            *(graphiql_routes() if settings.env != "prod" else []),  # GraphiQL's assets
         ],
         middleware=middleware,
         lifespan=lifespan,

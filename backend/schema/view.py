@@ -34,6 +34,7 @@ from backend.schema.errors import format_error
 from backend.schema.guards import graphql_response_refusal, replay, request_refusal, screen
 from backend.schema.persisted import resolve as resolve_persisted
 from backend.schema.scalars import RESPONSE_ZONE
+from backend.web import graphiql
 from backend.web.auth import caller_of
 from backend.web.errors import (
     GRAPHQL_RESPONSE_JSON,
@@ -155,6 +156,10 @@ class GraphQLApp(GraphQL):
         if result.extensions:
             data["extensions"] = result.extensions
         return data
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page, its assets served by the app (``backend/web/graphiql``)."""
+        return graphiql.page()
 
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
