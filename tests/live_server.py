@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,15 @@ class Server:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    db_file = tmp_path_factory.mktemp("serve") / "smoke.db"
+    with serving(tmp_path_factory.mktemp("serve")) as server:
+        yield server
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[Server]:
+    """A migrated, seeded server on a free port, its database in ``folder``; ended on exit
+    (``scripts/frontend_check.py`` uses it too)."""
+    db_file = folder / "smoke.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("XF_")}
     env.update(
         XF_ENV="dev",  # GraphiQL on, the dev JWT secret shared by `token` and `serve`
