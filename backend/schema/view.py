@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from graphql import ExecutionResult
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -91,7 +92,7 @@ class GraphQLApp(GraphQL):
         zone_token = RESPONSE_ZONE.set(ZoneInfo(zone or self.default_timezone))  # scalars.py
         try:
             if screened is not None:  # the body, persisted document filled in
-                body = await self._persisted(ctx, screened, _accept(scope))
+                body = await self._persisted(ctx, screened, Headers(scope=scope).get("accept", ""))
                 if isinstance(body, Response):
                     await body(scope, receive, send)
                     return
@@ -171,7 +172,3 @@ class GraphQLApp(GraphQL):
         response = super().create_response(response_data, sub_response)
         response.headers["content-type"] = media_type
         return response
-
-
-def _accept(scope: Scope) -> str:
-    return next((v.decode("latin-1") for k, v in scope.get("headers") or () if k == b"accept"), "")
