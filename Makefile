@@ -4,8 +4,10 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
 AUDIT_SERVICE ?= pypi
+GRAPHIQL := backend/web/graphiql
+NPM_CI := npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-.PHONY: run test test-dates test-dates-ci test-citus lint format bench bench-smoke docs uv sync clean audit
+.PHONY: run test test-dates test-dates-ci test-citus lint format bench bench-smoke docs uv sync clean audit graphiql frontend-check
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
@@ -13,12 +15,23 @@ uv:
 sync: uv
 	@$(UV) sync --frozen --quiet
 
-run: sync ## migrate the embedded SQLite DB, load the demo, serve GraphiQL + in-process jobs
+# GraphiQL's browser assets, pinned by the lock file, into a git-ignored node_modules/
+# (docs/decisions.md); again only when the lock file changes. Without npm the API runs
+# and the page says how to get them.
+graphiql:
+	@if [ ! "$(GRAPHIQL)/node_modules/.package-lock.json" -nt "$(GRAPHIQL)/package-lock.json" ]; then \
+	  if command -v npm >/dev/null 2>&1; then \
+	    echo "== GraphiQL assets (npm ci in $(GRAPHIQL))"; (cd $(GRAPHIQL) && $(NPM_CI)) \
+	      || echo "npm ci failed: GraphiQL's assets not installed (make graphiql)" >&2; \
+	  else echo "npm not found: GraphiQL's assets not installed (make graphiql)" >&2; fi; \
+	fi
+
+run: sync graphiql ## migrate the embedded SQLite DB, load the demo, serve GraphiQL + in-process jobs
 	$(UV) run xinfang migrate
 	$(UV) run xinfang seed-demo
 	$(UV) run xinfang serve --host $(HOST) --port $(PORT)
 
-test: sync ## lint, then the suite on PostgreSQL (when reachable) and on SQLite
+test: sync graphiql ## lint, then the suite on PostgreSQL (when reachable) and on SQLite
 	$(UV) run ruff check backend tests migrations/env.py
 	$(UV) run ruff format --check backend tests migrations/env.py
 	$(UV) run python scripts/run_tests.py
@@ -50,6 +63,9 @@ docs: sync ## regenerate the committed schema and authz matrix
 	$(UV) run xinfang export-schema > schema.graphql
 	$(UV) run xinfang authz-doc > docs/authz.md
 	$(UV) run python -c "from backend.cases.lifecycle import render_markdown as r; print(r(), end='')" > docs/lifecycle.md
+
+frontend-check: sync ## graphql-http audit, the front-end starter's codegen + tsc (CI)
+	$(UV) run python scripts/frontend_check.py
 
 bench: sync ## benchmarks (PostgreSQL): each prints a table and writes tests/bench/results/
 	$(UV) run python -m tests.bench

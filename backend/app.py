@@ -33,6 +33,7 @@ from backend.schema.view import GraphQLApp
 from backend.web.auth import Authentication
 from backend.web.errors import EXCEPTION_HANDLERS
 from backend.web.probes import probe_routes
+from backend.web.graphiql import graphiql_routes
 
 # Routes that involve no account: the authentication middleware leaves them alone.
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         max_body_bytes=settings.max_body_bytes,
         limiter=limiter,
         suggestions=settings.env != "prod",  # no "Did you mean …" schema hints in prod
+        default_timezone=settings.default_timezone,
     )
     jobs_in_process = (
         run_jobs
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             ics_route(db),  # reception days (docs/rosters.md)
             *report_routes(db),
             *stats_routes(db),  # statistics and case-list exports (docs/indicators.md)
+            *(graphiql_routes() if settings.env != "prod" else []),  # GraphiQL's assets
         ],
         middleware=middleware,
         lifespan=lifespan,

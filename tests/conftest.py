@@ -31,6 +31,7 @@ from backend.cli import run_migrations  # noqa: E402
 from backend.core.db import Database  # noqa: E402
 from backend.core.settings import get_settings  # noqa: E402
 from tests.helpers import GraphQLClient, World, build_world  # noqa: E402
+from tests.live_server import live_server  # noqa: E402, F401  (a real `xinfang serve`)
 
 IS_POSTGRES = os.environ["XF_DATABASE_URL"].startswith("postgresql")
 

@@ -31,7 +31,8 @@ class Principal:
     grants: tuple[Grant, ...] = ()
     # For a provincial supervisor: every tenant of its province.
     province_tenant_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
-    # The city's time zone: the local dates the caller means ("received from 11-02").
+    # The city's IANA time zone: the local dates it means ("received from 11-02") and the
+    # zone its responses show times in; the default zone outside a city.
     timezone: str = DEFAULT_TIMEZONE
 
     @property

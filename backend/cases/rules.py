@@ -219,7 +219,7 @@ def compute_due(
     rule = {
         "step": step.value,
         "article": STATUTORY_LIMITS[step].article,
-        "start": start_local.isoformat(),
+        "start": start_local.replace(microsecond=0).isoformat(),  # as DateTimes read
         "startDate": start_date.isoformat(),
         "days": n,
         "counting": "working" if working else "calendar",

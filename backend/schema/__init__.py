@@ -24,6 +24,7 @@ from backend.schema.metrics import OperationMetrics
 from backend.schema.notifications import NotificationMutations, NotificationQueries
 from backend.schema.reports import ReportQueries
 from backend.schema.rosters import RosterMutations, RosterQueries
+from backend.schema.scalars import SCALAR_OVERRIDES
 from backend.schema.security import SecurityMutations, SecurityQueries, install_admin_audit
 from backend.schema.stats import StatsMutations, StatsQueries
 from backend.schema.tenants import TenantMutations, TenantQueries
@@ -97,13 +98,19 @@ def build_schema(
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
         execution_context_class=PlainFieldExecutionContext,
+        scalar_overrides=SCALAR_OVERRIDES,  # DateTime in the tenant's zone (scalars.py)
     )
 
 
 @cache
 def sdl() -> str:
     """The schema's SDL, as committed in ``schema.graphql``."""
-    return strawberry.Schema(query=Query, mutation=Mutation).as_str() + "\n"
+    return (
+        strawberry.Schema(
+            query=Query, mutation=Mutation, scalar_overrides=SCALAR_OVERRIDES
+        ).as_str()
+        + "\n"
+    )
 
 
 __all__ = ["ErrorCode", "build_schema", "error_code", "sdl"]

@@ -51,8 +51,8 @@ from backend.schema.persisted import requested_hash
 from backend.web.errors import app_error_response
 
 
-def _refusal(status: int, message: str, **extensions: Any) -> JSONResponse:
-    return app_error_response(BadUserInput(message, **extensions), status)
+def _refusal(status: int, message: str, accept: str, **extensions: Any) -> JSONResponse:
+    return app_error_response(BadUserInput(message, **extensions), status, accept=accept)
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -69,21 +69,26 @@ class BodyTooLarge(Exception):
 async def screen(scope: Scope, receive: Receive, max_body: int) -> JSONResponse | bytes | None:
     """A refusal, the POST body (read within the cap), or ``None`` to pass a GET through."""
     method = scope.get("method")
+    accept = _header(scope, b"accept")  # the refusals' media type (backend/web/errors.py)
     if method in ("GET", "HEAD"):
-        if "text/html" in _header(scope, b"accept"):
+        if "text/html" in accept:
             return None  # GraphiQL in dev; strawberry answers 404 in prod
         refusal = _refusal(
-            405, "GraphQL operations are sent with POST and Content-Type: application/json"
+            405, "GraphQL operations are sent with POST and Content-Type: application/json", accept
         )
         refusal.headers["Allow"] = "POST"
         return refusal
     media_type = _header(scope, b"content-type").split(";")[0].strip().lower()
     if media_type != "application/json":
         return _refusal(
-            415, "Content-Type must be application/json", reason="UNSUPPORTED_MEDIA_TYPE"
+            415, "Content-Type must be application/json", accept, reason="UNSUPPORTED_MEDIA_TYPE"
         )
     too_large = _refusal(
-        413, f"request body exceeds {max_body} bytes", reason="BODY_TOO_LARGE", maxBytes=max_body
+        413,
+        f"request body exceeds {max_body} bytes",
+        accept,
+        reason="BODY_TOO_LARGE",
+        maxBytes=max_body,
     )
     declared = _header(scope, b"content-length")
     if declared.isdigit() and int(declared) > max_body:
@@ -95,7 +100,7 @@ async def screen(scope: Scope, receive: Receive, max_body: int) -> JSONResponse 
     try:
         check_body(body)
     except BadUserInput as exc:
-        return app_error_response(exc)
+        return app_error_response(exc, accept=accept)
     return body
 
 
@@ -189,6 +194,25 @@ def request_refusal(errors: list[GraphQLError]) -> AppError | None:
         if code in found:
             return found[code]
     return next(iter(found.values()), None)
+
+
+def graphql_response_refusal(data: Any, errors: list[GraphQLError]) -> AppError | None:
+    """The error whose status an ``application/graphql-response+json`` answer takes, if any.
+
+    GraphQL over HTTP: a response with ``data`` (even partial) is 200 whatever failed; one
+    whose ``data`` is null takes a request-wide refusal's status (401, 503, 429, the cost
+    limit's 400: :func:`request_refusal`), or 400 when every error came before execution
+    (the document did not parse or validate, the variables did not coerce), and then
+    carries no ``data``; otherwise field errors nulled the whole answer and it stays 200.
+    """
+    if data is not None:
+        return None
+    refusal = request_refusal(errors)
+    if refusal is None and all(error.path is None for error in errors):
+        if any(error_code(error) is ErrorCode.INTERNAL for error in errors):
+            return AppError("internal error")  # 500; the message is never shown
+        return BadUserInput("request error")  # only its status is used
+    return refusal
 
 
 class StorableStrings(ASTValidationRule):

@@ -5,13 +5,21 @@ The authentication middleware has already refused a present but bad credential
 transaction that read it) become the request's context. A request without a
 credential reaches GraphQL anonymously (GraphiQL's introspection works); any field
 that needs a principal raises ``UNAUTHENTICATED`` and the response becomes 401.
+
+The response's media type follows the client's ``Accept`` (``backend/web/errors.py``):
+``application/json`` keeps the statuses of :func:`~backend.schema.guards.request_refusal`;
+``application/graphql-response+json`` follows GraphQL over HTTP
+(:func:`~backend.schema.guards.graphql_response_refusal`): a response with ``data`` is
+200, a request error has no ``data`` and a 4xx/5xx status.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from graphql import ExecutionResult
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -24,10 +32,19 @@ from backend.core.logging import get_logger
 from backend.core.ratelimit import RateLimiter
 from backend.schema.context import RequestContext
 from backend.schema.errors import format_error
-from backend.schema.guards import replay, request_refusal, screen
+from backend.schema.guards import graphql_response_refusal, replay, request_refusal, screen
 from backend.schema.persisted import resolve as resolve_persisted
+from backend.schema.scalars import RESPONSE_ZONE
+from backend.web import graphiql
 from backend.web.auth import caller_of
-from backend.web.errors import app_error_response, error_body, unavailable
+from backend.web.errors import (
+    GRAPHQL_RESPONSE_JSON,
+    JSON,
+    app_error_response,
+    error_body,
+    media_type_for,
+    unavailable,
+)
 
 log = get_logger(__name__)
 
@@ -42,6 +59,7 @@ class GraphQLApp(GraphQL):
         max_body_bytes: int = 1_000_000,
         limiter: RateLimiter | None = None,
         suggestions: bool = True,
+        default_timezone: str = "Asia/Shanghai",
     ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False
@@ -50,6 +68,7 @@ class GraphQLApp(GraphQL):
         self.max_body_bytes = max_body_bytes
         self.limiter = limiter
         self.suggestions = suggestions  # "Did you mean …?" in errors: off in production
+        self.default_timezone = default_timezone  # responses' zone outside a city
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,9 +88,12 @@ class GraphQLApp(GraphQL):
             session = caller.take_session()
             if session is not None:
                 ctx.adopt(session)
+        city = caller is not None and caller.principal.tenant_id is not None
+        zone = caller.principal.timezone if city else None  # staff: the deployment's zone
+        zone_token = RESPONSE_ZONE.set(ZoneInfo(zone or self.default_timezone))  # scalars.py
         try:
             if screened is not None:  # the body, persisted document filled in
-                body = await self._persisted(ctx, screened)
+                body = await self._persisted(ctx, screened, Headers(scope=scope).get("accept", ""))
                 if isinstance(body, Response):
                     await body(scope, receive, send)
                     return
@@ -79,20 +101,24 @@ class GraphQLApp(GraphQL):
             state["graphql_context"] = ctx
             await super().__call__(scope, receive, send)
         finally:
+            RESPONSE_ZONE.reset(zone_token)
             await ctx.close()
 
-    async def _persisted(self, ctx: RequestContext, screened: bytes) -> bytes | Response:
+    async def _persisted(
+        self, ctx: RequestContext, screened: bytes, accept: str
+    ) -> bytes | Response:
         """The POST body with a persisted document filled in, or the refusal."""
         try:
             return await resolve_persisted(
                 self.db, ctx.principal_or_none, screened, ctx.held_session()
             )
         except AppError as exc:
-            return app_error_response(exc)
+            return app_error_response(exc, accept=accept)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
-            return app_error_response(unavailable(ctx.request_id, "persisted_query"))
+            refusal = unavailable(ctx.request_id, "persisted_query")
+            return app_error_response(refusal, accept=accept)
 
     async def get_context(self, request: Request, response: Response) -> RequestContext:  # type: ignore[override]
         ctx: RequestContext = request.scope["state"]["graphql_context"]
@@ -103,6 +129,8 @@ class GraphQLApp(GraphQL):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         ctx: RequestContext = request.scope["state"]["graphql_context"]
+        media_type = media_type_for(request.headers.get("accept"))
+        ctx.response.headers["content-type"] = media_type  # taken by create_response
         try:
             await ctx.flush_pii_reads()  # no unmasked PII leaves without its access record
         except Exception as exc:
@@ -112,15 +140,36 @@ class GraphQLApp(GraphQL):
             refusal = unavailable(ctx.request_id, "pii_access_log")
             ctx.response.status_code = refusal.http_status
             ctx.response.headers.update(refusal.http_headers())
-            return error_body(refusal)  # type: ignore[return-value]
+            return error_body(refusal, media_type)  # type: ignore[return-value]
         data: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             data["errors"] = [
                 format_error(e, ctx.request_id, suggestions=self.suggestions) for e in result.errors
             ]
-            if refusal := request_refusal(result.errors):  # 401, 503, 429, 400 (see guards)
+            if media_type == GRAPHQL_RESPONSE_JSON:
+                refusal = graphql_response_refusal(result.data, result.errors)
+                if refusal is not None:
+                    del data["data"]  # a request error: execution never answered
+            else:
+                refusal = request_refusal(result.errors)  # 401, 503, 429, 400 (see guards)
+            if refusal is not None:
                 ctx.response.status_code = refusal.http_status
                 ctx.response.headers.update(refusal.http_headers())
         if result.extensions:
             data["extensions"] = result.extensions
         return data
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page, its assets served by the app (``backend/web/graphiql``)."""
+        return graphiql.page()
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        """Strawberry's response, in the media type ``process_result`` negotiated."""
+        media_type = sub_response.headers.get("content-type", JSON)
+        if "content-type" in sub_response.headers:
+            del sub_response.headers["content-type"]
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = media_type
+        return response

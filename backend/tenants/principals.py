@@ -45,7 +45,7 @@ async def open_principal(db: Database, username: str) -> tuple[Principal, AsyncS
 
 async def principal_in(session: AsyncSession, username: str) -> Principal:
     """Read ``username``'s principal inside ``session``'s transaction (left in its scope)."""
-    # the account with its city's slug in one statement (both are platform tables)
+    # the account with its city's slug and zone in one statement (both are platform tables)
     row = (
         await session.execute(
             select(Account, Tenant.slug, Tenant.timezone)

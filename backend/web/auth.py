@@ -160,9 +160,9 @@ class CredentialBackend(AuthenticationBackend):
         return AuthCredentials(["authenticated", caller.via]), caller
 
 
-def _refuse(_: HTTPConnection, exc: AuthenticationError) -> Response:
+def _refuse(conn: HTTPConnection, exc: AuthenticationError) -> Response:
     error = exc.error if isinstance(exc, AuthenticationFailed) else Unauthenticated(str(exc))
-    return app_error_response(error)
+    return app_error_response(error, accept=conn.headers.get("accept"))
 
 
 class Authentication(AuthenticationMiddleware):

@@ -1,0 +1,110 @@
+// What the screens of a front-end ask for, each through one typed document of
+// src/operations/. A renamed field or a changed type in the API's schema breaks
+// `npm run codegen` or `npm run typecheck` here, in CI, before it breaks a user.
+import type { Request } from './client';
+import {
+  CaseDetailDocument,
+  CaseListDocument,
+  CheckInShiftDocument,
+  InboxDocument,
+  MarkNotificationReadDocument,
+  RegisterCaseDocument,
+  RosterDocument,
+  WarningBoardDocument,
+} from './gql/graphql';
+import type {
+  CaseDetailQuery,
+  CaseFilter,
+  CaseListItemFragment,
+  CaseListQuery,
+  InboxQuery,
+  RegisterCaseInput,
+  RosterQuery,
+  WarningBoardQuery,
+} from './gql/graphql';
+
+/** The case list, page by page (forward: `first`/`after` with the page's endCursor). */
+export async function* caseListPages(
+  request: Request,
+  filter: CaseFilter,
+  pageSize = 50,
+): AsyncGenerator<{ totalCount: number; cases: CaseListItemFragment[] }> {
+  let after: string | null = null;
+  do {
+    const page: CaseListQuery = await request(CaseListDocument, { filter, first: pageSize, after });
+    const { cases } = page;
+    yield { totalCount: cases.totalCount, cases: cases.edges.map((edge) => edge.node) };
+    after = cases.pageInfo.hasNextPage ? (cases.pageInfo.endCursor ?? null) : null;
+  } while (after !== null);
+}
+
+/** This month's red cases of a county received by letter, for instance. */
+export function redLettersOf(unitPath: string, month: string): CaseFilter {
+  return {
+    unitPath,
+    warningColor: 'RED',
+    receivedFrom: `${month}-01`,
+    search: null,
+  };
+}
+
+export type CaseDetail = CaseDetailQuery['case'];
+
+/** A case's page: the case, its open deadlines (with the rule behind each), its trail. */
+export async function caseDetail(request: Request, id: string) {
+  const { case: found } = await request(CaseDetailDocument, { id });
+  const open = found.deadlines.filter((deadline) => deadline.status === 'OPEN');
+  const lastEvent = found.events.at(-1);
+  return { case: found, open, lastStatusChange: lastEvent?.at ?? found.receivedAt };
+}
+
+/** Intake; `clientKey` makes a retry after a network failure return the same case. */
+export async function registerCase(
+  request: Request,
+  input: Omit<RegisterCaseInput, 'clientKey'>,
+  clientKey: string = crypto.randomUUID(),
+) {
+  const { registerCase: created } = await request(RegisterCaseDocument, {
+    input: { ...input, clientKey },
+  });
+  return created;
+}
+
+export type Board = WarningBoardQuery['warningBoard'];
+
+/** Counts per colour and the first page of red cases. */
+export async function warningBoard(request: Request, unitPath?: string): Promise<Board> {
+  const { warningBoard: board } = await request(WarningBoardDocument, { unitPath, first: 20 });
+  return board;
+}
+
+export type Message = InboxQuery['notifications'][number];
+
+/** The unread messages; opening one marks it read. */
+export async function unreadMessages(request: Request): Promise<Message[]> {
+  const { notifications } = await request(InboxDocument, { unreadOnly: true, first: 50 });
+  return notifications;
+}
+
+export async function markRead(request: Request, message: Message): Promise<string | null> {
+  const { markNotificationRead } = await request(MarkNotificationReadDocument, {
+    input: { id: message.id },
+  });
+  return markNotificationRead.readAt ?? null;
+}
+
+export type Shift = RosterQuery['dutyShifts'][number];
+
+/** The duty roster of a period (dates are YYYY-MM-DD, the city's calendar). */
+export async function roster(request: Request, from: string, to: string, unitPath?: string) {
+  const { dutyShifts } = await request(RosterDocument, { from, to, unitPath });
+  return dutyShifts;
+}
+
+/** The duty leader arrives at the reception hall. */
+export async function checkIn(request: Request, shift: Shift, location?: string) {
+  const { checkInShift } = await request(CheckInShiftDocument, {
+    input: { shiftId: shift.id, location },
+  });
+  return checkInShift.status === 'CHECKED_IN';
+}
