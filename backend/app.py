@@ -32,8 +32,8 @@ from backend.schema.stats import stats_routes
 from backend.schema.view import GraphQLApp
 from backend.web.auth import Authentication
 from backend.web.errors import EXCEPTION_HANDLERS
-from backend.web.probes import probe_routes
 from backend.web.graphiql import graphiql_routes
+from backend.web.probes import probe_routes
 
 # Routes that involve no account: the authentication middleware leaves them alone.
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
