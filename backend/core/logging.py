@@ -1,4 +1,8 @@
-"""structlog JSON logs; request id, tenant and user travel in contextvars."""
+"""structlog JSON logs; request id, tenant and user travel in contextvars.
+
+Libraries that log through the standard ``logging`` module (casbin, uvicorn, alembic)
+are rendered by the same JSON processors, so every line on stderr is one JSON object.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,40 @@ import sys
 
 import structlog
 
+# casbin logs its whole model and policy at INFO while an enforcer is built (one line
+# of several kilobytes): only its warnings are worth a log line.
+QUIET_LIBRARIES = {"casbin": logging.WARNING}
+
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def quiet_libraries() -> None:
+    """Raise the noisy libraries' loggers to their floor (safe to call before configuring)."""
+    for name, level in QUIET_LIBRARIES.items():
+        logging.getLogger(name).setLevel(level)
+
 
 def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    quiet_libraries()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(ensure_ascii=False),
+            ],
+        )
+    )
+    logging.basicConfig(handlers=[handler], level=level.upper())
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *_SHARED,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
