@@ -50,9 +50,9 @@ def migrate() -> None:
 
 @app.command("seed-demo")
 def seed_demo() -> None:
-    """Load the demo provinces, cities, org trees and users (idempotent)."""
+    """Load the demo: provinces, cities, users, and months of work up to today (idempotent)."""
     from backend.core.db import Database
-    from backend.tenants.demo import seed_demo as _seed
+    from backend.demo.seed import seed_demo as _seed
 
     async def main() -> list[str]:
         db = Database()
