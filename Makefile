@@ -14,6 +14,7 @@ sync: uv
 	@$(UV) sync --frozen --quiet
 
 run: sync ## migrate the embedded SQLite DB, load the demo, serve GraphiQL + in-process jobs
+	@$(UV) run xinfang serve --host $(HOST) --port $(PORT) --check-port
 	$(UV) run xinfang migrate
 	$(UV) run xinfang seed-demo
 	$(UV) run xinfang serve --host $(HOST) --port $(PORT)

@@ -51,34 +51,41 @@ def run(env: dict[str, str], *args: str) -> str:
 class Server:
     base_url: str
     token: str
+    port: int
+    proc: subprocess.Popen
+    env: dict[str, str]
+    stdout: Path
+    stderr: Path
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    db_file = tmp_path_factory.mktemp("serve") / "smoke.db"
+    tmp = tmp_path_factory.mktemp("serve")
     env = {k: v for k, v in os.environ.items() if not k.startswith("XF_")}
     env.update(
         XF_ENV="dev",  # GraphiQL on, the dev JWT secret shared by `token` and `serve`
-        XF_DATABASE_URL=f"sqlite+aiosqlite:///{db_file}",
-        XF_LOG_LEVEL="WARNING",
+        XF_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'smoke.db'}",
+        XF_LOG_LEVEL="INFO",  # casbin's model dump would show at INFO
     )
     run(env, "migrate")
     port = free_port()
-    proc = subprocess.Popen(
-        xinfang("serve", "--host", "127.0.0.1", "--port", str(port)),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, so the test ends exactly it
-    )
+    stdout, stderr = tmp / "stdout", tmp / "stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err:  # files: a pipe could fill up
+        proc = subprocess.Popen(
+            xinfang("serve", "--host", "127.0.0.1", "--port", str(port)),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,  # its own process group, so the test ends exactly it
+        )
     try:
         run(env, "seed-demo")  # while the server starts (SQLite WAL allows both)
         token = run(env, "token", "sq_officer").strip()
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert proc.poll() is None, stderr.read_text()
             try:
                 if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                     break
@@ -86,7 +93,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 pass
             assert time.monotonic() < deadline, "xinfang serve did not come up"
             time.sleep(0.1)
-        yield Server(base_url, token)
+        yield Server(base_url, token, port, proc, env, stdout, stderr)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -95,8 +102,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def graphql(server: Server, query: str, *, token: str | None = None) -> httpx.Response:
@@ -138,3 +143,43 @@ def test_graphiql_is_served_on_get_in_dev(server):
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/html")
     assert "graphiql" in resp.text.lower()
+
+
+def test_it_says_where_it_listens_once_ready(server):
+    line = f"xinfang ready: GraphiQL at {server.base_url}/graphql · a token: uv run xinfang token"
+    assert server.stdout.read_text().splitlines() == [f"{line} sq_officer"]
+
+
+def test_a_busy_port_is_refused_before_anything_starts(server, tmp_path):
+    busy = xinfang("serve", "--port", str(server.port))
+    done = subprocess.run(busy, cwd=ROOT, env=server.env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f"port {server.port} on 127.0.0.1 is already in use: make run PORT=" in done.stderr
+    if not shutil.which("make"):
+        return
+    db = tmp_path / "never.db"  # make run: the check comes before migrating and seeding
+    env = {**server.env, "XF_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "run", f"PORT={server.port}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "make run PORT=" in done.stderr
+    assert not db.exists()
+
+
+def test_logs_are_json_without_a_casbin_dump(server):
+    graphql(server, "{ me { username } }", token=server.token).raise_for_status()
+    lines = server.stderr.read_text().splitlines()
+    assert lines and all(line.startswith("{") for line in lines), lines[:3]
+    assert not any("Policy:" in line or "Model:" in line for line in lines)
+
+
+def test_sigterm_stops_it_cleanly(server):
+    """Last: stops the module's server. Exit status 0, no traceback (`make: *** Error 143`)."""
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    assert "Traceback" not in server.stderr.read_text()
