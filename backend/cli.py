@@ -67,7 +67,10 @@ def migrate() -> None:
 def seed_demo() -> None:
     """Load the demo: provinces, cities, users, and months of work up to today (idempotent)."""
     from backend.core.db import Database
+    from backend.core.logging import configure_logging
     from backend.demo.seed import seed_demo as _seed
+
+    configure_logging("WARNING")  # the jobs it runs would log each run; one line says it all
 
     async def main() -> list[str]:
         db = Database()

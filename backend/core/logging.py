@@ -12,8 +12,8 @@ import sys
 import structlog
 
 # casbin logs its whole model and policy at INFO while an enforcer is built (one line
-# of several kilobytes): only its warnings are worth a log line.
-QUIET_LIBRARIES = {"casbin": logging.WARNING}
+# of several kilobytes), alembic each plugin it sets up: only warnings are worth a line.
+QUIET_LIBRARIES = {"casbin": logging.WARNING, "alembic.runtime.plugins": logging.WARNING}
 
 _SHARED = [
     structlog.contextvars.merge_contextvars,
