@@ -178,6 +178,34 @@ def test_logs_are_json_without_a_casbin_dump(server):
     assert not any("Policy:" in line or "Model:" in line for line in lines)
 
 
+def test_ctrl_c_stops_a_server_cleanly(server, tmp_path):
+    """SIGINT to the process group, as a terminal's Ctrl-C sends it (and ``uv run``, with no
+    terminal, forwards it once more): status 0, no traceback."""
+    port = free_port()
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            xinfang("serve", "--port", str(port)),
+            cwd=ROOT,
+            env=server.env,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while "xinfang ready" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in err.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
 def test_sigterm_stops_it_cleanly(server):
     """Last: stops the module's server. Exit status 0, no traceback (`make: *** Error 143`)."""
     os.killpg(server.proc.pid, signal.SIGTERM)
