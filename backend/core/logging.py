@@ -22,6 +22,17 @@ _SHARED = [
 ]
 
 
+class _Stderr:
+    """``sys.stderr`` as it is when a line is written, not when logging was configured:
+    CLI runners and test captures swap (and close) the stream they lent."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def quiet_libraries() -> None:
     """Raise the noisy libraries' loggers to their floor (safe to call before configuring)."""
     for name, level in QUIET_LIBRARIES.items():
@@ -30,7 +41,7 @@ def quiet_libraries() -> None:
 
 def configure_logging(level: str = "INFO") -> None:
     quiet_libraries()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name],
@@ -51,7 +62,7 @@ def configure_logging(level: str = "INFO") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
         cache_logger_on_first_use=True,
     )
 
