@@ -194,7 +194,7 @@ def supervisor(cities: set[str]):
 async def city_admin(demo: Demo, data: dict[str, Any]) -> None:
     slug = data["me"]["tenant"]["slug"]
     assert data["orgUnits"] and data["orgUnits"][0]["children"]
-    assert data["monthlyReports"] and all(r["htmlUrl"] for r in data["monthlyReports"])
+    assert data["monthlyReports"] and all(r["htmlLink"] for r in data["monthlyReports"])
     assert "monthly_report" in {n["kind"] for n in data["notifications"]}
     if slug == "shangqiu":
         assert data["evaluatorPool"]["activeCount"] == 5
@@ -263,6 +263,9 @@ async def sq_suiyang_leader(demo: Demo, data: dict[str, Any]) -> None:
     assert owned and "SUPERVISION" in {d["step"] for d in owned[0]["deadlines"]}
     assert {s["status"] for s in data["shiftSwaps"]} == {"APPROVED", "REQUESTED"}
     assert "shift_reminder" in await leader_inbox(demo, "sq_suiyang_leader")
+    auth = {"Authorization": f"Bearer {demo.tokens['sq_suiyang_leader']}"}
+    ics = await demo.gql.http.get("/rosters/shangqiu/suiyang.ics", headers=auth)
+    assert ics.status_code == 200 and "BEGIN:VEVENT" in ics.text  # README: the feed
 
 
 async def sq_suiyang_deputy(demo: Demo, data: dict[str, Any]) -> None:
