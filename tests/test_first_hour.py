@@ -19,11 +19,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from arq.cron import cron
 from typer.testing import CliRunner
 
 from backend.cli import app
 from backend.core.serving import ready_line
 from backend.core.settings import get_settings
+from backend.jobs.inprocess import InProcessScheduler
 from backend.jobs.registry import CRON_JOBS, SCHEDULE
 from tests.clocks import frozen, sh
 from tests.helpers import build_city, unique
@@ -107,6 +109,24 @@ def test_report_export_help_is_not_cut_mid_sentence():
     # paragraphs are re-wrapped to the width: no line is a stray word of the one before
     assert all(len(line) > 30 or line.endswith(".") for line in lines), lines
     assert "each is written to the PII access log." in " ".join(lines)
+
+
+async def test_stopping_the_in_process_jobs_lets_the_running_one_end(db):
+    """Ctrl-C while a startup job runs: the job ends (its transaction whole), no traceback;
+    only a job that outlasts the grace period is cancelled."""
+    ended = []
+
+    async def slow(ctx):
+        await asyncio.sleep(0.3)
+        ended.append(ctx["runner"])
+
+    for grace, expected in ((10.0, ["in-process"]), (0.05, [])):
+        ended.clear()
+        scheduler = InProcessScheduler(db, "Asia/Shanghai", jobs=[cron(slow, run_at_startup=True)])
+        scheduler.start()
+        await asyncio.sleep(0.05)
+        await scheduler.stop(grace=grace)
+        assert ended == expected
 
 
 @pytest.mark.postgres

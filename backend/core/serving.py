@@ -97,5 +97,10 @@ def run_server(host: str, port: int, workers: int, line: str) -> None:
         return
     server = _AnnouncingServer(uvicorn.Config(APP, **options), line)
     server.run()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # stopped: a late copy of the signal (``uv run`` forwards SIGINT 200 ms after it
+        # got it) must not kill the interpreter while it exits — Python resets its own
+        # handlers to the default at shutdown, an ignored signal stays ignored
+        signal.signal(sig, signal.SIG_IGN)
     if not server.started:
         sys.exit(3)  # startup failed (uvicorn logged why)
