@@ -13,8 +13,10 @@ from backend.cases.service import find_case
 from backend.demo.cases import Tale
 from backend.demo.timeline import Timeline
 from backend.demo.world import DemoTenant
-from backend.evaluations import service as evaluations
 from backend.evaluations.models import EvaluatorCategory, Verdict
+from backend.evaluations.panels import draw_panel, members_of
+from backend.evaluations.pool import add_evaluator
+from backend.evaluations.verdicts import ScoreInput, submit_evaluation
 
 PANEL_SIZE = 3
 # facts, procedure, law and policy, responsibility, verdict, comment — one per seat
@@ -39,7 +41,7 @@ class Panels:
         async def run() -> None:
             async with timeline.acting(self.demo.actor("admin")) as (session, principal):
                 for username, category in self.demo.evaluators:
-                    await evaluations.add_evaluator(
+                    await add_evaluator(
                         session,
                         principal,
                         username=username,
@@ -52,10 +54,10 @@ class Panels:
 
     async def draw(self, timeline: Timeline, tale: Tale, *, seed: int) -> None:
         async with timeline.acting(self.demo.actor("officer")) as (session, principal):
-            panel = await evaluations.draw_panel(
+            panel = await draw_panel(
                 session, principal, case_id=tale.case_id, size=PANEL_SIZE, seed=seed
             )
-            members = (await evaluations.members_of(session, [panel.id]))[panel.id]
+            members = (await members_of(session, [panel.id]))[panel.id]
         tale.extras["panel"] = str(panel.id)
         tale.extras["members"] = [m.username for m in members]
 
@@ -68,13 +70,11 @@ class Panels:
                 continue
             facts, procedure, law, duty, verdict, comment = SCORES[seat % len(SCORES)]
             async with timeline.acting(username) as (session, principal):
-                await evaluations.submit_evaluation(
+                await submit_evaluation(
                     session,
                     principal,
                     panel_id=tale.extras["panel"],
-                    scores=evaluations.ScoreInput(
-                        facts, procedure, law, duty, verdict, comment=comment
-                    ),
+                    scores=ScoreInput(facts, procedure, law, duty, verdict, comment=comment),
                 )
         # the last score concluded the panel and moved the case on: read its version again
         async with timeline.acting(self.demo.actor("officer")) as (session, principal):

@@ -20,8 +20,14 @@ from backend.core.errors import Conflict
 from backend.demo.cases import Story, Tale, petitioner, registration_input
 from backend.demo.timeline import Timeline
 from backend.demo.world import DemoTenant
-from backend.rosters import service as rosters
+from backend.rosters.access import users_by_ids
 from backend.rosters.models import ShiftKind
+from backend.rosters.pairings import assign_pairing
+from backend.rosters.planning import plan_reception_days
+from backend.rosters.receptions import schedule_public_reception
+from backend.rosters.rules import set_roster_rule
+from backend.rosters.shifts import check_in_shift, check_out_shift, duty_shifts, find_shift
+from backend.rosters.swaps import approve_swap, swap_shift
 
 PLANNED_DAYS_AGO = 15
 PLANNED_AHEAD_DAYS = 14
@@ -63,7 +69,7 @@ class Rosters:
     async def _pair(self) -> None:
         async with self.timeline.acting(self.demo.actor("officer")) as (session, principal):
             for place, part in PAIRINGS:
-                await rosters.assign_pairing(
+                await assign_pairing(
                     session,
                     principal,
                     village_path=self.demo.path(place),
@@ -82,7 +88,7 @@ class Rosters:
         async with t.acting(demo.actor("officer")) as (session, principal):
             for place, kind, leaders in rules:
                 start, end = HALL if kind is ShiftKind.RECEPTION_HALL else ("08:30", "17:30")
-                await rosters.set_roster_rule(
+                await set_roster_rule(
                     session,
                     principal,
                     unit_path=demo.path(place),
@@ -95,7 +101,7 @@ class Rosters:
             shifts = []
             ahead = t.today + timedelta(days=PLANNED_AHEAD_DAYS)
             for month in _months(t.today - timedelta(days=PLANNED_DAYS_AGO), ahead):
-                plan = await rosters.plan_reception_days(
+                plan = await plan_reception_days(
                     session, principal, unit_path=demo.path(""), month=month
                 )
                 shifts += plan.shifts
@@ -127,10 +133,10 @@ class Rosters:
     def _check(self, shift_id, way: str):
         async def run() -> None:
             async with self.timeline.acting(self.demo.actor("officer")) as (session, officer):
-                shift = await rosters.find_shift(session, officer, str(shift_id))
-                leader = (await rosters.users_by_ids(session, [shift.leader_id]))[shift.leader_id]
+                shift = await find_shift(session, officer, str(shift_id))
+                leader = (await users_by_ids(session, [shift.leader_id]))[shift.leader_id]
             async with self.timeline.acting(leader.username) as (session, principal):
-                act = rosters.check_in_shift if way == "in" else rosters.check_out_shift
+                act = check_in_shift if way == "in" else check_out_shift
                 await act(session, principal, shift_id=str(shift_id), location=shift.location)
 
         return run
@@ -146,7 +152,7 @@ class Rosters:
         t = self.timeline
         leader = await t.principal(self.demo.actor(part))
         async with t.acting(self.demo.actor("officer")) as (session, principal):
-            found = await rosters.duty_shifts(
+            found = await duty_shifts(
                 session,
                 principal,
                 from_=from_day,
@@ -164,7 +170,7 @@ class Rosters:
         for shift in await self._future_shifts(giver, from_day):
             try:
                 async with self.timeline.acting(self.demo.actor(giver)) as (session, principal):
-                    swap = await rosters.swap_shift(
+                    swap = await swap_shift(
                         session,
                         principal,
                         shift_id=str(shift.id),
@@ -188,7 +194,7 @@ class Rosters:
         if getattr(self, "swap_id", None) is None:
             return
         async with self.timeline.acting(self.demo.actor("leader")) as (session, principal):
-            await rosters.approve_swap(session, principal, swap_id=self.swap_id, comment="同意")
+            await approve_swap(session, principal, swap_id=self.swap_id, comment="同意")
 
     async def _ask_swap(self) -> None:
         await self._hand_over(
@@ -206,7 +212,7 @@ class Rosters:
                 continue
             try:
                 async with t.acting(self.demo.actor("officer")) as (session, principal):
-                    await rosters.schedule_public_reception(
+                    await schedule_public_reception(
                         session,
                         principal,
                         unit_path=self.demo.path("county"),

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import SYSTEM
+from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.db import Database
 from backend.demo.cases import tell
 from backend.demo.evaluations import Panels
@@ -39,7 +40,7 @@ async def seed_demo(db: Database) -> list[str]:
     """Load what is missing; returns the slugs of the cities it created."""
     async with db.transaction() as session:
         created = [d for d in DEMO_TENANTS if await service.tenant_by_slug(session, d.slug) is None]
-        zone = "Asia/Shanghai"
+        zone = DEFAULT_TIMEZONE
         for demo in created:
             tenant = await _create_city(session, demo)
             zone = tenant.timezone

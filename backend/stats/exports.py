@@ -30,7 +30,6 @@ from datetime import date
 from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select
 
@@ -40,7 +39,7 @@ from backend.cases.models import Case
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.queries import CaseFilter, filter_clauses
 from backend.cases.visibility import HANDLING_ROLES, sees_pii
-from backend.core.clock import now
+from backend.core.clock import DEFAULT_TIMEZONE, local_today
 from backend.core.db import Database
 from backend.core.progress import track
 from backend.core.spreadsheet import csv_cell, xlsx_row
@@ -52,7 +51,6 @@ from backend.tenants.models import Tenant
 
 CHUNK_ROWS = 500
 PROGRESS_FROM_ROWS = 5_000  # "more than a few thousand rows" get a bar in a terminal
-DEFAULT_ZONE = "Asia/Shanghai"
 FILE_CHUNK = 64 * 1024
 
 
@@ -153,9 +151,8 @@ async def with_period(db: Database, principal: Principal, q: IndicatorQuery) -> 
         return q
     async with db.transaction() as session:
         where = Tenant.slug == q.tenant if q.tenant else Tenant.id == principal.tenant_id
-        zone = await session.scalar(select(Tenant.timezone).where(where)) or DEFAULT_ZONE
-    today = now().astimezone(ZoneInfo(zone)).date()
-    first = today.replace(day=1)
+        zone = await session.scalar(select(Tenant.timezone).where(where)) or DEFAULT_TIMEZONE
+    first = local_today(zone).replace(day=1)
     last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
     return replace(q, first=q.first or first, last=q.last or last)
 
