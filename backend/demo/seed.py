@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import backend.domains  # noqa: F401 — the hooks the story relies on (categories, first receivers)
 from backend.authz.principal import SYSTEM
 from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.db import Database
