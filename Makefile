@@ -27,6 +27,7 @@ graphiql:
 	fi
 
 run: sync graphiql ## migrate the embedded SQLite DB, load the demo, serve GraphiQL + in-process jobs
+	@$(UV) run xinfang serve --host $(HOST) --port $(PORT) --check-port
 	$(UV) run xinfang migrate
 	$(UV) run xinfang seed-demo
 	$(UV) run xinfang serve --host $(HOST) --port $(PORT)

@@ -21,8 +21,23 @@ app = typer.Typer(
     help="xinfang — multi-tenant 信访 case handling",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="markdown",
 )
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@app.callback()
+def _every_command() -> None:
+    """Logs as JSON on stderr (stdout carries what a command prints); progress bars when
+    a person watches stderr, log lines otherwise (backend/core/progress.py)."""
+    import sys
+
+    from backend.core.logging import configure_logging
+    from backend.core.progress import show_bars
+
+    configure_logging(get_settings().log_level)
+    show_bars(sys.stderr.isatty())
 
 
 def _alembic_config(url: str | None = None):
@@ -81,9 +96,12 @@ def distribute() -> None:
 
 @app.command("seed-demo")
 def seed_demo() -> None:
-    """Load the demo provinces, cities, org trees and users (idempotent)."""
+    """Load the demo: provinces, cities, users, and months of work up to today (idempotent)."""
     from backend.core.db import Database
-    from backend.tenants.demo import seed_demo as _seed
+    from backend.core.logging import configure_logging
+    from backend.demo.seed import seed_demo as _seed
+
+    configure_logging("WARNING")  # the jobs it runs would log each run; one line says it all
 
     async def main() -> list[str]:
         db = Database()
@@ -116,13 +134,33 @@ def bench_data(
     raw = url.replace("postgresql+asyncpg://", "postgresql://", 1)
     if db:
         raw = f"{raw.rsplit('/', 1)[0]}/{db}"
+    missing = asyncio.run(_missing_database(raw))
+    if missing:
+        typer.echo(missing, err=True)
+        raise typer.Exit(2)
     run_migrations(raw.replace("postgresql://", "postgresql+asyncpg://", 1))
-    summary = asyncio.run(
-        generate(
-            raw, cases=cases, tenants=tenants, seed=seed, province=province, progress=typer.echo
-        )
-    )
+    summary = asyncio.run(generate(raw, cases=cases, tenants=tenants, seed=seed, province=province))
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "tenants"}, ensure_ascii=False))
+
+
+async def _missing_database(raw_url: str) -> str | None:
+    """What to do when the database of ``raw_url`` does not exist (``None`` when it does)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    try:
+        conn = await asyncpg.connect(raw_url)
+    except asyncpg.InvalidCatalogNameError:
+        url = make_url(raw_url)
+        where = (
+            f"-h {url.host or '127.0.0.1'} -p {url.port or 5432} -U {url.username or 'postgres'}"
+        )
+        return (
+            f"database {url.database} does not exist: create it with "
+            f'`createdb {where} {url.database}` (or CREATE DATABASE "{url.database}" in psql)'
+        )
+    await conn.close()
+    return None
 
 
 @app.command()
@@ -130,20 +168,22 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind"),
     port: int = typer.Option(8000, help="Port"),
     workers: int = typer.Option(1, help="uvicorn worker processes"),
+    check_port: bool = typer.Option(
+        False, "--check-port", help="Only check that the port is free (exit 1 if taken)"
+    ),
 ) -> None:
-    """Serve GraphQL (GraphiQL in dev) with uvicorn."""
-    import uvicorn
+    """Serve GraphQL (GraphiQL in dev) with uvicorn; one line says where once it is ready."""
+    from backend.core.serving import port_in_use_message, ready_line, run_server
 
-    check_startup(get_settings())
-    uvicorn.run(
-        "backend.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    taken = port_in_use_message(host, port)
+    if taken:
+        typer.echo(taken, err=True)
+        raise typer.Exit(1)
+    if check_port:
+        return
+    settings = get_settings()
+    check_startup(settings)
+    run_server(host, port, workers, ready_line(host, port, graphiql=settings.env != "prod"))
 
 
 @app.command()
@@ -286,9 +326,10 @@ def _run_with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
 @audit_app.command("verify")
 def audit_verify(tenant: str = typer.Option(..., "--tenant", help="Tenant slug")) -> None:
     """Re-hash every case event of a tenant; report the first broken link (exit 1)."""
-    from backend.cases.audit import verify_tenant_chain
+    from backend.cases.audit import count_tenant_events, verify_tenant_chain
     from backend.cases.models import Case
     from backend.core.db import TenantScope
+    from backend.core.progress import track
     from backend.tenants.service import tenant_by_slug
 
     async def main(db: Database) -> str | None:
@@ -298,7 +339,9 @@ def audit_verify(tenant: str = typer.Option(..., "--tenant", help="Tenant slug")
             typer.echo(f"no such tenant: {tenant}", err=True)
             raise typer.Exit(2)
         async with db.transaction(TenantScope.of([found.id])) as session:
-            count, broken = await verify_tenant_chain(session)
+            total = await count_tenant_events(session)
+            with track(f"audit verify {tenant}", total=total, unit="events") as progress:
+                count, broken = await verify_tenant_chain(session, progress)
             if broken is None:
                 typer.echo(f"OK: {count} events of {tenant} verified")
                 return None
@@ -384,21 +427,13 @@ def jobs_run(
 
 @jobs_app.command("list")
 def jobs_list() -> None:
-    """The scheduled jobs and when they run (worker time zone)."""
-    from backend.jobs.registry import CRON_JOBS
+    """The scheduled jobs: name, when it runs, what it does (worker time zone)."""
+    from backend.jobs.registry import CRON_JOBS, SCHEDULE
 
-    def when(values: object) -> str:
-        if values is None:
-            return "*"
-        if isinstance(values, int):
-            return str(values)
-        return ",".join(str(v) for v in sorted(values))  # type: ignore[call-overload]
-
+    width = max(len(job.name) for job in CRON_JOBS)
     for job in CRON_JOBS:
-        typer.echo(
-            f"{job.name}\tminute={when(job.minute)} hour={when(job.hour)} "
-            f"second={when(job.second)} at-start={job.run_at_startup}"
-        )
+        when, what = SCHEDULE[job.name]
+        typer.echo(f"{job.name:<{width}}  {when}\n{'':<{width}}  → {what}")
 
 
 evaluations_app = typer.Typer(
@@ -493,8 +528,12 @@ def report_export(  # noqa: PLR0913 — typer: one parameter per command-line op
     user: str = typer.Option(..., "--as", help="Export with this account's rights"),
     fmt: str = typer.Option("csv", "--format", help="csv | xlsx"),
     out: Path = typer.Option(None, "--out", help="File to write (default: stdout)"),
-    first: str = typer.Option(None, "--from", help="YYYY-MM-DD (local, inclusive)"),
-    last: str = typer.Option(None, "--to", help="YYYY-MM-DD (local, inclusive)"),
+    first: str = typer.Option(
+        None, "--from", help="YYYY-MM-DD (local, inclusive); statistics: default this month"
+    ),
+    last: str = typer.Option(
+        None, "--to", help="YYYY-MM-DD (local, inclusive); statistics: default this month"
+    ),
     tenant: str = typer.Option(None, "--tenant"),
     unit: str = typer.Option(None, "--unit", help="Unit path (subtree)"),
     province: str = typer.Option(None, "--province", help="Supervisors: every city side by side"),
@@ -506,8 +545,10 @@ def report_export(  # noqa: PLR0913 — typer: one parameter per command-line op
 ) -> None:
     """Write an indicator table or a filtered case list as CSV or XLSX.
 
-    PII is masked unless ``--unmasked``: then exactly the cases the per-case API would
-    show unmasked to ``--as`` are, and each is written to the PII access log.
+    Statistics cover --from to --to, by default the current month in the city's time
+    zone. PII is masked unless --unmasked: then exactly the cases the per-case API would
+    show unmasked to --as are, and each is written to the PII access log. Long case lists
+    show their progress.
     """
     import sys
     from datetime import date
@@ -517,6 +558,9 @@ def report_export(  # noqa: PLR0913 — typer: one parameter per command-line op
 
     if kind not in ("statistics", "cases") or fmt not in ("csv", "xlsx"):
         typer.echo("kind must be statistics|cases and --format csv|xlsx", err=True)
+        raise typer.Exit(2)
+    if fmt == "xlsx" and out is None and sys.stdout.isatty():
+        typer.echo("XLSX is binary: write it to a file with --out FILE (or redirect)", err=True)
         raise typer.Exit(2)
     try:
         d1 = date.fromisoformat(first) if first else None

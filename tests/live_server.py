@@ -55,6 +55,10 @@ class Server:
     base_url: str
     token: str  # sq_officer's, minted by `xinfang token`
     env: dict[str, str]  # the server's environment (its database), for more CLI calls
+    port: int
+    proc: subprocess.Popen
+    stdout: Path  # what the process printed (files: a pipe could fill up)
+    stderr: Path
 
 
 @pytest.fixture(scope="session")
@@ -72,25 +76,27 @@ def serving(folder: Path) -> Iterator[Server]:
     env.update(
         XF_ENV="dev",  # GraphiQL on, the dev JWT secret shared by `token` and `serve`
         XF_DATABASE_URL=f"sqlite+aiosqlite:///{db_file}",
-        XF_LOG_LEVEL="WARNING",
+        XF_LOG_LEVEL="INFO",  # casbin's model dump would show at INFO
     )
     run(env, "migrate")
     port = free_port()
-    proc = subprocess.Popen(
-        xinfang("serve", "--host", "127.0.0.1", "--port", str(port)),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, so the test ends exactly it
-    )
+    stdout, stderr = folder / "stdout", folder / "stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            xinfang("serve", "--host", "127.0.0.1", "--port", str(port)),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,  # its own process group, so the test ends exactly it
+        )
     try:
         run(env, "seed-demo")  # while the server starts (SQLite WAL allows both)
         token = run(env, "token", "sq_officer").strip()
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert proc.poll() is None, stderr.read_text()
             try:
                 if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                     break
@@ -98,7 +104,7 @@ def serving(folder: Path) -> Iterator[Server]:
                 pass
             assert time.monotonic() < deadline, "xinfang serve did not come up"
             time.sleep(0.1)
-        yield Server(base_url, token, env)
+        yield Server(base_url, token, env, port, proc, stdout, stderr)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -107,5 +113,3 @@ def serving(folder: Path) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
-        if proc.stderr:
-            proc.stderr.close()

@@ -10,6 +10,7 @@ must not be lost is a PostgreSQL row, Redis only carries the work.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -164,6 +165,7 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_receivers_dedupe(db, tmp_p
     # the held request was received but never answered: delivered twice, deduped by its id
     assert 1 <= len(duplicates) <= at_kill[NotificationStatus.SENDING]
     assert await statuses() == Counter({NotificationStatus.SENT: N})
-    text = log.read_text()
-    started = [line for line in text.splitlines() if line.startswith("Starting worker for")]
+    text = log.read_text()  # JSON lines, arq's own included (backend/core/logging.py)
+    events = [json.loads(line)["event"] for line in text.splitlines() if line.startswith("{")]
+    started = [event for event in events if event.startswith("Starting worker for")]
     assert len(started) == 2 and all(JOB in line for line in started)  # our cron job is there

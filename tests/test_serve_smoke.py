@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import time
+
 import httpx
 import pytest
 
-from tests.live_server import Server
+from tests.live_server import ROOT, STARTUP_TIMEOUT, Server, free_port, xinfang
 
 pytestmark = pytest.mark.slow  # the session's real server (tests/live_server.py)
 
@@ -55,3 +61,66 @@ def test_graphiql_is_served_on_get_in_dev(server):
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/html")
     assert "graphiql" in resp.text.lower()
+
+
+def test_it_says_where_it_listens_once_ready(server):
+    line = f"xinfang ready: GraphiQL at {server.base_url}/graphql · a token: uv run xinfang token"
+    assert server.stdout.read_text().splitlines() == [f"{line} sq_officer"]
+
+
+def test_a_busy_port_is_refused_before_anything_starts(server, tmp_path):
+    busy = xinfang("serve", "--port", str(server.port))
+    done = subprocess.run(busy, cwd=ROOT, env=server.env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f"port {server.port} on 127.0.0.1 is already in use: make run PORT=" in done.stderr
+    if not shutil.which("make"):
+        return
+    db = tmp_path / "never.db"  # make run: the check comes before migrating and seeding
+    env = {**server.env, "XF_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "run", f"PORT={server.port}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "make run PORT=" in done.stderr
+    assert not db.exists()
+
+
+def test_logs_are_json_without_a_casbin_dump(server):
+    graphql(server, "{ me { username } }", token=server.token).raise_for_status()
+    lines = server.stderr.read_text().splitlines()
+    assert lines and all(line.startswith("{") for line in lines), lines[:3]
+    assert not any("Policy:" in line or "Model:" in line for line in lines)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_a_server_cleanly(server, tmp_path, signum):
+    """SIGINT to the process group, as a terminal's Ctrl-C sends it (and ``uv run``, with no
+    terminal, forwards it once more), or SIGTERM as an orchestrator sends it: status 0, no
+    traceback (`make: *** Error 143`). A server of its own: the session's one stays up."""
+    port = free_port()
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            xinfang("serve", "--port", str(port)),
+            cwd=ROOT,
+            env=server.env,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while "xinfang ready" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.1)
+        os.killpg(proc.pid, signum)
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in err.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)

@@ -14,6 +14,7 @@ import casbin
 
 from backend.authz.principal import Grant, Principal
 from backend.core.errors import Forbidden
+from backend.core.logging import quiet_libraries
 
 HERE = Path(__file__).parent
 MODEL_PATH = HERE / "model.conf"
@@ -22,6 +23,7 @@ POLICY_PATH = HERE / "policy.csv"
 
 @cache
 def enforcer() -> casbin.Enforcer:
+    quiet_libraries()  # casbin prints its model and policy at INFO while it loads them
     return casbin.Enforcer(str(MODEL_PATH), str(POLICY_PATH))
 
 

@@ -42,6 +42,7 @@ from backend.benchdata.cases import (
     Rows,
 )
 from backend.cases.models import CaseStatus
+from backend.core.progress import Progress, track
 
 CITIES = [
     ("nanyang", "南阳市"), ("zhoukou", "周口市"), ("shangqiu", "商丘市"), ("zhumadian", "驻马店市"),
@@ -102,7 +103,22 @@ async def generate(
     petition officer (username and county path) and row counts; the supervisor's
     username; totals and the seconds each phase took.
     """
-    say = progress or (lambda _msg: None)
+    with track("bench-data", total=cases, unit="cases") as bar:
+        return await _generate(
+            raw_url, cases, tenants, seed, province, workers, progress or bar.note, bar
+        )
+
+
+async def _generate(
+    raw_url: str,
+    cases: int,
+    tenants: int,
+    seed: int,
+    province: str,
+    workers: int | None,
+    say: Callable[[str], None],
+    bar: Progress,
+) -> dict[str, Any]:
     started = time.perf_counter()
     specs, supervisor = await _create_tenants(raw_url, province, tenants, cases, seed)
     bulk = cases >= BULK_FROM and await _is_superuser(raw_url)
@@ -113,11 +129,9 @@ async def generate(
     loaded = time.perf_counter()
     try:
         if n_workers == 1:
-            results = [await _load_tenant(raw_url, s, say) for s in specs]
+            results = [await _load_tenant(raw_url, s, say, bar.advance) for s in specs]
         else:
-            results = await _in_workers(raw_url, specs, n_workers)
-            for r in results:
-                say(f"{r['slug']}: {r['cases']} cases")
+            results = await _in_workers(raw_url, specs, n_workers, say, bar.advance)
     finally:  # the schema stays whole even when a load fails
         bulk_s = time.perf_counter() - loaded
         indexed = time.perf_counter()
@@ -200,34 +214,39 @@ async def _create_tenants(
     return specs, supervisor
 
 
-async def _in_workers(raw_url: str, specs: list[TenantSpec], n: int) -> list[dict[str, Any]]:
-    """Largest tenants first over ``n`` spawned processes (fresh interpreters, no fork)."""
+async def _in_workers(
+    raw_url: str,
+    specs: list[TenantSpec],
+    n: int,
+    say: Callable[[str], None],
+    advance: Callable[[int], None],
+) -> list[dict[str, Any]]:
+    """Largest tenants first over ``n`` spawned processes (fresh interpreters, no fork): each
+    free worker takes the next largest, and each city counts as done when it is."""
     loop = asyncio.get_running_loop()
-    buckets: list[list[TenantSpec]] = [[] for _ in range(n)]
-    loads = [0] * n
-    for spec in sorted(specs, key=lambda s: -s.cases):
-        k = loads.index(min(loads))
-        buckets[k].append(spec)
-        loads[k] += spec.cases + 2_000  # the org tree costs something too
     with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
         futures = [
-            loop.run_in_executor(pool, _worker, raw_url, [asdict(s) for s in bucket])
-            for bucket in buckets
-            if bucket
+            loop.run_in_executor(pool, _worker, raw_url, asdict(spec))
+            for spec in sorted(specs, key=lambda s: -s.cases)
         ]
-        done = await asyncio.gather(*futures)
-    return [r for batch in done for r in batch]
+        results = []
+        for done in asyncio.as_completed(futures):
+            result = await done
+            say(f"{result['slug']}: {result['cases']} cases")
+            advance(result["cases"])
+            results.append(result)
+    return results
 
 
-def _worker(raw_url: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    async def run() -> list[dict[str, Any]]:
-        return [await _load_tenant(raw_url, TenantSpec(**s), None) for s in specs]
-
-    return asyncio.run(run())
+def _worker(raw_url: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_load_tenant(raw_url, TenantSpec(**spec), None))
 
 
 async def _load_tenant(
-    raw_url: str, spec: TenantSpec, say: Callable[[str], None] | None
+    raw_url: str,
+    spec: TenantSpec,
+    say: Callable[[str], None] | None,
+    advance: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """One city: tree, officials, roles, then its cases in time order, all by COPY."""
     import asyncpg
@@ -295,6 +314,8 @@ async def _load_tenant(
             totals["cases"] += len(rows.cases)
             totals["events"] += len(rows.events)
             totals["deadlines"] += len(rows.deadlines)
+            if advance is not None:
+                advance(len(rows.cases))
         await conn.executemany(
             "INSERT INTO case_counters (tenant_id, id, year, last, created_at) "
             "VALUES ($1, $2, $3, $4, $5)",

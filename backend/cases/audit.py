@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
 from backend.cases.events import BrokenLink, verify_chain
 from backend.cases.models import CaseEvent, PiiAccess
+from backend.core.progress import Progress
+
+PROGRESS_STEP = 100  # events between two progress updates
 
 
 async def record_pii_reads(
@@ -37,8 +40,12 @@ async def record_pii_reads(
     await session.flush()
 
 
-async def verify_tenant_chain(session: AsyncSession) -> tuple[int, BrokenLink | None]:
-    """Walk every event of the session's tenant in (case, seq) order; count and first break."""
+async def verify_tenant_chain(
+    session: AsyncSession, progress: Progress | None = None
+) -> tuple[int, BrokenLink | None]:
+    """Walk every event of the session's tenant in (case, seq) order; count and first break.
+
+    ``progress`` (of :func:`count_tenant_events` events) advances as they are read."""
     counted = 0
 
     async def events() -> AsyncIterator[CaseEvent]:
@@ -48,7 +55,15 @@ async def verify_tenant_chain(session: AsyncSession) -> tuple[int, BrokenLink | 
         )
         async for event in result:
             counted += 1
+            if progress is not None and counted % PROGRESS_STEP == 0:
+                progress.advance(PROGRESS_STEP)
             yield event
 
     broken = await verify_chain(events())
+    if progress is not None:
+        progress.advance(counted - progress.done)
     return counted, broken
+
+
+async def count_tenant_events(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count(CaseEvent.id))) or 0

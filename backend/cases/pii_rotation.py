@@ -22,6 +22,7 @@ from sqlalchemy import Uuid, bindparam, select, text
 from backend.cases.pii import normalise
 from backend.core.crypto import is_encrypted, key_id_of, keyring
 from backend.core.db import Database, TenantScope
+from backend.core.progress import track
 
 # (table, column): the encrypted columns (models use EncryptedText("<table>.<column>")).
 ENCRYPTED_COLUMNS = (
@@ -52,30 +53,39 @@ async def rotate(
         query = query.where(Tenant.slug.in_(tenants))
     async with db.transaction() as session:
         tenant_ids = list(await session.scalars(query))
-    for tid in tenant_ids:
-        report.tenants += 1
-        async with db.transaction(TenantScope.of([tid])) as session:
-            for table, column in ENCRYPTED_COLUMNS:
-                purpose = f"{table}.{column}"
-                rows = await session.execute(
-                    text(
-                        f"SELECT id, {column} FROM {table} "
-                        f"WHERE tenant_id = :t AND {column} IS NOT NULL AND {column} <> ''"
-                    ).bindparams(bindparam("t", type_=Uuid())),
-                    {"t": tid},
-                )
-                updates = []
-                for row_id, stored in rows:
-                    if is_encrypted(stored) and key_id_of(stored) == ring.active:
-                        continue
-                    plain = ring.decrypt(stored, purpose) if is_encrypted(stored) else stored
-                    updates.append({"v": ring.encrypt(plain, purpose), "t": tid, "i": row_id})
-                for start in range(0, len(updates), BATCH):
-                    await session.execute(_update(table, column), updates[start : start + BATCH])
-                report.reencrypted[purpose] = report.reencrypted.get(purpose, 0) + len(updates)
-            if rehash:
-                report.rehashed += await _rehash(session, tid, ring, normalise)
+    with track("pii rotate-key", total=len(tenant_ids), unit="tenants") as progress:
+        for tid in tenant_ids:
+            await _rotate_tenant(db, tid, ring, rehash, report, normalise)
+            progress.advance()
     return report
+
+
+async def _rotate_tenant(
+    db: Database, tid: uuid.UUID, ring, rehash: bool, report: RotationReport, normalise
+) -> None:
+    """One tenant, one transaction under its own scope."""
+    report.tenants += 1
+    async with db.transaction(TenantScope.of([tid])) as session:
+        for table, column in ENCRYPTED_COLUMNS:
+            purpose = f"{table}.{column}"
+            rows = await session.execute(
+                text(
+                    f"SELECT id, {column} FROM {table} "
+                    f"WHERE tenant_id = :t AND {column} IS NOT NULL AND {column} <> ''"
+                ).bindparams(bindparam("t", type_=Uuid())),
+                {"t": tid},
+            )
+            updates = []
+            for row_id, stored in rows:
+                if is_encrypted(stored) and key_id_of(stored) == ring.active:
+                    continue
+                plain = ring.decrypt(stored, purpose) if is_encrypted(stored) else stored
+                updates.append({"v": ring.encrypt(plain, purpose), "t": tid, "i": row_id})
+            for start in range(0, len(updates), BATCH):
+                await session.execute(_update(table, column), updates[start : start + BATCH])
+            report.reencrypted[purpose] = report.reencrypted.get(purpose, 0) + len(updates)
+        if rehash:
+            report.rehashed += await _rehash(session, tid, ring, normalise)
 
 
 def _update(table: str, column: str):

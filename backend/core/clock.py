@@ -6,8 +6,10 @@ local dates in the tenant's time zone (``Tenant.timezone``, default below).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"  # a tenant's zone unless the tenant says otherwise
@@ -34,3 +36,17 @@ def local_today(tz: str = DEFAULT_TIMEZONE) -> date:
 def local_day_start(day: date, tz: str = DEFAULT_TIMEZONE) -> datetime:
     """The UTC instant at which ``day`` begins in the zone ``tz``."""
     return datetime.combine(day, time.min, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+@contextmanager
+def replaying(moment: datetime) -> Iterator[None]:
+    """Run the block as if it were ``moment`` (the clock ticks on from there), then give the
+    clock back as it was — real or already moved. Replaying history through the services,
+    as the demo does, gives every event the time it would have had."""
+    global _now
+    previous, began = _now, monotonic()
+    _now = lambda: moment + timedelta(seconds=monotonic() - began)  # noqa: E731
+    try:
+        yield
+    finally:
+        _now = previous

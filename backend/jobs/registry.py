@@ -30,3 +30,30 @@ CRON_JOBS: list[CronJob] = [
         run_at_startup=True,
     ),
 ]
+
+# What each job does and when, in an operator's words (`xinfang jobs list`, README, jobs.md).
+# The cron entries above only say how often a job *checks*; the jobs that work once a day
+# or once a month per city decide themselves, from the city's local time and job_runs.
+SCHEDULE: dict[str, tuple[str, str]] = {
+    "deadline_scan": (
+        "every 15 minutes (:00 :15 :30 :45) and at start",
+        "recolours open cases red/yellow/blue, marks overdue steps",
+    ),
+    "red_digest": (
+        "checks every 15 minutes (:01 :16 :31 :46) and at start: each city once a day, "
+        "from 08:00 its time",
+        "the red-case digest to the officials responsible, escalation of cases that stay red",
+    ),
+    "monthly_report": (
+        "checks hourly (:05) and at start: each city once a month, from its first working day",
+        "last month's analysis reports (XLSX, HTML) and their announcement",
+    ),
+    "stats_refresh": (
+        "twice an hour (:07 :37) and at start",
+        "rebuilds the statistics summary the indicators read",
+    ),
+    "notifications_dispatch": (
+        "every minute and at start",
+        "delivers the outbox: inbox, webhook, SMS, e-mail, with retries",
+    ),
+}

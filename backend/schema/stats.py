@@ -527,12 +527,13 @@ def stats_routes(db: Database) -> list[Route]:
     async def build_statistics(request: Request, principal):
         _only(request, "from", "to", "tenant", "unitPath", "province")
         q = exports.IndicatorQuery(
-            first=_date(request, "from"),
-            last=_date(request, "to"),
+            first=_date(request, "from", required=False),  # default: the current month
+            last=_date(request, "to", required=False),
             tenant=request.query_params.get("tenant") or None,
             unit_path=request.query_params.get("unitPath") or None,
             province=request.query_params.get("province") or None,
         )
+        q = await exports.with_period(db, principal, q)
         rows = await exports.indicator_table(db, principal, q)
         return f"statistics-{q.first}-{q.last}", exports.INDICATOR_HEADER, rows
 

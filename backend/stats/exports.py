@@ -19,18 +19,19 @@ included).
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 
 from backend.authz.principal import Principal
 from backend.cases.audit import record_pii_reads
@@ -38,14 +39,18 @@ from backend.cases.models import Case
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.queries import CaseFilter, filter_clauses
 from backend.cases.visibility import HANDLING_ROLES, sees_pii
+from backend.core.clock import DEFAULT_TIMEZONE, local_today
 from backend.core.db import Database
+from backend.core.progress import track
 from backend.core.spreadsheet import csv_cell, xlsx_row
 from backend.stats.indicators import Indicators, Range
 from backend.stats.province import province_overview
 from backend.stats.ranking import unit_breakdown
 from backend.stats.statistics import case_statistics
+from backend.tenants.models import Tenant
 
 CHUNK_ROWS = 500
+PROGRESS_FROM_ROWS = 5_000  # "more than a few thousand rows" get a bar in a terminal
 FILE_CHUNK = 64 * 1024
 
 
@@ -129,11 +134,27 @@ def indicator_row(key: str, name: str, ind: Indicators) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class IndicatorQuery:
-    first: date
-    last: date
+    """``first``/``last`` (local dates, inclusive) default to the current month."""
+
+    first: date | None = None
+    last: date | None = None
     tenant: str | None = None
     unit_path: str | None = None
     province: str | None = None
+
+
+async def with_period(db: Database, principal: Principal, q: IndicatorQuery) -> IndicatorQuery:
+    """``q`` with a missing ``from``/``to`` set to the current month's first/last day, in the
+    time zone of the city asked for (``tenant``) or the caller's own (the platform's default,
+    Asia/Shanghai, for a province-wide table)."""
+    if q.first is not None and q.last is not None:
+        return q
+    async with db.transaction() as session:
+        where = Tenant.slug == q.tenant if q.tenant else Tenant.id == principal.tenant_id
+        zone = await session.scalar(select(Tenant.timezone).where(where)) or DEFAULT_TIMEZONE
+    first = local_today(zone).replace(day=1)
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    return replace(q, first=q.first or first, last=q.last or last)
 
 
 async def indicator_table(
@@ -206,36 +227,42 @@ async def case_rows(
     clauses: list[ColumnElement[bool]],
     *,
     masked: bool = True,
+    total: int | None = None,
 ) -> AsyncIterator[tuple[Any, ...]]:
     """The filtered case list, newest first, one row at a time from a server-side cursor.
+
+    Long exports report progress (``total`` rows, when the caller counted them):
+    a bar in a terminal from ``PROGRESS_FROM_ROWS`` rows, else a log line now and then.
 
     ``masked=False``: the cases the caller handles (``sees_pii``) unmasked, each
     logged (one PII access row per case) and committed before its batch leaves.
     """
     unmask = not masked and may_unmask(principal)
     request_id = f"export:{uuid.uuid4()}"
-    async with db.transaction(principal.scope()) as session:
-        result = await session.stream(
-            select(*CASE_COLUMNS, *PII_COLUMNS)
-            .where(*clauses)
-            .order_by(Case.received_at.desc(), Case.id.desc())
-            .execution_options(yield_per=CHUNK_ROWS)
-        )
-        async for batch in result.partitions(CHUNK_ROWS):  # one await per batch, not per row
-            shown = [False] * len(batch)
-            if unmask:
-                reads = []
-                for i, row in enumerate(batch):
-                    tid, cid, holder, type_, accused = row[len(CASE_COLUMNS) :]
-                    case = SimpleNamespace(holder_path=holder, type=type_, accused_path=accused)
-                    if sees_pii(principal, case):  # type: ignore[arg-type]
-                        shown[i] = True
-                        reads.append((tid, cid, PII_FIELDS))
-                if reads:  # the log first, in its own committed transaction
-                    async with db.transaction(principal.scope()) as log:
-                        await record_pii_reads(log, principal, reads, request_id)
-            for row, plain in zip(batch, shown, strict=True):
-                yield case_row(row, plain)
+    with track("export cases", total=total, unit="rows", bar_from=PROGRESS_FROM_ROWS) as progress:
+        async with db.transaction(principal.scope()) as session:
+            result = await session.stream(
+                select(*CASE_COLUMNS, *PII_COLUMNS)
+                .where(*clauses)
+                .order_by(Case.received_at.desc(), Case.id.desc())
+                .execution_options(yield_per=CHUNK_ROWS)
+            )
+            async for batch in result.partitions(CHUNK_ROWS):  # one await per batch, not per row
+                shown = [False] * len(batch)
+                if unmask:
+                    reads = []
+                    for i, row in enumerate(batch):
+                        tid, cid, holder, type_, accused = row[len(CASE_COLUMNS) :]
+                        case = SimpleNamespace(holder_path=holder, type=type_, accused_path=accused)
+                        if sees_pii(principal, case):  # type: ignore[arg-type]
+                            shown[i] = True
+                            reads.append((tid, cid, PII_FIELDS))
+                    if reads:  # the log first, in its own committed transaction
+                        async with db.transaction(principal.scope()) as log:
+                            await record_pii_reads(log, principal, reads, request_id)
+                for row, plain in zip(batch, shown, strict=True):
+                    yield case_row(row, plain)
+                progress.advance(len(batch))
 
 
 async def csv_stream(header: Iterable[str], rows: AsyncIterator[tuple[Any, ...]] | list):
@@ -307,19 +334,21 @@ async def export_to(  # noqa: PLR0913 — the CLI's options of `xinfang report e
     masked: bool = True,
 ) -> int:
     """``xinfang report``: write an export as ``username`` would download it; bytes written."""
-    from backend.core.errors import BadUserInput
     from backend.tenants.principals import load_principal
 
     principal = await load_principal(db, username)
     if kind == "statistics":
-        if first is None or last is None:
-            raise BadUserInput("--from and --to are required", field="from")
-        q = IndicatorQuery(first, last, tenant, unit_path, province)
+        q = await with_period(
+            db, principal, IndicatorQuery(first, last, tenant, unit_path, province)
+        )
         rows: Any = await indicator_table(db, principal, q)
         header, title = INDICATOR_HEADER, "statistics"
     else:
         f = CaseFilter(tenant=tenant, unit_path=unit_path, received_from=first, received_to=last)
-        rows = case_rows(db, principal, await case_clauses(db, principal, f), masked=masked)
+        clauses = await case_clauses(db, principal, f)
+        async with db.transaction(principal.scope()) as session:
+            total = await session.scalar(select(func.count(Case.id)).where(*clauses))
+        rows = case_rows(db, principal, clauses, masked=masked, total=total)
         header, title = CASE_HEADER, "cases"
     written = 0
     async for chunk in render(fmt, title, header, rows):
