@@ -37,12 +37,16 @@ ASSETS = {
     "graphiql.min.css": "graphiql/graphiql.min.css",
 }
 
-# The README's first query ("Try:"); tests/test_graphiql.py keeps the two equal.
+# The README's officials' query (O), the page's first query; tests/test_graphiql.py
+# keeps the two equal.
 README_QUERY = """\
-{ me { username tenant { slug } roles { role orgUnit { path } } }
+# O — officials: what they may read, colours, due dates with the rule behind each, inbox
+{ me { username roles { role orgUnit { path } } }
   warningBoard { red yellow blue }
-  cases(first: 10) { totalCount edges { node { number status warningColor dueAt
-    holderUnit { path } petitioner { name phone } deadlines { step dueAt rule } } } } }
+  cases(first: 10) { totalCount edges { node { number status type warningColor dueAt
+    holderUnit { path } leader { username } petitioner { name phone }
+    deadlines { step dueAt rule } } } }
+  notifications(first: 5) { kind subject sentAt } }
 """
 HEADERS_TEMPLATE = '{"Authorization": "Bearer <token>"}'
 
