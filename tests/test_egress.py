@@ -378,9 +378,14 @@ async def panel(gql, people, acc: Accusation, rng: random.Random) -> None:
 # --- the jobs ------------------------------------------------------------------------------
 
 
-async def run_jobs(db, city: City, tenant_id: uuid.UUID, start) -> None:
-    """Every registered job, then the digest and the report forced on later days."""
-    ctx = {"db": db, "runner": "test", "tenant": city.slug}
+async def run_jobs(db, city: City, tenant_id: uuid.UUID, start, channel_settings) -> None:
+    """Every registered job, then the digest and the report forced on later days.
+
+    The jobs get the settings that point at this test's gateways: the dispatch job
+    otherwise sends with the database's settings, built before the gateways existed,
+    and dead-letters every SMS and e-mail as "no gateway configured".
+    """
+    ctx = {"db": db, "runner": "test", "tenant": city.slug, "settings": channel_settings}
     for days in (14, 16, 19):  # red, then still red: escalation to the unit above
         with ticking(start + timedelta(days=days)):
             for job in CRON_JOBS:
@@ -508,10 +513,10 @@ async def test_no_byte_of_an_accusation_reaches_the_accused(db, gql, http, outsi
         found = leaks(str(replay.body), acc.forbidden(acc.registrar))
         if found and acc.bars(acc.registrar):
             problems.append(("intake replay", acc.registrar.username, found))
-    await run_jobs(db, city, tenant_id, start)
     channel_settings = settings_for(
         sms_url=sms.url("/sms"), smtp_host="127.0.0.1", smtp_port=smtp_port
     )
+    await run_jobs(db, city, tenant_id, start, channel_settings)
     with ticking(start + timedelta(days=40)):
         await dispatch(db, channel_settings, tenant_ids=[tenant_id])
 
