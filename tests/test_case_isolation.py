@@ -126,7 +126,7 @@ MUTATIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("decideReview", "DecideReviewInput", "officer", {"opinion": "o"}),
     ("requestReReview", "RequestReReviewInput", "officer", {"reason": "r"}),
     ("decideReReview", "DecideReReviewInput", "officer", {"opinion": "o"}),
-    ("holdCase", "HoldCaseInput", "officer", {"reason": "r"}),
+    ("holdCase", "HoldCaseInput", "leader", {"reason": "r"}),
     ("resumeCase", "ResumeCaseInput", "officer", {}),
     ("closeCase", "CloseCaseInput", "officer", {"resolution": "r"}),
     ("assignCaseLeader", "AssignCaseLeaderInput", "leader", {"username": "someone"}),

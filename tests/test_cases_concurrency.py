@@ -58,7 +58,7 @@ async def test_parallel_mutations_of_different_kinds_serialise(gql, world):
     case = await step(gql, a.token("officer"), "acceptCase", case)
     results = await asyncio.gather(
         step_resp(gql, a.token("officer"), "replyCase", case, opinion="答复"),
-        step_resp(gql, a.token("officer"), "holdCase", case, reason="听证"),
+        step_resp(gql, a.token("leader"), "holdCase", case, reason="听证"),
         step_resp(
             gql, a.token("leader"), "escalateCase", case, target="LEADERSHIP_GROUP", reason="r"
         ),

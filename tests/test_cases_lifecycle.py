@@ -69,34 +69,46 @@ def last_event(case: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_full_lifecycle_through_re_review_to_closure(gql, world, db):
+    """Handled by the township; reviewed by its county (Art. 35), re-reviewed by the city
+    above the county (Art. 36)."""
     a = world.a
-    officer, c1_officer = a.token("officer"), a.token("c1_officer")
+    officer, c1_officer, t1_officer = (
+        a.token("officer"),
+        a.token("c1_officer"),
+        a.token("t1_officer"),
+    )
     c1_leader, leader = a.token("c1_leader"), a.token("leader")
     case = await registered(gql, a)
     assert (case["status"], case["version"]) == ("REGISTERED", 1)
     assert open_step(case, "ROUTING") is not None
 
     plan = [
-        (officer, "routeCase", {"toUnitPath": a.path("c1"), "mode": "TRANSFER"}, "ROUTE", "ROUTED"),
-        (c1_officer, "acceptCase", {}, "ACCEPT", "ACCEPTED"),
         (
-            c1_officer,
+            officer,
+            "routeCase",
+            {"toUnitPath": a.path("c1/t1"), "mode": "ASSIGN"},
+            "ROUTE",
+            "ROUTED",
+        ),
+        (t1_officer, "acceptCase", {}, "ACCEPT", "ACCEPTED"),
+        (
+            t1_officer,
             "requestExtension",
             {"days": 20, "reason": "情况复杂"},
             "REQUEST_EXTENSION",
             "ACCEPTED",
         ),
         (c1_leader, "approveExtension", {}, "APPROVE_EXTENSION", "EXTENDED"),
-        (c1_officer, "replyCase", {"opinion": "经核查，依法答复如下"}, "REPLY", "REPLIED"),
+        (t1_officer, "replyCase", {"opinion": "经核查，依法答复如下"}, "REPLY", "REPLIED"),
         (
-            c1_officer,
+            t1_officer,
             "rateSatisfaction",
             {"rating": "DISSATISFIED"},
             "RATE_SATISFACTION",
             "REPLIED",
         ),
         (c1_officer, "requestReview", {"reason": "不服答复"}, "REQUEST_REVIEW", "REVIEW_REQUESTED"),
-        (officer, "decideReview", {"opinion": "维持原答复"}, "DECIDE_REVIEW", "REVIEWED"),
+        (c1_officer, "decideReview", {"opinion": "维持原答复"}, "DECIDE_REVIEW", "REVIEWED"),
         (officer, "requestReReview", {}, "REQUEST_RE_REVIEW", "RE_REVIEW_REQUESTED"),
         (leader, "decideReReview", {"opinion": "复核维持"}, "DECIDE_RE_REVIEW", "RE_REVIEWED"),
         (c1_officer, "closeCase", {"resolution": "已复核，终结"}, "CLOSE", "CLOSED"),
@@ -119,7 +131,12 @@ async def test_full_lifecycle_through_re_review_to_closure(gql, world, db):
         snapshots[kind] = case
 
     # holder and clocks along the way
-    assert snapshots["ROUTE"]["holderUnit"]["path"] == a.path("c1")
+    assert snapshots["ROUTE"]["holderUnit"]["path"] == a.path("c1/t1")
+    assert last_event(snapshots["REPLY"])["data"] == {"unit": a.path("c1/t1")}
+    assert last_event(snapshots["REQUEST_REVIEW"])["data"] == {"decidingUnit": a.path("c1")}
+    assert last_event(snapshots["DECIDE_REVIEW"])["data"] == {"unit": a.path("c1")}
+    assert last_event(snapshots["REQUEST_RE_REVIEW"])["data"] == {"decidingUnit": a.path()}
+    assert last_event(snapshots["DECIDE_RE_REVIEW"])["data"] == {"unit": a.path()}
     assert open_step(snapshots["ROUTE"], "ROUTING") is None
     assert open_step(snapshots["ROUTE"], "ACCEPTANCE") is not None
     handling = open_step(snapshots["ACCEPT"], "HANDLING")
@@ -256,7 +273,14 @@ ALLOWED_FROM: dict[str, list[str]] = {
     "escalateCase": OPEN,
     "recordJointMeeting": OPEN,
 }
-BY_LEADER = {"approveExtension", "assignCaseLeader", "issueSupervisionOrder"}
+BY_LEADER = {"approveExtension", "assignCaseLeader", "issueSupervisionOrder", "holdCase"}
+# on the main road the township handles and replies, its county reviews (Arts. 35, 36)
+BY_UNIT = {
+    "acceptCase": "t1_officer",
+    "requestExtension": "t1_officer",
+    "replyCase": "t1_officer",
+    "decideReview": "c1_officer",
+}
 
 
 def _fields(city: City, name: str) -> dict[str, Any]:
@@ -284,7 +308,7 @@ def _fields(city: City, name: str) -> dict[str, Any]:
 
 # The way to each status from REGISTERED: (mutation, by leader?, fields).
 MAIN_ROAD = [
-    ("routeCase", {"mode": "TRANSFER"}),
+    ("routeCase", {"mode": "ASSIGN"}),
     ("acceptCase", {}),
     ("requestExtension", {"days": 10, "reason": "r"}),
     ("approveExtension", {}),
@@ -319,9 +343,9 @@ async def case_in(gql, world) -> dict[str, dict[str, Any]]:
     for status, road in ROAD_TO.items():
         case = await registered(gql, b)
         for name, fields in road:
-            token = b.token("leader" if name in BY_LEADER else "officer")
+            token = b.token("leader" if name in BY_LEADER else BY_UNIT.get(name, "officer"))
             if name == "routeCase":
-                fields = {**fields, "toUnitPath": b.path("c1")}
+                fields = {**fields, "toUnitPath": b.path("c1/t1")}
             case = await step_brief(gql, token, name, case, **fields)
         assert case["status"] == status
         out[status] = await fetch(gql, b.token("officer"), case["id"])
@@ -467,10 +491,10 @@ async def test_a_hold_stops_the_handling_clock(gql, world):
     c1_officer = a.token("c1_officer")
     case = await accepted(gql, a)
     before = open_step(case, "HANDLING")
-    case = await step(gql, c1_officer, "holdCase", case, reason="举行听证")
+    case = await step(gql, a.token("c1_leader"), "holdCase", case, reason="举行听证")
     assert case["onHold"] and case["status"] == "ACCEPTED"
     assert (last_event(case)["kind"], last_event(case)["reason"]) == ("HOLD", "举行听证")
-    again = await step_resp(gql, c1_officer, "holdCase", case, reason="x")
+    again = await step_resp(gql, a.token("c1_leader"), "holdCase", case, reason="x")
     assert again.code == "INVALID_TRANSITION"
 
     held = 9
@@ -498,7 +522,7 @@ async def test_a_hold_after_an_extension_keeps_the_extension(gql, world):
     case = await step(gql, a.token("c1_officer"), "requestExtension", case, days=10, reason="r")
     case = await step(gql, a.token("c1_leader"), "approveExtension", case)
     before = open_step(case, "HANDLING")
-    case = await step(gql, a.token("c1_officer"), "holdCase", case, reason="听证")
+    case = await step(gql, a.token("c1_leader"), "holdCase", case, reason="听证")
     with shifted_clock(timedelta(days=3)):
         case = await step(gql, a.token("c1_officer"), "resumeCase", case)
     after = open_step(case, "HANDLING")
@@ -690,7 +714,7 @@ async def test_a_case_on_hold_is_resumed_before_it_is_replied(gql, world):
     a = world.a
     officer = a.token("c1_officer")
     case = await accepted(gql, a)
-    case = await step(gql, officer, "holdCase", case, reason="中止办理")
+    case = await step(gql, a.token("c1_leader"), "holdCase", case, reason="中止办理")
     resp = await step_resp(gql, officer, "replyCase", case, opinion="答复")
     assert resp.code == "INVALID_TRANSITION", resp.body
     assert "ACCEPTED" in resp.errors[0]["message"]
@@ -706,7 +730,7 @@ async def test_a_review_on_hold_is_resumed_before_it_is_decided(gql, world):
     a = world.a
     case = await replied(gql, a)
     case = await step(gql, a.token("c1_officer"), "requestReview", case)
-    case = await step(gql, a.token("officer"), "holdCase", case, reason="举行听证")
+    case = await step(gql, a.token("leader"), "holdCase", case, reason="举行听证")
     resp = await step_resp(gql, a.token("officer"), "decideReview", case, opinion="维持")
     assert resp.code == "INVALID_TRANSITION"
     case = await step(gql, a.token("officer"), "resumeCase", case)

@@ -44,8 +44,8 @@ TRANSITIONS: dict[str, Transition] = {
         _t("decide_review", {S.REVIEW_REQUESTED}, S.REVIEWED, "review"),
         _t("request_re_review", {S.REVIEWED}, S.RE_REVIEW_REQUESTED, "review"),
         _t("decide_re_review", {S.RE_REVIEW_REQUESTED}, S.RE_REVIEWED, "review"),
-        _t("hold", HANDLING, None, "handle"),
-        _t("resume", HANDLING, None, "handle"),
+        _t("hold", HANDLING, None, "hold"),
+        _t("resume", HANDLING, None, "resume"),
         _t(
             "close",
             {S.REPLIED, S.REVIEWED, S.RE_REVIEWED, S.NOT_ACCEPTED, S.DIVERTED},

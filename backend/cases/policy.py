@@ -16,7 +16,7 @@ from backend.authz.enforcer import allowed_grants, require
 from backend.authz.principal import Principal
 from backend.cases.calendar import WorkingDayCalendar
 from backend.cases.models import HolidayOverride, TenantPolicy
-from backend.cases.rules import DeadlinePolicy, Step
+from backend.cases.rules import RIGHTS_WINDOWS, DeadlinePolicy, Step
 from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.errors import Forbidden
 from backend.tenants.models import Tenant
@@ -71,7 +71,13 @@ def policy_from(data: dict[str, Any] | None, timezone: str | None) -> DeadlinePo
 @lru_cache(maxsize=1024)
 def _policy(data_json: str, timezone: str) -> DeadlinePolicy:
     data = json.loads(data_json)
-    limits = {Step(k): int(v) for k, v in (data.get("limits") or {}).items()}
+    # a policy stored before the petitioner's windows were protected may still shorten
+    # one: the statutory window applies (it is ignored here, refused on every update)
+    limits = {
+        Step(k): int(v)
+        for k, v in (data.get("limits") or {}).items()
+        if Step(k) not in RIGHTS_WINDOWS
+    }
     return DeadlinePolicy(
         limits=limits,
         counting=data.get("counting", "calendar"),

@@ -103,6 +103,11 @@ STATUTORY_LIMITS: dict[Step, TimeLimit] = {
 
 MAX_EXTENSION_DAYS = 30  # Art. 34: one extension of at most 30 days
 
+# Windows that are rights of the petitioner (Arts. 35, 36: asking for 复查/复核) or of the
+# receiving body (Art. 23: objecting to a transfer), not limits on the officials who owe an
+# answer: a tenant policy may shorten the officials' own limits, never these (DOMAIN.md).
+RIGHTS_WINDOWS = frozenset({Step.REVIEW_REQUEST, Step.RE_REVIEW_REQUEST, Step.OBJECTION})
+
 Counting = Literal["calendar", "working"]
 Color = Literal["RED", "YELLOW", "BLUE", "NONE"]
 
@@ -111,7 +116,9 @@ Color = Literal["RED", "YELLOW", "BLUE", "NONE"]
 class DeadlinePolicy:
     """A tenant's deadline settings; limits may only shorten the statutory ones.
 
-    ``limits`` keys may be given as strings (from stored JSON); they are
+    Only the officials' own limits can be set: the windows in :data:`RIGHTS_WINDOWS`
+    (the petitioner's review and re-review requests, the receiving body's objection)
+    are refused with BAD_USER_INPUT. ``limits`` keys may be given as strings (from stored JSON); they are
     normalised to :class:`Step`. Steps without a statutory number (SUPERVISION,
     FOLLOW_UP) accept any positive default. ``counting`` applies to every step
     except OBJECTION, which is always working days.
@@ -130,6 +137,14 @@ class DeadlinePolicy:
                 step = Step(key)
             except ValueError:
                 raise BadUserInput(f"unknown step {key!r}", field="limits") from None
+            if step in RIGHTS_WINDOWS:
+                whose = "receiving body" if step is Step.OBJECTION else "petitioner"
+                raise BadUserInput(
+                    f"{step}: the {STATUTORY_LIMITS[step].days}-day window is a right of the "
+                    f"{whose} ({STATUTORY_LIMITS[step].article}); a tenant may shorten only "
+                    "the officials' own limits",
+                    field="limits",
+                )
             statutory = STATUTORY_LIMITS[step].days
             if not isinstance(days, int) or isinstance(days, bool) or days < 1:
                 raise BadUserInput(f"{step}: days must be a positive integer", field="limits")

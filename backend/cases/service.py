@@ -724,7 +724,9 @@ async def reply_case(
     await deadlines.finish_steps(
         session, case, steps={Step.HANDLING, Step.SUPERVISION}, include_supervision=True
     )
-    return await _finish(session, principal, change)
+    # the body that replied: the replier's own unit nearest the case (Art. 35 counts from it)
+    unit = max((g.unit_path for g in acting_grants(principal, case, "handle")), key=len)
+    return await _finish(session, principal, change, data={"unit": unit})
 
 
 async def rate_satisfaction(
@@ -743,7 +745,61 @@ async def _within_window(change: Change, step: Step, since: datetime, field: str
             f"the 30-day window to ask for this ended on {window.due_date.isoformat()}",
             currentStatus=change.case.status,
             field=field,
+            windowEndsOn=window.due_date.isoformat(),
         )
+
+
+# Arts. 35-36: who decides each step is the body one level above the one that decided the
+# step before — the reply for a review (复查), the review decision for a re-review (复核).
+_DECIDED_BEFORE = {
+    "request_review": "REPLY",
+    "decide_review": "REPLY",
+    "request_re_review": "DECIDE_REVIEW",
+    "decide_re_review": "DECIDE_REVIEW",
+}
+_ARTICLE = {"REPLY": "Art. 35", "DECIDE_REVIEW": "Art. 36"}
+
+
+def parent_path(path: str) -> str | None:
+    """The unit one level above ``path`` in the city, None for the city itself."""
+    parent = path.rsplit("/", 1)[0]
+    return parent if parent.count("/") >= 1 else None
+
+
+async def deciding_unit(session: AsyncSession, case: Case, name: str) -> tuple[str, str | None]:
+    """(unit that decided the step before, unit that may decide ``name``'s step: its parent).
+
+    The unit that replied is recorded on the REPLY event (the replier's unit nearest the
+    case), the reviewing unit on DECIDE_REVIEW; an event without it (older data) counts
+    as decided by the unit holding the case, and its reviewer as that unit's parent.
+    """
+    kind = _DECIDED_BEFORE[name]
+    data = await _last_event_data(session, case, kind)
+    before = (data or {}).get("unit")
+    if before is None:
+        before = case.holder_path if kind == "REPLY" else parent_path(case.holder_path)
+    if before is None:
+        return case.holder_path, None
+    return before, parent_path(before)
+
+
+async def _require_deciding_unit(
+    session: AsyncSession, principal: Principal, case: Case, name: str
+) -> str:
+    """The unit the principal decides ``name`` for: exactly the parent of the previous
+    decider (FORBIDDEN with ``extensions.decidingUnit`` otherwise)."""
+    before, unit = await deciding_unit(session, case, name)
+    what = "review (复查)" if "re_review" not in name else "re-review (复核)"
+    article = _ARTICLE[_DECIDED_BEFORE[name]]
+    if unit is None or not any(
+        g.unit_path == unit for g in acting_grants(principal, case, "review")
+    ):
+        raise Forbidden(
+            f"the {what} is decided by {unit or 'the body above this city'}, one level above "
+            f"{before} which decided the step before ({article})",
+            decidingUnit=unit,
+        )
+    return unit
 
 
 async def _request_decision(
@@ -762,8 +818,23 @@ async def _request_decision(
         change.case.replied_at if window is Step.REVIEW_REQUEST else change.case.review_decided_at
     )
     await _within_window(change, window, since, "caseId")
+    before, unit = await deciding_unit(session, change.case, name)
+    if unit is None:
+        article = _ARTICLE[_DECIDED_BEFORE[name]]
+        raise InvalidTransition(
+            f"{before} is the city's own body: the body one level above it, which decides "
+            f"this request ({article}), is outside the city; the petitioner asks it there",
+            currentStatus=change.case.status,
+            decidingUnit=None,
+        )
     await deadlines.open_step(session, change.case, decision, now(), change.clocks)
-    return await _finish(session, principal, change, reason=_reason(reason, required=False))
+    return await _finish(
+        session,
+        principal,
+        change,
+        reason=_reason(reason, required=False),
+        data={"decidingUnit": unit},
+    )
 
 
 async def _decide(
@@ -776,11 +847,12 @@ async def _decide(
     opinion: str,
 ) -> Case:
     change = await _begin(session, principal, ref, name)
+    unit = await _require_deciding_unit(session, principal, change.case, name)
     opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
     if decision is Step.REVIEW_DECISION:
         change.case.review_decided_at = now()
     await deadlines.finish_steps(session, change.case, steps={decision})
-    return await _finish(session, principal, change, reason=opinion)
+    return await _finish(session, principal, change, reason=opinion, data={"unit": unit})
 
 
 async def request_review(
@@ -838,7 +910,9 @@ async def decide_re_review(
 async def hold_case(
     session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str
 ) -> Case:
-    """听证 or approved suspension: the statutory clocks stop until resumed."""
+    """听证 or suspension (中止), approved by a leader over the holder: the statutory clocks
+    stop until resumed. Like an extension, no handler stops its own clock: the hold is
+    put by the approving leader (``case:hold``), the handler's request is its reason."""
     change = await _begin(session, principal, ref, "hold")
     if change.case.on_hold_since is not None:
         raise InvalidTransition("the case is already on hold", currentStatus=change.case.status)
@@ -856,10 +930,45 @@ async def resume_case(session: AsyncSession, principal: Principal, ref: CaseRef)
     return await _finish(session, principal, change, data={"heldDays": held})
 
 
+SATISFIED = frozenset({Satisfaction.SATISFIED, Satisfaction.BASICALLY_SATISFIED})
+
+
+def _petitioner_windows_spent(change: Change) -> None:
+    """Closing must not cut off the petitioner's review or re-review (Arts. 35, 36).
+
+    A replied case closes once its 30-day review window has passed unused, a reviewed one
+    once the re-review window has; either earlier when the petitioner declared itself
+    (basically) satisfied after that reply or review decision. After the re-review
+    decision, a rejection or a diversion nothing is left to wait for.
+    """
+    case = change.case
+    if case.status == CaseStatus.REPLIED:
+        step, since, what = Step.REVIEW_REQUEST, case.replied_at, "review (Art. 35)"
+    elif case.status == CaseStatus.REVIEWED:
+        step, since, what = Step.RE_REVIEW_REQUEST, case.review_decided_at, "re-review (Art. 36)"
+    else:
+        return
+    if since is None:
+        return
+    rated = case.rated_at is not None and case.rated_at >= since
+    if rated and case.rating is not None and Satisfaction(case.rating) in SATISFIED:
+        return
+    window = compute_due(step, since, change.clocks.calendar, change.clocks.policy)
+    if now() <= window.due_at:
+        raise InvalidTransition(
+            f"the petitioner may ask for {what} until {window.due_date.isoformat()}: close "
+            "the case after that, or once the petitioner declares satisfaction",
+            currentStatus=case.status,
+            windowEndsOn=window.due_date.isoformat(),
+        )
+
+
 async def close_case(
     session: AsyncSession, principal: Principal, ref: CaseRef, *, resolution: str
 ) -> Case:
+    """Closed with a resolution, once the petitioner's windows allow it (see above)."""
     change = await _begin(session, principal, ref, "close")
+    _petitioner_windows_spent(change)
     change.case.resolution = v.text(resolution, "resolution", max_len=MAX_CONTENT)
     change.case.closed_at = now()
     await deadlines.finish_steps(session, change.case, include_supervision=True)
@@ -944,6 +1053,15 @@ async def _last_event_at(session: AsyncSession, case: Case, kind: str) -> dateti
         .limit(1)
     )
     return at or case.received_at
+
+
+async def _last_event_data(session: AsyncSession, case: Case, kind: str) -> Any:
+    return await session.scalar(
+        select(CaseEvent.data)
+        .where(CaseEvent.case_id == case.id, CaseEvent.kind == kind)
+        .order_by(CaseEvent.seq.desc())
+        .limit(1)
+    )
 
 
 async def _last_event_actor(session: AsyncSession, case: Case, kind: str) -> str | None:

@@ -49,6 +49,18 @@ def _handled(ago_reply: int, *more: Step) -> tuple[Step, ...]:
     return ((1, "accept", "officer", {}), (ago_reply, "reply", "officer", {}), *more)
 
 
+def _handled_by(place: str, part: str, ago_reply: int, *more: Step) -> tuple[Step, ...]:
+    """Assigned to ``place`` the day after, accepted the day after that and replied
+    ``ago_reply`` days in by ``part``: the body that replied, whose parent reviews (Art. 35)
+    and whose grandparent re-reviews (Art. 36)."""
+    return (
+        (1, "route", "officer", {"to": place, "mode": "ASSIGN"}),
+        (2, "accept", part, {}),
+        (ago_reply, "reply", part, {}),
+        *more,
+    )
+
+
 STORIES: list[Story] = [
     Story("new-visit", 1, "VISIT", "CLAIM", "wages", "农民工工资被拖欠三个月", "grid", by="grid"),
     Story(
@@ -213,7 +225,7 @@ STORIES: list[Story] = [
         "labor",
         "劳动合同解除经济补偿争议",
         "county",
-        steps=_handled(55, (62, "request_review", "officer", {})),
+        steps=_handled_by("county", "county_officer", 55, (62, "request_review", "officer", {})),
     ),
     Story(
         "reviewed",
@@ -222,9 +234,13 @@ STORIES: list[Story] = [
         "CLAIM",
         "education",
         "学生入学被拒",
-        "county2",
-        steps=_handled(
-            60, (70, "request_review", "officer", {}), (95, "decide_review", "leader", {})
+        "county",
+        steps=_handled_by(
+            "county",
+            "county_officer",
+            60,
+            (70, "request_review", "officer", {}),
+            (95, "decide_review", "leader", {}),  # the city above the county that replied
         ),
     ),
     Story(
@@ -235,10 +251,12 @@ STORIES: list[Story] = [
         "civil-affairs",
         "低保资格被取消",
         "village",
-        steps=_handled(
+        steps=_handled_by(
+            "township",
+            "township_officer",
             50,
             (60, "request_review", "officer", {}),
-            (85, "decide_review", "leader", {}),
+            (85, "decide_review", "county_officer", {}),  # the county above the township
             (110, "request_re_review", "officer", {}),
         ),
     ),
@@ -249,13 +267,15 @@ STORIES: list[Story] = [
         "CLAIM",
         "veterans",
         "退役安置待遇落实不到位",
-        "far",
-        steps=_handled(
+        "village",
+        steps=_handled_by(
+            "township",
+            "township_officer",
             50,
             (60, "request_review", "officer", {}),
-            (85, "decide_review", "leader", {}),
+            (85, "decide_review", "county_officer", {}),
             (100, "request_re_review", "officer", {}),
-            (125, "decide_re_review", "leader", {}),
+            (125, "decide_re_review", "leader", {}),  # the city above the county
         ),
     ),
     Story(

@@ -20,6 +20,7 @@ User = tuple[str, str, Role | None, str]
 
 # Who stands in when a city lacks a user for a part (a small city has one officer).
 ACTOR_FALLBACKS = {
+    "township_officer": "county_officer",
     "county_officer": "officer",
     "county_leader": "leader",
     "deputy_leader": "county_leader",
@@ -113,6 +114,7 @@ SHANGQIU = DemoTenant(
     actors={
         "officer": "sq_officer",
         "county_officer": "sq_suiyang_officer",
+        "township_officer": "sq_dongfeng_officer",
         "leader": "sq_leader",
         "county_leader": "sq_suiyang_leader",
         "deputy_leader": "sq_suiyang_deputy",
@@ -158,6 +160,7 @@ ZHOUKOU = DemoTenant(
         ("zk_officer", "周口市信访局 马超", Role.PETITION_OFFICER, ""),
         ("zk_leader", "周口市领导 郑伟", Role.LEADER, ""),
         ("zk_chuanhui_officer", "川汇区信访局 何静", Role.PETITION_OFFICER, "chuanhui"),
+        ("zk_chenzhou_officer", "陈州街道信访办 吕洋", Role.PETITION_OFFICER, "chuanhui/chenzhou"),
     ],
     places={
         "city": "",
@@ -173,6 +176,7 @@ ZHOUKOU = DemoTenant(
     actors={
         "officer": "zk_officer",
         "county_officer": "zk_chuanhui_officer",
+        "township_officer": "zk_chenzhou_officer",
         "leader": "zk_leader",
         "admin": "zk_admin",
     },
@@ -198,6 +202,8 @@ HANGZHOU = DemoTenant(
         ("hz_admin", "杭州市平台管理员", Role.CITY_ADMIN, ""),
         ("hz_officer", "杭州市信访局 沈悦", Role.PETITION_OFFICER, ""),
         ("hz_leader", "杭州市领导 陆明", Role.LEADER, ""),
+        ("hz_xihu_officer", "西湖区信访局 蒋琳", Role.PETITION_OFFICER, "xihu"),
+        ("hz_lingyin_officer", "灵隐街道信访办 韩磊", Role.PETITION_OFFICER, "xihu/lingyin"),
     ],
     places={
         "city": "",
@@ -210,7 +216,13 @@ HANGZHOU = DemoTenant(
         "housing": "housing",
         "far": "gongshu/hushu",
     },
-    actors={"officer": "hz_officer", "leader": "hz_leader", "admin": "hz_admin"},
+    actors={
+        "officer": "hz_officer",
+        "county_officer": "hz_xihu_officer",
+        "township_officer": "hz_lingyin_officer",
+        "leader": "hz_leader",
+        "admin": "hz_admin",
+    },
 )
 
 DEMO_TENANTS = [SHANGQIU, ZHOUKOU, HANGZHOU]

@@ -670,7 +670,12 @@ class CaseMutations:
     async def request_review(self, info: Ctx, input: RequestReviewInput) -> CaseNode:
         return await _mutate(info, service.request_review, input.ref(), reason=input.reason)
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description=(
+            "复查 decision (Art. 35), only by the unit one level above the one that replied "
+            "(else FORBIDDEN with extensions.decidingUnit)."
+        )
+    )
     async def decide_review(self, info: Ctx, input: DecideReviewInput) -> CaseNode:
         return await _mutate(info, service.decide_review, input.ref(), opinion=input.opinion)
 
@@ -678,19 +683,35 @@ class CaseMutations:
     async def request_re_review(self, info: Ctx, input: RequestReReviewInput) -> CaseNode:
         return await _mutate(info, service.request_re_review, input.ref(), reason=input.reason)
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description=(
+            "复核 decision (Art. 36), only by the unit one level above the reviewer "
+            "(else FORBIDDEN with extensions.decidingUnit)."
+        )
+    )
     async def decide_re_review(self, info: Ctx, input: DecideReReviewInput) -> CaseNode:
         return await _mutate(info, service.decide_re_review, input.ref(), opinion=input.opinion)
 
-    @strawberry.mutation(description="听证 or approved suspension: statutory clocks stop.")
+    @strawberry.mutation(
+        description=(
+            "听证 or suspension (中止): statutory clocks stop. Put by a leader over the "
+            "holding unit, which is the approval (a handler cannot stop its own clock)."
+        )
+    )
     async def hold_case(self, info: Ctx, input: HoldCaseInput) -> CaseNode:
         return await _mutate(info, service.hold_case, input.ref(), reason=input.reason)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Lift a hold: the clocks run again (handler or leader).")
     async def resume_case(self, info: Ctx, input: ResumeCaseInput) -> CaseNode:
         return await _mutate(info, service.resume_case, input.ref())
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description=(
+            "Close with a resolution. A replied or reviewed case only once the petitioner's "
+            "30-day window has passed unused or the petitioner declared satisfaction (else "
+            "INVALID_TRANSITION with extensions.windowEndsOn)."
+        )
+    )
     async def close_case(self, info: Ctx, input: CloseCaseInput) -> CaseNode:
         return await _mutate(info, service.close_case, input.ref(), resolution=input.resolution)
 
