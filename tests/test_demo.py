@@ -340,6 +340,9 @@ PROMISES = {
     "zk_officer": official(sees_all_of="zk_leader"),
     "zk_chuanhui_officer": official(unit="/zhoukou/chuanhui"),
     "zk_leader": zk_leader,
+    "zk_chenzhou_officer": official(unit="/zhoukou/chuanhui/chenzhou"),
+    "hz_xihu_officer": official(unit="/hangzhou/xihu"),
+    "hz_lingyin_officer": official(unit="/hangzhou/xihu/lingyin"),
     "hz_officer": official(sees_all_of="hz_leader"),
     "hz_leader": official(sees_all_of="hz_officer", inbox=frozenset({"digest"})),
 }
