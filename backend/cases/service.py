@@ -930,7 +930,7 @@ async def resume_case(session: AsyncSession, principal: Principal, ref: CaseRef)
     return await _finish(session, principal, change, data={"heldDays": held})
 
 
-SATISFIED = frozenset({Satisfaction.SATISFIED, Satisfaction.BASICALLY_SATISFIED})
+_SATISFIED = frozenset({Satisfaction.SATISFIED, Satisfaction.BASICALLY_SATISFIED})
 
 
 def _petitioner_windows_spent(change: Change) -> None:
@@ -951,7 +951,7 @@ def _petitioner_windows_spent(change: Change) -> None:
     if since is None:
         return
     rated = case.rated_at is not None and case.rated_at >= since
-    if rated and case.rating is not None and Satisfaction(case.rating) in SATISFIED:
+    if rated and case.rating is not None and Satisfaction(case.rating) in _SATISFIED:
         return
     window = compute_due(step, since, change.clocks.calendar, change.clocks.policy)
     if now() <= window.due_at:
