@@ -83,6 +83,13 @@ async def forget_jobs_in_redis() -> int:
         await redis.aclose()
 
 
+# How long a worker process may take to start and reach the outbox: it runs every cron job
+# at startup (the deadline scan, digest and statistics over every tenant the shared test
+# database holds by then), on a 2-core machine that CI shares with other jobs. A liveness
+# bound, not a speed claim.
+STARTUP = 120
+
+
 async def wait_for(predicate, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not await predicate():
@@ -130,7 +137,7 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_receivers_dedupe(db, tmp_p
             assert first.poll() is None, log.read_text()
             return len(receiver.requests) > receiver.hold_after
 
-        await wait_for(in_flight, 30, "the first worker to be mid-dispatch")
+        await wait_for(in_flight, STARTUP, "the first worker to be mid-dispatch")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         at_kill = await statuses()
@@ -149,7 +156,7 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_receivers_dedupe(db, tmp_p
             return (await statuses())[NotificationStatus.SENT] == N
 
         try:
-            await wait_for(all_sent, 40, "every notification to be SENT")
+            await wait_for(all_sent, STARTUP + 10, "every notification to be SENT")
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {await statuses()}\n{log.read_text()[-4000:]}") from exc
     finally:
