@@ -257,7 +257,11 @@ class PanelType:
         return models.PanelStatus(self._m.status)
 
     @strawberry.field(
-        description="Why the case was eligible (DISSATISFIED, REPEAT_n, SKIP_LEVEL_x)."
+        description=(
+            "Why the case was eligible: DISSATISFIED; UPWARD_REPEATS_n (n ≥ 3 petitions to the "
+            "province or Beijing on the matter) with TO_PROVINCE_p / TO_BEIJING_b. Panels drawn "
+            "before 2026-12 may say REPEAT_n or SKIP_LEVEL_x."
+        )
     )
     def reasons(self) -> list[str]:
         return list(self._m.reasons or [])
@@ -413,7 +417,10 @@ class EvaluationQueries:
         return [PanelType.of(p) for p in rows]
 
     @strawberry.field(
-        description="Cases eligible for evaluation (dissatisfied, ≥ 3 repeats, skip-level)."
+        description=(
+            "Cases eligible for evaluation: dissatisfied, or ≥ 3 petitions to the province or "
+            "Beijing on the same matter (赴京到省重复信访3次以上)."
+        )
     )
     async def evaluation_eligible_cases(
         self,
