@@ -12,7 +12,8 @@ from backend.evaluations.eligibility import UpwardCount, reasons_for
 from backend.evaluations.models import Evaluator, EvaluatorCategory, EvaluatorStatus
 from backend.evaluations.panels import conflicts
 from backend.tenants import service
-from tests.clocks import sh, ticking
+from tests.clocks import frozen, ticking
+from tests.clocks import sh as sh_at
 from tests.helpers import id_number
 from tests.test_evaluations import (
     ELIGIBLE,
@@ -21,6 +22,15 @@ from tests.test_evaluations import (
     make_town,
     register,
     usernames,
+)
+from tests.test_rosters import (
+    SHIFT,
+    register_first_receiver,
+    roster_city,
+    set_rule,
+    sh,
+    shifts,
+    user,
 )
 
 DRAW = """mutation($i: DrawEvaluationPanelInput!) { drawEvaluationPanel(input: $i) {
@@ -64,7 +74,7 @@ def test_seed000_three_or_more_includes_the_third():
 async def test_seed000_eligibility_counts_provincial_and_beijing_repeats(db, gql):
     town = await make_town(db, gql, [("law1", "LAWYER"), ("vol1", "VOLUNTEER")])
     city, officer = town.city, town.city.token("officer")
-    with ticking(sh(2026, 11, 2, 9)):
+    with ticking(sh_at(2026, 11, 2, 9)):
         # three purely local repeats of one matter: not eligible
         local = _matter()
         for _ in range(3):
@@ -142,7 +152,7 @@ async def test_seed000_the_draw_excludes_officials_of_the_cases_units(db, gql):
             role="LEADER",
             org_unit_path=city.path("c1"),
         )
-    with ticking(sh(2026, 11, 2, 9)):
+    with ticking(sh_at(2026, 11, 2, 9)):
         in_c1 = await dissatisfied_case(gql, city, "c1/t1")
         in_c2 = await dissatisfied_case(gql, city, "c2/t1")
     resp = await _draw(gql, city, in_c1, size=3)
@@ -151,3 +161,101 @@ async def test_seed000_the_draw_excludes_officials_of_the_cases_units(db, gql):
     assert {u.removeprefix(city.slug + "_") for u in usernames(panel)} == {"law1", "vol1"}
     panel = (await _draw(gql, city, in_c2, size=3)).ok()["drawEvaluationPanel"]
     assert f"{city.slug}_off1" in usernames(panel)
+
+
+# --- 6. 15th-of-month down-visits: every leader to its paired township --------------------------
+
+TOWNSHIP_PAIR = """mutation($i: AssignTownshipPairingInput!) {
+  assignTownshipPairing(input: $i) { townshipPath township { path } leader { username } } }"""
+TOWNSHIP_PAIRINGS = """query($unit: String) {
+  townshipPairings(unitPath: $unit) { townshipPath leader { username } }
+  pairings(unitPath: $unit) { villagePath } }"""
+DOWN_PLAN = f"""mutation($i: PlanReceptionDaysInput!) {{ planReceptionDays(input: $i) {{
+  created updated removed kept unfilled unpairedLeaders shifts {{ {SHIFT} }} }} }}"""
+
+
+async def _pair_township(gql, city, township: str, leader: str) -> Any:
+    i = {"townshipPath": city.path(township), "username": user(city, leader)}
+    return await gql(TOWNSHIP_PAIR, {"i": i}, token=city.token("admin"))
+
+
+async def _plan(gql, city, month: str, rel: str = "c1") -> dict:
+    i = {"unitPath": city.path(rel), "month": month}
+    return (await gql(DOWN_PLAN, {"i": i}, token=city.token("admin"))).ok()["planReceptionDays"]
+
+
+def _down_visits(planned: dict) -> set[tuple[str, str, str, str]]:
+    return {
+        (s["unitPath"], s["leader"]["username"], s["startsAt"][11:16], s["endsAt"][11:16])
+        for s in planned["shifts"]
+        if s["kind"] == "DOWN_VISIT"
+    }
+
+
+async def test_seed003_every_county_leader_down_visits_its_paired_township_on_the_15th(db, gql):
+    city = await roster_city(db)
+    p = city.path
+    with frozen(sh(2026, 11, 2)):
+        await set_rule(gql, city, "c1", "DOWN_VISIT", location="联系乡镇")
+        planned = await _plan(gql, city, "2026-12")
+        assert _down_visits(planned) == set()
+        assert planned["unpairedLeaders"] == sorted([user(city, "c1_leader"), user(city, "c1_l2")])
+        # only a township, and only a leader above it, can be paired
+        resp = await _pair_township(gql, city, "c1/t1/v1", "c1_leader")
+        assert (resp.code, resp.field) == ("BAD_USER_INPUT", "townshipPath")
+        resp = await _pair_township(gql, city, "c1/t1", "t1_l1")
+        assert (resp.code, resp.field) == ("BAD_USER_INPUT", "username")
+        paired = (await _pair_township(gql, city, "c1/t1", "c1_leader")).ok()
+        assert paired["assignTownshipPairing"]["township"]["path"] == p("c1/t1")
+        (await _pair_township(gql, city, "c1/t2", "c1_l2")).ok()
+        planned = await _plan(gql, city, "2026-12")
+        # 2026-12-15 is a Tuesday: one shift per leader, each at its own township
+        assert _down_visits(planned) == {
+            (p("c1/t1"), user(city, "c1_leader"), "09:00", "17:00"),
+            (p("c1/t2"), user(city, "c1_l2"), "09:00", "17:00"),
+        }
+        assert {s["day"] for s in planned["shifts"]} == {"2026-12-15"}
+        assert planned["unpairedLeaders"] == [] and planned["unfilled"] == []
+        again = await _plan(gql, city, "2026-12")
+        assert (again["created"], again["kept"], again["removed"]) == (0, 2, 0)
+        # a leader holding two townships spends half the day in each
+        (await _pair_township(gql, city, "c1/t1", "c1_l2")).ok()
+        moved = await _plan(gql, city, "2026-12")
+        assert _down_visits(moved) == {
+            (p("c1/t1"), user(city, "c1_l2"), "09:00", "13:00"),
+            (p("c1/t2"), user(city, "c1_l2"), "13:00", "17:00"),
+        }
+        assert moved["unpairedLeaders"] == [user(city, "c1_leader")]
+        assert moved["created"] == 0 and moved["removed"] == 0
+        listed = (await gql(TOWNSHIP_PAIRINGS, {"unit": p("c1")}, token=city.token("admin"))).ok()
+    assert [(r["townshipPath"], r["leader"]["username"]) for r in listed["townshipPairings"]] == [
+        (p("c1/t1"), user(city, "c1_l2")),
+        (p("c1/t2"), user(city, "c1_l2")),
+    ]
+    assert listed["pairings"] == []  # village pairings stay apart
+
+
+async def test_seed002_a_down_visit_leader_is_first_receiver_of_visits_at_its_township(db, gql):
+    city = await roster_city(db)
+    with frozen(sh(2026, 11, 2)):
+        await set_rule(gql, city, "c1", "DOWN_VISIT")
+        await set_rule(gql, city, "c1/t1", "WINDOW_DUTY")
+        (await _pair_township(gql, city, "c1/t1", "c1_leader")).ok()
+        planned = await _plan(gql, city, "2026-12")
+    down = [s for s in planned["shifts"] if s["kind"] == "DOWN_VISIT"]
+    window = {s["day"]: s for s in planned["shifts"] if s["kind"] == "WINDOW_DUTY"}
+    assert [(s["unitPath"], s["leader"]["username"]) for s in down] == [
+        (city.path("c1/t1"), user(city, "c1_leader"))
+    ]
+    assert "2026-12-15" in window  # the township's own window is staffed that day too
+    with frozen(sh(2026, 12, 15, 10)):
+        visit = await register_first_receiver(gql, city, channel="VISIT")
+        letter = await register_first_receiver(gql, city, channel="LETTER")
+        rows = await shifts(gql, city, "c1_officer", "2026-12-15", "2026-12-15", "c1")
+    with frozen(sh(2026, 12, 16, 10)):
+        next_day = await register_first_receiver(gql, city, channel="VISIT")
+    assert visit["firstReceiver"]["username"] == user(city, "c1_leader")
+    assert letter["firstReceiver"]["username"] == user(city, "t1_officer")
+    assert next_day["firstReceiver"]["username"] == window["2026-12-16"]["leader"]["username"]
+    received = {s["kind"]: [c["id"] for c in s["casesReceived"]] for s in rows}
+    assert received == {"DOWN_VISIT": [visit["id"]], "WINDOW_DUTY": []}
