@@ -9,8 +9,9 @@ from typing import Any
 from backend.authz.principal import SYSTEM
 from backend.cases.models import Case, CaseType
 from backend.evaluations.eligibility import UpwardCount, reasons_for
-from backend.evaluations.models import Evaluator, EvaluatorCategory, EvaluatorStatus
+from backend.evaluations.models import Evaluator, EvaluatorCategory, EvaluatorStatus, Verdict
 from backend.evaluations.panels import conflicts
+from backend.evaluations.scoring import confirms, propose
 from backend.tenants import service
 from tests.clocks import frozen, ticking
 from tests.clocks import sh as sh_at
@@ -20,7 +21,9 @@ from tests.test_evaluations import (
     _n,
     dissatisfied_case,
     make_town,
+    member_tokens,
     register,
+    submit,
     usernames,
 )
 from tests.test_rosters import (
@@ -259,3 +262,82 @@ async def test_seed002_a_down_visit_leader_is_first_receiver_of_visits_at_its_to
     assert next_day["firstReceiver"]["username"] == window["2026-12-16"]["leader"]["username"]
     received = {s["kind"]: [c["id"] for c in s["casesReceived"]] for s in rows}
     assert received == {"DOWN_VISIT": [visit["id"]], "WINDOW_DUTY": []}
+
+
+# --- the verdict: the scores propose, the panel confirms --------------------------------------
+
+CONFIRM_VERDICT = """mutation($i: ConfirmEvaluationVerdictInput!) {
+  confirmEvaluationVerdict(input: $i) { id status result { verdict proposedVerdict confirmedBy } } }"""
+PROPOSAL = """query($id: ID!) { evaluationPanel(id: $id) { status
+  proposal { proposedVerdict majority awaitingConfirmation }
+  result { verdict proposedVerdict confirmedBy } } }"""
+
+
+def _means(*values: float) -> dict[str, float]:
+    return dict(zip(("facts", "procedure", "lawAndPolicy", "responsibility"), values, strict=True))
+
+
+def test_seed000_the_four_scores_propose_a_verdict():
+    assert propose(_means(2, 2, 3, 2.9)) == Verdict.REASONABLE  # overall 2.475
+    assert propose(_means(2.5, 2.5, 2.5, 2.5)) == Verdict.PARTLY_REASONABLE
+    assert propose(_means(3.5, 3.5, 3.5, 3.5)) == Verdict.UNREASONABLE
+    assert propose(_means(5, 5, 5, 1.5)) == Verdict.PARTLY_REASONABLE  # law or duty failed
+    assert confirms(Verdict.UNREASONABLE, Verdict.UNLAWFUL)
+    assert confirms(Verdict.PARTLY_REASONABLE, Verdict.HARDSHIP)
+    assert not confirms(Verdict.REASONABLE, Verdict.HARDSHIP)
+    assert not confirms(Verdict.UNREASONABLE, Verdict.REASONABLE)
+
+
+async def test_seed000_the_scores_propose_the_verdict_and_the_panel_confirms_it(db, gql):
+    spec = [("law1", "LAWYER"), ("vol1", "VOLUNTEER"), ("eld1", "ELDER")]
+    town = await make_town(db, gql, spec)
+    city, officer = town.city, town.city.token("officer")
+    with ticking(sh_at(2026, 11, 2, 9)):
+        case = await dissatisfied_case(gql, city)
+        panel = (await _draw(gql, city, case, size=3)).ok()["drawEvaluationPanel"]
+        tokens = member_tokens(town, panel)
+        # the handling fell short (all 2s: REASONABLE), but two members vote UNREASONABLE
+        for token, verdict in zip(
+            tokens, ["UNREASONABLE", "REASONABLE", "UNREASONABLE"], strict=True
+        ):
+            (await submit(gql, token, panel["id"], verdict, score=2)).ok()
+        seen = (await gql(PROPOSAL, {"id": panel["id"]}, token=officer)).ok()["evaluationPanel"]
+        assert seen["status"] == "OPEN" and seen["result"] is None
+        assert seen["proposal"] == {
+            "proposedVerdict": "REASONABLE",
+            "majority": "UNREASONABLE",
+            "awaitingConfirmation": True,
+        }
+        i = {"panelId": panel["id"], "verdict": "HARDSHIP", "note": "评议组复议"}
+        resp = await gql(CONFIRM_VERDICT, {"i": i}, token=officer)
+        assert (resp.code, resp.field) == ("BAD_USER_INPUT", "verdict")
+        i["verdict"] = "REASONABLE"
+        assert (await gql(CONFIRM_VERDICT, {"i": i}, token=tokens[0])).code in (
+            "FORBIDDEN",
+            "NOT_FOUND",
+        )
+        done = (await gql(CONFIRM_VERDICT, {"i": i}, token=officer)).ok()
+        done = done["confirmEvaluationVerdict"]
+        assert done["status"] == "CONCLUDED"
+        assert done["result"] == {
+            "verdict": "REASONABLE",
+            "proposedVerdict": "REASONABLE",
+            "confirmedBy": f"{city.slug}_officer",
+        }
+        again = await gql(CONFIRM_VERDICT, {"i": i}, token=officer)
+        assert again.code == "INVALID_TRANSITION"
+        # a majority of the proposal's band concludes at once
+        other = await dissatisfied_case(gql, city)
+        drawn = (await _draw(gql, city, other, size=3, seed=9)).ok()["drawEvaluationPanel"]
+        for token, verdict in zip(
+            member_tokens(town, drawn), ["UNLAWFUL", "UNLAWFUL", "HARDSHIP"], strict=True
+        ):
+            (await submit(gql, token, drawn["id"], verdict, score=4)).ok()
+        seen = (await gql(PROPOSAL, {"id": drawn["id"]}, token=officer)).ok()["evaluationPanel"]
+    assert seen["status"] == "CONCLUDED"
+    assert seen["result"] == {
+        "verdict": "UNLAWFUL",
+        "proposedVerdict": "UNREASONABLE",
+        "confirmedBy": "VOTES",
+    }
+    assert seen["proposal"]["awaitingConfirmation"] is False

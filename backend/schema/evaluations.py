@@ -166,6 +166,31 @@ class PanelResult:
     follow_up_days: int
     follow_up_due_date: date
     duty: str
+    proposed_verdict: Verdict | None = strawberry.field(
+        description=(
+            "The verdict the four dimension means proposed (docs/evaluations.md); null on "
+            "panels concluded before the rule."
+        ),
+        default=None,
+    )
+    confirmed_by: str | None = strawberry.field(
+        description=(
+            "VOTES when the majority confirmed the proposal, else the username of the "
+            "official who recorded the panel's confirmed verdict."
+        ),
+        default=None,
+    )
+
+
+@strawberry.type(
+    description="What the scores propose once every member has scored, and whether it stands."
+)
+class VerdictProposal:
+    proposed_verdict: Verdict = strawberry.field(description="From the four dimension means.")
+    majority: Verdict = strawberry.field(description="The majority vote (ties → stricter).")
+    awaiting_confirmation: bool = strawberry.field(
+        description="The majority does not confirm the proposal: confirmEvaluationVerdict."
+    )
 
 
 @strawberry.type(name="Evaluation")
@@ -315,6 +340,19 @@ class PanelType:
             row = await panels.own_score(session, ctx.principal, self._m)
         return EvaluationType.of(row, ctx.principal.username) if row else None
 
+    @strawberry.field(
+        description="Once every member has scored: the proposed verdict and the majority."
+    )
+    def proposal(self) -> VerdictProposal | None:
+        r = self._m.result or {}
+        if not r.get("proposedVerdict"):
+            return None
+        return VerdictProposal(
+            proposed_verdict=models.Verdict(r["proposedVerdict"]),
+            majority=models.Verdict(r.get("majority", r["verdict"])),
+            awaiting_confirmation=bool(r.get("awaitingConfirmation")),
+        )
+
     @strawberry.field(description="Means, majority verdict (ties → stricter) and follow-up.")
     def result(self) -> PanelResult | None:
         r = self._m.result or {}
@@ -335,6 +373,11 @@ class PanelType:
             follow_up_days=int(r["followUpDays"]),
             follow_up_due_date=date.fromisoformat(r["followUpDueDate"]),
             duty=scoring.FOLLOW_UP_DUTIES[verdict],
+            proposed_verdict=models.Verdict(r["proposedVerdict"])
+            if r.get("proposedVerdict")
+            else None,
+            confirmed_by=(r.get("confirmation") or {}).get("by")
+            or ("VOTES" if r.get("proposedVerdict") else None),
         )
 
 
@@ -563,6 +606,17 @@ class SettleEvaluationInput:
     note: str
 
 
+@strawberry.input(
+    description="The verdict the panel confirmed when its majority did not confirm the proposal."
+)
+class ConfirmEvaluationVerdictInput:
+    panel_id: strawberry.ID
+    verdict: Verdict = strawberry.field(
+        description="One confirming the proposal (its band) or the majority's verdict."
+    )
+    note: str = strawberry.field(description="The panel's reasons (评议意见).")
+
+
 @strawberry.input
 class CategoryMinimumInput:
     category: EvaluatorCategory
@@ -696,6 +750,23 @@ class EvaluationMutations:
             verdicts.submit_evaluation, panel_id=str(input.panel_id), scores=scores
         )
         return EvaluationType.of(row, ctx.principal.username)
+
+    @strawberry.mutation(
+        description=(
+            "Record the verdict the panel confirmed after deliberating, when its majority did "
+            "not confirm the proposal of the scores (petition office); concludes the panel."
+        )
+    )
+    async def confirm_evaluation_verdict(
+        self, info: Ctx, input: ConfirmEvaluationVerdictInput
+    ) -> PanelType:
+        return await _panel_change(
+            info,
+            verdicts.confirm_verdict,
+            panel_id=str(input.panel_id),
+            verdict=models.Verdict(input.verdict),
+            note=input.note,
+        )
 
     @strawberry.mutation(description="定分止争: the verdict's follow-up work is done.")
     async def settle_evaluation(self, info: Ctx, input: SettleEvaluationInput) -> PanelType:
