@@ -65,14 +65,20 @@ def reasons_for(rating: str | None, upward: UpwardCount) -> list[str]:
 
 
 def _same_matter(other: type[Case]) -> ColumnElement[bool]:
-    """``other`` belongs to the matter of the (correlated) ``Case`` row, received no later."""
+    """``other`` belongs to the matter of the (correlated) ``Case`` row, received no later.
+
+    Chain members share the petitioner key by construction (intake links only the same
+    petitioner), so the equality costs nothing and lets the count use the petitioner
+    index instead of scanning the tenant's cases.
+    """
     return and_(
         other.tenant_id == Case.tenant_id,
+        other.petitioner_key == Case.petitioner_key,
         other.received_at <= Case.received_at,
         or_(
             other.id == Case.id,
             other.id == Case.repeat_of_id,
-            and_(Case.repeat_of_id.is_not(None), other.repeat_of_id == Case.repeat_of_id),
+            other.repeat_of_id == Case.repeat_of_id,
         ),
     )
 
@@ -94,22 +100,36 @@ def eligibility_clause() -> ColumnElement[bool]:
     """SQL twin of :func:`reasons_for` over ``Case`` rows."""
     return or_(
         Case.rating == Satisfaction.DISSATISFIED,
-        upward_count_column() >= UPWARD_REPEAT_THRESHOLD,
+        # a case outside any chain has one petition at most: never 3 upward
+        and_(
+            Case.repeat_of_id.is_not(None),
+            Case.petitioner_key.is_not(None),
+            upward_count_column() >= UPWARD_REPEAT_THRESHOLD,
+        ),
     )
 
 
 async def upward_count(session: AsyncSession, case: Case) -> UpwardCount:
     """How often the petitioner of ``case`` went to the province / Beijing on its matter."""
+    if case.repeat_of_id is None or case.petitioner_key is None:
+        # outside any chain: this petition alone
+        level = case.skip_level if case.skip_level != SkipLevel.NONE else None
+        return UpwardCount(
+            province=int(level == SkipLevel.PROVINCE), beijing=int(level == SkipLevel.BEIJING)
+        )
     other = aliased(Case)
     levels = [SkipLevel.PROVINCE.value, SkipLevel.BEIJING.value]
     same = [
         other.tenant_id == case.tenant_id,
+        other.petitioner_key == case.petitioner_key,
         other.received_at <= case.received_at,
         other.skip_level.in_(levels),
     ]
-    ids = [other.id == case.id]
-    if case.repeat_of_id is not None:
-        ids += [other.id == case.repeat_of_id, other.repeat_of_id == case.repeat_of_id]
+    ids = [
+        other.id == case.id,
+        other.id == case.repeat_of_id,
+        other.repeat_of_id == case.repeat_of_id,
+    ]
     rows = await session.execute(
         select(other.skip_level, func.count(other.id))
         .where(*same, or_(*ids))
