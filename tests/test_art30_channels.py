@@ -258,12 +258,15 @@ async def test_a_panel_member_barred_since_the_draw_neither_reads_the_panel_nor_
 
     town = await make_town(db, gql, SPEC)
     city = town.city
-    data = {
-        **accusation(town, accusedUnitPath=city.path("c2")),
-        "skipLevel": "PROVINCE",
-        "locationPath": city.path("c1/t1"),
-    }
-    case = (await gql(REGISTER, {"i": data}, token=city.token("officer"))).ok()["registerCase"]
+    petitioner = {"name": "赵六", "phone": "13955550019"}
+    for _ in range(3):  # the third petition to the province on the matter is eligible
+        data = {
+            **accusation(town, accusedUnitPath=city.path("c2"), petitioner=petitioner),
+            "skipLevel": "PROVINCE",
+            "locationPath": city.path("c1/t1"),
+        }
+        case = (await gql(REGISTER, {"i": data}, token=city.token("officer"))).ok()
+        case = case["registerCase"]
     drawn = await gql(DRAW, {"i": {"caseId": case["id"], "size": 3, "seed": 7}},
                       token=city.token("officer"))  # fmt: skip
     panel = drawn.ok()["drawEvaluationPanel"]

@@ -102,8 +102,18 @@ async def dissatisfied_case(gql, city: City, rel: str = "c1/t1") -> dict:
     return await step(gql, officer, "rateSatisfaction", case, rating="DISSATISFIED")
 
 
-async def skip_level_case(gql, city: City, rel: str = "c1/t1") -> dict:
-    return await register(gql, city.token("officer"), city, rel, skipLevel="PROVINCE")
+async def skip_level_case(gql, city: City, rel: str = "c1/t1", **extra: Any) -> dict:
+    """The third petition to the province on one matter (seed 000: 赴京到省重复信访3次以上)."""
+    n = next(_n)
+    same = {
+        "subject": f"评价 {n}",
+        "petitioner": {"name": "李四", "phone": f"139{n:04d}5678", "idNumber": id_number(n)},
+        "skipLevel": "PROVINCE",
+        **extra,
+    }
+    for _ in range(2):
+        await register(gql, city.token("officer"), city, rel, **same)
+    return await register(gql, city.token("officer"), city, rel, **same)
 
 
 @dataclass
@@ -411,7 +421,7 @@ async def test_conflicted_evaluators_are_never_drawn(db, gql):
         )
     officer = city.token("officer")
     data = {"petitioner": {"name": "李四", "phone": "13912345678", "idNumber": petitioner}}
-    case = await register(gql, officer, city, "c1/t1", skipLevel="BEIJING", **data)
+    case = await skip_level_case(gql, city, "c1/t1", skipLevel="BEIJING", **data)
     handled = issue_token(f"{city.slug}_handled")
     await step(gql, handled, "acceptCase", case)
     pool = (await gql(POOL, token=city.token("admin"))).ok()["evaluatorPool"]["evaluators"]

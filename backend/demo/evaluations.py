@@ -19,11 +19,13 @@ from backend.evaluations.pool import add_evaluator
 from backend.evaluations.verdicts import ScoreInput, submit_evaluation
 
 PANEL_SIZE = 3
-# facts, procedure, law and policy, responsibility, verdict, comment — one per seat
+# facts, procedure, law and policy, responsibility, verdict, comment — one per seat; the
+# means (2.67, 2.33, 3.67, 2.33) propose PARTLY_REASONABLE and the majority confirms it
+# (scoring.propose)
 SCORES = [
     (4, 3, 4, 3, Verdict.PARTLY_REASONABLE, "补偿标准执行基本到位，但监测数据未向信访人公开。"),
     (3, 3, 4, 3, Verdict.PARTLY_REASONABLE, "建议补充第三方水质检测。"),
-    (4, 4, 4, 4, Verdict.REASONABLE, "程序规范，答复依据充分。"),
+    (2, 2, 3, 2, Verdict.REASONABLE, "监测数据至今未公开，诉求应予支持。"),
 ]
 ENROLLED_DAYS_AGO = 120
 

@@ -20,12 +20,7 @@ from backend.authz.scope import path_covers
 from backend.cases import need_to_know
 from backend.cases import queries as case_queries
 from backend.cases.events import append_event
-from backend.cases.models import (
-    Case,
-    CaseEvent,
-    Satisfaction,
-    SkipLevel,
-)
+from backend.cases.models import Case, CaseEvent
 from backend.cases.service import find_case
 from backend.cases.visibility import inside_accused, own_readers, read_predicate
 from backend.core import validation as v
@@ -33,6 +28,11 @@ from backend.core.clock import now
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
 from backend.evaluations import draw as drawing
+from backend.evaluations.eligibility import (
+    UPWARD_REPEAT_THRESHOLD,
+    eligibility_clause,
+    eligibility_reasons,
+)
 from backend.evaluations.models import (
     Evaluation,
     EvaluationPanel,
@@ -44,29 +44,7 @@ from backend.evaluations.models import (
 )
 from backend.evaluations.policy import load_policy
 from backend.notifications.service import dedupe_key, enqueue
-from backend.tenants.models import RoleAssignment, User
-
-REPEAT_THRESHOLD = 3  # 赴京到省重复信访3次以上
-
-
-def eligibility_clause() -> ColumnElement[bool]:
-    """Dissatisfied with the reply, or ≥ 3 repeat petitions, or a skip-level petition."""
-    return or_(
-        Case.rating == Satisfaction.DISSATISFIED,
-        Case.repeat_count >= REPEAT_THRESHOLD,
-        Case.skip_level != SkipLevel.NONE,
-    )
-
-
-def eligibility_reasons(case: Case) -> list[str]:
-    reasons = []
-    if case.rating == Satisfaction.DISSATISFIED:
-        reasons.append("DISSATISFIED")
-    if case.repeat_count >= REPEAT_THRESHOLD:
-        reasons.append(f"REPEAT_{case.repeat_count}")
-    if case.skip_level != SkipLevel.NONE:
-        reasons.append(f"SKIP_LEVEL_{case.skip_level}")
-    return reasons
+from backend.tenants.models import OrgUnit, RoleAssignment, User
 
 
 def _has_panel(statuses: Sequence[PanelStatus]) -> ColumnElement[bool]:
@@ -174,7 +152,38 @@ async def eligible_pool(
     served = set(await session.scalars(served_q))
     known = await need_to_know.people(session, case.tenant_id, (ev.user_id for ev, _ in rows))
     roles = {uid: person.unit_paths for uid, person in known.items()}
-    return eligible_members([(ev, u) for ev, u in rows], case, handlers, served, roles)
+    offices = await official_role_paths(session, case.tenant_id, [ev.user_id for ev, _ in rows])
+    return eligible_members(
+        [(ev, u) for ev, u in rows], case, handlers, served, roles, official_paths=offices
+    )
+
+
+async def official_role_paths(
+    session: AsyncSession, tenant_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, ...]]:
+    """The units where each user holds an official role (any role but ``EVALUATOR``, which
+    enrolment grants at the city root and says nothing about whose official one is)."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(RoleAssignment.user_id, OrgUnit.path)
+        .join(
+            OrgUnit,
+            and_(
+                OrgUnit.tenant_id == RoleAssignment.tenant_id,
+                OrgUnit.id == RoleAssignment.org_unit_id,
+            ),
+        )
+        .where(
+            RoleAssignment.tenant_id == tenant_id,
+            RoleAssignment.user_id.in_(sorted(set(user_ids))),
+            RoleAssignment.role != Role.EVALUATOR,
+        )
+    )
+    out: defaultdict[uuid.UUID, set[str]] = defaultdict(set)
+    for uid, path in rows:
+        out[uid].add(path)
+    return {uid: tuple(sorted(paths)) for uid, paths in out.items()}
 
 
 def eligible_members(
@@ -183,16 +192,26 @@ def eligible_members(
     handlers: set[uuid.UUID],
     served: set[uuid.UUID],
     roles: Mapping[uuid.UUID, Sequence[str]] | None = None,
+    *,
+    official_paths: Mapping[uuid.UUID, Sequence[str]] | None = None,
 ) -> list[PoolMember]:
     """The pure half of :func:`eligible_pool`: active and free of every conflict.
 
-    ``roles``: the unit paths of every role each evaluator's user holds (Art. 30).
+    ``roles``: the unit paths of every role each evaluator's user holds (Art. 30);
+    ``official_paths``: those of its official roles (every role but EVALUATOR).
     """
     pool = []
     for ev, username in rows:
         if ev.status != EvaluatorStatus.ACTIVE or ev.id in served:
             continue
-        if conflicts(ev, username, case, handlers, (roles or {}).get(ev.user_id, ())):
+        if conflicts(
+            ev,
+            username,
+            case,
+            handlers,
+            (roles or {}).get(ev.user_id, ()),
+            (official_paths or {}).get(ev.user_id, ()),
+        ):
             continue
         cand = drawing.Candidate(str(ev.id), EvaluatorCategory(ev.category))
         pool.append(PoolMember(cand, ev.user_id, username))
@@ -205,17 +224,22 @@ def conflicts(
     case: Case,
     handlers: set[uuid.UUID],
     role_paths: Sequence[str] = (),
+    official_paths: Sequence[str] = (),
 ) -> bool:
     """A declared or factual conflict of interest between one evaluator and one case.
 
     Art. 30 first: an evaluator who may not know the case (the accused person, or
     holding any role inside the accused unit — need_to_know.py) is never drawn.
+    Then the case's own units, declared or not: an official role (``official_paths``)
+    at a unit covering the case's location or holder unit counts as if that unit were
+    among the evaluator's ``excludedUnitPaths`` — an official does not judge the
+    handling of its own unit's cases.
     """
     if need_to_know.is_barred(case, role_paths, username):
         return True
     if any(
         path_covers(p, case.location_path) or path_covers(p, case.holder_path)
-        for p in ev.excluded_unit_paths or []
+        for p in [*(ev.excluded_unit_paths or []), *official_paths]
     ):
         return True
     if case.petitioner_key and any(
@@ -246,11 +270,11 @@ async def draw_panel(
     case = await find_case(session, principal, case_id, lock=True)
     if not draw_grant_reaches(principal, case, "draw"):
         raise Forbidden("not allowed to draw a panel for this case here")
-    reasons = eligibility_reasons(case)
+    reasons = await eligibility_reasons(session, case)
     if not reasons:
         raise BadUserInput(
-            "the case is not eligible: the petitioner was not dissatisfied, it has fewer than "
-            f"{REPEAT_THRESHOLD} repeat petitions and no skip-level petition",
+            "the case is not eligible: the petitioner was not dissatisfied and went to the "
+            f"province or Beijing fewer than {UPWARD_REPEAT_THRESHOLD} times on this matter",
             field="caseId",
         )
     busy = await session.scalar(

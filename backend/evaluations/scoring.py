@@ -1,4 +1,5 @@
-"""Panel result: per-dimension means and the majority verdict (ties → the stricter verdict).
+"""Panel result: per-dimension means, the verdict the scores propose, and the majority
+verdict (ties → the stricter verdict), which confirms the proposal or not.
 
 Strictness follows :class:`Verdict` order, REASONABLE (least strict on the
 petitioner's demand) to UNLAWFUL (strictest): when two or more verdicts share
@@ -24,6 +25,50 @@ FOLLOW_UP_DUTIES: dict[Verdict, str] = {
     Verdict.UNREASONABLE: "政策解释和心理疏导 (explanation and psychological guidance)",
     Verdict.UNLAWFUL: "依法处理 (handle according to law)",
 }
+
+
+# --- the proposed verdict ----------------------------------------------------------------
+#
+# The four scores grade the *handling* (三到位一处理): 5 = facts established, procedure
+# proper, law and policy correctly applied, responsibility fulfilled; 1 = none of it. A
+# handling that stands leaves the petitioner's further demand without support; one that
+# fell short gives it merit. So, over the panel's means:
+#
+#   overall = mean of the four dimension means
+#   overall < 2.5                                 → REASONABLE        (有理)
+#   overall ≥ 3.5 and every dimension mean ≥ 2    → UNREASONABLE      (无理或要求过高)
+#   otherwise                                     → PARTLY_REASONABLE (部分有理)
+#
+# (one dimension below 2 — e.g. law misapplied — keeps a well-scored case from reading
+# as "unreasonable"). The scores say nothing about the petitioner's hardship or unlawful
+# conduct, so the votes confirm a proposal with any verdict of its band:
+
+REASONABLE_BELOW = 2.5
+UNREASONABLE_FROM = 3.5
+WEAKEST_DIMENSION_FLOOR = 2.0
+
+CONFIRMING: dict[Verdict, frozenset[Verdict]] = {
+    Verdict.REASONABLE: frozenset({Verdict.REASONABLE}),
+    Verdict.PARTLY_REASONABLE: frozenset({Verdict.PARTLY_REASONABLE, Verdict.HARDSHIP}),
+    Verdict.UNREASONABLE: frozenset({Verdict.UNREASONABLE, Verdict.UNLAWFUL, Verdict.HARDSHIP}),
+}
+
+
+def propose(means: dict[str, float]) -> Verdict:
+    """The verdict the four dimension means propose (rule above)."""
+    values = [float(means[d]) for d in DIMENSIONS]
+    overall = sum(values) / len(values)
+    if overall < REASONABLE_BELOW:
+        return Verdict.REASONABLE
+    if overall >= UNREASONABLE_FROM and min(values) >= WEAKEST_DIMENSION_FLOOR:
+        return Verdict.UNREASONABLE
+    return Verdict.PARTLY_REASONABLE
+
+
+def confirms(proposal: Verdict, verdict: Verdict) -> bool:
+    """Whether ``verdict`` (the majority, or the office's record of the panel's decision)
+    confirms ``proposal``."""
+    return Verdict(verdict) in CONFIRMING[Verdict(proposal)]
 
 
 def majority(verdicts: Iterable[Verdict | str]) -> Verdict:
@@ -57,9 +102,13 @@ def panel_result(scores: Sequence[Scores]) -> dict:
     }
     votes = Counter(s.verdict.value for s in scores)
     verdict = majority(s.verdict for s in scores)
+    proposal = propose(means)
     return {
         "means": means,
         "votes": {v.value: votes.get(v.value, 0) for v in VERDICT_ORDER},
+        "majority": verdict.value,
+        "proposedVerdict": proposal.value,
+        "confirmed": confirms(proposal, verdict),
         "verdict": verdict.value,
         "tieBroken": sum(1 for c in votes.values() if c == max(votes.values())) > 1,
     }

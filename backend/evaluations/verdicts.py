@@ -37,6 +37,7 @@ from backend.evaluations.scoring import (
     MAX_SCORE,
     MIN_SCORE,
     Scores,
+    confirms,
     panel_result,
 )
 from backend.notifications.service import dedupe_key, enqueue
@@ -126,19 +127,105 @@ async def submit_evaluation(
         select(func.count(Evaluation.id)).where(Evaluation.panel_id == panel.id)
     )
     if done >= seats:
-        await _conclude(session, principal, panel)
+        result = await _scored(session, panel)
+        if result["confirmed"]:
+            await _conclude(session, principal, panel, result, Verdict(result["majority"]))
+        else:
+            await _await_confirmation(session, principal, panel, result)
     return row
 
 
-async def _conclude(session: AsyncSession, principal: Principal, panel: EvaluationPanel) -> None:
+async def _scored(session: AsyncSession, panel: EvaluationPanel) -> dict[str, Any]:
     rows = list(await session.scalars(select(Evaluation).where(Evaluation.panel_id == panel.id)))
-    result = panel_result(
+    return panel_result(
         [
             Scores(r.facts, r.procedure, r.law_and_policy, r.responsibility, Verdict(r.verdict))
             for r in rows
         ]
     )
-    verdict = Verdict(result["verdict"])
+
+
+async def _await_confirmation(
+    session: AsyncSession, principal: Principal, panel: EvaluationPanel, result: dict[str, Any]
+) -> None:
+    """Every member scored, but the majority does not confirm what the scores propose: the
+    panel stays OPEN until the office records the panel's decision (confirm_verdict)."""
+    panel.result = {**result, "awaitingConfirmation": True}
+    case = await session.scalar(select(Case).where(Case.id == panel.case_id).with_for_update())
+    await session.flush()
+    await append_event(
+        session,
+        case,
+        principal,
+        "EVALUATION_VERDICT_PROPOSED",
+        data={
+            "panelId": str(panel.id),
+            "proposedVerdict": result["proposedVerdict"],
+            "majority": result["majority"],
+            "means": result["means"],
+            "votes": result["votes"],
+        },
+    )
+    await enqueue(
+        session,
+        tenant_id=case.tenant_id,
+        recipient_id=panel.drawn_by_id,
+        kind="evaluation_verdict",
+        subject=f"案件评价待确认 {case.number}",
+        body=(
+            f"评分建议决议 {result['proposedVerdict']}，多数意见 {result['majority']}，"
+            "请组织评议组确认决议。"
+        ),
+        dedupe_key=(
+            f"{dedupe_key(panel.drawn_by_id, 'evaluation_verdict', case.id, now().date())}"
+            f":{panel.id}:proposed"
+        ),
+        case_id=case.id,
+        data={"panelId": str(panel.id), "proposedVerdict": result["proposedVerdict"]},
+    )
+
+
+async def confirm_verdict(
+    session: AsyncSession, principal: Principal, *, panel_id: str, verdict: Verdict, note: str
+) -> EvaluationPanel:
+    """The petition office records the verdict the panel confirmed after deliberating, when
+    the majority of the votes did not confirm the scores' proposal: a verdict of the
+    proposal's band (scoring.CONFIRMING) or the majority's own."""
+    require(principal, "panel", "draw")
+    panel, case = await official_panel(session, principal, panel_id)
+    if not draw_grant_reaches(principal, case, "draw"):
+        raise Forbidden("not allowed to confirm this panel's verdict here")
+    result = dict(panel.result or {})
+    if panel.status != PanelStatus.OPEN or not result.get("awaitingConfirmation"):
+        raise InvalidTransition(
+            "only a fully scored panel awaiting confirmation takes a confirmed verdict",
+            currentStatus=panel.status,
+        )
+    try:
+        verdict = Verdict(verdict)
+    except ValueError:
+        raise BadUserInput(f"unknown verdict {verdict!r}", field="verdict") from None
+    proposal, voted = Verdict(result["proposedVerdict"]), Verdict(result["majority"])
+    if not confirms(proposal, verdict) and verdict != voted:
+        raise BadUserInput(
+            f"the panel confirms the proposal ({proposal.value}) or its majority ({voted.value})",
+            field="verdict",
+        )
+    note = v.text(note, "note", max_len=5000)
+    result.pop("awaitingConfirmation", None)
+    result["confirmation"] = {"by": principal.username, "note": note}
+    await _conclude(session, principal, panel, result, verdict)
+    return panel
+
+
+async def _conclude(
+    session: AsyncSession,
+    principal: Principal,
+    panel: EvaluationPanel,
+    result: dict[str, Any],
+    verdict: Verdict,
+) -> None:
+    result = {**result, "verdict": verdict.value}
     case = await session.scalar(select(Case).where(Case.id == panel.case_id).with_for_update())
     policy = await load_policy(session, case.tenant_id)
     clocks = await deadlines.clocks_for(session, case)
@@ -172,6 +259,8 @@ async def _conclude(session: AsyncSession, principal: Principal, panel: Evaluati
         data={
             "panelId": str(panel.id),
             "verdict": verdict.value,
+            "proposedVerdict": result["proposedVerdict"],
+            "confirmedBy": result.get("confirmation", {}).get("by", "VOTES"),
             "means": result["means"],
             "votes": result["votes"],
             "followUpDueDate": step.due_date.isoformat(),

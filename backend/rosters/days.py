@@ -22,6 +22,13 @@ from backend.tenants.models import OrgUnitLevel as L
 # 三五 grassroots days: which day of the month each level goes down.
 GRASSROOTS_DAY_OF_LEVEL: dict[str, int] = {L.CITY: 25, L.COUNTY: 15, L.TOWNSHIP: 5}
 DOWN_VISIT_DAY = 15
+# 下访约访 (seeds 002, 003): a down-visit rule's leaders go to the units they are paired
+# with one level down — county (city) leaders to townships, township leaders to villages.
+DOWN_VISIT_TARGET: dict[str, str] = {
+    L.CITY: L.TOWNSHIP,
+    L.COUNTY: L.TOWNSHIP,
+    L.TOWNSHIP: L.VILLAGE,
+}
 
 # Where each kind of duty can be organised.
 LEVELS_OF_KIND: dict[ShiftKind, frozenset[str]] = {
@@ -124,6 +131,20 @@ def local_window(day: date, start: str, end: str, tz: ZoneInfo) -> tuple[datetim
     s = datetime.combine(day, parse_hhmm(start, "startTime"), tz).astimezone(UTC)
     e = datetime.combine(day, parse_hhmm(end, "endTime"), tz).astimezone(UTC)
     return s, e
+
+
+def split_window(
+    window: tuple[datetime, datetime], part: int, parts: int
+) -> tuple[datetime, datetime]:
+    """Part ``part`` of ``parts`` equal, consecutive pieces of ``window`` (whole minutes):
+    a leader paired with two townships spends the morning in one, the afternoon in the
+    other."""
+    start, end = window
+    minutes = int((end - start).total_seconds() // 60)
+    return (
+        start + timedelta(minutes=minutes * part // parts),
+        start + timedelta(minutes=minutes * (part + 1) // parts),
+    )
 
 
 def pick_fair(

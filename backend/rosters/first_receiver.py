@@ -13,6 +13,7 @@ from backend.rosters.models import (
     OPEN_STATUSES,
     RECEPTION_KINDS,
     DutyShift,
+    ShiftKind,
     ShiftReception,
     ShiftStatus,
 )
@@ -25,7 +26,8 @@ def _ancestors(path: str) -> list[str]:
 
 async def duty_shift_at(session: AsyncSession, holder_path: str, at: datetime) -> DutyShift | None:
     """The reception shift on duty at ``at`` at the holder unit or its nearest ancestor:
-    checked-in shifts first, then the deepest unit."""
+    checked-in shifts first, then the deepest unit, then a down-visit before the unit's
+    own duty (the county leader came to the township to receive that day)."""
     rows = list(
         await session.scalars(
             select(DutyShift).where(
@@ -40,7 +42,13 @@ async def duty_shift_at(session: AsyncSession, holder_path: str, at: datetime) -
     if not rows:
         return None
     rows.sort(
-        key=lambda s: (s.status != ShiftStatus.CHECKED_IN, -len(s.unit_path), s.starts_at, s.id)
+        key=lambda s: (
+            s.status != ShiftStatus.CHECKED_IN,
+            -len(s.unit_path),
+            s.kind != ShiftKind.DOWN_VISIT,
+            s.starts_at,
+            s.id,
+        )
     )
     return rows[0]
 

@@ -39,9 +39,12 @@ class ShiftKind(StrEnum):
 
 
 # Kinds where the leader sits somewhere a petitioner can walk in: a visit registered at
-# that unit during the shift gets the duty leader as first receiver (首问负责).
+# that unit during the shift gets the duty leader as first receiver (首问负责). A
+# down-visit shift is kept at the township its leader is paired with (下访约访, seed 002
+# Haiyan: the county leader receiving on the 15th answers first for what it received).
 RECEPTION_KINDS = frozenset(
     {
+        ShiftKind.DOWN_VISIT,
         ShiftKind.RECEPTION_HALL,
         ShiftKind.WINDOW_DUTY,
         ShiftKind.VILLAGE_OFFICE,
@@ -208,7 +211,10 @@ class ShiftReception(TenantScoped, Base):
 
 
 class VillagePairing(TenantScoped, Base):
-    """一对一联系: one responsible cadre per village (a cadre may hold several villages)."""
+    """一对一联系: one responsible cadre per village — or per township, for the county
+    (city) leaders' 15th-of-month down-visits (下访约访). A cadre may hold several units;
+    the unit's level tells village and township pairings apart (the column names are
+    historical)."""
 
     __tablename__ = "village_pairings"
     __table_args__ = (

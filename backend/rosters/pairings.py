@@ -1,10 +1,20 @@
-"""Cadre ↔ village pairings (三五 grassroots days: each cadre is paired with villages)."""
+"""Cadre ↔ unit pairings.
+
+* villages (三五 grassroots days, seed 000: each cadre is paired with villages);
+* townships (下访约访, seeds 002/003: every county (city) leader goes on the 15th to the
+  township it is paired with — ``planning`` plans one down-visit shift per pair).
+
+Both live in ``village_pairings`` (one contact per unit; a cadre may hold several);
+the unit's level tells them apart.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import allowed_grants, require
@@ -41,19 +51,40 @@ async def assign_pairing(
     if village.level != OrgUnitLevel.VILLAGE:
         raise BadUserInput(f"{village_path} is not a village", field="villagePath")
     cadre = await leader_over(session, username, village.path, "username")
+    return await _pair(session, principal, village, cadre.id)
+
+
+async def assign_township_pairing(
+    session: AsyncSession, principal: Principal, *, township_path: str, username: str
+) -> VillagePairing:
+    """下访约访: the township's contact leader, a leader at its county or city (above it)."""
+    township = await unit_in_scope(
+        session, principal, township_path, "townshipPath", "pairing", "manage"
+    )
+    if township.level != OrgUnitLevel.TOWNSHIP:
+        raise BadUserInput(f"{township_path} is not a township", field="townshipPath")
+    above = township.path.rsplit("/", 1)[0]
+    leader = await leader_over(session, username, above, "username")
+    return await _pair(session, principal, township, leader.id)
+
+
+async def _pair(
+    session: AsyncSession, principal: Principal, unit: OrgUnit, cadre_id: uuid.UUID
+) -> VillagePairing:
+    """Create or replace the unit's one contact cadre."""
     pairing = await session.scalar(
-        select(VillagePairing).where(VillagePairing.village_id == village.id)
+        select(VillagePairing).where(VillagePairing.village_id == unit.id)
     )
     if pairing is None:
         pairing = VillagePairing(
-            tenant_id=village.tenant_id,
-            village_id=village.id,
-            village_path=village.path,
-            cadre_id=cadre.id,
+            tenant_id=unit.tenant_id,
+            village_id=unit.id,
+            village_path=unit.path,
+            cadre_id=cadre_id,
         )
         session.add(pairing)
     pairing.cadre_id, pairing.assigned_by_id, pairing.updated_at = (
-        cadre.id,
+        cadre_id,
         principal.account_id,
         now(),
     )
@@ -61,17 +92,65 @@ async def assign_pairing(
     return pairing
 
 
+def _of_level(level: str) -> ColumnElement[bool]:
+    return exists(
+        select(OrgUnit.id).where(
+            OrgUnit.tenant_id == VillagePairing.tenant_id,
+            OrgUnit.id == VillagePairing.village_id,
+            OrgUnit.level == level,
+        )
+    )
+
+
+async def paired_units(
+    session: AsyncSession, under_path: str, level: str
+) -> dict[uuid.UUID, list[OrgUnit]]:
+    """Planning (no authorisation): each cadre's paired units of ``level`` below
+    ``under_path``, by path."""
+    rows = await session.execute(
+        select(VillagePairing.cadre_id, OrgUnit)
+        .join(
+            OrgUnit,
+            and_(
+                OrgUnit.tenant_id == VillagePairing.tenant_id,
+                OrgUnit.id == VillagePairing.village_id,
+            ),
+        )
+        .where(OrgUnit.level == level, subtree_filter(VillagePairing.village_path, [under_path]))
+        .order_by(OrgUnit.path)
+    )
+    out: dict[uuid.UUID, list[OrgUnit]] = defaultdict(list)
+    for cadre_id, unit in rows:
+        if unit.path != under_path:
+            out[cadre_id].append(unit)
+    return dict(out)
+
+
 async def pairings(
-    session: AsyncSession, principal: Principal, *, unit_path: str | None = None
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    unit_path: str | None = None,
+    level: str = OrgUnitLevel.VILLAGE,
 ) -> list[VillagePairing]:
+    """Pairings of ``level`` units (villages, or townships) in the caller's scope."""
     require(principal, "pairing", "read")
     paths = [g.unit_path for g in allowed_grants(principal, "pairing", "read")]
-    stmt = select(VillagePairing).where(subtree_filter(VillagePairing.village_path, paths))
+    stmt = select(VillagePairing).where(
+        subtree_filter(VillagePairing.village_path, paths), _of_level(level)
+    )
     if unit_path:
         stmt = stmt.where(
             subtree_filter(VillagePairing.village_path, [v.path(unit_path, "unitPath")])
         )
     return list(await session.scalars(stmt.order_by(VillagePairing.village_path)))
+
+
+async def township_pairings(
+    session: AsyncSession, principal: Principal, *, unit_path: str | None = None
+) -> list[VillagePairing]:
+    """下访约访 pairings: townships and their contact leaders, in the caller's scope."""
+    return await pairings(session, principal, unit_path=unit_path, level=OrgUnitLevel.TOWNSHIP)
 
 
 async def _villages(

@@ -31,6 +31,7 @@ from backend.rosters.models import (
     ShiftStatus,
     ShiftSwap,
 )
+from backend.rosters.pairings import paired_units
 from backend.rosters.rules import explicit_leaders, unit_leaders
 from backend.tenants.models import OrgUnit
 
@@ -50,6 +51,7 @@ class PlanResult:
     kept: int = 0
     unfilled: list[date] = field(default_factory=list)
     shifts: list[DutyShift] = field(default_factory=list)
+    unpaired_leaders: list[str] = field(default_factory=list)  # down-visits: nowhere to go
 
 
 class _Busy:
@@ -128,14 +130,25 @@ async def plan_reception_days(
     all_ids = list({u.id for users in eligible_users.values() for u in users})
     leader_paths = await leader_unit_paths(session, all_ids)
     month = await _month(session, rule_rows, all_ids, (year, mon), tz, today, result)
+    names = {u.id: u.username for users in eligible_users.values() for u in users}
     for rule in rule_rows:
         eligible = [
             u.id
             for u in eligible_users[rule.id]
             if any(path_covers(p, rule.unit_path) for p in leader_paths.get(u.id, []))
         ]
-        desired = await _assign(session, month, rule, units[rule.unit_id], eligible)
-        await _apply(session, month, rule, units[rule.unit_id], desired)
+        unit = units[rule.unit_id]
+        if rule.kind == ShiftKind.DOWN_VISIT:
+            level = days.DOWN_VISIT_TARGET[unit.level]
+            targets = await paired_units(session, unit.path, level)
+            result.unpaired_leaders += [names[ld] for ld in eligible if not targets.get(ld)]
+            on_days = days.duty_days(
+                ShiftKind.DOWN_VISIT, unit.level, month.year, month.mon, month.calendar
+            )
+            desired = _down_visits(month, rule, eligible, targets, on_days)
+        else:
+            desired = await _assign(session, month, rule, unit, eligible)
+        await _apply(session, month, rule, unit, desired)
     for s in month.movable.values():
         if s.rule_id in {r.id for r in rule_rows} and s not in result.shifts:
             await cancel_reminder(session, s, s.leader_id)
@@ -204,7 +217,9 @@ async def _month(
     return _Month(year, mon, period, calendar, tz, today, busy, existing, movable, result)
 
 
-Slots = dict[tuple[date, int], tuple[uuid.UUID, datetime, datetime]]  # (day, seat) → leader, window
+# (day, seat) → leader, window, and the unit the shift is kept at when it is not the
+# rule's own (a down-visit's paired township)
+Slots = dict[tuple[date, int], tuple[uuid.UUID, datetime, datetime, OrgUnit | None]]
 
 
 async def _assign(
@@ -242,7 +257,7 @@ def _seated(
             if (day, seat) in fixed or day <= month.today:
                 continue
             if month.busy.free(leader, day, window):
-                desired[(day, seat)] = (leader, *window)
+                desired[(day, seat)] = (leader, *window, None)
                 month.busy.add(leader, window)
             elif kind in days.FIXED_LEADER_KINDS:
                 month.result.unfilled.append(day)
@@ -294,8 +309,59 @@ async def _rotated(
             continue
         counts[pick] += 1
         last = pick
-        desired[(day, 0)] = (pick, *window)
+        desired[(day, 0)] = (pick, *window, None)
         month.busy.add(pick, window)
+    return desired
+
+
+def _down_visits(
+    month: _Month,
+    rule: RosterRule,
+    eligible: list[uuid.UUID],
+    targets: dict[uuid.UUID, list[OrgUnit]],
+    on_days: list[date],
+) -> Slots:
+    """下访约访 (seeds 002, 003): on the 15th every leader of the rule goes to each unit it
+    is paired with — one shift per (leader, paired unit), kept at that unit so that its
+    leader receives the visits registered there. A leader paired with several units
+    splits the window among them (in path order); a leader paired with none has no
+    shift (``unpaired_leaders``).
+
+    Seats: a pair keeps the seat of its existing movable shift (idempotent re-planning);
+    fixed shifts keep theirs; new pairs take the lowest free seat.
+    """
+    desired: Slots = {}
+    for day in on_days:
+        todays = [s for s in month.existing if s.rule_id == rule.id and s.day == day]
+        fixed = {(s.leader_id, s.unit_id) for s in todays if s.id not in month.movable}
+        used = {s.slot for s in todays if s.id not in month.movable}
+        before = {(s.leader_id, s.unit_id): s.slot for s in todays if s.id in month.movable}
+        if day <= month.today:
+            continue
+        full = days.local_window(day, rule.start_time, rule.end_time, month.tz)
+        wanted: list[tuple[uuid.UUID, OrgUnit, tuple[datetime, datetime]]] = []
+        for leader in eligible:
+            paired = targets.get(leader, [])
+            for part, unit in enumerate(paired):
+                if (leader, unit.id) in fixed:
+                    continue
+                window = days.split_window(full, part, len(paired))
+                if not month.busy.free(leader, day, window):
+                    month.result.unfilled.append(day)
+                    continue
+                month.busy.add(leader, window)
+                wanted.append((leader, unit, window))
+        seats: dict[int, int] = {}
+        for i, (leader, unit, _) in enumerate(wanted):
+            seat = before.get((leader, unit.id))
+            if seat is not None and seat not in used:
+                seats[i] = seat
+                used.add(seat)
+        free = (n for n in range(len(todays) + len(wanted) + 1) if n not in used)
+        for i, (leader, unit, window) in enumerate(wanted):
+            seat = seats[i] if i in seats else next(free)
+            used.add(seat)
+            desired[(day, seat)] = (leader, *window, unit)
     return desired
 
 
@@ -305,8 +371,9 @@ async def _apply(
     """Create, move or keep the rule's shifts so that they are ``desired``."""
     result = month.result
     by_slot = {(s.day, s.slot): s for s in month.movable.values() if s.rule_id == rule.id}
-    for (day, seat), (leader, starts, ends) in sorted(desired.items()):
+    for (day, seat), (leader, starts, ends, at) in sorted(desired.items(), key=lambda d: d[0]):
         shift = by_slot.get((day, seat))
+        at = at or unit
         if shift is None:
             shift = DutyShift(
                 tenant_id=rule.tenant_id,
@@ -314,14 +381,14 @@ async def _apply(
                 period=month.period,
                 day=day,
                 slot=seat,
-                unit_id=unit.id,
-                unit_path=unit.path,
+                unit_id=at.id,
+                unit_path=at.path,
                 kind=rule.kind,
                 leader_id=leader,
                 starts_at=starts,
                 ends_at=ends,
                 status=ShiftStatus.PLANNED,
-                title=f"{unit.name}{days.TITLES[rule.kind]}",
+                title=f"{at.name}{days.TITLES[rule.kind]}",
                 location=rule.location,
                 updated_at=now(),
             )
@@ -329,10 +396,17 @@ async def _apply(
             await session.flush()
             result.created += 1
             await remind(session, shift, month.tz)
-        elif (shift.leader_id, shift.starts_at, shift.ends_at) != (leader, starts, ends):
+        elif (shift.leader_id, shift.starts_at, shift.ends_at, shift.unit_id) != (
+            leader,
+            starts,
+            ends,
+            at.id,
+        ):
             if shift.leader_id != leader:
                 await cancel_reminder(session, shift, shift.leader_id)
             shift.leader_id, shift.starts_at, shift.ends_at = leader, starts, ends
+            shift.unit_id, shift.unit_path = at.id, at.path
+            shift.title = f"{at.name}{days.TITLES[rule.kind]}"
             shift.location, shift.updated_at = rule.location, now()
             result.updated += 1
             await session.flush()

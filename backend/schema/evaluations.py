@@ -166,6 +166,31 @@ class PanelResult:
     follow_up_days: int
     follow_up_due_date: date
     duty: str
+    proposed_verdict: Verdict | None = strawberry.field(
+        description=(
+            "The verdict the four dimension means proposed (docs/evaluations.md); null on "
+            "panels concluded before the rule."
+        ),
+        default=None,
+    )
+    confirmed_by: str | None = strawberry.field(
+        description=(
+            "VOTES when the majority confirmed the proposal, else the username of the "
+            "official who recorded the panel's confirmed verdict."
+        ),
+        default=None,
+    )
+
+
+@strawberry.type(
+    description="What the scores propose once every member has scored, and whether it stands."
+)
+class VerdictProposal:
+    proposed_verdict: Verdict = strawberry.field(description="From the four dimension means.")
+    majority: Verdict = strawberry.field(description="The majority vote (ties → stricter).")
+    awaiting_confirmation: bool = strawberry.field(
+        description="The majority does not confirm the proposal: confirmEvaluationVerdict."
+    )
 
 
 @strawberry.type(name="Evaluation")
@@ -257,7 +282,11 @@ class PanelType:
         return models.PanelStatus(self._m.status)
 
     @strawberry.field(
-        description="Why the case was eligible (DISSATISFIED, REPEAT_n, SKIP_LEVEL_x)."
+        description=(
+            "Why the case was eligible: DISSATISFIED; UPWARD_REPEATS_n (n ≥ 3 petitions to the "
+            "province or Beijing on the matter) with TO_PROVINCE_p / TO_BEIJING_b. Panels drawn "
+            "before 2026-12 may say REPEAT_n or SKIP_LEVEL_x."
+        )
     )
     def reasons(self) -> list[str]:
         return list(self._m.reasons or [])
@@ -311,6 +340,19 @@ class PanelType:
             row = await panels.own_score(session, ctx.principal, self._m)
         return EvaluationType.of(row, ctx.principal.username) if row else None
 
+    @strawberry.field(
+        description="Once every member has scored: the proposed verdict and the majority."
+    )
+    def proposal(self) -> VerdictProposal | None:
+        r = self._m.result or {}
+        if not r.get("proposedVerdict"):
+            return None
+        return VerdictProposal(
+            proposed_verdict=models.Verdict(r["proposedVerdict"]),
+            majority=models.Verdict(r.get("majority", r["verdict"])),
+            awaiting_confirmation=bool(r.get("awaitingConfirmation")),
+        )
+
     @strawberry.field(description="Means, majority verdict (ties → stricter) and follow-up.")
     def result(self) -> PanelResult | None:
         r = self._m.result or {}
@@ -331,6 +373,11 @@ class PanelType:
             follow_up_days=int(r["followUpDays"]),
             follow_up_due_date=date.fromisoformat(r["followUpDueDate"]),
             duty=scoring.FOLLOW_UP_DUTIES[verdict],
+            proposed_verdict=models.Verdict(r["proposedVerdict"])
+            if r.get("proposedVerdict")
+            else None,
+            confirmed_by=(r.get("confirmation") or {}).get("by")
+            or ("VOTES" if r.get("proposedVerdict") else None),
         )
 
 
@@ -413,7 +460,10 @@ class EvaluationQueries:
         return [PanelType.of(p) for p in rows]
 
     @strawberry.field(
-        description="Cases eligible for evaluation (dissatisfied, ≥ 3 repeats, skip-level)."
+        description=(
+            "Cases eligible for evaluation: dissatisfied, or ≥ 3 petitions to the province or "
+            "Beijing on the same matter (赴京到省重复信访3次以上)."
+        )
     )
     async def evaluation_eligible_cases(
         self,
@@ -556,6 +606,17 @@ class SettleEvaluationInput:
     note: str
 
 
+@strawberry.input(
+    description="The verdict the panel confirmed when its majority did not confirm the proposal."
+)
+class ConfirmEvaluationVerdictInput:
+    panel_id: strawberry.ID
+    verdict: Verdict = strawberry.field(
+        description="One confirming the proposal (its band) or the majority's verdict."
+    )
+    note: str = strawberry.field(description="The panel's reasons (评议意见).")
+
+
 @strawberry.input
 class CategoryMinimumInput:
     category: EvaluatorCategory
@@ -689,6 +750,23 @@ class EvaluationMutations:
             verdicts.submit_evaluation, panel_id=str(input.panel_id), scores=scores
         )
         return EvaluationType.of(row, ctx.principal.username)
+
+    @strawberry.mutation(
+        description=(
+            "Record the verdict the panel confirmed after deliberating, when its majority did "
+            "not confirm the proposal of the scores (petition office); concludes the panel."
+        )
+    )
+    async def confirm_evaluation_verdict(
+        self, info: Ctx, input: ConfirmEvaluationVerdictInput
+    ) -> PanelType:
+        return await _panel_change(
+            info,
+            verdicts.confirm_verdict,
+            panel_id=str(input.panel_id),
+            verdict=models.Verdict(input.verdict),
+            note=input.note,
+        )
 
     @strawberry.mutation(description="定分止争: the verdict's follow-up work is done.")
     async def settle_evaluation(self, info: Ctx, input: SettleEvaluationInput) -> PanelType:

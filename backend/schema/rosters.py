@@ -152,6 +152,13 @@ class ReceptionPlan:
     kept: int
     unfilled: list[date] = strawberry.field(description="Duty days nobody was free for.")
     shifts: list[DutyShift]
+    unpaired_leaders: list[str] = strawberry.field(
+        description=(
+            "Down-visit (DOWN_VISIT) leaders paired with no unit below the rule's unit: "
+            "they have no down-visit shift (assignTownshipPairing)."
+        ),
+        default_factory=list,
+    )
 
 
 @strawberry.type
@@ -236,6 +243,27 @@ class VillagePairing:
 
     @strawberry.field
     async def cadre(self, info: Ctx) -> Leader | None:
+        return await _leader(info, self._m.cadre_id)
+
+
+@strawberry.type(
+    description="下访约访: the township a county (city) leader goes to on the 15th (seeds 002, 003)."
+)
+class TownshipPairing:
+    _m: strawberry.Private[models.VillagePairing]
+    township_path: str = strawberry.field(description="The paired township's path.")
+
+    @classmethod
+    def of(cls, m: models.VillagePairing) -> TownshipPairing:
+        return cls(_m=m, township_path=m.village_path)
+
+    @strawberry.field(description="The paired township.")
+    async def township(self, info: Ctx) -> OrgUnitType | None:
+        unit = await load(info.context, "unit_by_path", self._m.village_path)
+        return OrgUnitType.of(unit) if unit else None
+
+    @strawberry.field(description="Its contact leader (a LEADER at its county or city).")
+    async def leader(self, info: Ctx) -> Leader | None:
         return await _leader(info, self._m.cadre_id)
 
 
@@ -325,6 +353,15 @@ class RosterQueries:
         async with ctx.read() as session:
             rows = await pairings.pairings(session, ctx.principal, unit_path=unit_path)
         return [VillagePairing.of(p) for p in rows]
+
+    @strawberry.field(description="Leader ↔ township pairings (下访约访) at unitPath and below.")
+    async def township_pairings(
+        self, info: Ctx, unit_path: str | None = None
+    ) -> list[TownshipPairing]:
+        ctx = info.context
+        async with ctx.read() as session:
+            rows = await pairings.township_pairings(session, ctx.principal, unit_path=unit_path)
+        return [TownshipPairing.of(p) for p in rows]
 
     @strawberry.field(description="Villages without a contact cadre.")
     async def unpaired_villages(self, info: Ctx, unit_path: str | None = None) -> list[OrgUnitType]:
@@ -431,6 +468,12 @@ class AssignPairingInput:
     username: str
 
 
+@strawberry.input(description="下访约访: pair a township with a county (city) leader.")
+class AssignTownshipPairingInput:
+    township_path: str = strawberry.field(description="A TOWNSHIP unit.")
+    username: str = strawberry.field(description="A LEADER at the township's county or city.")
+
+
 @strawberry.type
 class RosterMutations:
     @strawberry.mutation(description="Create or replace the rule of one kind of duty at a unit.")
@@ -462,6 +505,7 @@ class RosterMutations:
             kept=r.kept,
             unfilled=sorted(set(r.unfilled)),
             shifts=[shift(s) for s in r.shifts],
+            unpaired_leaders=sorted(set(r.unpaired_leaders)),
         )
 
     @strawberry.mutation(description="季度公开接访, announced at least 3 days ahead.")
@@ -552,6 +596,22 @@ class RosterMutations:
             username=input.username,
         )
         return VillagePairing.of(pairing)
+
+    @strawberry.mutation(
+        description=(
+            "下访约访: the township's contact leader (replaces any); the 15th-of-month "
+            "down-visit plans one shift per leader and paired township."
+        )
+    )
+    async def assign_township_pairing(
+        self, info: Ctx, input: AssignTownshipPairingInput
+    ) -> TownshipPairing:
+        pairing = await info.context.mutate(
+            pairings.assign_township_pairing,
+            township_path=input.township_path,
+            username=input.username,
+        )
+        return TownshipPairing.of(pairing)
 
 
 # --- HTTP: the reception calendar feed -----------------------------------------------------

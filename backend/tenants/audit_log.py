@@ -73,6 +73,7 @@ ADMIN_MUTATIONS: dict[str, str] = {
     "set_notification_webhook": "setNotificationWebhook",
     "set_roster_rule": "setRosterRule",
     "assign_pairing": "assignPairing",
+    "assign_township_pairing": "assignTownshipPairing",
     "supervise_city": "superviseCity",
     "create_api_key": "createApiKey",
     "revoke_api_key": "revokeApiKey",
