@@ -7,7 +7,7 @@ AUDIT_SERVICE ?= pypi
 GRAPHIQL := backend/web/graphiql
 NPM_CI := npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-.PHONY: run test test-dates test-dates-ci test-citus lint format bench bench-smoke docs uv sync clean audit graphiql frontend-check
+.PHONY: run test test-dates test-dates-ci test-citus lint format bench bench-smoke docs uv sync clean audit graphiql frontend-check lint-schema
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
@@ -64,6 +64,9 @@ docs: sync ## regenerate the committed schema and authz matrix
 	$(UV) run xinfang export-schema > schema.graphql
 	$(UV) run xinfang authz-doc > docs/authz.md
 	$(UV) run python -c "from backend.cases.lifecycle import render_markdown as r; print(r(), end='')" > docs/lifecycle.md
+
+lint-schema: ## graphql-schema-linter over schema.graphql: descriptions and Relay rules (CI)
+	scripts/lint_schema.sh
 
 frontend-check: sync ## graphql-http audit, the front-end starter's codegen + tsc (CI)
 	$(UV) run python scripts/frontend_check.py

@@ -16,6 +16,7 @@ from backend.core.ratelimit import RateLimiter
 from backend.core.settings import Settings, get_settings
 from backend.schema.cases import CaseMutations, CaseQueries, PolicyMutations, PolicyQueries
 from backend.schema.cost import CostLimiter
+from backend.schema.describe import apply_descriptions
 from backend.schema.errors import ErrorCode, error_code
 from backend.schema.evaluations import EvaluationMutations, EvaluationQueries
 from backend.schema.execution import PlainFieldExecutionContext
@@ -92,7 +93,7 @@ def build_schema(
         lambda: CachedValidation(verdicts=verdicts),  # depth, aliases, introspection
         lambda: CostLimiter(settings=settings),
     ]
-    return XinfangSchema(
+    schema = XinfangSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
@@ -100,17 +101,16 @@ def build_schema(
         execution_context_class=PlainFieldExecutionContext,
         scalar_overrides=SCALAR_OVERRIDES,  # DateTime in the tenant's zone (scalars.py)
     )
+    apply_descriptions(schema._schema)  # descriptions.toml, where the code has none
+    return schema
 
 
 @cache
 def sdl() -> str:
     """The schema's SDL, as committed in ``schema.graphql``."""
-    return (
-        strawberry.Schema(
-            query=Query, mutation=Mutation, scalar_overrides=SCALAR_OVERRIDES
-        ).as_str()
-        + "\n"
-    )
+    schema = strawberry.Schema(query=Query, mutation=Mutation, scalar_overrides=SCALAR_OVERRIDES)
+    apply_descriptions(schema._schema)
+    return schema.as_str() + "\n"
 
 
 __all__ = ["ErrorCode", "build_schema", "error_code", "sdl"]

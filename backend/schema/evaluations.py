@@ -242,7 +242,7 @@ class PanelType:
     _m: strawberry.Private[models.EvaluationPanel]
     size: int
     pool_hash: str = strawberry.field(
-        description="sha256 of the eligible pool and the category mix at the draw."
+        description="SHA-256 of the eligible pool and the category mix at the draw."
     )
     policy: strawberry.scalars.JSON = strawberry.field(
         description="The category mix the draw applied."

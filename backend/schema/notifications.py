@@ -27,7 +27,7 @@ class NotificationNode:
 
     _m: strawberry.Private[models.Notification]
     _viewer: strawberry.Private[uuid.UUID | None] = None
-    channel: str = strawberry.field(description="inapp, webhook, sms or email.")
+    channel: str = strawberry.field(description="The channel: inapp, webhook, sms or email.")
     kind: str = strawberry.field(description="What it is about, e.g. DEADLINE_DIGEST.")
     attempts: int
     last_error: str | None = strawberry.field(
@@ -151,7 +151,7 @@ class SetNotificationWebhookInput:
 
 @strawberry.input
 class SetNotificationEmailInput:
-    email: str | None = strawberry.field(description="null removes the address")
+    email: str | None = strawberry.field(description="Null removes the address.")
     username: str | None = strawberry.field(
         default=None, description="Someone else's address (city admin); default: the caller"
     )

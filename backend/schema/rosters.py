@@ -272,7 +272,7 @@ class PairingCoverage:
     county_path: str
     villages: int
     paired: int
-    rate: float | None = strawberry.field(description="paired / villages; null without villages")
+    rate: float | None = strawberry.field(description="Paired / villages; null without villages.")
 
 
 @strawberry.type
