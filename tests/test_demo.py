@@ -195,7 +195,7 @@ async def city_admin(demo: Demo, data: dict[str, Any]) -> None:
     slug = data["me"]["tenant"]["slug"]
     assert data["orgUnits"] and data["orgUnits"][0]["children"]
     assert data["monthlyReports"] and all(r["htmlLink"] for r in data["monthlyReports"])
-    assert "monthly_report" in {n["kind"] for n in data["notifications"]}
+    assert "MONTHLY_REPORT" in {n["kind"] for n in data["notifications"]}
     if slug == "shangqiu":
         assert data["evaluatorPool"]["activeCount"] == 5
     if slug != "hangzhou":
@@ -231,13 +231,13 @@ def official(
 
 
 async def sq_officer(demo: Demo, data: dict[str, Any]) -> None:
-    await official(inbox=frozenset({"digest"}))(demo, data)
+    await official(inbox=frozenset({"DIGEST"}))(demo, data)
     found = await all_cases(demo, "sq_officer")
     assert {ACCUSE_HOUSING, ACCUSE_TOWNSHIP} <= subjects(found)
     assert data["warningBoard"]["red"] >= 3
     assert any("****" not in (c["petitioner"]["phone"] or "") for c in found)
     inbox = await demo.ask("sq_officer", "{ notifications(first: 50) { kind } }")
-    assert "evaluation_verdict" in {n["kind"] for n in inbox["notifications"]}
+    assert "EVALUATION_VERDICT" in {n["kind"] for n in inbox["notifications"]}
     walk_in = next(c for c in found if c["subject"] == "占道经营影响通行")
     assert walk_in["firstReceiver"], "the walk-in was received by the leader on duty"
 
@@ -249,7 +249,7 @@ async def leader_inbox(demo: Demo, username: str) -> set[str]:
 
 async def sq_leader(demo: Demo, data: dict[str, Any]) -> None:
     await official(sees_all_of="sq_officer")(demo, data)
-    assert {"digest", "monthly_report", "shift_reminder"} <= await leader_inbox(demo, "sq_leader")
+    assert {"DIGEST", "MONTHLY_REPORT", "SHIFT_REMINDER"} <= await leader_inbox(demo, "sq_leader")
     assert "REQUESTED" in {s["status"] for s in data["shiftSwaps"]}
     paired = {p["villagePath"] for p in data["pairings"]}
     assert "/shangqiu/suiyang/dongfeng/lizhuang" in paired
@@ -262,7 +262,7 @@ async def sq_suiyang_leader(demo: Demo, data: dict[str, Any]) -> None:
     owned = [c for c in await all_cases(demo, "sq_suiyang_leader") if c["leader"]]
     assert owned and "SUPERVISION" in {d["step"] for d in owned[0]["deadlines"]}
     assert {s["status"] for s in data["shiftSwaps"]} == {"APPROVED", "REQUESTED"}
-    assert "shift_reminder" in await leader_inbox(demo, "sq_suiyang_leader")
+    assert "SHIFT_REMINDER" in await leader_inbox(demo, "sq_suiyang_leader")
     auth = {"Authorization": f"Bearer {demo.tokens['sq_suiyang_leader']}"}
     ics = await demo.gql.http.get("/rosters/shangqiu/suiyang.ics", headers=auth)
     assert ics.status_code == 200 and "BEGIN:VEVENT" in ics.text  # README: the feed
@@ -297,7 +297,7 @@ async def sq_evaluator(demo: Demo, data: dict[str, Any]) -> None:
     assert all("****" in p["case"]["petitioner"]["phone"] for p in panels)
     waiting = next(p for p in panels if p["status"] == "OPEN")
     assert waiting["myEvaluation"] is None
-    assert "evaluation_panel" in {n["kind"] for n in data["notifications"]}
+    assert "EVALUATION_PANEL" in {n["kind"] for n in data["notifications"]}
     concluded = next(p for p in panels if p["status"] == "CONCLUDED")
     assert concluded["myEvaluation"] and concluded["result"]["verdict"]
 
@@ -313,7 +313,7 @@ async def zk_leader(demo: Demo, data: dict[str, Any]) -> None:
         "zk_leader", '{ rosterRules(unitPath: "/zhoukou") { kind leaders { username } } }'
     )
     assert shifts["rosterRules"]
-    assert {"shift_reminder", "digest"} <= await leader_inbox(demo, "zk_leader")
+    assert {"SHIFT_REMINDER", "DIGEST"} <= await leader_inbox(demo, "zk_leader")
 
 
 PROMISES = {
@@ -344,5 +344,5 @@ PROMISES = {
     "hz_xihu_officer": official(unit="/hangzhou/xihu"),
     "hz_lingyin_officer": official(unit="/hangzhou/xihu/lingyin"),
     "hz_officer": official(sees_all_of="hz_leader"),
-    "hz_leader": official(sees_all_of="hz_officer", inbox=frozenset({"digest"})),
+    "hz_leader": official(sees_all_of="hz_officer", inbox=frozenset({"DIGEST"})),
 }

@@ -162,7 +162,7 @@ async def _plant(db: Database, gql, city: City, tag: str) -> None:
         for short in ("officer", "admin", "c1_officer", "evaluator", "grid"):
             user = await service.account_by_username(session, f"{city.slug}_{short}")
             await enqueue(
-                session, tenant_id=tenant.id, recipient_id=user.id, kind="fuzz",
+                session, tenant_id=tenant.id, recipient_id=user.id, kind="reminder",
                 subject=f"{tag}case notice", body=f"{tag}case body", dedupe_key=unique("fz"),
             )  # fmt: skip
 

@@ -213,7 +213,7 @@ async def put(db: Database, town: Town, who: str | None, key: str, **kw: Any) ->
             session,
             tenant_id=town.tenant_id,
             recipient_id=town.users[who] if who else None,
-            kind=kw.pop("kind", "TEST"),
+            kind=kw.pop("kind", "reminder"),
             subject=kw.pop("subject", "红色预警"),
             body=kw.pop("body", "案件即将超期"),
             dedupe_key=key,
@@ -288,6 +288,24 @@ async def test_enqueue_twice_is_one_row_and_two_runs_deliver_once(db, receiver):
     assert (await row(db, town, hook.id)).status == NotificationStatus.SENT
 
 
+async def test_enqueue_refuses_a_kind_the_api_cannot_name(db):
+    """Issue 20 item 8: the API's NotificationKind names every stored kind, so the outbox
+    takes no other (the old documented DEADLINE_DIGEST, a typo, an upper-case name)."""
+    town = await new_town(db)
+    for kind in ("DEADLINE_DIGEST", "DIGEST", "digests", ""):
+        with pytest.raises(ValueError, match="unknown notification kind"):
+            await put(db, town, "officer", f"k-{kind}", kind=kind)
+        with pytest.raises(ValueError, match="unknown notification kind"):
+            async with db.transaction(town.scope) as session:
+                await service.enqueue_many(
+                    session,
+                    tenant_id=town.tenant_id,
+                    messages=[service.Message(None, kind, "s", "b", f"m-{kind}")],
+                )
+    assert await rows_of(db, town) == []
+    assert [n.kind for n in await put(db, town, "officer", "ok", kind="digest")] == ["digest"]
+
+
 async def test_a_rolled_back_caller_leaves_no_notification(db):
     town = await new_town(db)
     with pytest.raises(RuntimeError):
@@ -296,7 +314,7 @@ async def test_a_rolled_back_caller_leaves_no_notification(db):
                 session,
                 tenant_id=town.tenant_id,
                 recipient_id=town.users["officer"],
-                kind="TEST",
+                kind="reminder",
                 subject="s",
                 body="b",
                 dedupe_key="rolled-back",
@@ -314,7 +332,7 @@ async def test_enqueue_outside_the_session_scope_is_refused(db):
                     session,
                     tenant_id=town.tenant_id,
                     recipient_id=None,
-                    kind="TEST",
+                    kind="reminder",
                     subject="s",
                     body="b",
                     dedupe_key="x",

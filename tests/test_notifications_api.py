@@ -11,6 +11,8 @@ import pytest
 from backend.app import create_app
 from backend.core.settings import Settings
 from backend.notifications.dispatcher import dispatch
+from backend.notifications.models import NotificationKind
+from backend.schema import build_schema
 from tests.helpers import GraphQLClient
 from tests.test_notifications import SECRET, Town, new_town, put, settings_for
 
@@ -51,12 +53,25 @@ async def test_the_inbox_holds_only_the_callers_own_rows(gql, towns):
     mine = await inbox(gql, a.token("officer"))
     assert [n["subject"] for n in mine] == ["second", "first"]
     assert {n["recipient"] for n in mine} == {f"{a.city.slug}_officer"}
-    assert {(n["channel"], n["status"], n["kind"]) for n in mine} == {("inapp", "SENT", "TEST")}
+    assert {(n["channel"], n["status"], n["kind"]) for n in mine} == {("inapp", "SENT", "REMINDER")}
     assert {(n["body"], n["contentHidden"]) for n in mine} == {("案件即将超期", False)}
     assert [n["subject"] for n in await inbox(gql, a.token("leader"))] == ["for the leader"]
     assert await inbox(gql, a.token("admin")) == []
     ids_b = {n["id"] for n in await inbox(gql, b.token("officer"))}
     assert ids_b and not ids_b & {n["id"] for n in mine}
+
+
+async def test_kind_is_a_notification_kind_named_in_upper_case_over_its_stored_value(db, gql):
+    """Issue 20 item 8: ``kind`` is the enum NotificationKind (DIGEST), the row keeps
+    ``digest``; every stored kind has its GraphQL name."""
+    town = await new_town(db)
+    [row] = await put(db, town, "leader", "digest-1", channels=["inapp"], kind="digest")
+    assert row.kind == "digest"
+    [shown] = await inbox(gql, town.token("leader"))
+    assert shown["kind"] == "DIGEST"
+    enum = build_schema()._schema.type_map["NotificationKind"]
+    assert set(enum.values) == {k.name for k in NotificationKind}
+    assert {k.value for k in NotificationKind} == {k.name.lower() for k in NotificationKind}
 
 
 async def test_mark_read_is_own_only_and_unread_filter_follows(gql, towns):

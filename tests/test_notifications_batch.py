@@ -24,7 +24,7 @@ async def _many(db, town: Town, messages, **kw):
 def _msg(town: Town, who: str | None, key: str, **kw) -> service.Message:
     return service.Message(
         recipient_id=town.users[who] if who else None,
-        kind=kw.pop("kind", "TEST"),
+        kind=kw.pop("kind", "reminder"),
         subject=kw.pop("subject", "红色预警"),
         body=kw.pop("body", "案件即将超期"),
         dedupe_key=key,
@@ -81,7 +81,7 @@ async def test_a_re_run_batch_writes_nothing_and_a_partly_new_one_only_the_new(d
 
 async def test_an_unknown_recipient_or_a_foreign_scope_writes_nothing(db):
     town, other = await new_town(db), await new_town(db)
-    stranger = service.Message(uuid.uuid4(), "TEST", "s", "b", "u1")
+    stranger = service.Message(uuid.uuid4(), "reminder", "s", "b", "u1")
     with pytest.raises(ValueError):
         await _many(db, town, [_msg(town, "officer", "u0"), stranger])
     with pytest.raises(PermissionError):

@@ -38,6 +38,21 @@ class NotificationChannel(StrEnum):
     EMAIL = "email"
 
 
+class NotificationKind(StrEnum):
+    """What a notification is about. Stored lower-case (the value); the GraphQL enum
+    ``NotificationKind`` shows the names (``DIGEST``). The outbox refuses any other kind."""
+
+    DIGEST = "digest"  # the morning digest of an official's red cases (jobs/digest.py)
+    ESCALATION = "escalation"  # a case stayed red: to the next level up
+    SUPERVISION_OVERDUE = "supervision_overdue"  # a 督办 order passed its due date
+    PROVINCE_SUPERVISION = "province_supervision"  # 省级督办 (stats/province.py)
+    MONTHLY_REPORT = "monthly_report"  # the monthly bulletin is ready (jobs/reports.py)
+    EVALUATION_PANEL = "evaluation_panel"  # drawn onto an evaluation panel
+    EVALUATION_VERDICT = "evaluation_verdict"  # a panel's verdict and its follow-up
+    SHIFT_REMINDER = "shift_reminder"  # the day before a duty shift (rosters/planning.py)
+    REMINDER = "reminder"  # a reminder scheduled by a module (jobs/reminders.py)
+
+
 class NotificationStatus(StrEnum):
     PENDING = "PENDING"  # waiting for its first attempt (or for not_before)
     SENDING = "SENDING"  # claimed by a dispatcher; next_attempt_at is the lease's end

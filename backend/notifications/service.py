@@ -40,6 +40,7 @@ from backend.notifications.models import (
     NotificationAccusation,
     NotificationChannel,
     NotificationContact,
+    NotificationKind,
     NotificationSettings,
     NotificationStatus,
 )
@@ -305,9 +306,12 @@ async def _write(
     return [r[3] if len(returning) == 1 else tuple(r[3:]) for r in result]
 
 
+KINDS = frozenset(NotificationKind)
+
+
 def _check(kind: str, dedupe_key: str, not_before: datetime | None) -> None:
-    if not kind or len(kind) > 64:
-        raise ValueError("kind must be 1-64 characters")
+    if kind not in KINDS:  # the API's enum has a name for every stored kind
+        raise ValueError(f"unknown notification kind {kind!r}: add it to NotificationKind")
     if not dedupe_key or len(dedupe_key) > 255:
         raise ValueError("dedupe_key must be 1-255 characters")
     if not_before is not None and not_before.tzinfo is None:

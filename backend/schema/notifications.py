@@ -17,6 +17,8 @@ from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
 
 NotificationStatus = strawberry.enum(models.NotificationStatus, name="NotificationStatus")
+# GraphQL shows the names (DIGEST); rows store the lower-case values (digest)
+NotificationKind = strawberry.enum(models.NotificationKind, name="NotificationKind")
 
 
 @strawberry.type(name="Notification")
@@ -28,7 +30,7 @@ class NotificationNode:
     _m: strawberry.Private[models.Notification]
     _viewer: strawberry.Private[uuid.UUID | None] = None
     channel: str = strawberry.field(description="The channel: inapp, webhook, sms or email.")
-    kind: str = strawberry.field(description="What it is about, e.g. DEADLINE_DIGEST.")
+    kind: NotificationKind = strawberry.field(description="What it is about.")
     attempts: int
     last_error: str | None = strawberry.field(
         description="Why the last attempt failed (FAILED, DEAD)."
@@ -44,7 +46,7 @@ class NotificationNode:
             _m=m,
             **private,
             channel=m.channel,
-            kind=m.kind,
+            kind=models.NotificationKind(m.kind),
             attempts=m.attempts,
             last_error=m.last_error,
             created_at=m.created_at,

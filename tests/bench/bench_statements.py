@@ -157,7 +157,7 @@ async def build(db: Any, n_cases: int) -> dict[str, Any]:
                 session,
                 tenant_id=case.tenant_id,
                 recipient_id=officer.account_id,
-                kind="BENCH",
+                kind="reminder",
                 subject=f"case {case.number}",
                 body="statement count",
                 dedupe_key=f"bench-{case.id}",
