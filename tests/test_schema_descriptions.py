@@ -11,7 +11,7 @@ import strawberry
 from graphql import graphql_sync
 
 from backend.schema import build_schema, sdl
-from backend.schema.describe import apply_descriptions, undescribed, unused_keys
+from backend.schema.describe import apply_descriptions, shadowed_keys, undescribed, unused_keys
 
 
 def _schema():
@@ -30,6 +30,14 @@ def test_descriptions_file_names_only_what_the_schema_has():
     stale = unused_keys(_schema())
     assert stale == [], "descriptions.toml describes what the schema no longer has:\n" + "\n".join(
         stale
+    )
+
+
+def test_descriptions_file_holds_no_text_the_code_overrides():
+    """The code's ``description=`` wins: the file's text for the same key would never show."""
+    shadowed = shadowed_keys(_schema())
+    assert shadowed == [], "described in the code already; drop from descriptions.toml:\n" + (
+        "\n".join(shadowed)
     )
 
 

@@ -128,6 +128,19 @@ def undescribed(schema: GraphQLSchema) -> list[str]:
     return [s.key for s in slots(schema) if not s.described]
 
 
+def shadowed_keys(schema: GraphQLSchema) -> list[str]:
+    """Keys of a type's own table whose text is not shown because the code has its own
+    ``description=`` (the code wins): one of the two should go."""
+    data = load_descriptions()
+    shadowed = []
+    for slot in slots(schema):
+        type_name, _, member = slot.key.partition(".")
+        text = data.get(type_name, {}).get(member or TYPE_KEY)
+        if text and (slot.owner.description or "") != text.strip():
+            shadowed.append(slot.key)
+    return shadowed
+
+
 def unused_keys(schema: GraphQLSchema) -> list[str]:
     """Keys in the data file that name nothing in the schema (renamed or removed)."""
     data = load_descriptions()
