@@ -8,6 +8,7 @@ The receivers, :func:`new_town` and :func:`settings_for` are imported by the oth
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import email
 import hashlib
@@ -20,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +41,7 @@ from backend.notifications.dispatcher import backoff, dispatch
 from backend.notifications.models import (
     Notification,
     NotificationContact,
+    NotificationKind,
     NotificationSettings,
     NotificationStatus,
 )
@@ -304,6 +307,48 @@ async def test_enqueue_refuses_a_kind_the_api_cannot_name(db):
                 )
     assert await rows_of(db, town) == []
     assert [n.kind for n in await put(db, town, "officer", "ok", kind="digest")] == ["digest"]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SENDERS = {"enqueue", "Message", "schedule_reminder"}
+
+
+def _kinds_sent_by_the_code() -> dict[str, str]:
+    """Every literal kind the backend hands the outbox, with where: ``kind="digest"`` in a
+    call of enqueue/Message/schedule_reminder, a module constant it names, or the default
+    of a ``kind`` parameter of a function that passes it on."""
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / "backend").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        consts = {
+            t.id: n.value.value
+            for n in tree.body
+            if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+            for t in n.targets
+            if isinstance(t, ast.Name) and isinstance(n.value.value, str)
+        }
+        for node in ast.walk(tree):
+            values = []
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in SENDERS:
+                    values = [k.value for k in node.keywords if k.arg == "kind"]
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                pairs = zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True)
+                values = [d for a, d in pairs if a.arg == "kind" and d]
+            for v in values:
+                kind = v.value if isinstance(v, ast.Constant) else consts.get(getattr(v, "id", ""))
+                if isinstance(kind, str):
+                    found[kind] = f"{path.relative_to(ROOT)}:{v.lineno}"
+    return found
+
+
+def test_every_kind_the_code_sends_is_a_notification_kind_and_every_kind_is_sent():
+    """Issue 20 item 8: a producer's typo would be a ValueError at run time; caught here."""
+    sent = _kinds_sent_by_the_code()
+    unknown = {k: where for k, where in sent.items() if k not in set(NotificationKind)}
+    assert unknown == {}
+    assert set(sent) == {k.value for k in NotificationKind}, sent
 
 
 async def test_a_rolled_back_caller_leaves_no_notification(db):
