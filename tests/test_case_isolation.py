@@ -91,7 +91,7 @@ async def prov(db, gql) -> Province:
 async def test_other_city_official_gets_not_found_for_a_case(gql, prov, who):
     for case in prov.cases["a"]:
         resp = await gql(CASE, {"id": case["id"]}, token=prov.b.token(who))
-        assert (resp.code, resp.data) == ("NOT_FOUND", None)
+        assert (resp.code, resp.data) == ("NOT_FOUND", {"case": None})
 
 
 async def test_other_city_lists_and_counts_none_of_a_cases(gql, prov):

@@ -121,7 +121,7 @@ async def test_officer_of_b_gets_not_found_for_a_unit(gql, world, rel):
     existing = await gql(UNIT, {"p": world.a.path(rel)}, token=token)
     missing = await gql(UNIT, {"p": world.b.path("no-such-unit")}, token=token)
     assert existing.code == missing.code == "NOT_FOUND"
-    assert existing.data is None
+    assert existing.data == missing.data == {"orgUnit": None}
     assert refusal_shape(existing, world.a.path(rel)) == refusal_shape(
         missing, world.b.path("no-such-unit")
     )

@@ -397,8 +397,10 @@ class WarningBoard:
 
 @strawberry.type
 class CaseQueries:
-    @strawberry.field(description="One case; NOT_FOUND when absent or not visible.")
-    async def case(self, info: Ctx, id: strawberry.ID) -> CaseNode:
+    @strawberry.field(
+        description="One case: null + NOT_FOUND when absent or not visible; other fields survive."
+    )
+    async def case(self, info: Ctx, id: strawberry.ID) -> CaseNode | None:
         ctx = info.context
         async with ctx.read() as session:
             return node(await service.find_case(session, ctx.principal, str(id)))

@@ -432,8 +432,10 @@ class EvaluationQueries:
             entries = await pool.list_pool(session, ctx.principal)
         return EvaluatorPool(_entries=entries, _show=pool.sees_contact_details(ctx.principal))
 
-    @strawberry.field(description="One panel; NOT_FOUND when absent or not visible.")
-    async def evaluation_panel(self, info: Ctx, id: strawberry.ID) -> PanelType:
+    @strawberry.field(
+        description="One panel: null + NOT_FOUND when absent or not visible; other fields survive."
+    )
+    async def evaluation_panel(self, info: Ctx, id: strawberry.ID) -> PanelType | None:
         ctx = info.context
         async with ctx.read() as session:
             return PanelType.of(await panels.get_panel(session, ctx.principal, str(id)))

@@ -121,8 +121,10 @@ class ReportQueries:
             )
         return [MonthlyReportNode.of(r) for r in rows]
 
-    @strawberry.field(description="One report; NOT_FOUND when absent or not visible.")
-    async def monthly_report(self, info: Ctx, id: strawberry.ID) -> MonthlyReportNode:
+    @strawberry.field(
+        description="One report: null + NOT_FOUND when absent or not visible; other fields survive."
+    )
+    async def monthly_report(self, info: Ctx, id: strawberry.ID) -> MonthlyReportNode | None:
         ctx = info.context
         async with ctx.read() as session:
             return MonthlyReportNode.of(await reports.find_report(session, ctx.principal, str(id)))

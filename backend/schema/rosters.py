@@ -292,8 +292,10 @@ class RosterQueries:
             )
         return [shift(s) for s in rows]
 
-    @strawberry.field(description="One shift; NOT_FOUND when absent or not visible.")
-    async def duty_shift(self, info: Ctx, id: strawberry.ID) -> DutyShift:
+    @strawberry.field(
+        description="One shift: null + NOT_FOUND when absent or not visible; other fields survive."
+    )
+    async def duty_shift(self, info: Ctx, id: strawberry.ID) -> DutyShift | None:
         ctx = info.context
         async with ctx.read() as session:
             return shift(await shifts.find_shift(session, ctx.principal, str(id), field="id"))

@@ -147,8 +147,10 @@ class TenantQueries:
             units = await service.list_org_units(session, ctx.principal, parent_path=parent_path)
         return [OrgUnitType.of(u) for u in units]
 
-    @strawberry.field(description="One org unit by path; NOT_FOUND when absent or not visible.")
-    async def org_unit(self, info: Ctx, path: str) -> OrgUnitType:
+    @strawberry.field(
+        description="One org unit by path: null + NOT_FOUND when absent or not visible; other fields survive."
+    )
+    async def org_unit(self, info: Ctx, path: str) -> OrgUnitType | None:
         ctx = info.context
         async with ctx.read() as session:
             unit = await service.get_org_unit(session, ctx.principal, path=path)
