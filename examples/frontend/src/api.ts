@@ -48,11 +48,15 @@ export function redLettersOf(unitPath: string, month: string): CaseFilter {
   };
 }
 
-export type CaseDetail = CaseDetailQuery['case'];
+export type CaseDetail = NonNullable<CaseDetailQuery['case']>;
 
-/** A case's page: the case, its open deadlines (with the rule behind each), its trail. */
+/** A case's page: the case, its open deadlines (with the rule behind each), its trail.
+ * `case` is nullable: a miss is `null` with a NOT_FOUND error (the client throws it). */
 export async function caseDetail(request: Request, id: string) {
   const { case: found } = await request(CaseDetailDocument, { id });
+  if (found == null) {
+    return null; // absent, or not the caller's to see: the two are indistinguishable
+  }
   const open = found.deadlines.filter((deadline) => deadline.status === 'OPEN');
   const lastEvent = found.events.at(-1);
   return { case: found, open, lastStatusChange: lastEvent?.at ?? found.receivedAt };
