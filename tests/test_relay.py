@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import uuid
 
-from tests.case_helpers import register
+import pytest
+
+from tests.case_helpers import days_ago, register
+from tests.helpers import unique
+from tests.test_notifications import new_town, put
 
 # --- issue 20.3: one miss does not wipe the page ---------------------------------------
 
@@ -60,3 +64,174 @@ async def test_issue20_every_lookup_by_key_misses_alone(gql, world):
         "orgUnit",
     ]
     assert set(resp.codes) == {"NOT_FOUND"}
+
+
+# --- issue 20.2: connections in both directions ------------------------------------------
+
+CASES = """query($f: CaseFilter, $first: Int, $after: String, $last: Int, $before: String) {
+  cases(filter: $f, first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    edges { cursor node { id subject } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+@pytest.fixture(scope="module")
+async def five(gql, world) -> tuple[str, list[str]]:
+    """Five cases of city A under one marker, received on five days; ids newest first."""
+    marker = unique("relay-")
+    ids = []
+    for n in range(5, 0, -1):  # oldest first
+        case = await register(
+            gql, world.a.token("officer"), world.a, subject=f"{marker} {n}", receivedAt=days_ago(n)
+        )
+        ids.append(case["id"])
+    return marker, ids[::-1]
+
+
+async def page(gql, token: str, marker: str, **args) -> dict:
+    resp = await gql(CASES, {"f": {"search": marker}, **args}, token=token)
+    return resp.ok()["cases"]
+
+
+def ids_of(conn: dict) -> list[str]:
+    return [e["node"]["id"] for e in conn["edges"]]
+
+
+async def test_issue20_cases_page_forward_and_backward_in_one_stable_order(gql, world, five):
+    marker, newest_first = five
+    token = world.a.token("officer")
+    p1 = await page(gql, token, marker, first=2)
+    assert ids_of(p1) == newest_first[:2] and p1["totalCount"] == 5
+    info = p1["pageInfo"]
+    assert (info["hasNextPage"], info["hasPreviousPage"]) == (True, False)
+    assert (info["startCursor"], info["endCursor"]) == (
+        p1["edges"][0]["cursor"],
+        p1["edges"][-1]["cursor"],
+    )
+    p2 = await page(gql, token, marker, first=2, after=info["endCursor"])
+    assert ids_of(p2) == newest_first[2:4]
+    assert (p2["pageInfo"]["hasNextPage"], p2["pageInfo"]["hasPreviousPage"]) == (True, True)
+
+    # backward: the last two, then the two before them — the same order, read from the end
+    end = await page(gql, token, marker, last=2)
+    assert ids_of(end) == newest_first[3:]
+    assert (end["pageInfo"]["hasNextPage"], end["pageInfo"]["hasPreviousPage"]) == (False, True)
+    back = await page(gql, token, marker, last=2, before=end["pageInfo"]["startCursor"])
+    assert ids_of(back) == newest_first[1:3]
+    assert back["pageInfo"]["hasPreviousPage"] is True
+    top = await page(gql, token, marker, last=2, before=back["pageInfo"]["startCursor"])
+    assert ids_of(top) == newest_first[:1]
+    assert (top["pageInfo"]["hasNextPage"], top["pageInfo"]["hasPreviousPage"]) == (True, False)
+
+    # a window between two cursors, and the forward cursors read backward
+    between = await page(
+        gql, token, marker, after=p1["pageInfo"]["startCursor"], before=end["pageInfo"]["endCursor"]
+    )
+    assert ids_of(between) == newest_first[1:4]
+    assert (
+        ids_of(await page(gql, token, marker, last=5, before=p2["pageInfo"]["startCursor"]))
+        == (newest_first[:2])
+    )
+
+
+async def test_issue20_cases_backward_pages_stay_inside_the_callers_scope(gql, world, five):
+    marker, _ = five
+    for token in (world.b.token("officer"), world.a.token("c2_officer")):
+        conn = await page(gql, token, marker, last=5)
+        assert conn["edges"] == [] and conn["totalCount"] == 0
+        assert conn["pageInfo"] == {
+            "hasNextPage": False,
+            "hasPreviousPage": False,
+            "startCursor": None,
+            "endCursor": None,
+        }
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"first": 2, "last": 2}, "last"),
+        ({"last": 201}, "last"),
+        ({"last": -1}, "last"),
+        ({"last": 2, "before": "not-a-cursor"}, "before"),
+        ({"after": "bm90LWEtY3Vyc29y"}, "after"),
+    ],
+)
+async def test_issue20_bad_connection_arguments_are_bad_user_input(gql, world, args, field):
+    resp = await gql(CASES, args, token=world.a.token("officer"))
+    assert (resp.code, resp.field) == ("BAD_USER_INPUT", field), resp.body
+
+
+INBOX = """query($first: Int, $last: Int, $before: String, $after: String) {
+  notificationsConnection(first: $first, last: $last, before: $before, after: $after) {
+    edges { cursor node { id subject } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+async def test_issue20_the_inbox_tells_what_is_new_since_a_cursor(gql, db):
+    town = await new_town(db)
+    token = town.token("officer")
+    for n in range(3):
+        await put(db, town, "officer", f"old{n}", channels=["inapp"], subject=f"old {n}")
+    read = (await gql(INBOX, {"first": 10}, token=token)).ok()["notificationsConnection"]
+    assert [e["node"]["subject"] for e in read["edges"]] == ["old 2", "old 1", "old 0"]
+    since = read["pageInfo"]["startCursor"]
+
+    nothing = await gql(INBOX, {"last": 10, "before": since}, token=token)
+    assert nothing.ok()["notificationsConnection"]["edges"] == []
+
+    for n in range(3):
+        await put(db, town, "officer", f"new{n}", channels=["inapp"], subject=f"new {n}")
+    await put(db, town, "leader", "other", channels=["inapp"], subject="not mine")
+    new = (await gql(INBOX, {"last": 10, "before": since}, token=token)).ok()
+    conn = new["notificationsConnection"]
+    assert [e["node"]["subject"] for e in conn["edges"]] == ["new 2", "new 1", "new 0"]
+    assert (conn["pageInfo"]["hasPreviousPage"], conn["pageInfo"]["hasNextPage"]) == (False, True)
+    # a small page of what is new: the oldest new ones first when read with last
+    two = (await gql(INBOX, {"last": 2, "before": since}, token=token)).ok()
+    assert [e["node"]["subject"] for e in two["notificationsConnection"]["edges"]] == [
+        "new 1",
+        "new 0",
+    ]
+    assert two["notificationsConnection"]["pageInfo"]["hasPreviousPage"] is True
+    # the old list answers as before (deprecated, not removed)
+    old = await gql("{ notifications(first: 10) { subject } }", token=token)
+    assert len(old.ok()["notifications"]) == 6
+
+
+async def test_issue20_deprecated_lists_have_connections(gql, world, db):
+    town = await new_town(db)
+    admin = town.token("admin")
+    create = "mutation($i: CreateOrgUnitInput!) { createOrgUnit(input: $i) { path } }"
+    for n in range(4):
+        unit = {"parentPath": town.city.path(), "slug": f"u{n}", "name": f"u{n}", "level": "COUNTY"}
+        (await gql(create, {"i": unit}, token=admin)).ok()
+    listed = (await gql("{ adminAuditLog(first: 50) { id target } }", token=admin)).ok()
+    newest_first = [e["id"] for e in listed["adminAuditLog"]]
+    assert len(newest_first) >= 4
+    audit = (
+        "query($last: Int, $before: String) { adminAuditLogConnection(last: $last, "
+        "before: $before) { edges { node { id } } pageInfo { hasPreviousPage startCursor } } }"
+    )
+    oldest = (await gql(audit, {"last": 2}, token=admin)).ok()["adminAuditLogConnection"]
+    assert [e["node"]["id"] for e in oldest["edges"]] == newest_first[-2:]
+    before = {"last": 2, "before": oldest["pageInfo"]["startCursor"]}
+    older = (await gql(audit, before, token=admin)).ok()["adminAuditLogConnection"]
+    assert [e["node"]["id"] for e in older["edges"]] == newest_first[-4:-2]
+    # another city's admin reads nothing of it, forward or backward
+    other = await gql(audit, {"last": 50}, token=world.a.token("admin"))
+    assert not {e["node"]["id"] for e in other.ok()["adminAuditLogConnection"]["edges"]} & set(
+        newest_first
+    )
+    for query, field in (
+        ("{ monthlyReportsConnection(first: 5) { edges { node { id } } pageInfo "
+         "{ hasNextPage } } }", "monthlyReportsConnection"),
+        ("{ evaluationPanelsConnection(first: 5) { edges { node { id } } pageInfo "
+         "{ hasNextPage } } }", "evaluationPanelsConnection"),
+    ):  # fmt: skip
+        got = (await gql(query, token=world.a.token("officer"))).ok()[field]
+        assert got["pageInfo"]["hasNextPage"] is False

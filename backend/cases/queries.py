@@ -6,12 +6,10 @@ page 1 costs; ``totalCount`` is a second statement with the same WHERE.
 
 from __future__ import annotations
 
-import base64
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
-from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import may
@@ -19,9 +17,10 @@ from backend.authz.principal import Principal
 from backend.cases import pii
 from backend.cases.models import Case, CaseStatus, CaseType, WarningColor
 from backend.cases.visibility import HANDLING_ROLES, pii_predicate, read_predicate, unit_cases
+from backend.core import pagination
 from backend.core import validation as v
 from backend.core.clock import local_day_start
-from backend.core.errors import BadUserInput, Forbidden
+from backend.core.errors import Forbidden
 from backend.tenants.models import Tenant, User
 
 MAX_PAGE = 200
@@ -44,28 +43,31 @@ class CaseFilter:
     petitioner_id_number: str | None = None
 
 
+# newest first; the id breaks ties (a cursor is ``received_at|id``, as it always was)
+CASE_KEYS = (
+    pagination.datetime_key(Case.received_at, "received_at"),
+    pagination.uuid_key(Case.id),
+)
+
+
 @dataclass(frozen=True)
 class Page:
     cases: list[Case]
     total: int
     has_next: bool
+    has_previous: bool = False
 
     @property
     def end_cursor(self) -> str | None:
         return encode_cursor(self.cases[-1]) if self.cases else None
 
+    @property
+    def start_cursor(self) -> str | None:
+        return encode_cursor(self.cases[0]) if self.cases else None
+
 
 def encode_cursor(case: Case) -> str:
-    raw = f"{case.received_at.astimezone(UTC).isoformat()}|{case.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, _, cid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(cid)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadUserInput("malformed cursor", field="after") from exc
+    return pagination.encode(CASE_KEYS, case)
 
 
 async def filter_clauses(
@@ -131,31 +133,32 @@ async def list_cases(
     principal: Principal,
     f: CaseFilter,
     *,
-    first: int = 50,
+    first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Page:
-    if not 0 <= first <= MAX_PAGE:
-        raise BadUserInput(f"first must be between 0 and {MAX_PAGE}", field="first")
+    args = pagination.PageArgs(first=first, after=after, last=last, before=before)
+    pagination.check_size(args, minimum=0, maximum=MAX_PAGE)
     clauses = await filter_clauses(session, principal, f)
+    return await case_page(session, clauses, args)
+
+
+async def case_page(
+    session: AsyncSession, clauses: list[ColumnElement[bool]], args: pagination.PageArgs
+) -> Page:
+    """The page ``args`` asks for of the cases matching ``clauses`` (the read rule among
+    them), with their total: one statement, the total riding on the rows."""
+    pagination.check_size(args, minimum=0, maximum=MAX_PAGE)
     count = select(func.count(Case.id)).where(*clauses)
-    page_clauses = list(clauses)
-    if after:
-        at, cid = decode_cursor(after)
-        page_clauses.append(or_(Case.received_at < at, and_(Case.received_at == at, Case.id < cid)))
-    # The total rides on the page's rows as a scalar subquery: one round trip, not two.
-    rows = list(
-        await session.execute(
-            select(Case, count.scalar_subquery().correlate(None))
-            .where(*page_clauses)
-            .order_by(Case.received_at.desc(), Case.id.desc())
-            .limit(first + 1)
-        )
-    )
+    stmt = select(Case, count.scalar_subquery().correlate(None)).where(*clauses)
+    query = pagination.windowed(stmt, CASE_KEYS, args, default=pagination.DEFAULT_PAGE)
+    rows = list(await session.execute(query))
     total = rows[0][1] if rows else None
-    if total is None:  # nothing matched; only a page past the end of matches must ask
-        total = await session.scalar(count) if after else 0
-    cases = [r[0] for r in rows]
-    return Page(cases[:first], int(total or 0), len(cases) > first)
+    if total is None:  # nothing matched; only a page beyond a cursor must ask
+        total = await session.scalar(count) if (args.after or args.before) else 0
+    win = pagination.window([r[0] for r in rows], args, default=pagination.DEFAULT_PAGE)
+    return Page(win.rows, int(total or 0), win.has_next, win.has_previous)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import allowed_grants, may, require
@@ -27,6 +27,7 @@ from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
+from backend.core.pagination import PageArgs, Window, datetime_key, paginate, uuid_key
 from backend.evaluations import draw as drawing
 from backend.evaluations.eligibility import (
     UPWARD_REPEAT_THRESHOLD,
@@ -61,32 +62,20 @@ async def eligible_cases(
     session: AsyncSession,
     principal: Principal,
     *,
-    first: int = 50,
+    first: int | None = None,
     after: str | None = None,
     include_evaluated: bool = False,
+    last: int | None = None,
+    before: str | None = None,
 ) -> case_queries.Page:
     """Eligible cases the official can see, newest first; without a panel unless asked."""
     if not may(principal, "case", "read"):
         raise Forbidden("not allowed to list eligible cases")
-    if not 0 <= first <= case_queries.MAX_PAGE:
-        raise BadUserInput(f"first must be between 0 and {case_queries.MAX_PAGE}", field="first")
     clauses = [read_predicate(principal), eligibility_clause()]
     if not include_evaluated:
         clauses.append(~_has_panel([PanelStatus.OPEN, PanelStatus.CONCLUDED]))
-    total = await session.scalar(select(func.count(Case.id)).where(*clauses))
-    page = list(clauses)
-    if after:
-        at, cid = case_queries.decode_cursor(after)
-        page.append(or_(Case.received_at < at, and_(Case.received_at == at, Case.id < cid)))
-    rows = list(
-        await session.scalars(
-            select(Case)
-            .where(*page)
-            .order_by(Case.received_at.desc(), Case.id.desc())
-            .limit(first + 1)
-        )
-    )
-    return case_queries.Page(rows[:first], int(total or 0), len(rows) > first)
+    args = PageArgs(first=first, after=after, last=last, before=before)
+    return await case_queries.case_page(session, clauses, args)
 
 
 @dataclass(frozen=True)
@@ -481,6 +470,26 @@ async def list_panels(
     require(principal, "panel", "read")
     if not 1 <= first <= 200:
         raise BadUserInput("first must be between 1 and 200", field="first")
+    args = PageArgs(first=first)
+    window = await panel_page(session, principal, args, case_id=case_id, status=status, mine=mine)
+    return window.rows
+
+
+# newest draw first; a cursor is ``drawn_at|id``
+PANEL_KEYS = (datetime_key(EvaluationPanel.drawn_at, "drawn_at"), uuid_key(EvaluationPanel.id))
+
+
+async def panel_page(
+    session: AsyncSession,
+    principal: Principal,
+    args: PageArgs,
+    *,
+    case_id: str | None = None,
+    status: PanelStatus | None = None,
+    mine: bool = False,
+) -> Window:
+    """A page of the visible panels, newest first, in either direction (Relay cursors)."""
+    require(principal, "panel", "read")
     stmt = select(EvaluationPanel).where(panel_read_clause(principal))
     if case_id is not None:
         cid = parse_id(case_id)
@@ -497,8 +506,7 @@ async def list_panels(
                 )
             )
         )
-    stmt = stmt.order_by(EvaluationPanel.drawn_at.desc(), EvaluationPanel.id.desc()).limit(first)
-    return list(await session.scalars(stmt))
+    return await paginate(session, stmt, PANEL_KEYS, args)
 
 
 @dataclass

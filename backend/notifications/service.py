@@ -26,6 +26,7 @@ from backend.authz.enforcer import require
 from backend.authz.principal import Principal
 from backend.cases import need_to_know
 from backend.cases.models import Case
+from backend.core import pagination
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import current_scope
@@ -422,10 +423,30 @@ def knowable_by(principal: Principal) -> ColumnElement[bool]:
     )
 
 
+# newest first; a cursor of the inbox is ``sent_at|id``
+INBOX_KEYS = (
+    pagination.datetime_key(Notification.sent_at, "sent_at"),
+    pagination.uuid_key(Notification.id),
+)
+
+
 async def inbox(
     session: AsyncSession, principal: Principal, *, unread_only: bool = False, first: int = 50
 ) -> list[Notification]:
     """The caller's own in-app notifications, newest first (never anyone else's)."""
+    args = pagination.PageArgs(first=_page_size(first))
+    return (await inbox_page(session, principal, args, unread_only=unread_only)).rows
+
+
+async def inbox_page(
+    session: AsyncSession,
+    principal: Principal,
+    args: pagination.PageArgs,
+    *,
+    unread_only: bool = False,
+) -> pagination.Window:
+    """A page of the caller's inbox, newest first, in either direction: ``before`` the
+    newest cursor a client holds is what arrived since (Relay ``last``/``before``)."""
     require(principal, "notification", "inbox")
     stmt = select(Notification).where(
         Notification.recipient_id == principal.account_id,
@@ -435,8 +456,7 @@ async def inbox(
     )
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
-    stmt = stmt.order_by(Notification.sent_at.desc(), Notification.id.desc())
-    return list(await session.scalars(stmt.limit(_page_size(first))))
+    return await pagination.paginate(session, stmt, INBOX_KEYS, args, minimum=1)
 
 
 async def mark_read(session: AsyncSession, principal: Principal, *, id: str) -> Notification:

@@ -20,8 +20,10 @@ from backend.cases import models, policy, queries, rules, service
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
+from backend.core.pagination import PageArgs
 from backend.schema.context import Ctx
 from backend.schema.loaders import now_or_later, prefetch
+from backend.schema.relay import After, Before, First, Last, PageInfo
 from backend.schema.stats import IndicatorDefinitionInput, IndicatorDefinitionType
 from backend.schema.tenants import OrgUnitType
 from backend.stats.definitions import set_definition
@@ -325,12 +327,6 @@ def receipt(case: models.Case) -> CaseNode:
 
 
 @strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
 class CaseEdge:
     cursor: str
     node: CaseNode
@@ -347,7 +343,12 @@ class CaseConnection:
         return cls(
             total_count=page.total,
             edges=[CaseEdge(cursor=queries.encode_cursor(c), node=node(c)) for c in page.cases],
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            page_info=PageInfo(
+                has_next_page=page.has_next,
+                has_previous_page=page.has_previous,
+                start_cursor=page.start_cursor,
+                end_cursor=page.end_cursor,
+            ),
         )
 
 
@@ -373,10 +374,18 @@ class CaseFilter:
         )
 
 
-async def _page(info: Ctx, f: queries.CaseFilter, first: int, after: str | None) -> CaseConnection:
+async def _page(info: Ctx, f: queries.CaseFilter, args: PageArgs) -> CaseConnection:
     ctx = info.context
     async with ctx.read() as session:
-        page = await queries.list_cases(session, ctx.principal, f, first=first, after=after)
+        page = await queries.list_cases(
+            session,
+            ctx.principal,
+            f,
+            first=args.first,
+            after=args.after,
+            last=args.last,
+            before=args.before,
+        )
     return await connection(info, page)
 
 
@@ -389,10 +398,16 @@ class WarningBoard:
 
     @strawberry.field(description="Open cases of one colour, most recent first.")
     async def cases(
-        self, info: Ctx, color: WarningColor, first: int = 50, after: str | None = None
+        self,
+        info: Ctx,
+        color: WarningColor,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> CaseConnection:
         f = queries.CaseFilter(unit_path=self._unit_path, warning_color=color)
-        return await _page(info, f, first, after)
+        return await _page(info, f, PageArgs(first, after, last, before))
 
 
 @strawberry.type
@@ -410,14 +425,16 @@ class CaseQueries:
         self,
         info: Ctx,
         filter: CaseFilter | None = None,
-        first: int = 50,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> CaseConnection:
         f = filter.to_service() if filter else queries.CaseFilter()
         if f.petitioner_id_number:  # counted against a tight limit, and logged
             key = queries.id_number_search_key(info.context.principal, f.petitioner_id_number)
             await info.context.search_by_id_number(key)
-        return await _page(info, f, first, after)
+        return await _page(info, f, PageArgs(first, after, last, before))
 
     @strawberry.field(description="红黄蓝 warning board of the caller's scope.")
     async def warning_board(self, info: Ctx, unit_path: str | None = None) -> WarningBoard:

@@ -45,6 +45,7 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import SchemaExtension
 
 from backend.core.errors import BadUserInput
+from backend.core.pagination import DEFAULT_PAGE
 from backend.core.settings import Settings
 
 
@@ -165,17 +166,24 @@ class _Walker:
         return fields.get(name) if fields else None
 
     def _first(self, node: FieldNode, definition: GraphQLField) -> int | None:
-        """The page size asked for, or ``None`` when the field takes no ``first``."""
+        """The page size asked for (``first``, or ``last`` paging backward), or ``None``
+        when the field takes no ``first``. A Relay connection given neither serves
+        ``DEFAULT_PAGE`` items."""
         if "first" not in definition.args:
             return None
         value: Any = definition.args["first"].default_value
+        if value is None and "last" in definition.args:
+            value = DEFAULT_PAGE
         for argument in node.arguments or ():
-            if argument.name.value != "first":
+            if argument.name.value not in ("first", "last"):
                 continue
+            given: Any = None
             if isinstance(argument.value, IntValueNode):
-                value = int(argument.value.value)
+                given = int(argument.value.value)
             elif isinstance(argument.value, VariableNode):
-                value = self.variables.get(argument.value.name.value, value)
+                given = self.variables.get(argument.value.name.value)
+            if isinstance(given, int):
+                value = given
         if not isinstance(value, int):
             return self.default_list_size
         # Every list refuses a page over 200 itself, naming `first` (BAD_USER_INPUT);

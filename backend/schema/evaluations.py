@@ -15,12 +15,14 @@ from strawberry.dataloader import DataLoader
 
 from backend.cases.pii import mask_phone
 from backend.cases.service import find_case
+from backend.core.pagination import PageArgs, encode
 from backend.evaluations import csv_import, models, panels, pool, scoring, statistics, verdicts
 from backend.evaluations import draw as drawing
 from backend.evaluations import policy as eval_policy
 from backend.schema.cases import CaseConnection, CaseNode, connection, node
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
+from backend.schema.relay import After, Before, Connection, First, Last, connection_of
 
 EvaluatorCategory = strawberry.enum(models.EvaluatorCategory, name="EvaluatorCategory")
 EvaluatorStatus = strawberry.enum(models.EvaluatorStatus, name="EvaluatorStatus")
@@ -440,7 +442,10 @@ class EvaluationQueries:
         async with ctx.read() as session:
             return PanelType.of(await panels.get_panel(session, ctx.principal, str(id)))
 
-    @strawberry.field(description="Visible panels, newest first; mine: those the caller sits on.")
+    @strawberry.field(
+        description="Visible panels, newest first; mine: those the caller sits on.",
+        deprecation_reason="Use evaluationPanelsConnection: Relay cursors in both directions (first/after, last/before).",
+    )
     async def evaluation_panels(
         self,
         info: Ctx,
@@ -463,6 +468,36 @@ class EvaluationQueries:
 
     @strawberry.field(
         description=(
+            "Visible panels, newest draw first, as a Relay connection; mine: those the "
+            "caller sits on."
+        )
+    )
+    async def evaluation_panels_connection(
+        self,
+        info: Ctx,
+        case_id: strawberry.ID | None = None,
+        status: PanelStatus | None = None,
+        mine: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[PanelType]:
+        ctx = info.context
+        args = PageArgs(first, after, last, before)
+        async with ctx.read() as session:
+            window = await panels.panel_page(
+                session,
+                ctx.principal,
+                args,
+                case_id=str(case_id) if case_id is not None else None,
+                status=status,
+                mine=mine,
+            )
+        return connection_of(window, PanelType.of, lambda row: encode(panels.PANEL_KEYS, row))
+
+    @strawberry.field(
+        description=(
             "Cases eligible for evaluation: dissatisfied, or ≥ 3 petitions to the province or "
             "Beijing on the same matter (赴京到省重复信访3次以上)."
         )
@@ -470,9 +505,11 @@ class EvaluationQueries:
     async def evaluation_eligible_cases(
         self,
         info: Ctx,
-        first: int = 50,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
         include_evaluated: bool = False,
+        last: Last = None,
+        before: Before = None,
     ) -> CaseConnection:
         ctx = info.context
         async with ctx.read() as session:
@@ -482,6 +519,8 @@ class EvaluationQueries:
                 first=first,
                 after=after,
                 include_evaluated=include_evaluated,
+                last=last,
+                before=before,
             )
         return await connection(info, page)
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import strawberry
 
+from backend.core.pagination import PageArgs, encode
 from backend.notifications import models, service
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
+from backend.schema.relay import After, Before, Connection, First, Last, connection_of
 
 NotificationStatus = strawberry.enum(models.NotificationStatus, name="NotificationStatus")
 # GraphQL shows the names (DIGEST); rows store the lower-case values (digest)
@@ -161,7 +163,10 @@ class SetNotificationEmailInput:
 
 @strawberry.type
 class NotificationQueries:
-    @strawberry.field(description="The caller's in-app notifications, newest first.")
+    @strawberry.field(
+        description="The caller's in-app notifications, newest first.",
+        deprecation_reason="Use notificationsConnection: Relay cursors in both directions (first/after, last/before).",
+    )
     async def notifications(
         self, info: Ctx, unread_only: bool = False, first: int = 50
     ) -> list[NotificationNode]:
@@ -169,6 +174,33 @@ class NotificationQueries:
         async with ctx.read() as session:
             rows = await service.inbox(session, ctx.principal, unread_only=unread_only, first=first)
         return _nodes(rows, ctx)
+
+    @strawberry.field(
+        description=(
+            "The caller's in-app notifications, newest first, as a Relay connection. What "
+            "arrived since a page was read: before: <its pageInfo.startCursor> (with first "
+            "or last); pageInfo.hasPreviousPage then says whether still newer ones exist."
+        )
+    )
+    async def notifications_connection(
+        self,
+        info: Ctx,
+        unread_only: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[NotificationNode]:
+        ctx = info.context
+        args = PageArgs(first, after, last, before)
+        async with ctx.read() as session:
+            window = await service.inbox_page(session, ctx.principal, args, unread_only=unread_only)
+        viewer = ctx.principal.account_id
+        return connection_of(
+            window,
+            lambda row: NotificationNode.of(row, _viewer=viewer),
+            lambda row: encode(service.INBOX_KEYS, row),
+        )
 
     @strawberry.field(description="Notifications that gave up, with the reason (city admin).")
     async def dead_letter_notifications(self, info: Ctx, first: int = 50) -> list[NotificationNode]:

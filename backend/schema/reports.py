@@ -25,9 +25,11 @@ from backend.authz.principal import Principal
 from backend.authz.roles import AccountKind
 from backend.authz.tokens import issue_link
 from backend.core.db import Database
+from backend.core.pagination import PageArgs, encode
 from backend.jobs.reports import report_urls
 from backend.schema.context import Ctx
 from backend.schema.enums import OrgUnitLevel
+from backend.schema.relay import After, Before, Connection, First, Last, connection_of
 from backend.stats import report as reports
 from backend.stats.models import MonthlyReport
 from backend.web.routes import rest_route
@@ -105,7 +107,8 @@ class MonthlyReportNode:
 @strawberry.type
 class ReportQueries:
     @strawberry.field(
-        description="Stored monthly reports the caller may read (its units and below), newest first."
+        description="Stored monthly reports the caller may read (its units and below), newest first.",
+        deprecation_reason="Use monthlyReportsConnection: Relay cursors in both directions (first/after, last/before).",
     )
     async def monthly_reports(
         self,
@@ -120,6 +123,32 @@ class ReportQueries:
                 session, ctx.principal, first=first, period=period, unit_path=unit_path
             )
         return [MonthlyReportNode.of(r) for r in rows]
+
+    @strawberry.field(
+        description=(
+            "Stored monthly reports the caller may read, newest month first then by unit "
+            "path, as a Relay connection (default page: 20, at most 100)."
+        )
+    )
+    async def monthly_reports_connection(
+        self,
+        info: Ctx,
+        period: str | None = None,
+        unit_path: str | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[MonthlyReportNode]:
+        ctx = info.context
+        args = PageArgs(first, after, last, before)
+        async with ctx.read() as session:
+            window = await reports.report_page(
+                session, ctx.principal, args, period=period, unit_path=unit_path
+            )
+        return connection_of(
+            window, MonthlyReportNode.of, lambda row: encode(reports.REPORT_KEYS, row)
+        )
 
     @strawberry.field(
         description="One report: null + NOT_FOUND when absent or not visible; other fields survive."

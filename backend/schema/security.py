@@ -14,7 +14,9 @@ from typing import Any
 import strawberry
 from strawberry.extensions import FieldExtension
 
+from backend.core.pagination import PageArgs, encode
 from backend.schema.context import Ctx
+from backend.schema.relay import After, Before, Connection, First, Last, connection_of
 from backend.tenants import api_keys, audit_log
 
 # Input keys that name what an admin action acts on, in order of preference.
@@ -132,7 +134,8 @@ class RevokeApiKeyInput:
 class SecurityQueries:
     @strawberry.field(
         description="Admin actions, newest first: city admins see their city; platform "
-        "admins a named city or (no tenant) the platform's own actions."
+        "admins a named city or (no tenant) the platform's own actions.",
+        deprecation_reason="Use adminAuditLogConnection: Relay cursors in both directions (first/after, last/before).",
     )
     async def admin_audit_log(
         self,
@@ -153,21 +156,32 @@ class SecurityQueries:
                 before_id=before,
             )
             slugs = await _tenant_slugs(session, {r.tenant_id for r in rows if r.tenant_id})
-        return [
-            AdminAuditEntryType(
-                id=strawberry.ID(str(r.id)),
-                at=r.created_at,
-                tenant=slugs.get(r.tenant_id) if r.tenant_id else None,
-                actor=r.actor_username,
-                action=r.action,
-                target=r.target,
-                before=r.before,
-                after=r.after,
-                request_id=r.request_id,
-                via=r.via,
+        return [_entry(r, slugs) for r in rows]
+
+    @strawberry.field(
+        description="Admin actions, newest first, as a Relay connection: city admins see "
+        "their city; platform admins a named city or (no tenant) the platform's own actions."
+    )
+    async def admin_audit_log_connection(
+        self,
+        info: Ctx,
+        tenant: str | None = None,
+        action: str | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[AdminAuditEntryType]:
+        ctx = info.context
+        args = PageArgs(first, after, last, before)
+        async with ctx.read() as session:
+            window = await audit_log.entry_page(
+                session, ctx.principal, args, tenant=tenant, action=action
             )
-            for r in rows
-        ]
+            slugs = await _tenant_slugs(session, {r.tenant_id for r in window.rows if r.tenant_id})
+        return connection_of(
+            window, lambda row: _entry(row, slugs), lambda row: encode(audit_log.ENTRY_KEYS, row)
+        )
 
     @strawberry.field(description="The city's API keys (city admin); secrets are never shown.")
     async def api_keys(self, info: Ctx) -> list[ApiKeyType]:
@@ -175,6 +189,21 @@ class SecurityQueries:
         async with ctx.read() as session:
             rows = await api_keys.list_keys(session, ctx.principal)
         return [ApiKeyType.of(k, u) for k, u in rows]
+
+
+def _entry(r: Any, slugs: dict[Any, str]) -> AdminAuditEntryType:
+    return AdminAuditEntryType(
+        id=strawberry.ID(str(r.id)),
+        at=r.created_at,
+        tenant=slugs.get(r.tenant_id) if r.tenant_id else None,
+        actor=r.actor_username,
+        action=r.action,
+        target=r.target,
+        before=r.before,
+        after=r.after,
+        request_id=r.request_id,
+        via=r.via,
+    )
 
 
 async def _tenant_slugs(session: Any, ids: set[Any]) -> dict[Any, str]:

@@ -51,6 +51,7 @@ from backend.cases.models import (
 )
 from backend.cases.rules import DeadlinePolicy, Step, end_of_day
 from backend.cases.visibility import unit_cases
+from backend.core import pagination
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.ids import parse_id
@@ -345,17 +346,37 @@ async def list_reports(
     """Reports the caller may read, newest month first, then by unit path."""
     if not 1 <= first <= MAX_PAGE:
         raise BadUserInput(f"first must be between 1 and {MAX_PAGE}", field="first")
+    args = pagination.PageArgs(first=first)
+    return (await report_page(session, principal, args, period=period, unit_path=unit_path)).rows
+
+
+# newest month first, then by unit path (and city, then id: a total order)
+REPORT_KEYS = (
+    pagination.text_key(MonthlyReport.period, "period", descending=True),
+    pagination.text_key(MonthlyReport.unit_path, "unit_path"),
+    pagination.uuid_key(MonthlyReport.tenant_id, "tenant_id", descending=False),
+    pagination.uuid_key(MonthlyReport.id, descending=False),
+)
+
+
+async def report_page(
+    session: AsyncSession,
+    principal: Principal,
+    args: pagination.PageArgs,
+    *,
+    period: str | None = None,
+    unit_path: str | None = None,
+) -> pagination.Window:
+    """A page of the reports the caller may read, in either direction (Relay cursors)."""
     query = select(MonthlyReport).where(_visible(principal))
     if period is not None:
         Period.parse(period, "UTC")
         query = query.where(MonthlyReport.period == period)
     if unit_path is not None:
         query = query.where(MonthlyReport.unit_path == unit_path)
-    query = query.order_by(
-        MonthlyReport.period.desc(), MonthlyReport.unit_path, MonthlyReport.tenant_id
+    return await pagination.paginate(
+        session, query, REPORT_KEYS, args, default=20, maximum=MAX_PAGE
     )
-    rows = list(await session.scalars(query.limit(first)))
-    return rows
 
 
 async def find_report(session: AsyncSession, principal: Principal, report_id: str) -> MonthlyReport:

@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect, select
+from sqlalchemy import JSON, ForeignKey, Index, Select, String, event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from backend.authz.enforcer import require
 from backend.authz.principal import Principal
+from backend.core import pagination
 from backend.core.db import (
     Base,
     TenantScope,
@@ -285,27 +286,14 @@ async def entries(
     before_id: str | None = None,
 ) -> list[AdminAuditEntry]:
     """Newest first. City admins: their own city. Platform admins: a named city, or (no
-    ``tenant``) the platform's own rows. Nobody else."""
+    ``tenant``) the platform's own rows. Nobody else. ``before_id``: rows older than
+    that entry (the list's own cursor; ``adminAuditLogConnection`` has Relay's)."""
     require(principal, "audit_log", "read")
     if not 1 <= first <= MAX_PAGE:
         raise BadUserInput(f"first must be between 1 and {MAX_PAGE}", field="first")
-    stmt = select(AdminAuditEntry)
-    if principal.is_platform_admin:
-        if tenant:
-            tid = await session.scalar(select(Tenant.id).where(Tenant.slug == tenant))
-            if tid is None:
-                return []
-            await use_scope(session, TenantScope.of([tid]))
-            stmt = stmt.where(AdminAuditEntry.tenant_id == tid)
-        else:
-            await _see_platform_rows(session)
-            stmt = stmt.where(AdminAuditEntry.tenant_id.is_(None))
-    else:
-        if tenant and tenant != principal.tenant_slug:
-            return []  # another city's log does not exist for this caller
-        stmt = stmt.where(AdminAuditEntry.tenant_id == principal.tenant_id)
-    if action:
-        stmt = stmt.where(AdminAuditEntry.action == action)
+    stmt = await _readable(session, principal, tenant=tenant, action=action)
+    if stmt is None:
+        return []
     if before_id:
         try:
             stmt = stmt.where(AdminAuditEntry.id < uuid.UUID(before_id))
@@ -313,6 +301,51 @@ async def entries(
             raise BadUserInput("malformed cursor", field="before") from exc
     stmt = stmt.order_by(AdminAuditEntry.id.desc()).limit(first)
     return list(await session.scalars(stmt))
+
+
+# newest first: ids are time-ordered (UUIDv7); a cursor is the id
+ENTRY_KEYS = (pagination.uuid_key(AdminAuditEntry.id),)
+
+
+async def entry_page(
+    session: AsyncSession,
+    principal: Principal,
+    args: pagination.PageArgs,
+    *,
+    tenant: str | None = None,
+    action: str | None = None,
+) -> pagination.Window:
+    """A page of :func:`entries`' rows in either direction (Relay cursors)."""
+    pagination.check_size(args, minimum=1)
+    stmt = await _readable(session, principal, tenant=tenant, action=action)
+    if stmt is None:
+        return pagination.Window([], has_next=False, has_previous=False)
+    return await pagination.paginate(session, stmt, ENTRY_KEYS, args)
+
+
+async def _readable(
+    session: AsyncSession, principal: Principal, *, tenant: str | None, action: str | None
+) -> Select | None:
+    """The entries ``principal`` may read (None: none at all), scope set for them."""
+    require(principal, "audit_log", "read")
+    stmt = select(AdminAuditEntry)
+    if principal.is_platform_admin:
+        if tenant:
+            tid = await session.scalar(select(Tenant.id).where(Tenant.slug == tenant))
+            if tid is None:
+                return None
+            await use_scope(session, TenantScope.of([tid]))
+            stmt = stmt.where(AdminAuditEntry.tenant_id == tid)
+        else:
+            await _see_platform_rows(session)
+            stmt = stmt.where(AdminAuditEntry.tenant_id.is_(None))
+    else:
+        if tenant and tenant != principal.tenant_slug:
+            return None  # another city's log does not exist for this caller
+        stmt = stmt.where(AdminAuditEntry.tenant_id == principal.tenant_id)
+    if action:
+        stmt = stmt.where(AdminAuditEntry.action == action)
+    return stmt
 
 
 async def _see_platform_rows(session: AsyncSession) -> None:

@@ -52,6 +52,11 @@ QUERIES: dict[str, tuple[str, str]] = {
         "sup",
         "query($n: Int!) { cases(first: $n) { totalCount edges { node {" + _CASE_NODE + " } } } }",
     ),
+    "cases (backward)": (
+        "officer",
+        "query($n: Int!) { cases(last: $n) { totalCount edges { node {" + _CASE_NODE + " } }"
+        " pageInfo { hasPreviousPage startCursor } } }",
+    ),
     "case detail": (
         "officer",
         "query($id: ID!) { case(id: $id) {" + _CASE_NODE + " firstReceiver { username } } }",
@@ -84,6 +89,11 @@ QUERIES: dict[str, tuple[str, str]] = {
              tenants { slug name received backlog byCategory { key count } }
              total { received backlog } } }""",
     ),
+    "notificationsConnection": (
+        "officer",
+        """query($n: Int!) { notificationsConnection(last: $n) { edges { cursor node {
+           id kind subject caseId status recipient createdAt } } pageInfo { hasPreviousPage } } }""",
+    ),
     "notifications": (
         "officer",
         """query($n: Int!) { notifications(first: $n) {
@@ -114,7 +124,8 @@ def statements(engine: Any) -> Iterator[list[str]]:
 
 
 async def build(db: Any, n_cases: int) -> dict[str, Any]:
-    """A city with ``n_cases`` cases (some routed, some with a leader), one in-app
+    """A city with ``n_cases`` cases (some routed, some with a leader: the newest ten and the
+    oldest two), one in-app
     notification per case for the officer, and a provincial supervisor."""
     from backend.authz.principal import SYSTEM
     from backend.authz.tokens import issue_token
@@ -164,7 +175,9 @@ async def build(db: Any, n_cases: int) -> dict[str, Any]:
                 case_id=case.id,
                 channels=["inapp"],
             )
-    for k, (case_id, version) in enumerate(ids[-min(10, n_cases) :]):
+    # the oldest two as well: a page read backward (last: n) holds them
+    chosen = list(dict.fromkeys(ids[:2] + ids[-min(10, n_cases) :]))
+    for k, (case_id, version) in enumerate(chosen):
         ref = service.CaseRef(str(case_id), version)
         async with db.transaction(officer.scope()) as session:
             if k % 2:

@@ -38,6 +38,22 @@ export async function* caseListPages(
   } while (after !== null);
 }
 
+/** The same list from its end (the oldest cases first come last): `last`/`before` with
+ * the page's startCursor, each page still in the list's order (newest first). */
+export async function* caseListPagesBackward(
+  request: Request,
+  filter: CaseFilter,
+  pageSize = 50,
+): AsyncGenerator<{ totalCount: number; cases: CaseListItemFragment[] }> {
+  let before: string | null = null;
+  do {
+    const page: CaseListQuery = await request(CaseListDocument, { filter, last: pageSize, before });
+    const { cases } = page;
+    yield { totalCount: cases.totalCount, cases: cases.edges.map((edge) => edge.node) };
+    before = cases.pageInfo.hasPreviousPage ? (cases.pageInfo.startCursor ?? null) : null;
+  } while (before !== null);
+}
+
 /** This month's red cases of a county received by letter, for instance. */
 export function redLettersOf(unitPath: string, month: string): CaseFilter {
   return {
@@ -82,12 +98,23 @@ export async function warningBoard(request: Request, unitPath?: string): Promise
   return board;
 }
 
-export type Message = InboxQuery['notifications'][number];
+export type Message = InboxQuery['notificationsConnection']['edges'][number]['node'];
 
-/** The unread messages; opening one marks it read. */
-export async function unreadMessages(request: Request): Promise<Message[]> {
-  const { notifications } = await request(InboxDocument, { unreadOnly: true, first: 50 });
-  return notifications;
+/** The unread messages, newest first; opening one marks it read. `since`: only those that
+ * arrived after the page whose `newest` cursor it is (a poll asks for what is new). */
+export async function unreadMessages(
+  request: Request,
+  since: string | null = null,
+): Promise<{ messages: Message[]; newest: string | null }> {
+  const { notificationsConnection: inbox } = await request(InboxDocument, {
+    unreadOnly: true,
+    first: 50,
+    before: since,
+  });
+  return {
+    messages: inbox.edges.map((edge) => edge.node),
+    newest: inbox.pageInfo.startCursor ?? since,
+  };
 }
 
 export async function markRead(request: Request, message: Message): Promise<string | null> {
