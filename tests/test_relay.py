@@ -6,12 +6,13 @@ Every test goes over HTTP (the ``gql`` client), as a front-end would.
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import pytest
 
 from tests.case_helpers import days_ago, register
-from tests.helpers import unique
+from tests.helpers import refusal_shape, unique
 from tests.test_notifications import new_town, put
 
 # --- issue 20.3: one miss does not wipe the page ---------------------------------------
@@ -235,3 +236,129 @@ async def test_issue20_deprecated_lists_have_connections(gql, world, db):
     ):  # fmt: skip
         got = (await gql(query, token=world.a.token("officer"))).ok()[field]
         assert got["pageInfo"]["hasNextPage"] is False
+
+
+# --- issue 20.1: global object identification --------------------------------------------
+
+NODE = """query($id: ID!) {
+  me { username }
+  node(id: $id) { __typename id ... on Case { number } ... on OrgUnit { path } }
+}"""
+NODES = """query($ids: [ID!]!) {
+  me { username }
+  nodes(ids: $ids) { __typename id ... on Case { number } ... on OrgUnit { path }
+    ... on Notification { subject } }
+}"""
+
+
+def global_id(type_name: str, key: str) -> str:
+    return base64.b64encode(f"{type_name}:{key}".encode()).decode()
+
+
+async def test_issue20_node_refetches_a_case_by_its_id_or_its_global_id(gql, world):
+    token = world.a.token("officer")
+    case = await register(gql, token, world.a)
+    for id_ in (
+        case["id"],
+        global_id("Case", case["id"]),
+        global_id("Case", case["id"]).rstrip("="),
+    ):
+        got = (await gql(NODE, {"id": id_}, token=token)).ok()["node"]
+        assert got == {"__typename": "Case", "id": case["id"], "number": case["number"]}
+    # every typed lookup takes the global form as well
+    by_global = await gql(ME_AND_CASE, {"id": global_id("Case", case["id"])}, token=token)
+    assert by_global.ok()["case"]["number"] == case["number"]
+    city_unit = await unit_id(gql, world)
+    unit = (await gql(NODE, {"id": global_id("OrgUnit", city_unit)}, token=token)).ok()
+    assert unit["node"] == {"__typename": "OrgUnit", "id": city_unit, "path": world.a.path()}
+
+
+async def unit_id(gql, world) -> str:
+    query = "query($p: String!) { orgUnit(path: $p) { id } }"
+    return (await gql(query, {"p": world.a.path()}, token=world.a.token("officer"))).ok()[
+        "orgUnit"
+    ]["id"]
+
+
+async def test_art30_node_never_shows_an_accusation_to_the_accused_unit(gql, world):
+    """检举控告: node() applies the case's read rule — to the accused unit's officials the
+    accusation is null + NOT_FOUND, exactly like an id that does not exist."""
+    officer = world.a.token("officer")
+    accusation = await register(
+        gql, officer, world.a, type="ACCUSATION", accusedUnitPath=world.a.path("c1")
+    )
+    assert (await gql(NODE, {"id": accusation["id"]}, token=officer)).ok()["node"]["id"]
+    missing = str(uuid.uuid4())
+    for who in ("c1_officer", "c1_leader", "t1_officer"):
+        token = world.a.token(who)
+        for hidden, absent in (
+            (accusation["id"], missing),
+            (global_id("Case", accusation["id"]), global_id("Case", missing)),
+        ):
+            seen = await gql(NODE, {"id": hidden}, token=token)
+            none = await gql(NODE, {"id": absent}, token=token)
+            assert seen.data == {"me": {"username": f"{world.a.slug}_{who}"}, "node": None}
+            assert refusal_shape(seen, hidden) == refusal_shape(none, absent), who
+            assert seen.code == "NOT_FOUND"
+
+
+async def test_issue20_node_keeps_cities_apart_and_types_honest(gql, world):
+    case = await register(gql, world.a.token("officer"), world.a)
+    missing = str(uuid.uuid4())
+    for token in (world.b.token("officer"), world.c.token("admin"), world.tokens["platform"]):
+        for hidden, absent in (
+            (case["id"], missing),
+            (global_id("Case", case["id"]), global_id("Case", missing)),
+        ):
+            seen = await gql(NODE, {"id": hidden}, token=token)
+            none = await gql(NODE, {"id": absent}, token=token)
+            assert seen.data["node"] is None and seen.code == "NOT_FOUND"
+            assert refusal_shape(seen, hidden) == refusal_shape(none, absent)
+    # the right key under another type's name is no way in either
+    officer = world.a.token("officer")
+    for wrong in (global_id("Panel", case["id"]), global_id("Nope", case["id"]), "garbage"):
+        resp = await gql(NODE, {"id": wrong}, token=officer)
+        assert (resp.data["node"], resp.code) == (None, "NOT_FOUND"), wrong
+
+
+async def test_issue20_nodes_answers_in_order_and_nulls_each_miss_alone(gql, world):
+    officer = world.a.token("officer")
+    one = await register(gql, officer, world.a)
+    two = await register(gql, officer, world.a)
+    other_city = await register(gql, world.b.token("officer"), world.b)
+    unit = await unit_id(gql, world)
+    ids = [
+        two["id"],
+        global_id("OrgUnit", unit),
+        other_city["id"],
+        "not-an-id",
+        global_id("Case", one["id"]),
+    ]
+    resp = await gql(NODES, {"ids": ids}, token=officer)
+    assert resp.status == 200
+    assert resp.data["me"] == {"username": f"{world.a.slug}_officer"}
+    assert resp.data["nodes"] == [
+        {"__typename": "Case", "id": two["id"], "number": two["number"]},
+        {"__typename": "OrgUnit", "id": unit, "path": world.a.path()},
+        None,
+        None,
+        {"__typename": "Case", "id": one["id"], "number": one["number"]},
+    ]
+    assert [(e["path"], e["extensions"]["code"]) for e in resp.errors] == [
+        (["nodes", 2], "NOT_FOUND"),
+        (["nodes", 3], "NOT_FOUND"),
+    ]
+    too_many = await gql(NODES, {"ids": [one["id"]] * 101}, token=officer)
+    assert (too_many.code, too_many.field) == ("BAD_USER_INPUT", "ids")
+
+
+async def test_issue20_a_notification_node_is_its_recipients_alone(gql, db):
+    town = await new_town(db)
+    (row,) = await put(db, town, "officer", "mine", channels=["inapp"], subject="for the officer")
+    mine = await gql(NODES, {"ids": [str(row.id)]}, token=town.token("officer"))
+    assert mine.ok()["nodes"] == [
+        {"__typename": "Notification", "id": str(row.id), "subject": "for the officer"}
+    ]
+    for who in ("leader", "admin"):
+        resp = await gql(NODES, {"ids": [str(row.id)]}, token=town.token(who))
+        assert (resp.data["nodes"], resp.code) == ([None], "NOT_FOUND"), who

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -134,6 +134,18 @@ async def find_case(
     if case is None:
         raise NotFound(f"case {case_id} not found")
     return case
+
+
+async def visible_cases(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> list[Case]:
+    """Those of ``ids`` that :func:`find_case` would answer, in one statement; the others
+    (absent, another city, out of scope, an accusation the caller may not know) are left
+    out alike — and all of them when the caller may read no case at all."""
+    if not ids or not (may(principal, "case", "read") or may(principal, "case", "read_own")):
+        return []
+    query = select(Case).where(Case.id.in_(list(set(ids))), read_predicate(principal))
+    return list(await session.scalars(query))
 
 
 # --- intake ----------------------------------------------------------------------------

@@ -457,6 +457,19 @@ async def get_panel(session: AsyncSession, principal: Principal, panel_id: str) 
     return panel
 
 
+async def visible_panels(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> list[EvaluationPanel]:
+    """Those of ``ids`` :func:`get_panel` would answer, in one statement (none when the
+    caller may read no panel)."""
+    if not ids or not may(principal, "panel", "read"):
+        return []
+    stmt = select(EvaluationPanel).where(
+        EvaluationPanel.id.in_(list(set(ids))), panel_read_clause(principal)
+    )
+    return list(await session.scalars(stmt))
+
+
 async def list_panels(
     session: AsyncSession,
     principal: Principal,

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.authz.enforcer import require
+from backend.authz.enforcer import may, require
 from backend.authz.principal import Principal
 from backend.cases import need_to_know
 from backend.cases.models import Case
@@ -457,6 +457,23 @@ async def inbox_page(
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
     return await pagination.paginate(session, stmt, INBOX_KEYS, args, minimum=1)
+
+
+async def own_notifications(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> list[Notification]:
+    """Those of ``ids`` in the caller's own inbox (:func:`inbox_page`'s rule), in one
+    statement: nobody opens another's message by its id."""
+    if not ids or not may(principal, "notification", "inbox"):
+        return []
+    stmt = select(Notification).where(
+        Notification.id.in_(list(set(ids))),
+        Notification.recipient_id == principal.account_id,
+        Notification.channel == NotificationChannel.INAPP,
+        Notification.status == NotificationStatus.SENT,
+        knowable_by(principal),
+    )
+    return list(await session.scalars(stmt))
 
 
 async def mark_read(session: AsyncSession, principal: Principal, *, id: str) -> Notification:

@@ -22,6 +22,7 @@ from backend.schema.evaluations import EvaluationMutations, EvaluationQueries
 from backend.schema.execution import PlainFieldExecutionContext
 from backend.schema.guards import RateLimit, StorableStrings
 from backend.schema.metrics import OperationMetrics
+from backend.schema.nodes import NodeQueries
 from backend.schema.notifications import NotificationMutations, NotificationQueries
 from backend.schema.reports import ReportQueries
 from backend.schema.rosters import RosterMutations, RosterQueries
@@ -43,6 +44,7 @@ Query = merge_types(
         EvaluationQueries,
         StatsQueries,
         SecurityQueries,
+        NodeQueries,
     ),
 )
 Mutation = merge_types(

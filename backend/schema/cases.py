@@ -23,7 +23,7 @@ from backend.cases.visibility import sees_pii
 from backend.core.pagination import PageArgs
 from backend.schema.context import Ctx
 from backend.schema.loaders import now_or_later, prefetch
-from backend.schema.relay import After, Before, First, Last, PageInfo
+from backend.schema.relay import After, Before, First, Last, Node, PageInfo
 from backend.schema.stats import IndicatorDefinitionInput, IndicatorDefinitionType
 from backend.schema.tenants import OrgUnitType
 from backend.stats.definitions import set_definition
@@ -117,7 +117,7 @@ class CaseEvent:
 
 
 @strawberry.type(name="Case")
-class CaseNode:
+class CaseNode(Node):
     """A case as the API shows it.
 
     Scalars are plain attributes copied once from the row by :func:`node`: strawberry

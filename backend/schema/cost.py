@@ -35,6 +35,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -168,9 +169,9 @@ class _Walker:
     def _first(self, node: FieldNode, definition: GraphQLField) -> int | None:
         """The page size asked for (``first``, or ``last`` paging backward), or ``None``
         when the field takes no ``first``. A Relay connection given neither serves
-        ``DEFAULT_PAGE`` items."""
+        ``DEFAULT_PAGE`` items; ``nodes(ids:)`` as many as it names."""
         if "first" not in definition.args:
-            return None
+            return self._ids(node) if "ids" in definition.args else None
         value: Any = definition.args["first"].default_value
         if value is None and "last" in definition.args:
             value = DEFAULT_PAGE
@@ -189,6 +190,19 @@ class _Walker:
         # Every list refuses a page over 200 itself, naming `first` (BAD_USER_INPUT);
         # counting beyond that would shadow the clearer error with a cost refusal.
         return min(max(value, 0), LARGEST_PAGE)
+
+
+    def _ids(self, node: FieldNode) -> int:
+        for argument in node.arguments or ():
+            if argument.name.value != "ids":
+                continue
+            if isinstance(argument.value, ListValueNode):
+                return len(argument.value.values)
+            if isinstance(argument.value, VariableNode):
+                value = self.variables.get(argument.value.name.value)
+                if isinstance(value, list):
+                    return min(len(value), LARGEST_PAGE)
+        return self.default_list_size
 
 
 LARGEST_PAGE = 200  # the largest `first` any list serves (backend/cases/queries.MAX_PAGE)

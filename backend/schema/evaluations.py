@@ -22,7 +22,7 @@ from backend.evaluations import policy as eval_policy
 from backend.schema.cases import CaseConnection, CaseNode, connection, node
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
-from backend.schema.relay import After, Before, Connection, First, Last, connection_of
+from backend.schema.relay import After, Before, Connection, First, Last, Node, connection_of
 
 EvaluatorCategory = strawberry.enum(models.EvaluatorCategory, name="EvaluatorCategory")
 EvaluatorStatus = strawberry.enum(models.EvaluatorStatus, name="EvaluatorStatus")
@@ -240,7 +240,7 @@ def _members_loader(ctx: RequestContext) -> DataLoader[Any, Any]:
 
 
 @strawberry.type(name="Panel")
-class PanelType:
+class PanelType(Node):
     _m: strawberry.Private[models.EvaluationPanel]
     size: int
     pool_hash: str = strawberry.field(

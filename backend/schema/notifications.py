@@ -16,7 +16,7 @@ from backend.core.pagination import PageArgs, encode
 from backend.notifications import models, service
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
-from backend.schema.relay import After, Before, Connection, First, Last, connection_of
+from backend.schema.relay import After, Before, Connection, First, Last, Node, connection_of
 
 NotificationStatus = strawberry.enum(models.NotificationStatus, name="NotificationStatus")
 # GraphQL shows the names (DIGEST); rows store the lower-case values (digest)
@@ -24,7 +24,7 @@ NotificationKind = strawberry.enum(models.NotificationKind, name="NotificationKi
 
 
 @strawberry.type(name="Notification")
-class NotificationNode:
+class NotificationNode(Node):
     """One outbox row. Its content (subject, body, data) is shown to its recipient only:
     a city admin looking at dead letters sees who, what kind, which case and why it
     failed, but not a message that may quote case content the admin may not read."""

@@ -29,14 +29,14 @@ from backend.core.pagination import PageArgs, encode
 from backend.jobs.reports import report_urls
 from backend.schema.context import Ctx
 from backend.schema.enums import OrgUnitLevel
-from backend.schema.relay import After, Before, Connection, First, Last, connection_of
+from backend.schema.relay import After, Before, Connection, First, Last, Node, connection_of
 from backend.stats import report as reports
 from backend.stats.models import MonthlyReport
 from backend.web.routes import rest_route
 
 
 @strawberry.type(name="MonthlyReport")
-class MonthlyReportNode:
+class MonthlyReportNode(Node):
     _m: strawberry.Private[MonthlyReport]
     period: str = strawberry.field(description="The month, YYYY-MM (tenant time zone).")
     unit_path: str

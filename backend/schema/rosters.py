@@ -19,6 +19,7 @@ from backend.rosters import ical, models, pairings, planning, receptions, rules,
 from backend.schema.cases import CaseNode, Leader, node
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
+from backend.schema.relay import Node
 from backend.schema.tenants import OrgUnitType
 from backend.web.routes import rest_route
 
@@ -44,7 +45,7 @@ def _received_loader(ctx: RequestContext) -> DataLoader[uuid.UUID, list[Any]]:
 
 
 @strawberry.type
-class DutyShift:
+class DutyShift(Node):
     _m: strawberry.Private[models.DutyShift]
     day: date = strawberry.field(description="The duty day (tenant time zone).")
     starts_at: datetime

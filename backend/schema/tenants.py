@@ -12,12 +12,13 @@ from backend.authz.roles import AccountKind
 from backend.core.errors import NotFound
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.enums import OrgUnitLevel, Role
+from backend.schema.relay import Node
 from backend.tenants import models, service
 from backend.tenants.flows import onboard_tenant
 
 
 @strawberry.type(name="OrgUnit")
-class OrgUnitType:
+class OrgUnitType(Node):
     id: strawberry.ID
     path: str
     slug: str

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.authz.enforcer import allowed_grants, require
+from backend.authz.enforcer import allowed_grants, may, require
 from backend.authz.principal import Principal
 from backend.authz.roles import TENANT_ROLES, AccountKind, Role
 from backend.authz.scope import path_covers
@@ -242,6 +242,17 @@ async def get_org_unit(session: AsyncSession, principal: Principal, *, path: str
             return None
         await use_scope(session, TenantScope.of([tenant.id]))
     return await unit_by_path(session, path)
+
+
+async def visible_units(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> list[OrgUnit]:
+    """Those of ``ids`` the caller reads with :func:`get_org_unit`: the units of its own
+    tenants (the session's scope is the wall), in one statement. Platform staff open a
+    unit by its path (``orgUnit(path:)`` chooses the city); by id they get none."""
+    if not ids or principal.is_platform_admin or not may(principal, "org_unit", "read"):
+        return []
+    return list(await session.scalars(select(OrgUnit).where(OrgUnit.id.in_(list(set(ids))))))
 
 
 # --- users and roles ------------------------------------------------------------------

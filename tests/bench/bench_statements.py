@@ -41,7 +41,8 @@ _CASE_NODE = """
     deadlines { step dueAt } events { seq kind actor { username } }
     petitioner { name phone masked }"""
 
-# name: (who asks, query, variables; "$n" is the page size, "$id" a case id, "$from"/"$to"
+# name: (who asks, query, variables; "$n" is the page size, "$id" a case id, "$ids" the
+# newest n case ids, "$from"/"$to"
 # the last 30 days, "$province" the city's province)
 QUERIES: dict[str, tuple[str, str]] = {
     "cases (nested)": (
@@ -56,6 +57,14 @@ QUERIES: dict[str, tuple[str, str]] = {
         "officer",
         "query($n: Int!) { cases(last: $n) { totalCount edges { node {" + _CASE_NODE + " } }"
         " pageInfo { hasPreviousPage startCursor } } }",
+    ),
+    "nodes (cases)": (
+        "officer",
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Case {" + _CASE_NODE + " } } }",
+    ),
+    "node (case)": (
+        "officer",
+        "query($id: ID!) { node(id: $id) { id ... on Case {" + _CASE_NODE + " } } }",
     ),
     "case detail": (
         "officer",
@@ -188,7 +197,7 @@ async def build(db: Any, n_cases: int) -> dict[str, Any]:
                 await service.assign_case_leader(
                     session, leader, ref, username=f"{city.slug}_leader"
                 )
-    return {"city": city, "case_id": str(ids[0][0])}
+    return {"city": city, "case_id": str(ids[0][0]), "case_ids": [str(i) for i, _ in ids]}
 
 
 # --- counting --------------------------------------------------------------------------
@@ -204,6 +213,7 @@ async def count(app: Any, client: Any, world: dict[str, Any], name: str, n: int)
     variables = {
         "n": n,
         "id": world["case_id"],
+        "ids": world["case_ids"][-n:],  # the newest n: routed and leader cases among them
         "from": (today - timedelta(days=30)).isoformat(),
         "to": today.isoformat(),
         "province": city.province,
