@@ -191,7 +191,6 @@ class _Walker:
         # counting beyond that would shadow the clearer error with a cost refusal.
         return min(max(value, 0), LARGEST_PAGE)
 
-
     def _ids(self, node: FieldNode) -> int:
         for argument in node.arguments or ():
             if argument.name.value != "ids":
