@@ -15,9 +15,5 @@ module.exports = {
     "relay-connection-arguments-spec",
     "relay-page-info-spec",
   ],
-  ignore: {
-    // Known exception until the Relay work (issue 20 item 2) lands: PageInfo has only
-    // hasNextPage/endCursor, no hasPreviousPage/startCursor. Remove this line with it.
-    "relay-page-info-spec": ["PageInfo"],
-  },
+  ignore: {},
 };
