@@ -359,8 +359,8 @@ def holidays_load(file: Path = typer.Argument(..., exists=True, readable=True)) 
     """Load a State Council notice (JSON: year, source, days_off, working_days)."""
     from backend.authz.principal import SYSTEM
     from backend.cases.calendar import parse_override_file
-    from backend.cases.holidays import load_notice
     from backend.core.errors import AppError
+    from backend.jobs.holidays import load_and_recompute
 
     try:
         notice = parse_override_file(file.read_text(encoding="utf-8"))
@@ -368,17 +368,26 @@ def holidays_load(file: Path = typer.Argument(..., exists=True, readable=True)) 
         typer.echo(f"error ({exc.field}): {exc.message}", err=True)
         raise typer.Exit(1) from exc
 
-    async def main(db: Database) -> int:
+    async def main(db: Database) -> tuple[int, dict]:
         from backend.tenants.audit_log import admin_action
 
         details = {"year": notice.year, "source": notice.source}
         with admin_action(
             "loadHolidays", SYSTEM, target=str(notice.year), details=details, via="cli"
         ):
-            async with db.transaction() as session:
-                return await load_notice(session, SYSTEM, notice)
+            # the open steps of that year get their dates on the new calendar now
+            # (holiday_recompute, docs/deadlines.md)
+            return await load_and_recompute(db, SYSTEM, notice)
 
-    typer.echo(f"{notice.year}: {_run_with_db(main)} days loaded from {notice.source}")
+    days, result = _run_with_db(main)
+    typer.echo(f"{notice.year}: {days} days loaded from {notice.source}")
+    typer.echo(
+        f"holiday_recompute: {result.get('moved', 0)} due dates moved on "
+        f"{result.get('cases', 0)} cases ({result.get('steps', 0)} steps updated, "
+        f"{result.get('tenants', 0)} cities, {result['status']})"
+    )
+    if result["status"] != "OK":
+        raise typer.Exit(1)
 
 
 @holidays_app.command("list")

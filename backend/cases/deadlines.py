@@ -145,10 +145,17 @@ async def finish_steps(
     include_supervision: bool = False,
     status: DeadlineStatus = DeadlineStatus.MET,
 ) -> None:
-    """Stop the clocks of ``steps`` (default: every open statutory step)."""
+    """Stop the clocks of ``steps`` (default: every open statutory step).
+
+    The default leaves ``FOLLOW_UP`` open: the duties an evaluation verdict orders
+    (explanation, relief, lawful handling) outlive the case's closure and end only when
+    done (``settleEvaluation``); name the step to stop it.
+    """
     for deadline in await open_deadlines(session, case):
         step = Step(deadline.step)
         if steps is not None and step not in steps:
+            continue
+        if steps is None and step is Step.FOLLOW_UP:
             continue
         if step is Step.SUPERVISION and not include_supervision:
             continue

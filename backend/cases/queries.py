@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import ColumnElement, and_, false, func, literal_column, select
+from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import may
@@ -177,7 +177,8 @@ async def warning_counts(
     clauses = await filter_clauses(session, principal, CaseFilter(unit_path=unit_path))
     rows = await session.execute(
         select(Case.warning_color, func.count(Case.id))
-        .where(*clauses, Case.status != CaseStatus.CLOSED)
+        # a closed case stays on the board while a follow-up duty runs (its only clock)
+        .where(*clauses, or_(Case.status != CaseStatus.CLOSED, Case.due_at.is_not(None)))
         .group_by(Case.warning_color)
     )
     counts = {color: n for color, n in rows}

@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import SYSTEM
 from backend.cases.events import GENESIS, chain_hash
-from backend.cases.models import Case, CaseDeadline, CaseEvent, CaseStatus, DeadlineStatus
+from backend.cases.models import Case, CaseDeadline, CaseEvent, DeadlineStatus
 from backend.cases.models import WarningColor as C
 from backend.cases.policy import load_policy
 from backend.cases.rules import end_of_day
@@ -322,7 +322,7 @@ async def _recolour_cases(
     events = []
     repaired = 0
     for r in rows:
-        if r.due_at is None or r.status == CaseStatus.CLOSED.value:
+        if r.due_at is None:  # a closed case is here only for a running FOLLOW_UP step
             continue
         new = _colour_of(r.due_at, red_until, yellow_until)
         if new != r.warning_color:
@@ -447,5 +447,7 @@ refresh_warning_colours = deadline_scan
 
 
 def open_case_filter() -> ColumnElement[bool]:
-    """Cases with a running clock (what the digest and the scan look at)."""
-    return and_(Case.due_at.is_not(None), Case.status != CaseStatus.CLOSED)
+    """Cases with a running clock (what the digest and the scan look at): open cases, and
+    closed ones whose follow-up duty (``FOLLOW_UP``, an evaluation verdict's) is not done —
+    closing leaves that step open, so a closed case has a due time only while it runs."""
+    return Case.due_at.is_not(None)

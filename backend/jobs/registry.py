@@ -6,6 +6,7 @@ from arq.cron import CronJob, cron
 
 from backend.jobs.deadlines import deadline_scan
 from backend.jobs.digest import red_digest
+from backend.jobs.holidays import holiday_recompute
 from backend.jobs.outbox import dispatch_notifications
 from backend.jobs.reports import monthly_report
 from backend.jobs.statistics import stats_refresh
@@ -13,6 +14,14 @@ from backend.jobs.statistics import stats_refresh
 # Cron runs missed while down are not replayed by arq: every job runs once at start and
 # derives its work from the database (docs/jobs.md has the schedule and the reasons).
 CRON_JOBS: list[CronJob] = [
+    # due dates after a holiday notice is loaded or corrected (the CLI also runs it at once);
+    # a cheap check when nothing changed, and first at start so the scan sees the new dates
+    cron(
+        holiday_recompute,
+        name="holiday_recompute",
+        minute={2, 17, 32, 47},
+        run_at_startup=True,
+    ),
     # every 15 minutes: the quarter hours include 07:30 in every tenant time zone
     cron(deadline_scan, name="deadline_scan", minute={0, 15, 30, 45}, run_at_startup=True),
     # each tenant once a day from 08:00 local (a quarter hour's check, off the scan's minute)
@@ -35,6 +44,11 @@ CRON_JOBS: list[CronJob] = [
 # The cron entries above only say how often a job *checks*; the jobs that work once a day
 # or once a month per city decide themselves, from the city's local time and job_runs.
 SCHEDULE: dict[str, tuple[str, str]] = {
+    "holiday_recompute": (
+        "checks every 15 minutes (:02 :17 :32 :47) and at start: each city once per "
+        "change of the loaded holiday notices; `xinfang holidays load` runs it at once",
+        "recomputes the due dates of open steps in a year whose notice was loaded or corrected",
+    ),
     "deadline_scan": (
         "every 15 minutes (:00 :15 :30 :45) and at start",
         "recolours open cases red/yellow/blue, marks overdue steps",
