@@ -115,6 +115,7 @@ IN_THREE_DAYS = str(clock.now().astimezone(SHANGHAI).date() + timedelta(days=3))
 MUTATIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("routeCase", "RouteCaseInput", "officer", {"toUnitPath": "/x/c1", "mode": "TRANSFER"}),
     ("objectToTransfer", "ObjectToTransferInput", "officer", {"reason": "r"}),
+    ("decideObjection", "DecideObjectionInput", "officer", {"agree": True, "reason": "r"}),
     ("divertCase", "DivertCaseInput", "officer", {"channel": "LITIGATION", "reason": "r"}),
     ("acceptCase", "AcceptCaseInput", "officer", {}),
     ("rejectCase", "RejectCaseInput", "officer", {"reason": "r"}),

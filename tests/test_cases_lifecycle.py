@@ -257,6 +257,7 @@ ALLOWED_FROM: dict[str, list[str]] = {
     "acceptCase": ["REGISTERED", "ROUTED"],
     "rejectCase": ["REGISTERED", "ROUTED"],
     "objectToTransfer": ["ROUTED"],
+    "decideObjection": ["ROUTED"],
     "requestExtension": ["ACCEPTED"],
     "approveExtension": ["ACCEPTED"],
     "replyCase": ["ACCEPTED", "EXTENDED"],
@@ -289,6 +290,7 @@ def _fields(city: City, name: str) -> dict[str, Any]:
         "divertCase": {"channel": "ARBITRATION", "reason": "r"},
         "rejectCase": {"reason": "r"},
         "objectToTransfer": {"reason": "r"},
+        "decideObjection": {"agree": True, "reason": "r"},
         "requestExtension": {"days": 10, "reason": "r"},
         "replyCase": {"opinion": "o"},
         "rateSatisfaction": {"rating": "SATISFIED"},
@@ -663,16 +665,31 @@ async def test_objection_sends_the_case_back_to_the_routing_office(gql, world):
     case = await routed(gql, a)
     assert case["holderUnit"]["path"] == a.path("c1")
     case = await step(gql, a.token("c1_officer"), "objectToTransfer", case, reason="不属本机关职权")
-    assert (case["status"], case["version"]) == ("REGISTERED", 3)
-    assert case["holderUnit"]["path"] == a.path()
+    # the case waits with the objecting body for the routing office (Art. 23)
+    assert (case["status"], case["version"]) == ("ROUTED", 3)
+    assert case["holderUnit"]["path"] == a.path("c1")
     event = last_event(case)
     assert (event["kind"], event["fromStatus"], event["toStatus"]) == (
         "OBJECT_TRANSFER",
         "ROUTED",
-        "REGISTERED",
+        "ROUTED",
     )
     assert event["data"] == {"from": a.path("c1"), "to": a.path()}
+    assert open_step(case, "OBJECTION_DECISION") is not None
+    assert open_step(case, "ACCEPTANCE") is not None
+    case = await step(
+        gql, a.token("officer"), "decideObjection", case, agree=True, reason="同意，重新转送"
+    )
+    assert (case["status"], case["version"]) == ("REGISTERED", 4)
+    assert case["holderUnit"]["path"] == a.path()
+    event = last_event(case)
+    assert (event["kind"], event["fromStatus"], event["toStatus"]) == (
+        "AGREE_OBJECTION",
+        "ROUTED",
+        "REGISTERED",
+    )
     assert open_step(case, "ACCEPTANCE") is None
+    assert open_step(case, "OBJECTION_DECISION") is None
     assert open_step(case, "ROUTING") is not None
     # the office routes it again, elsewhere
     case = await step(
@@ -704,6 +721,9 @@ async def test_objection_goes_back_to_whoever_routed_last(gql, world):
     )
     assert (case["status"], case["version"]) == ("ROUTED", 3)
     case = await step(gql, a.token("t1_officer"), "objectToTransfer", case, reason="非本镇职责")
+    case = await step(
+        gql, a.token("c1_officer"), "decideObjection", case, agree=True, reason="同意"
+    )
     assert (case["status"], case["holderUnit"]["path"]) == ("REGISTERED", a.path("c1"))
 
 

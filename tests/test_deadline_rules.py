@@ -36,6 +36,7 @@ CAL = WorkingDayCalendar()
         (Step.ROUTING, 15, False, "第二十二条"),
         (Step.ACCEPTANCE, 15, False, "第二十三条"),
         (Step.OBJECTION, 5, True, "第二十三条"),
+        (Step.OBJECTION_DECISION, None, True, "第二十三条"),
         (Step.HANDLING, 60, False, "第三十四条"),
         (Step.REVIEW_REQUEST, 30, False, "第三十五条"),
         (Step.REVIEW_DECISION, 30, False, "第三十五条"),

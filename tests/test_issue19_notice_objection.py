@@ -23,7 +23,7 @@ from backend.jobs.digest import build_digest
 from backend.jobs.holidays import EVENT, holiday_recompute, load_and_recompute
 from backend.notifications.models import Notification
 from backend.tenants import service as tenants
-from tests.case_helpers import fetch, open_step, register, step
+from tests.case_helpers import fetch, open_step, register, step, step_resp
 from tests.clocks import frozen, sh
 from tests.helpers import build_city, unique
 
@@ -252,3 +252,121 @@ async def test_closure_follow_up_duties_stay_open_until_done(db, gql):
         assert (got["dueAt"], got["warningColor"]) == (None, "NONE")
         board = (await gql("{ warningBoard { red yellow blue } }", token=officer)).ok()
         assert board["warningBoard"] == {"red": 0, "yellow": 0, "blue": 0}
+
+
+# --- item 8: Art. 23 objections need the routing office's agreement -----------------------------
+
+STATS = """query($from: Date!, $to: Date!) {
+  caseStatistics(from: $from, to: $to) { acceptanceDue onTimeAcceptanceRate }
+}"""
+
+
+def step_of(case: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [d for d in case["deadlines"] if d["step"] == name]
+
+
+async def transferred(gql, city) -> dict[str, Any]:
+    """Registered at the city petition office and transferred (转送) to county c1."""
+    case = await register(gql, city.token("officer"), city)
+    return await step(
+        gql, city.token("officer"), "routeCase", case, toUnitPath=city.path("c1"), mode="TRANSFER"
+    )
+
+
+async def test_art23_objection_needs_the_routing_office(gql, world):
+    a = world.a
+    officer, c1 = a.token("officer"), a.token("c1_officer")
+    with frozen(sh(2026, 11, 2, 9)):  # Monday
+        case = await transferred(gql, a)
+        acceptance_due = open_step(case, "ACCEPTANCE")["dueDate"]
+        case = await step(gql, c1, "objectToTransfer", case, reason="不属本机关职权范围")
+        # the case waits with c1 for the routing office: nothing went back yet
+        assert (case["status"], case["holderUnit"]["path"]) == ("ROUTED", a.path("c1"))
+        decision = open_step(case, "OBJECTION_DECISION")
+        assert decision is not None and decision["note"] == "不属本机关职权范围"
+        assert decision["dueDate"] == "2026-11-09"  # 5 working days
+        assert decision["rule"]["article"] == "《信访工作条例》第二十三条"
+        assert open_step(case, "ACCEPTANCE")["dueDate"] == acceptance_due
+        # meanwhile nothing else moves the case, and nobody objects twice
+        for name, fields in (
+            ("acceptCase", {}),
+            ("rejectCase", {"reason": "r"}),
+            ("objectToTransfer", {"reason": "again"}),
+        ):
+            resp = await step_resp(gql, c1, name, case, **fields)
+            assert resp.code == "INVALID_TRANSITION", (name, resp.body)
+        resp = await step_resp(
+            gql, officer, "routeCase", case, toUnitPath=a.path("c2"), mode="TRANSFER"
+        )
+        assert resp.code == "INVALID_TRANSITION"
+        # the body that objected does not decide its own objection
+        resp = await step_resp(gql, c1, "decideObjection", case, agree=True, reason="自己同意")
+        assert resp.code == "FORBIDDEN"
+        assert (await fetch(gql, officer, case["id"]))["version"] == case["version"]
+        # the routing office agrees: the case is back with it, to be routed again
+        case = await step(
+            gql, officer, "decideObjection", case, agree=True, reason="同意，另行转送"
+        )
+        assert (case["status"], case["holderUnit"]["path"]) == ("REGISTERED", a.path())
+        event = case["events"][-1]
+        assert (event["kind"], event["fromStatus"], event["toStatus"], event["reason"]) == (
+            "AGREE_OBJECTION",
+            "ROUTED",
+            "REGISTERED",
+            "同意，另行转送",
+        )
+        assert event["data"]["agree"] is True and event["data"]["objectedBy"] == a.path("c1")
+        # the acceptance step ended by the objection, not met; the office's step is met
+        assert [d["status"] for d in step_of(case, "ACCEPTANCE")] == ["OBJECTED"]
+        assert [d["status"] for d in step_of(case, "OBJECTION_DECISION")] == ["MET"]
+        assert open_step(case, "ROUTING") is not None
+        case = await step(gql, officer, "routeCase", case, toUnitPath=a.path("c2"), mode="TRANSFER")
+        assert (case["status"], case["holderUnit"]["path"]) == ("ROUTED", a.path("c2"))
+
+
+async def test_art23_refused_objection_keeps_the_case_with_the_body(gql, world):
+    a = world.a
+    officer, c1 = a.token("officer"), a.token("c1_officer")
+    with frozen(sh(2026, 11, 2, 9)):
+        case = await transferred(gql, a)
+        acceptance = open_step(case, "ACCEPTANCE")
+        case = await step(gql, c1, "objectToTransfer", case, reason="不属本机关职权范围")
+    with frozen(sh(2026, 11, 4, 9)):
+        case = await step(gql, officer, "decideObjection", case, agree=False, reason="属你单位职责")
+        assert (case["status"], case["holderUnit"]["path"]) == ("ROUTED", a.path("c1"))
+        event = case["events"][-1]
+        assert (event["kind"], event["toStatus"], event["data"]["agree"]) == (
+            "REFUSE_OBJECTION",
+            "ROUTED",
+            False,
+        )
+        assert [d["status"] for d in step_of(case, "OBJECTION_DECISION")] == ["MET"]
+        # the acceptance clock ran on: same step, same due date
+        still = open_step(case, "ACCEPTANCE")
+        assert (still["startedAt"], still["dueDate"]) == (
+            acceptance["startedAt"],
+            acceptance["dueDate"],
+        )
+        # one objection per transfer; nothing waits now, and a second decision is refused
+        resp = await step_resp(gql, c1, "objectToTransfer", case, reason="再次异议")
+        assert resp.code == "INVALID_TRANSITION"
+        resp = await step_resp(gql, officer, "decideObjection", case, agree=True, reason="r")
+        assert resp.code == "INVALID_TRANSITION"
+        case = await step(gql, c1, "acceptCase", case)
+        assert case["status"] == "ACCEPTED"
+        assert [d["status"] for d in step_of(case, "ACCEPTANCE")] == ["MET"]
+
+
+async def test_art23_acceptance_ended_by_objection_is_neither_on_time_nor_late(db, gql):
+    city = await build_city(db, unique("obj"), unique("objp"))
+    officer, c1 = city.token("officer"), city.token("c1_officer")
+    with frozen(sh(2026, 11, 2, 9)):
+        objected = await transferred(gql, city)
+        objected = await step(gql, c1, "objectToTransfer", objected, reason="不属本机关职权")
+        objected = await step(gql, officer, "decideObjection", objected, agree=True, reason="同意")
+        accepted = await step(gql, c1, "acceptCase", await transferred(gql, city))
+        assert accepted["status"] == "ACCEPTED"
+    with frozen(sh(2026, 12, 1, 9)):
+        got = (await gql(STATS, {"from": "2026-11-01", "to": "2026-11-30"}, token=officer)).ok()
+        stats = got["caseStatistics"]
+        assert (stats["acceptanceDue"], stats["onTimeAcceptanceRate"]) == (1, 1.0)

@@ -35,7 +35,11 @@ TRANSITIONS: dict[str, Transition] = {
         _t("divert", {S.REGISTERED, S.ROUTED}, S.DIVERTED, "divert"),
         _t("accept", {S.REGISTERED, S.ROUTED}, S.ACCEPTED, "accept"),
         _t("reject", {S.REGISTERED, S.ROUTED}, S.NOT_ACCEPTED, "accept"),
-        _t("object_transfer", {S.ROUTED}, S.REGISTERED, "accept"),
+        # Art. 23: the receiving body objects; the case waits with it for the routing
+        # office, which agrees (back to it, to be routed again) or refuses (it stays)
+        _t("object_transfer", {S.ROUTED}, None, "accept"),
+        _t("agree_objection", {S.ROUTED}, S.REGISTERED, "route"),
+        _t("refuse_objection", {S.ROUTED}, None, "route"),
         _t("request_extension", {S.ACCEPTED}, None, "handle"),
         _t("approve_extension", {S.ACCEPTED}, S.EXTENDED, "approve_extension"),
         _t("reply", {S.ACCEPTED, S.EXTENDED}, S.REPLIED, "handle"),
@@ -124,6 +128,18 @@ def render_markdown() -> str:
             "`hold` (hearing, suspension 中止) is approved like an extension: only a leader",
             "over the holding unit puts it (`case:hold`), so no handler stops its own clock;",
             "`resume` is open to the handler, petition officers and leaders (`case:resume`).",
+            "",
+            "## Objections (Art. 23)",
+            "",
+            "`object_transfer` (mutation `objectToTransfer`, by the body",
+            "the case was transferred to, within 5 working days) leaves the case `ROUTED` with",
+            "that body and opens an `OBJECTION_DECISION` step for the routing office; until",
+            "the office decides, `route`, `accept`, `reject`, `divert` and a second objection",
+            "answer `INVALID_TRANSITION`. `decideObjection(input: {caseId, version, agree,",
+            "reason})` by the routing office (a grant covering the unit that routed the case;",
+            "anyone else `FORBIDDEN`) records `agree_objection` (back to the office,",
+            "`REGISTERED`, a new routing clock; the acceptance step ends `OBJECTED`, not `MET`)",
+            "or `refuse_objection` (the case stays; the acceptance clock runs on).",
             "",
         ]
     )

@@ -109,6 +109,13 @@ class DeadlineStatus(StrEnum):
     OPEN = "OPEN"
     MET = "MET"
     CANCELLED = "CANCELLED"
+    # ended because the routing office agreed to the holder's Art. 23 objection: the body
+    # was not competent, so the step is neither met nor missed (on-time figures leave it out)
+    OBJECTED = "OBJECTED"
+
+
+# steps the on-time figures do not count as due: nobody owed them any more
+NOT_DUE_STATUSES = (DeadlineStatus.CANCELLED.value, DeadlineStatus.OBJECTED.value)
 
 
 class Category(TenantScoped, Base):

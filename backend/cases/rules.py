@@ -33,6 +33,7 @@ class Step(StrEnum):
     ROUTING = "ROUTING"  # 转送、交办
     ACCEPTANCE = "ACCEPTANCE"  # 受理
     OBJECTION = "OBJECTION"  # 对转送、交办提出异议
+    OBJECTION_DECISION = "OBJECTION_DECISION"  # 信访工作机构核实异议（同意退回或不同意）
     HANDLING = "HANDLING"  # 办理（出具处理意见）
     REVIEW_REQUEST = "REVIEW_REQUEST"  # 请求复查
     REVIEW_DECISION = "REVIEW_DECISION"  # 复查决定
@@ -76,6 +77,15 @@ STATUTORY_LIMITS: dict[Step, TimeLimit] = {
         "对不属于本机关职权范围的转送、交办事项，自收到之日起5个工作日内提出异议并说明理由",
         working=True,
     ),
+    # Art. 23 sets no number for the routing office's answer to an objection: a working-day
+    # default (OBJECTION_DECISION_DAYS) that a tenant may set in its policy's limits
+    Step.OBJECTION_DECISION: _limit(
+        Step.OBJECTION_DECISION,
+        None,
+        "第二十三条",
+        "信访工作机构对有权处理机关提出的异议进行核实，同意的收回重新转送交办，不同意的退回办理",
+        working=True,
+    ),
     Step.HANDLING: _limit(
         Step.HANDLING,
         60,
@@ -102,6 +112,7 @@ STATUTORY_LIMITS: dict[Step, TimeLimit] = {
 }
 
 MAX_EXTENSION_DAYS = 30  # Art. 34: one extension of at most 30 days
+OBJECTION_DECISION_DAYS = 5  # the routing office's answer to an objection (working days)
 
 # Windows that are rights of the petitioner (Arts. 35, 36: asking for 复查/复核) or of the
 # receiving body (Art. 23: objecting to a transfer), not limits on the officials who owe an

@@ -35,11 +35,13 @@ from backend.cases.events import append_event, insert_first_event
 from backend.cases.models import (
     Case,
     CaseCounter,
+    CaseDeadline,
     CaseEvent,
     CaseStatus,
     CaseType,
     Category,
     Channel,
+    DeadlineStatus,
     DivertChannel,
     EscalationTarget,
     RouteMode,
@@ -49,7 +51,12 @@ from backend.cases.models import (
 from backend.cases.models import SkipLevel as SkipLevelEnum
 from backend.cases.need_to_know import is_barred
 from backend.cases.policy import load_calendar, policy_from
-from backend.cases.rules import Step, compute_due, extended_handling_days
+from backend.cases.rules import (
+    OBJECTION_DECISION_DAYS,
+    Step,
+    compute_due,
+    extended_handling_days,
+)
 from backend.cases.visibility import acting_grants, inside_accused, read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
@@ -621,6 +628,7 @@ async def route_case(
     """转送 (TRANSFER) or 交办 (ASSIGN) to a unit in the router's scope (Art. 22)."""
     change = await _begin(session, principal, ref, "route")
     case = change.case
+    await _no_pending_objection(session, case)
     v.path(to_unit_path, "toUnitPath")
     target = await unit_by_path(session, to_unit_path)
     routers = acting_grants(principal, case, "route")
@@ -641,25 +649,95 @@ async def route_case(
 async def object_to_transfer(
     session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str
 ) -> Case:
-    """Art. 23: the receiving body objects within 5 working days; back to the routing office."""
+    """Art. 23: the receiving body objects within 5 working days, with its reasons.
+
+    The case stays with it (``ROUTED``) and an ``OBJECTION_DECISION`` step opens for the
+    routing office, which agrees or refuses (:func:`decide_objection`); the acceptance
+    clock runs on meanwhile (a refused objection does not buy the body time).
+    """
     change = await _begin(session, principal, ref, "object_transfer")
     case = change.case
     reason = _reason(reason)
     if case.routed_from_path is None:
         raise InvalidTransition("this case was not transferred", currentStatus=case.status)
+    await _no_pending_objection(session, case)
+    routed = await _last_seq(session, case, "ROUTE")
+    if (await _last_seq(session, case, "OBJECT_TRANSFER")) > routed:
+        raise InvalidTransition(
+            "this transfer was already objected to and the routing office decided",
+            currentStatus=case.status,
+        )
     routed_at = await _last_event_at(session, case, "ROUTE")
     window = compute_due(Step.OBJECTION, routed_at, change.clocks.calendar, change.clocks.policy)
     if now() > window.due_at:
         raise InvalidTransition(
             "the 5-working-day objection window has passed", currentStatus=case.status
         )
-    back = await unit_by_path(session, case.routed_from_path)
+    days = change.clocks.policy.limits.get(Step.OBJECTION_DECISION, OBJECTION_DECISION_DAYS)
+    decision = await deadlines.open_step(
+        session, case, Step.OBJECTION_DECISION, now(), change.clocks, days=days
+    )
+    decision.note = reason
     data = {"from": case.holder_path, "to": case.routed_from_path}
-    case.holder_unit_id, case.holder_path = back.id, back.path
-    case.routed_from_path = None
-    await deadlines.finish_steps(session, case, steps={Step.ACCEPTANCE})
-    await deadlines.open_step(session, case, Step.ROUTING, now(), change.clocks)
     return await _finish(session, principal, change, reason=reason, data=data)
+
+
+async def decide_objection(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, agree: bool, reason: str
+) -> Case:
+    """The routing office's answer to an Art. 23 objection.
+
+    Agreed: the case goes back to the office (``REGISTERED``, a new routing clock) and the
+    objecting body's acceptance step ends ``OBJECTED`` — not met, not missed. Refused: the
+    case stays with that body, whose acceptance clock runs on. Either way the office's
+    ``OBJECTION_DECISION`` step is met. Only a grant covering the office that routed the
+    case decides (the objecting body, below it, never can).
+    """
+    change = await _begin(
+        session, principal, ref, "agree_objection" if agree else "refuse_objection"
+    )
+    case = change.case
+    pending = await _pending_objection(session, case)
+    if pending is None or case.routed_from_path is None:
+        raise InvalidTransition(
+            "no objection to this transfer is waiting for a decision", currentStatus=case.status
+        )
+    office = case.routed_from_path
+    if not any(path_covers(g.unit_path, office) for g in acting_grants(principal, case, "route")):
+        raise Forbidden("only the office that routed the case decides the objection to it")
+    reason = _reason(reason)
+    pending.status, pending.finished_at = DeadlineStatus.MET, now()
+    data: dict[str, Any] = {"agree": bool(agree), "objectedBy": case.holder_path}
+    if agree:
+        back = await unit_by_path(session, office)
+        data |= {"from": case.holder_path, "to": office}
+        case.holder_unit_id, case.holder_path = back.id, back.path
+        case.routed_from_path = None
+        await deadlines.finish_steps(
+            session, case, steps={Step.ACCEPTANCE}, status=DeadlineStatus.OBJECTED
+        )
+        await deadlines.open_step(session, case, Step.ROUTING, now(), change.clocks)
+    return await _finish(session, principal, change, reason=reason, data=data)
+
+
+async def _pending_objection(session: AsyncSession, case: Case) -> CaseDeadline | None:
+    """The open ``OBJECTION_DECISION`` step of ``case`` (an objection awaiting the office)."""
+    return await session.scalar(
+        select(CaseDeadline).where(
+            CaseDeadline.case_id == case.id,
+            CaseDeadline.step == Step.OBJECTION_DECISION.value,
+            CaseDeadline.status == DeadlineStatus.OPEN.value,
+        )
+    )
+
+
+async def _no_pending_objection(session: AsyncSession, case: Case) -> None:
+    """While the routing office decides an objection the case waits: nothing else moves it."""
+    if await _pending_objection(session, case) is not None:
+        raise InvalidTransition(
+            "an objection to the transfer awaits the routing office's decision",
+            currentStatus=case.status,
+        )
 
 
 async def divert_case(
@@ -672,6 +750,7 @@ async def divert_case(
 ) -> Case:
     """诉访分离: litigation, arbitration or reconsideration matters leave the petition track."""
     change = await _begin(session, principal, ref, "divert")
+    await _no_pending_objection(session, change.case)
     reason = _reason(reason)
     await deadlines.finish_steps(session, change.case, include_supervision=True)
     data = {"channel": DivertChannel(channel).value}
@@ -681,6 +760,7 @@ async def divert_case(
 async def accept_case(session: AsyncSession, principal: Principal, ref: CaseRef) -> Case:
     """受理: the handling clock (60 days for claims, Art. 34) starts now."""
     change = await _begin(session, principal, ref, "accept")
+    await _no_pending_objection(session, change.case)
     await deadlines.finish_steps(session, change.case, steps={Step.ROUTING, Step.ACCEPTANCE})
     await deadlines.open_step(session, change.case, Step.HANDLING, now(), change.clocks)
     return await _finish(session, principal, change)
@@ -690,6 +770,7 @@ async def reject_case(
     session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str
 ) -> Case:
     change = await _begin(session, principal, ref, "reject")
+    await _no_pending_objection(session, change.case)
     reason = _reason(reason)
     await deadlines.finish_steps(session, change.case)
     return await _finish(session, principal, change, reason=reason)
@@ -1074,6 +1155,14 @@ async def _last_event_data(session: AsyncSession, case: Case, kind: str) -> Any:
         .order_by(CaseEvent.seq.desc())
         .limit(1)
     )
+
+
+async def _last_seq(session: AsyncSession, case: Case, kind: str) -> int:
+    """The sequence number of the case's last ``kind`` event (0: none)."""
+    seq = await session.scalar(
+        select(func.max(CaseEvent.seq)).where(CaseEvent.case_id == case.id, CaseEvent.kind == kind)
+    )
+    return int(seq or 0)
 
 
 async def _last_event_actor(session: AsyncSession, case: Case, kind: str) -> str | None:

@@ -536,6 +536,17 @@ class ObjectToTransferInput(CaseRefInput):
     reason: str
 
 
+@strawberry.input(
+    description="The routing office's answer to an Art. 23 objection against its transfer."
+)
+class DecideObjectionInput(CaseRefInput):
+    agree: bool = strawberry.field(
+        description="true: the case comes back to the routing office to be routed again; "
+        "false: it stays with the body that objected."
+    )
+    reason: str = strawberry.field(description="Why (recorded on the case's event).")
+
+
 @strawberry.input
 class RequestExtensionInput(CaseRefInput):
     days: int
@@ -645,9 +656,25 @@ class CaseMutations:
             mode=input.mode,
         )
 
-    @strawberry.mutation(description="Art. 23 objection by the receiving body (5 working days).")
+    @strawberry.mutation(
+        description=(
+            "Art. 23 objection by the receiving body (5 working days): the case waits with it "
+            "for the routing office's decideObjection (an OBJECTION_DECISION step)."
+        )
+    )
     async def object_to_transfer(self, info: Ctx, input: ObjectToTransferInput) -> CaseNode:
         return await _mutate(info, service.object_to_transfer, input.ref(), reason=input.reason)
+
+    @strawberry.mutation(
+        description=(
+            "The routing office agrees to an Art. 23 objection (the case comes back, REGISTERED; "
+            "the objecting body's acceptance step ends OBJECTED) or refuses it (the case stays)."
+        )
+    )
+    async def decide_objection(self, info: Ctx, input: DecideObjectionInput) -> CaseNode:
+        return await _mutate(
+            info, service.decide_objection, input.ref(), agree=input.agree, reason=input.reason
+        )
 
     @strawberry.mutation(description="诉访分离: divert to litigation/arbitration/reconsideration.")
     async def divert_case(self, info: Ctx, input: DivertCaseInput) -> CaseNode:

@@ -24,7 +24,14 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_al
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.cases.models import Case, CaseDeadline, DeadlineStatus, Satisfaction, SkipLevel
+from backend.cases.models import (
+    NOT_DUE_STATUSES,
+    Case,
+    CaseDeadline,
+    DeadlineStatus,
+    Satisfaction,
+    SkipLevel,
+)
 from backend.cases.rules import Step
 from backend.core.clock import DEFAULT_TIMEZONE, local_day_start, now
 from backend.core.db import UtcDateTime
@@ -289,7 +296,8 @@ async def aggregate(  # noqa: PLR0913 — the five aggregates' shared knobs, all
             bucket[name] = bucket.get(name, 0) + n
         one.by_category[category] = one.by_category.get(category, 0) + n
 
-    # 2. on time: ACCEPTANCE / HANDLING steps due in the range (cancelled aside)
+    # 2. on time: ACCEPTANCE / HANDLING steps due in the range (cancelled aside, and an
+    # acceptance ended by an agreed Art. 23 objection: neither on time nor late)
     on_time = and_(d.status == DeadlineStatus.MET.value, d.finished_at <= d.due_at)
     joined = and_(Case.tenant_id == d.tenant_id, Case.id == d.case_id)
     keys = key_of(d.due_at)
@@ -307,7 +315,7 @@ async def aggregate(  # noqa: PLR0913 — the five aggregates' shared knobs, all
             d.step.in_([Step.ACCEPTANCE.value, Step.HANDLING.value]),
             d.due_at >= start,
             d.due_at < end,
-            d.status != DeadlineStatus.CANCELLED.value,
+            d.status.not_in(NOT_DUE_STATUSES),  # cancelled, ended by objection
         )
         .group_by(*keys, d.step)
     ):

@@ -8,7 +8,8 @@ case belongs to a unit when it is held in, or located in, the unit's subtree
 - intake: cases received in the month, by channel / type / category, with
   repeat (重复访) and skip-level (越级访) counts; closed: closed in the month;
 - on time, per step (ROUTING, ACCEPTANCE, HANDLING, …): of the steps *due* in
-  the month (cancelled ones aside), those finished on or before their due
+  the month (cancelled ones aside, and acceptance steps ended by an agreed Art. 23
+  objection, ``OBJECTED``), those finished on or before their due
   time; the rate is on-time / due (``None`` when nothing was due);
 - backlog (积案): cases with a step past due at the end of the month and not
   finished by then;
@@ -41,6 +42,7 @@ from backend.authz.principal import Principal
 from backend.authz.scope import subtree_filter
 from backend.cases import need_to_know
 from backend.cases.models import (
+    NOT_DUE_STATUSES,
     Case,
     CaseDeadline,
     CaseType,
@@ -240,7 +242,7 @@ async def compute_report(
             mine,
             d.due_at >= start,
             d.due_at < end,
-            d.status != DeadlineStatus.CANCELLED.value,
+            d.status.not_in(NOT_DUE_STATUSES),  # cancelled, ended by objection
         )
         .group_by(d.step)
     )
