@@ -90,7 +90,10 @@ def _touching(years: list[int]) -> Any:
     d = CaseDeadline
     return or_(
         *(
-            and_(d.due_date >= date(y - 1, 12, 1), d.started_at < datetime(y + 1, 1, 2, tzinfo=UTC))
+            and_(
+                d.due_at >= datetime(y - 1, 11, 30, tzinfo=UTC),  # open steps' (tenant, due_at)
+                d.started_at < datetime(y + 1, 1, 2, tzinfo=UTC),
+            )
             for y in years
         )
     )
