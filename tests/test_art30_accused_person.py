@@ -297,14 +297,15 @@ async def test_art30_joint_meeting_participants_named_by_username_get_the_baoan_
 
 
 async def test_art30_an_evaluator_posted_in_the_accused_persons_unit_is_never_drawn(db, gql):
-    """Panel draw: evaluators who also work in the accused leader's county are conflicts;
-    with them the pool is too small, without them the panel is drawn from the others."""
+    """Panel draw: evaluators who also work in the accused leader's county (in township
+    t2, away from the case's location and holder) are conflicts; with them alone the
+    pool is too small, then the panel is drawn from the others."""
     city = await build_city(db, unique("ap"), unique("app"))
     admin, officer = city.token("admin"), city.token("officer")
     inside = []
     for i, category in enumerate(["LAWYER", "VOLUNTEER", "EXPERT"]):
         name = await add_user(
-            db, city, f"evin{i}", [(Role.EVALUATOR, ""), (Role.DEPARTMENT_HANDLER, "c1/t1")]
+            db, city, f"evin{i}", [(Role.EVALUATOR, ""), (Role.DEPARTMENT_HANDLER, "c1/t2")]
         )
         inside.append(name)
         (
