@@ -18,15 +18,17 @@ The rules, as read:
 - ``grid_worker`` reads the cases it registered; ``evaluator`` the cases of the panels
   it sits on; ``city_admin`` reads no case at all.
 - 检举控告 (Art. 30): an accusation is never visible to the accused person, nor to
-  anybody who holds any role inside the accused unit's subtree, whatever their other
-  roles.
+  anybody who holds any role inside the subtree of an accused unit, whatever their
+  other roles. The accused units are the unit it names and every unit where the
+  accused person holds a post (any role but evaluator); an accusation whose accused
+  units include the city root is refused at intake.
 - PII (phone, id number) is shown only to officials handling the case in scope: a
   petition officer, leader or department handler whose scope covers the unit holding
   the case. Everyone else gets it masked (phone ``138****1234``, id number first six
   and last two characters).
 - A new case is held by the registrar's own unit (the deepest unit where it may
-  register that covers the location) — unless that unit lies inside the accused unit
-  of an accusation: then the unit directly above the accused one holds it.
+  register that covers the location) — unless that unit lies inside an accused unit
+  of an accusation: then the nearest unit above it inside none holds it.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class Case:
     registered_by: str
     accused_unit: str | None = None
     accused_user: str | None = None
+    accused_person_units: tuple[str, ...] = ()  # where the accused person holds a post
     leader: str | None = None
     panel: set[str] = field(default_factory=set)
     phone: str | None = None
@@ -111,10 +114,22 @@ class World:
         return max(units, key=len) if units else None
 
     @staticmethod
-    def intake_holder(registrar_unit: str, accused_unit: str | None) -> str:
-        if accused_unit is not None and covers(accused_unit, registrar_unit):
-            return parent(accused_unit)
-        return registrar_unit
+    def accused_units(accused_unit: str | None, accused: Official | None) -> tuple[str, ...]:
+        """The named unit and the units where the accused person holds a post."""
+        posts = [g.unit for g in accused.grants if g.role != "evaluator"] if accused else []
+        return tuple(dict.fromkeys(u for u in [accused_unit, *posts] if u))
+
+    @staticmethod
+    def refused(accused_units: tuple[str, ...]) -> bool:
+        """An accusation against the city itself (its root unit) is not registered."""
+        return any(u.count("/") == 1 for u in accused_units)
+
+    @staticmethod
+    def intake_holder(registrar_unit: str, accused_units: tuple[str, ...]) -> str:
+        unit = registrar_unit
+        while any(covers(a, unit) for a in accused_units):
+            unit = parent(unit)
+        return unit
 
     # --- what a principal may see ---------------------------------------------------
 
@@ -136,9 +151,8 @@ class World:
         if case.type == "ACCUSATION":
             if case.accused_user == p.username:
                 return False
-            if case.accused_unit is not None and any(
-                covers(case.accused_unit, g.unit) for g in p.grants
-            ):
+            accused = [u for u in [case.accused_unit, *case.accused_person_units] if u]
+            if any(covers(a, g.unit) for a in accused for g in p.grants):
                 return False
         for g in p.grants:
             if g.role in READ_IN_SCOPE and (

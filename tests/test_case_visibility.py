@@ -409,7 +409,16 @@ async def test_accusation_cannot_be_routed_to_the_accused_unit_or_below(gql, tow
         assert (await gql(CASE, {"id": case["id"]}, token=city.token(who))).code == "NOT_FOUND"
 
 
-@pytest.mark.parametrize("accused", ["leader", "c1_officer"])
+# who else may (and may not: posted inside a unit of the accused person) read it; an
+# accusation against someone posted at the city root is refused at intake
+# (tests/test_art30_accused_person.py)
+ACCUSED_PERSON_READERS = {
+    "c1_leader": (("officer", "leader"), ("c1_officer", "t1_officer")),
+    "t1_officer": (("officer", "leader", "c1_officer", "c1_leader"), ()),
+}
+
+
+@pytest.mark.parametrize("accused", sorted(ACCUSED_PERSON_READERS))
 async def test_accused_person_cannot_see_the_accusation_even_in_scope(gql, town, accused):
     city, marker = town.city, unique("person-")
     case = await register(
@@ -424,9 +433,11 @@ async def test_accused_person_cannot_see_the_accusation_even_in_scope(gql, town,
     assert (await gql(CASE, {"id": case["id"]}, token=token)).code == "NOT_FOUND"
     assert (await list_cases(gql, token, search=marker))["totalCount"] == 0
     assert case["id"] not in board_ids(await board(gql, token))
-    others = [who for who in ("officer", "leader", "c1_officer", "c1_leader") if who != accused]
+    others, colleagues = ACCUSED_PERSON_READERS[accused]
     for who in others:
         (await gql(CASE, {"id": case["id"]}, token=city.token(who))).ok()
+    for who in colleagues:
+        assert (await gql(CASE, {"id": case["id"]}, token=city.token(who))).code == "NOT_FOUND"
 
 
 # --- PII: unmasked only when handling in scope; every unmasked read is logged ---------------

@@ -139,13 +139,14 @@ class Accusation:
     version: int = 0
     holder: str = ""
 
+    accused_units: tuple[str, ...] = ()  # the named unit and the accused person's posts
+
     def bars(self, p: Person) -> bool:
-        """Art. 30: the accused person, or anyone holding any role inside the accused unit."""
+        """Art. 30: the accused person, or anyone holding any role inside an accused unit
+        (the named one, or one where the accused person holds a post)."""
         if self.accused_user == p.username:
             return True
-        return self.accused_unit is not None and any(
-            covers(self.accused_unit, unit) for _, unit in p.grants
-        )
+        return any(covers(a, unit) for a in self.accused_units for _, unit in p.grants)
 
     def forbidden(self, p: Person) -> set[str]:
         """What identifies the case to ``p``; its registrar keeps its own receipt."""
@@ -286,12 +287,19 @@ def plan_accusations(
     plans = [
         (t1, city.path("c1/t1/v1"), city.path("c1/t1"), None, 2),  # replayed intake
         (officer, city.path("c2/t1"), city.path("dept"), None, 2),  # panel: dept's lawyers
-        (officer, city.path("c2"), None, mixoff.username, 0),  # supervision order to it
+        # supervision order to it: posted inside the accused unit (by name it could not be:
+        # an accusation against someone posted at the city root is refused at intake)
+        (officer, city.path("c2"), inner_unit(mixoff), None, 0),
+        (officer, city.path("c2"), None, people["c1_leader"].username, 1),  # by name: c1 too
         (officer, city.path("c1/t2"), inner_unit(mixlead), None, 0),  # red digest to it
         (officer, city.path("c1/t1"), city.path("c1"), None, 1),  # c1's monthly report
     ]
     registrars = [officer, c1, t1]
-    everyone = sorted(people.values(), key=lambda p: p.username)
+    # anyone but those posted at the city root (refused at intake: tests/test_art30_accused_person.py)
+    everyone = sorted(
+        (p for p in people.values() if not any(covers(u, city.path()) for u in posts(p))),
+        key=lambda p: p.username,
+    )
     for _ in range(rng.randint(1, 3)):
         registrar = rng.choice(registrars)
         scope = registrar.grants[0][1]
@@ -320,16 +328,33 @@ def plan_accusations(
             request["accusedUnitPath"] = accused_unit
         if accused_user:
             request["accusedUsername"] = accused_user
-        out.append(Accusation(registrar, accused_unit, accused_user, request, markers, depth=depth))
+        by_name = {p.username: p for p in people.values()}
+        units = [accused_unit, *(posts(by_name[accused_user]) if accused_user else ())]
+        out.append(
+            Accusation(
+                registrar,
+                accused_unit,
+                accused_user,
+                request,
+                markers,
+                depth=depth,
+                accused_units=tuple(dict.fromkeys(u for u in units if u)),
+            )
+        )
     return out
 
 
+def posts(p: Person) -> list[str]:
+    """Where ``p`` holds a post: every role but EVALUATOR (a seat in the citizen pool)."""
+    return [unit for role, unit in p.grants if role != Role.EVALUATOR]
+
+
 def intake_holder(acc: Accusation) -> str:
-    """Where a case answered by a receipt went: the registrar's unit, or the unit above
-    the accused one when that covers the registrar (DOMAIN.md, Art. 30)."""
+    """Where a case answered by a receipt went: the registrar's unit, or the nearest unit
+    above it inside no accused unit (DOMAIN.md, Art. 30)."""
     unit = acc.registrar.grants[0][1]
-    if acc.accused_unit and covers(acc.accused_unit, unit):
-        return acc.accused_unit.rsplit("/", 1)[0]
+    while any(covers(a, unit) for a in acc.accused_units):
+        unit = unit.rsplit("/", 1)[0]
     return unit
 
 

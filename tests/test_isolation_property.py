@@ -200,12 +200,18 @@ async def run_cases(gql, built: Built, plan: CityPlan, slug: str, paths: list[st
             data["accusedUnitPath"] = accused_unit
         if accused_user:
             data["accusedUsername"] = accused_user
+        accused = next((u for u in users if u.username == accused_user), None)
+        units = w.accused_units(accused_unit, accused)
         resp = await gql(REGISTER, {"i": data}, token=built.tokens[registrar.username])
+        if w.refused(units):  # against the city itself: for the body above (Art. 30)
+            assert resp.code == "BAD_USER_INPUT", (spec, resp.body)
+            continue
         got = resp.ok()["registerCase"]
-        holder = w.intake_holder(w.registering_unit(registrar, location), accused_unit)
+        holder = w.intake_holder(w.registering_unit(registrar, location), units)
         case = Case(
             got["id"], slug, spec["type"], location, holder, registrar.username,
-            accused_unit, accused_user, phone=phone, id_number=id_no,
+            accused_unit, accused_user, tuple(u for u in units if u != accused_unit),
+            phone=phone, id_number=id_no,
         )  # fmt: skip
         if w.sees(registrar, case):
             assert got["holderUnit"]["path"] == holder, (spec, got)
@@ -243,7 +249,11 @@ async def route(gql, built, users, paths, case: Case, version: int, choice: int,
         for p in paths
         if any(p == s or p.startswith(s + "/") for s in scopes)
         and p != case.holder
-        and not (case.accused_unit and (p + "/").startswith(case.accused_unit + "/"))
+        and not any(
+            (p + "/").startswith(a + "/")
+            for a in (case.accused_unit, *case.accused_person_units)
+            if a
+        )
     ]
     target = pick(targets, choice)
     if target is None:

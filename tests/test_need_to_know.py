@@ -3,8 +3,9 @@
 ``is_barred`` (Python, for loaded objects), ``barred_clause`` (SQL with a person's
 grants as literals: the read predicate, reports, the inbox) and
 ``barred_user_clause`` (SQL over the role table: digest and escalation lists) must
-give one answer for every case and person, or a channel using one of them would
-leak what another hides. Hypothesis draws accusations against every unit and person
+give one answer for every case and person — the accused person's own units counting
+as accused units in all three — or a channel using one of them would leak what
+another hides. Hypothesis draws accusations against every unit and person
 of a city whose people hold roles in and out of those units; the database (SQLite or
 PostgreSQL) evaluates both SQL forms over the same rows.
 """
@@ -20,7 +21,14 @@ from sqlalchemy import Boolean, String, Uuid, literal, select, union_all
 
 from backend.authz.principal import SYSTEM
 from backend.authz.roles import Role
-from backend.cases.need_to_know import Accused, barred_clause, barred_user_clause, is_barred, people
+from backend.cases.need_to_know import (
+    Accused,
+    barred_clause,
+    barred_user_clause,
+    is_barred,
+    people,
+    person_units,
+)
 from backend.core.db import TenantScope
 from backend.tenants import service
 from backend.tenants.models import User
@@ -51,7 +59,8 @@ async def town(db):
     async with db.transaction(TenantScope.of([tenant_id])) as session:
         users = {u.username: u.id for u in await session.scalars(select(User))}
         known = await people(session, tenant_id, users.values())
-    return city, tenant_id, users, known
+        units = await person_units(session, tenant_id, users)
+    return city, tenant_id, users, known, units
 
 
 case_specs = st.lists(
@@ -68,13 +77,14 @@ case_specs = st.lists(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=case_specs)
 async def test_python_and_both_sql_forms_agree_for_every_person(db, town, specs):
-    city, tenant_id, users, known = town
-    cases = [
+    city, tenant_id, users, known, units = town
+    cases = [  # the Python form reads the accused person's units as loaded (accused_of)
         Accused(
             uuid.uuid4(),
             kind,
             city.path(unit) if unit is not None else None,
             f"{city.slug}_{who}" if who else None,
+            units[f"{city.slug}_{who}"] if who else (),
         )
         for kind, unit, who in specs
     ]

@@ -2,8 +2,13 @@
 
 An accusation, and everything about it — that it exists, its content, the
 petitioner, who handles it, its outcome — never reaches the accused person, nor
-anybody holding any role inside the accused unit's subtree, whatever their other
-roles. This module is the one place that rule is written; every way out asks it:
+anybody holding any role inside the subtree of an *accused unit*, whatever their
+other roles. The accused units of a case are the unit it names (``accused_path``)
+and every unit where the person it names (``accused_username``) holds a staff role
+now (:data:`STAFF_ROLES`: any role but EVALUATOR — the citizen pool sits at the city
+root and makes nobody staff of it): an accusation against a township leader is an
+accusation against his township too, and may not be routed, assigned or shown to
+it. This module is the one place that rule is written; every way out asks it:
 
 - reads (``case``, ``cases``, search, counts, boards, statistics, exports) through
   the read predicate (:func:`backend.cases.visibility.read_predicate`), which
@@ -17,7 +22,12 @@ roles. This module is the one place that rule is written; every way out asks it:
 - panel draws treat a barred evaluator as a conflict (:func:`is_barred`);
 - stored reports aggregate no accusation one of their readers may not know
   (:func:`barred_clause` over the readers' grants);
-- an intake replay answers the case only while it is readable.
+- an intake replay answers the case only while it is readable;
+- intake, routing, 包案, the first receiver (rosters) and joint-meeting participants
+  place nothing inside an accused unit (:func:`accused_of`, :func:`is_barred`,
+  :func:`person_units`); an accusation whose accused units include the city root is
+  refused at intake (nobody in the city may handle it: it goes to the body above,
+  docs/security.md).
 
 Three renderings of the one rule, side by side and tested against each other
 (tests/test_need_to_know.py): Python for objects already loaded
@@ -28,16 +38,25 @@ the people are rows of a statement (:func:`barred_user_clause`).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from backend.authz.roles import Role
 from backend.authz.scope import path_covers, subtree_of
 from backend.cases.models import Case, CaseType
 from backend.tenants.models import OrgUnit, RoleAssignment, User
+
+# Roles that make their holder staff of a unit, so an accusation against the holder is
+# one against that unit (Art. 30). An EVALUATOR role is a seat in the citizen pool
+# (held at the city root), not a post.
+STAFF_ROLES = tuple(sorted(r.value for r in Role if r is not Role.EVALUATOR))
 
 # What the channels outside the system (webhook, SMS, e-mail) say about an accusation:
 # nothing but that there is something to look at, for whoever may look.
@@ -47,12 +66,18 @@ NEUTRAL_BODY = "您有一条新的信访事项提醒，请登录系统查看。"
 
 @dataclass(frozen=True)
 class Accused:
-    """What the rule reads of a case: its type and whom it accuses."""
+    """What the rule reads of a case: its type and whom it accuses.
+
+    ``person_paths``: the units where the accused person holds a staff role, loaded by
+    :func:`accused_of` / :func:`accusations_among` (``Accused.of`` alone leaves them
+    empty: use it only where the person's units are checked in SQL as well).
+    """
 
     id: uuid.UUID
     type: str
     accused_path: str | None
     accused_username: str | None
+    person_paths: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, case: Case) -> Accused:
@@ -68,6 +93,17 @@ class Accused:
     def names_an_accused(self) -> bool:
         return self.type == CaseType.ACCUSATION and bool(self.accused_path or self.accused_username)
 
+    @property
+    def accused_units(self) -> tuple[str, ...]:
+        """The accused unit and the accused person's units (nothing for other cases)."""
+        if self.type != CaseType.ACCUSATION:
+            return ()
+        return tuple(dict.fromkeys(p for p in (self.accused_path, *self.person_paths) if p))
+
+    def covers(self, unit_path: str) -> bool:
+        """``unit_path`` lies inside an accused unit: nothing of the case may go there."""
+        return any(path_covers(a, unit_path) for a in self.accused_units)
+
 
 # --- the rule, in Python ----------------------------------------------------------------
 
@@ -79,8 +115,72 @@ def is_barred(case: Accused | Case, unit_paths: Iterable[str], username: str | N
         return False
     if facts.accused_username and username and facts.accused_username == username:
         return True
-    accused = facts.accused_path
-    return accused is not None and any(path_covers(accused, p) for p in unit_paths)
+    return any(facts.covers(p) for p in unit_paths)
+
+
+# --- the accused person's units -----------------------------------------------------------
+
+
+def _in_person_units(tenant_id: Any, username: Any, inside: Any) -> ColumnElement[bool]:
+    """The user named ``username`` holds a staff role at a unit whose path satisfies
+    ``inside(path column)`` (all SQL expressions, correlated to the enclosing statement)."""
+    ra, u, ou = aliased(RoleAssignment), aliased(User), aliased(OrgUnit)
+    return exists(
+        select(ra.id)
+        .join(u, and_(u.tenant_id == ra.tenant_id, u.id == ra.user_id))
+        .join(ou, and_(ou.tenant_id == ra.tenant_id, ou.id == ra.org_unit_id))
+        .where(
+            u.tenant_id == tenant_id,
+            u.username == username,
+            ra.role.in_(STAFF_ROLES),
+            inside(ou.path),
+        )
+        # the case (and, nested in barred_user_clause, the reader's role) come from the
+        # enclosing statements, however deep: never from a FROM of their own
+        .correlate_except(ra, u, ou)
+    )
+
+
+async def person_units(
+    session: AsyncSession, tenant_id: uuid.UUID, usernames: Iterable[str]
+) -> dict[str, tuple[str, ...]]:
+    """The units where each of ``usernames`` holds a staff role now, in one statement."""
+    names = sorted({u for u in usernames if u})
+    if not names:
+        return {}
+    rows = await session.execute(
+        select(User.username, OrgUnit.path)
+        .join(
+            RoleAssignment,
+            and_(RoleAssignment.tenant_id == User.tenant_id, RoleAssignment.user_id == User.id),
+        )
+        .join(
+            OrgUnit,
+            and_(
+                OrgUnit.tenant_id == RoleAssignment.tenant_id,
+                OrgUnit.id == RoleAssignment.org_unit_id,
+            ),
+        )
+        .where(
+            User.tenant_id == tenant_id,
+            User.username.in_(names),
+            RoleAssignment.role.in_(STAFF_ROLES),
+        )
+    )
+    found: dict[str, set[str]] = {}
+    for username, path in rows:
+        found.setdefault(username, set()).add(path)
+    return {u: tuple(sorted(found.get(u, ()))) for u in names}
+
+
+async def accused_of(session: AsyncSession, case: Case) -> Accused:
+    """The case's facts with the accused person's current units: what every check that
+    places the case somewhere (a holder, a leader, a receiver, a panel) asks."""
+    facts = Accused.of(case)
+    if facts.type != CaseType.ACCUSATION or not facts.accused_username:
+        return facts
+    units = await person_units(session, case.tenant_id, [facts.accused_username])
+    return dataclasses.replace(facts, person_paths=units.get(facts.accused_username, ()))
 
 
 # --- the rule, in SQL with the person's grants as literals -------------------------------
@@ -96,16 +196,34 @@ def barred_clause(
     report, all of theirs.
     """
     c = cases
-    inside = [subtree_of(p, c.accused_path) for p in sorted(set(unit_paths))]
+    paths = sorted(set(unit_paths))
+    inside = [subtree_of(p, c.accused_path) for p in paths]
     names = sorted({u for u in usernames if u})
     # every branch is false, never NULL, for a case naming no one: the read predicate
     # negates this clause, and NOT NULL would hide the case from everybody
     person = (
         and_(c.accused_username.is_not(None), c.accused_username.in_(names)) if names else false()
     )
+    # one of the paths lies inside a unit where the accused person holds a staff role
+    in_person_units = (
+        and_(
+            c.accused_username.is_not(None),
+            _in_person_units(
+                c.tenant_id,
+                c.accused_username,
+                lambda unit: or_(*(subtree_of(p, unit) for p in paths)),
+            ),
+        )
+        if paths
+        else false()
+    )
     return and_(
         c.type == CaseType.ACCUSATION.value,
-        or_(person, and_(c.accused_path.is_not(None), or_(*inside) if inside else false())),
+        or_(
+            person,
+            and_(c.accused_path.is_not(None), or_(*inside) if inside else false()),
+            in_person_units,
+        ),
     )
 
 
@@ -149,11 +267,25 @@ def barred_user_clause(
             subtree_of(OrgUnit.path, c.accused_path),
         )
     )
+    ra, ou = aliased(RoleAssignment), aliased(OrgUnit)
+    held_in_person_units = exists(
+        select(ra.id)
+        .join(ou, and_(ou.tenant_id == ra.tenant_id, ou.id == ra.org_unit_id))
+        .where(
+            ra.tenant_id == c.tenant_id,
+            ra.user_id == user_id,
+            _in_person_units(
+                c.tenant_id, c.accused_username, lambda unit: subtree_of(ou.path, unit)
+            ),
+        )
+        .correlate_except(ra, ou)
+    )
     return and_(
         c.type == CaseType.ACCUSATION.value,
         or_(
             and_(c.accused_username.is_not(None), c.accused_username == username),
             and_(c.accused_path.is_not(None), held_inside),
+            and_(c.accused_username.is_not(None), held_in_person_units),
         ),
     )
 
@@ -176,7 +308,9 @@ async def accusations_among(
             Case.type == CaseType.ACCUSATION.value,
         )
     )
-    return {i: Accused(i, str(t), p, u) for i, t, p, u in rows}
+    found = [(i, str(t), p, u) for i, t, p, u in rows]
+    units = await person_units(session, tenant_id, (u for *_, u in found if u))
+    return {i: Accused(i, t, p, u, units.get(u, ()) if u else ()) for i, t, p, u in found}
 
 
 @dataclass(frozen=True)
@@ -258,7 +392,7 @@ async def may_know(
 ) -> list[uuid.UUID]:
     """``user_ids`` without those barred from ``case`` (order kept)."""
     ids = list(dict.fromkeys(user_ids))
-    facts = Accused.of(case)
+    facts = await accused_of(session, case)
     if not facts.names_an_accused:
         return ids
     known = await people(session, tenant_id, ids)

@@ -49,7 +49,7 @@ from backend.cases.models import (
     TenantPolicy,
 )
 from backend.cases.models import SkipLevel as SkipLevelEnum
-from backend.cases.need_to_know import is_barred
+from backend.cases.need_to_know import Accused, accused_of, is_barred, may_know, person_units
 from backend.cases.policy import load_calendar, policy_from
 from backend.cases.rules import (
     OBJECTION_DECISION_DAYS,
@@ -57,14 +57,14 @@ from backend.cases.rules import (
     compute_due,
     extended_handling_days,
 )
-from backend.cases.visibility import acting_grants, inside_accused, read_predicate
+from backend.cases.visibility import acting_grants, read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.crypto import keyring
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.hooks import Hook
 from backend.core.ids import new_id, parse_id
-from backend.tenants.models import OrgUnit, Tenant, User
+from backend.tenants.models import Account, OrgUnit, Tenant, User
 from backend.tenants.service import grants_of, unit_by_path
 
 # Other domains' part in an intake, inside its transaction before the first event is
@@ -183,7 +183,8 @@ async def intake(
         )
         return Registered(case, seen is not None)
     # a new case is held in the registrar's scope: only Art. 30 can hide it from it
-    barred = is_barred(case, [g.unit_path for g in principal.grants], principal.username)
+    facts = await accused_of(session, case)
+    barred = is_barred(facts, [g.unit_path for g in principal.grants], principal.username)
     return Registered(case, not barred)
 
 
@@ -226,7 +227,8 @@ async def _register(
         ),
         key=lambda g: len(g.unit_path),
     )
-    holder_id, holder_path = await _intake_holder(session, grant, facts.accused_path)
+    accused = await _accused_at_intake(session, principal.tenant_id, data, facts.accused_path)
+    holder_id, holder_path = await _intake_holder(session, grant, accused)
     case = Case(
         id=new_id(),
         tenant_id=principal.tenant_id,
@@ -478,16 +480,45 @@ def _intake_facts_statement(repeats: bool) -> Any:
     return select(*columns).where(Tenant.id == tenant)
 
 
+async def _accused_at_intake(
+    session: AsyncSession, tenant_id: uuid.UUID, data: RegisterCaseInput, accused_path: str | None
+) -> Accused:
+    """The accused units of a new accusation (need_to_know.py): the unit it names and the
+    units where the person it names holds a staff role. BAD_USER_INPUT if they include
+    the city root: everybody in the city holds a role inside it, so nobody here may
+    receive, handle or even see it — Art. 30 sends it to the body above the city (the
+    provincial petition bureau), outside this city's system (docs/security.md)."""
+    facts = Accused(None, str(data.type), accused_path, data.accused_username)  # type: ignore[arg-type]
+    if data.accused_username:
+        units = await person_units(session, tenant_id, [data.accused_username])
+        facts = dataclasses.replace(facts, person_paths=units.get(data.accused_username, ()))
+    root = next((u for u in facts.accused_units if parent_path(u) is None), None)
+    if root is not None:
+        named_unit = accused_path is not None and parent_path(accused_path) is None
+        raise BadUserInput(
+            f"an accusation against the city itself ({root}"
+            + ("" if named_unit else f", where {data.accused_username} holds a post")
+            + ") cannot be handled in this city (Art. 30): forward it to the provincial "
+            "petition bureau, the body above the city; it was not registered",
+            field="accusedUnitPath" if named_unit else "accusedUsername",
+        )
+    return facts
+
+
 async def _intake_holder(
-    session: AsyncSession, grant: Grant, accused_path: str | None
+    session: AsyncSession, grant: Grant, accused: Accused
 ) -> tuple[uuid.UUID, str]:
     """(id, path) of the unit holding a new case: the registrar's grant unit (known from the
-    principal, no query) — unless it lies inside the accused unit (Art. 30): then the
-    accusation goes straight to the unit above the accused one."""
-    if accused_path is None or not path_covers(accused_path, grant.unit_path):
+    principal, no query) — unless it lies inside an accused unit (Art. 30: the named unit
+    or one where the accused person holds a post): then the accusation goes straight to
+    the nearest unit above that lies inside none (never the root: refused at intake)."""
+    path = grant.unit_path
+    if not accused.covers(path):
         return grant.unit_id, grant.unit_path
-    holder = await unit_by_path(session, accused_path.rsplit("/", 1)[0] or accused_path)
-    assert holder is not None  # accused units exist in this tenant
+    while accused.covers(path):
+        path = path.rsplit("/", 1)[0]
+    holder = await unit_by_path(session, path)
+    assert holder is not None  # an ancestor of the registrar's unit
     return holder.id, holder.path
 
 
@@ -636,8 +667,12 @@ async def route_case(
         raise BadUserInput(f"unknown org unit {to_unit_path}", field="toUnitPath")
     if target.path == case.holder_path:
         raise BadUserInput("the case is already held by that unit", field="toUnitPath")
-    if inside_accused(case, target.path):
-        raise BadUserInput("an accusation cannot go to the accused unit", field="toUnitPath")
+    if (await accused_of(session, case)).covers(target.path):
+        # Art. 30: the accused unit, or a unit where the accused person holds a post
+        raise BadUserInput(
+            "an accusation cannot go to the accused unit or a unit of the accused person",
+            field="toUnitPath",
+        )
     data = {"from": case.holder_path, "to": target.path, "mode": RouteMode(mode).value}
     case.routed_from_path = case.holder_path
     case.holder_unit_id, case.holder_path = target.id, target.path
@@ -1078,15 +1113,15 @@ async def assign_case_leader(
         select(User).where(User.username == v.username(username, "username"))
     )
     grants = await grants_of(session, leader.id) if leader else []
+    accused = await accused_of(session, case)
     if not any(
-        r == Role.LEADER
-        and path_covers(u.path, case.holder_path)
-        and not inside_accused(case, u.path)
+        r == Role.LEADER and path_covers(u.path, case.holder_path) and not accused.covers(u.path)
         for r, u in grants
     ):
         raise BadUserInput(f"{username} is not a leader over this case", field="username")
-    if case.accused_username == username or any(inside_accused(case, u.path) for _, u in grants):
-        # Art. 30: nor can anybody holding a role inside the accused unit (it cannot read it)
+    if leader is not None and is_barred(accused, [u.path for _, u in grants], leader.username):
+        # Art. 30: nor can anybody holding a role inside an accused unit — the named one or
+        # one where the accused person holds a post (it cannot read it)
         raise BadUserInput("the accused cannot own the case", field="username")
     case.leader_id = leader.id
     return await _finish(session, principal, change, data={"leader": username})
@@ -1133,9 +1168,46 @@ async def record_joint_meeting(
     """一会四联: notes of the joint meeting on the case."""
     change = await _begin(session, principal, ref, "record_joint_meeting")
     notes = v.text(notes, "notes", max_len=MAX_CONTENT)
+    participants = participants[:50]
+    await _check_participants(session, change.case, participants)
     return await _finish(
-        session, principal, change, reason=notes, data={"participants": participants[:50]}
+        session, principal, change, reason=notes, data={"participants": participants}
     )
+
+
+async def _check_participants(session: AsyncSession, case: Case, participants: list[str]) -> None:
+    """Participants written as usernames get the check of 包案 (assign_case_leader): an
+    official of another city, or one barred from the case (Art. 30: the accused person,
+    anybody holding a role inside an accused unit), is BAD_USER_INPUT. Other texts
+    (names, 住建局, 律师) are free."""
+    names = {}
+    for text in participants:
+        canonical = (text or "").strip().lower()
+        if v.USERNAME_RE.match(canonical):
+            names.setdefault(canonical, text)
+    if not names:
+        return
+    accounts = (
+        await session.execute(
+            select(Account.id, Account.username, Account.tenant_id).where(
+                Account.username.in_(sorted(names))
+            )
+        )
+    ).all()
+    for _, username, tenant_id in accounts:
+        if tenant_id != case.tenant_id:
+            raise BadUserInput(
+                f"participant {names[username]} is not an official of this city",
+                field="participants",
+            )
+    allowed = set(await may_know(session, case.tenant_id, case, [i for i, *_ in accounts]))
+    for account_id, username, _ in accounts:
+        if account_id not in allowed:
+            raise BadUserInput(
+                f"participant {names[username]} may not take part: the accused cannot learn "
+                "of the case (Art. 30)",
+                field="participants",
+            )
 
 
 async def _last_event_at(session: AsyncSession, case: Case, kind: str) -> datetime:

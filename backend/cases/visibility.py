@@ -6,7 +6,8 @@
   department; grid workers the cases they registered;
   evaluators (``read_own``) the cases of the evaluation panels they sit on.
 - 检举控告 (Art. 30): an accusation is invisible to anybody holding any role inside
-  the accused unit's subtree (whatever their other grants), and to the accused person.
+  the subtree of an accused unit — the named one, or one where the accused person
+  holds a post — (whatever their other grants), and to the accused person.
 - Provincial supervisors read every case of their province's tenants (the
   tenant scope of the session already restricts them); platform staff none.
 """
@@ -111,7 +112,11 @@ def _tenant_read_predicate(
 
 
 def inside_accused(case: Case, unit_path: str) -> bool:
-    """A grant at ``unit_path`` lies inside the case's accused unit (need_to_know.py)."""
+    """A grant at ``unit_path`` lies inside the case's named accused unit (need_to_know.py).
+
+    For cases already read through :func:`read_predicate`, whose SQL bars the accused
+    person's units as well: a reader holds no grant inside any of them. Checks that
+    place a case somewhere (routing, 包案, intake) use ``need_to_know.accused_of``."""
     return is_barred(case, [unit_path], None)
 
 

@@ -142,8 +142,15 @@ async def eligible_pool(
     known = await need_to_know.people(session, case.tenant_id, (ev.user_id for ev, _ in rows))
     roles = {uid: person.unit_paths for uid, person in known.items()}
     offices = await official_role_paths(session, case.tenant_id, [ev.user_id for ev, _ in rows])
+    accused = await need_to_know.accused_of(session, case)  # with the accused person's units
     return eligible_members(
-        [(ev, u) for ev, u in rows], case, handlers, served, roles, official_paths=offices
+        [(ev, u) for ev, u in rows],
+        case,
+        handlers,
+        served,
+        roles,
+        official_paths=offices,
+        accused=accused,
     )
 
 
@@ -183,11 +190,14 @@ def eligible_members(
     roles: Mapping[uuid.UUID, Sequence[str]] | None = None,
     *,
     official_paths: Mapping[uuid.UUID, Sequence[str]] | None = None,
+    accused: need_to_know.Accused | None = None,
 ) -> list[PoolMember]:
     """The pure half of :func:`eligible_pool`: active and free of every conflict.
 
     ``roles``: the unit paths of every role each evaluator's user holds (Art. 30);
-    ``official_paths``: those of its official roles (every role but EVALUATOR).
+    ``official_paths``: those of its official roles (every role but EVALUATOR);
+    ``accused``: the case's accused units (need_to_know.accused_of) — without it, only
+    the accused unit and person the case names.
     """
     pool = []
     for ev, username in rows:
@@ -200,6 +210,7 @@ def eligible_members(
             handlers,
             (roles or {}).get(ev.user_id, ()),
             (official_paths or {}).get(ev.user_id, ()),
+            accused,
         ):
             continue
         cand = drawing.Candidate(str(ev.id), EvaluatorCategory(ev.category))
@@ -214,17 +225,19 @@ def conflicts(
     handlers: set[uuid.UUID],
     role_paths: Sequence[str] = (),
     official_paths: Sequence[str] = (),
+    accused: need_to_know.Accused | None = None,
 ) -> bool:
     """A declared or factual conflict of interest between one evaluator and one case.
 
     Art. 30 first: an evaluator who may not know the case (the accused person, or
-    holding any role inside the accused unit — need_to_know.py) is never drawn.
+    holding any role inside an accused unit — the named one or one where the accused
+    person holds a post: need_to_know.py) is never drawn.
     Then the case's own units, declared or not: an official role (``official_paths``)
     at a unit covering the case's location or holder unit counts as if that unit were
     among the evaluator's ``excludedUnitPaths`` — an official does not judge the
     handling of its own unit's cases.
     """
-    if need_to_know.is_barred(case, role_paths, username):
+    if need_to_know.is_barred(accused or case, role_paths, username):
         return True
     if any(
         path_covers(p, case.location_path) or path_covers(p, case.holder_path)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import may, require
 from backend.authz.principal import Principal
-from backend.authz.roles import Role
+from backend.authz.roles import AccountKind, Role
 from backend.cases import need_to_know, pii
 from backend.cases.models import Case
 from backend.core import validation as v
@@ -33,7 +33,7 @@ from backend.evaluations.models import (
     PanelMember,
 )
 from backend.tenants.models import OrgUnit, RoleAssignment, Tenant, User
-from backend.tenants.service import tenant_by_slug
+from backend.tenants.service import account_kind, tenant_by_slug
 
 MAX_EXCLUDED_PATHS = 50
 
@@ -224,6 +224,13 @@ async def add_evaluator(  # noqa: PLR0913 — one keyword per field of addEvalua
     )
     if user is None:
         raise BadUserInput(f"unknown user {username} in this city", field="username")
+    if await account_kind(session, user.id) is AccountKind.SERVICE_ACCOUNT:
+        # an integration holds integration roles only: it sits on no panel, reads no case
+        raise BadUserInput(
+            f"{username} is a service account (an integration): only people join the "
+            "evaluator pool",
+            field="username",
+        )
     if await session.scalar(select(Evaluator.id).where(Evaluator.user_id == user.id)):
         raise Conflict(f"{username} is already in the pool", field="username")
     row = Evaluator(

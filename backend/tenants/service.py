@@ -365,10 +365,12 @@ async def assign_role(
         session, principal, username, org_unit_path, "assign"
     )
     if (
-        role is Role.CITY_ADMIN
+        role in (Role.CITY_ADMIN, Role.EVALUATOR)
         and await account_kind(session, user.id) is AccountKind.SERVICE_ACCOUNT
     ):
-        raise BadUserInput("a service account cannot be a city admin", field="role")
+        # nor a citizen evaluator: it would be drawn onto panels (evaluations/pool.py)
+        what = "a city admin" if role is Role.CITY_ADMIN else "an evaluator"
+        raise BadUserInput(f"a service account cannot be {what}", field="role")
     existing = await session.scalar(
         select(RoleAssignment).where(
             RoleAssignment.user_id == user.id,
