@@ -560,7 +560,6 @@ def report_export(  # noqa: PLR0913 — typer: one parameter per command-line op
     show their progress.
     """
     import sys
-    from datetime import date
 
     from backend.core.errors import AppError
     from backend.stats.exports import Format, export_to
@@ -571,11 +570,13 @@ def report_export(  # noqa: PLR0913 — typer: one parameter per command-line op
     if fmt == "xlsx" and out is None and sys.stdout.isatty():
         typer.echo("XLSX is binary: write it to a file with --out FILE (or redirect)", err=True)
         raise typer.Exit(2)
-    try:
-        d1 = date.fromisoformat(first) if first else None
-        d2 = date.fromisoformat(last) if last else None
-    except ValueError as exc:
-        typer.echo("--from/--to must be YYYY-MM-DD", err=True)
+    from backend.core.validation import parse_date
+
+    try:  # YYYY-MM-DD within the supported dates, as the HTTP exports take them
+        d1 = parse_date(first, "--from") if first else None
+        d2 = parse_date(last, "--to") if last else None
+    except AppError as exc:
+        typer.echo(exc.message, err=True)
         raise typer.Exit(2) from exc
 
     async def main(db: Database) -> int:

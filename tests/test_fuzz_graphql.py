@@ -23,7 +23,10 @@ String arguments also draw hostile text (NUL, lone surrogates, control character
 two more tests send what no schema-valid document holds (issue 18, item 6): whole bodies
 that are not one GraphQL request (any JSON value, raw bytes, nesting 50,000 deep) and
 hostile bytes in variables and in the REST routes' parameters — each must be answered
-below 500 (400 for the malformed ones), never ``INTERNAL``.
+below 500 (400 for the malformed ones), never ``INTERNAL``. ``Date`` and ``DateTime``
+arguments, and the REST routes' ``from``/``to``, also draw dates from all of Python's
+calendar, its edges (0001-01-01, 9999-12-31) and the supported range's most of all (issue 18,
+probe finding 4: those overflowed in date arithmetic).
 
 CI runs a bounded number of examples per test (``XF_FUZZ_EXAMPLES``, default 100; the
 file takes well under a minute on two cores). The longer run::
@@ -251,15 +254,36 @@ hostile_text = st.builds(
 )
 
 
+# Dates anywhere in Python's calendar, the edges most of all (0001-01-01, 9999-12-31 and
+# the supported range's own: issue 18, probe finding 4 — they used to overflow in date
+# arithmetic and time-zone conversion), and instants there with offsets up to ±23:59.
+EDGE_DATES = [date.min, date.min + timedelta(days=1), date(1989, 12, 31), date(1990, 1, 1),
+              date(2100, 12, 31), date(2101, 1, 1), date.max - timedelta(days=1), date.max]  # fmt: skip
+extreme_dates = st.one_of(st.sampled_from(EDGE_DATES), st.dates())
+extreme_moments = st.builds(
+    lambda day, hour, offset: datetime.combine(day, datetime.min.time()).replace(
+        hour=hour, tzinfo=timezone(timedelta(minutes=offset))
+    ),
+    extreme_dates,
+    st.sampled_from([0, 12, 23]),
+    st.sampled_from([-(23 * 60 + 59), -300, 0, 480, 23 * 60 + 59]),
+)
+
+
 def scalars(arena: Arena) -> dict[str, st.SearchStrategy[graphql.ValueNode]]:
     text = st.one_of(st.text(max_size=12), hostile_text)
     ids = st.one_of(
         st.sampled_from(arena.ids), st.uuids().map(str), text, st.just(str(uuid.UUID(int=0)))
     )
     strings = st.one_of(st.sampled_from(arena.strings), text)
-    dates = st.dates(date(2019, 1, 1), date(2031, 12, 31)).map(date.isoformat)
-    moments = st.datetimes(
-        datetime(2019, 1, 1), datetime(2031, 12, 31), timezones=st.sampled_from([UTC, None])
+    dates = st.one_of(st.dates(date(2019, 1, 1), date(2031, 12, 31)), extreme_dates).map(
+        date.isoformat
+    )
+    moments = st.one_of(
+        st.datetimes(
+            datetime(2019, 1, 1), datetime(2031, 12, 31), timezones=st.sampled_from([UTC, None])
+        ),
+        extreme_moments,
     ).map(datetime.isoformat)
     json_values = st.one_of(st.integers(-(2**31), 2**31 - 1).map(nodes.Int), text.map(nodes.String))
     return {
@@ -345,6 +369,47 @@ async def test_fuzzed_mutations_never_fail_internally_or_leak_another_city(gql, 
     await send_and_check(gql, arena, role, document)
 
 
+# --- dates at the calendar's edges (issue 18, probe finding 4) ---------------------------
+
+
+def _takes_a_date(arg_type: Any, seen: set[str] | None = None) -> bool:
+    """Whether an argument of ``arg_type`` holds a Date or DateTime, at any depth."""
+    seen = seen if seen is not None else set()
+    named = graphql.get_named_type(arg_type)
+    if named.name in ("Date", "DateTime"):
+        return True
+    if isinstance(named, graphql.GraphQLInputObjectType) and named.name not in seen:
+        seen.add(named.name)
+        return any(_takes_a_date(f.type, seen) for f in named.fields.values())
+    return False
+
+
+def edge_date_documents(arena: Arena) -> st.SearchStrategy[str]:
+    """Documents of one root field that takes a date, every date drawn at the calendar's
+    edges: the whole-schema strategies rarely pick these fields with such dates."""
+    if "dates" not in arena.strategies:
+        schema = graphql.build_schema(sdl())
+        custom = scalars(arena) | {
+            "Date": extreme_dates.map(date.isoformat).map(nodes.String),
+            "DateTime": extreme_moments.map(datetime.isoformat).map(nodes.String),
+        }
+        choices = []
+        for make, root in ((queries, schema.query_type), (mutations, schema.mutation_type)):
+            for name, root_field in sorted(root.fields.items()):
+                if any(_takes_a_date(a.type) for a in root_field.args.values()):
+                    choices.append(make(schema, fields=[name], custom_scalars=custom))
+        arena.strategies["dates"] = st.one_of(choices)
+    return arena.strategies["dates"]
+
+
+@FUZZ
+@given(data=st.data())
+async def test_fuzzed_dates_at_the_calendars_edges_are_refused_cleanly(gql, arena, data):
+    role = data.draw(st.sampled_from(ROLES), label="role")
+    document = data.draw(edge_date_documents(arena), label="document")
+    await send_and_check(gql, arena, role, document)
+
+
 # --- bodies and bytes no schema-valid document holds (issue 18, item 6) -------------------
 
 json_values = st.recursive(
@@ -406,7 +471,7 @@ async def test_fuzzed_bodies_and_bytes_are_refused_cleanly(gql, arena, data):
 
 
 REST = ["/exports/cases.csv?{q}", "/exports/statistics.csv?from=2026-01-01&to=2026-01-31&{q}",
-        "/rosters/{p}.ics?{q}", "/reports/{p}.html"]  # fmt: skip
+        "/exports/statistics.csv?{q}", "/rosters/{p}.ics?{q}", "/reports/{p}.html"]  # fmt: skip
 
 
 @FUZZ
@@ -415,12 +480,37 @@ async def test_fuzzed_bytes_in_rest_parameters_are_refused_cleanly(gql, arena, d
     from urllib.parse import quote
 
     role = data.draw(st.sampled_from([r for r in ROLES if r != "platform"]), label="role")
-    raw = data.draw(st.one_of(hostile_text, st.binary(max_size=12)), label="value")
+    raw = data.draw(
+        st.one_of(hostile_text, st.binary(max_size=12), extreme_dates.map(date.isoformat)),
+        label="value",
+    )
     encoded = (
         quote(raw, safe="", errors="surrogatepass") if isinstance(raw, str) else quote(raw, safe="")
     )
-    name = data.draw(st.sampled_from(["tenant", "unitPath", "status", "type", "from", "masked"]))
+    name = data.draw(
+        st.sampled_from(["tenant", "unitPath", "status", "type", "from", "to", "masked"])
+    )
     url = data.draw(st.sampled_from(REST)).format(q=f"{name}={encoded}", p=encoded or "x")
     headers = {"Authorization": f"Bearer {arena.tokens[role]}"}
     resp = await gql.http.get(url, headers=headers)
     _assert_clean(resp, (role, url))
+
+
+DATED_REST = ["/exports/cases.csv", "/exports/statistics.csv", "/exports/statistics.xlsx",
+              "/rosters/{p}.ics"]  # fmt: skip
+
+
+@FUZZ
+@given(data=st.data())
+async def test_fuzzed_dates_in_rest_parameters_are_refused_cleanly(gql, arena, data):
+    """``from``/``to`` of every route that takes dates, drawn at the calendar's edges."""
+    role = data.draw(st.sampled_from([r for r in ROLES if r != "platform"]), label="role")
+    route = data.draw(st.sampled_from(DATED_REST)).format(p=arena.home.path().lstrip("/"))
+    params = {
+        name: value.isoformat()
+        for name in ("from", "to")
+        if (value := data.draw(st.one_of(st.none(), extreme_dates), label=name)) is not None
+    }
+    headers = {"Authorization": f"Bearer {arena.tokens[role]}"}
+    resp = await gql.http.get(route, params=params, headers=headers)
+    _assert_clean(resp, (role, route, params))

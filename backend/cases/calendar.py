@@ -26,9 +26,10 @@ from typing import Any
 import holidays
 
 from backend.core.errors import BadUserInput
+from backend.core.validation import FIRST_DATE, LAST_DATE
 
-MIN_YEAR = 1990
-MAX_YEAR = 2100
+MIN_YEAR = FIRST_DATE.year  # the supported dates (backend/core/validation.py) are these years
+MAX_YEAR = LAST_DATE.year
 SOURCE_MAX_LEN = 300  # holiday_overrides.source
 
 

@@ -91,8 +91,10 @@ async def filter_clauses(
         clauses.append(Case.warning_color == f.warning_color)
     tz = principal.timezone  # the dates are the caller's city's local dates
     if f.received_from:
+        v.supported_date(f.received_from, "filter.receivedFrom")  # GraphQL and /exports alike
         clauses.append(Case.received_at >= local_day_start(f.received_from, tz))
     if f.received_to:
+        v.supported_date(f.received_to, "filter.receivedTo")
         clauses.append(Case.received_at < local_day_start(f.received_to + timedelta(days=1), tz))
     if f.leader:
         leader_id = select(User.id).where(User.username == f.leader).scalar_subquery()

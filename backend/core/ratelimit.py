@@ -10,7 +10,9 @@ that bucket's window ends (HTTP 429, ``Retry-After``).
 
 Searching cases by id number has a bucket of its own, per user and much tighter
 (``XF_RATE_LIMIT_ID_SEARCH`` per ``XF_RATE_LIMIT_ID_SEARCH_WINDOW_SECONDS``): each
-search could confirm a masked number, so it is counted one by one.
+search could confirm a masked number, so it is counted one by one — all of a request's
+searches at once, before any runs, so a request refused for holding too many charges
+nothing (``backend/schema/guards.py``).
 
 On Redis both buckets are checked and charged by one Lua script: one round
 trip per request, atomic across api pods. A refused request charges nothing,
@@ -128,12 +130,13 @@ class RateLimiter:
         user, tenant = caller_identity(principal, client_host)
         await self.check(user=user, tenant=tenant, cost=cost)
 
-    async def check_id_search(self, principal: Any) -> None:
-        """Count one search by id number against the caller's own, tight bucket."""
+    async def check_id_search(self, principal: Any, count: int = 1) -> None:
+        """Count ``count`` searches by id number against the caller's own, tight bucket:
+        all of them or none (a refusal charges nothing)."""
         if not self.enabled:
             return
         bucket = Bucket("idSearch", f"xf:rl:ids:{principal.account_id}", self.id_search_limit)
-        await self._charge([bucket], 1, self.id_search_window)
+        await self._charge([bucket], count, self.id_search_window)
 
     async def _charge(self, buckets: list[Bucket], cost: int, window: int) -> None:
         refused = await self.hit(buckets, cost, window)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from typing import Any
 
 from backend.core.errors import BadUserInput
@@ -101,3 +102,57 @@ def storable_json(value: Any, field: str | None = None) -> None:
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
+
+
+# --- dates ------------------------------------------------------------------------------
+# The calendar the product supports: the statutory working-day calendar's years
+# (backend/cases/calendar.py) and planning months (backend/rosters/days.py). Every date a
+# client sends — a GraphQL ``Date``/``DateTime`` argument or input field (the scalars in
+# backend/schema/scalars.py), a REST query parameter (exports, reports, the .ics feed) —
+# is checked here, so an edge of Python's calendar (0001-01-01, 9999-12-31) is a 400 naming
+# the field instead of an OverflowError deep inside a resolver (docs/graphql-limits.md).
+FIRST_DATE = date(1990, 1, 1)
+LAST_DATE = date(2100, 12, 31)
+SUPPORTED_DATES = f"{FIRST_DATE.isoformat()}..{LAST_DATE.isoformat()}"
+
+
+def supported_date(value: date, field: str | None = None) -> date:
+    """``value`` if it lies in :data:`FIRST_DATE` .. :data:`LAST_DATE`, else BAD_USER_INPUT."""
+    day = value.date() if isinstance(value, datetime) else value
+    if not FIRST_DATE <= day <= LAST_DATE:
+        where = f"{field} " if field else "a date "
+        raise BadUserInput(
+            f"{where}must lie within {SUPPORTED_DATES} (got {day.isoformat()})",
+            field=field,
+            reason="DATE_OUT_OF_RANGE",
+        )
+    return value
+
+
+def parse_date(raw: str, field: str) -> date:
+    """A ``YYYY-MM-DD`` text (a query parameter) as a supported date, or BAD_USER_INPUT."""
+    try:
+        value = date.fromisoformat(raw)
+    except (ValueError, TypeError):
+        raise BadUserInput(f"{field} must be YYYY-MM-DD", field=field) from None
+    return supported_date(value, field)
+
+
+def date_range(
+    first: date | None,
+    last: date | None,
+    *,
+    first_field: str = "from",
+    last_field: str = "to",
+    max_days: int | None = None,
+) -> None:
+    """Both ends supported, ``last`` not before ``first``, at most ``max_days`` apart."""
+    if first is not None:
+        supported_date(first, first_field)
+    if last is not None:
+        supported_date(last, last_field)
+    if first is not None and last is not None:
+        if last < first:
+            raise BadUserInput(f"{last_field} is before {first_field}", field=last_field)
+        if max_days is not None and (last - first).days > max_days:
+            raise BadUserInput(f"at most {max_days} days", field=last_field)

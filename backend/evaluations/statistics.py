@@ -94,6 +94,7 @@ async def evaluation_stats(
 ) -> EvaluationOutcomes:
     """The viewer's figures: cases it may read, optionally one subtree, local dates inclusive."""
     require(principal, "stats", "read")
+    v.date_range(since, until)  # supported dates, in order
     clause = read_predicate(principal)
     if unit_path:
         v.path(unit_path, "unitPath")

@@ -103,15 +103,30 @@ def check_webhook_url(url: str, *, env: str, allowed: str = "") -> str | None:
     host = parts.hostname.rstrip(".").lower()
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         return _NOT_PUBLIC.format(host)
+    if _zoned(host):
+        return _ZONED.format(host)
     address = _numeric(host)
     if address is None:
         return None  # a name: checked against what it resolves to when sending
     return None if _reachable(address, allowed) else _NOT_PUBLIC.format(host)
 
 
+def _zoned(host: str) -> bool:
+    """Whether ``host`` carries an IPv6 zone id (``[fe80::1%25eth0]``, ``[::1%lo]``,
+    ``[::1%251]``) — or any ``%``, which no DNS name holds. A zone names an interface of
+    the server itself: a webhook has no business choosing one, and the resolver does not
+    parse every spelling (a named zone used to read as a host *name* and pass the check)."""
+    return "%" in host
+
+
 def _numeric(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """``host`` as an address if it is one in any form the resolver accepts — ``127.1``,
-    ``2130706433``, ``0x7f000001``, ``0177.0.0.1`` are all 127.0.0.1 to a connect."""
+    ``2130706433``, ``0x7f000001``, ``0177.0.0.1`` are all 127.0.0.1 to a connect.
+
+    A host with a zone id is refused before this (:func:`_zoned`); should one arrive, it
+    is a :class:`ValueError`, never taken for a name."""
+    if _zoned(host):
+        raise ValueError(_ZONED.format(host))
     try:
         infos = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
     except (OSError, UnicodeError):
@@ -122,6 +137,12 @@ def _numeric(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 _NOT_PUBLIC = (
     "webhook URL must point to a public address ({} is loopback, private, link-local or "
     "reserved; an operator may allow a network with XF_WEBHOOK_ALLOWED_NETWORKS)"
+)
+
+
+_ZONED = (
+    "webhook URL must not carry an IPv6 zone id or a percent-encoded host ({}): name a "
+    "public host or address"
 )
 
 
@@ -159,6 +180,8 @@ async def webhook_address(url: str, allowed: str) -> str:
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if _zoned(host):  # a zone id picks an interface of this server: never sent
+        raise PermanentFailure(_ZONED.format(host))
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM

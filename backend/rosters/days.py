@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from backend.cases.calendar import WorkingDayCalendar
 from backend.core.errors import BadUserInput
+from backend.core.validation import FIRST_DATE, LAST_DATE, SUPPORTED_DATES
 from backend.rosters.models import ShiftKind
 from backend.tenants.models import OrgUnitLevel as L
 
@@ -73,8 +74,9 @@ ANNOUNCE_DAYS = 3
 
 def parse_month(value: str, field: str = "month") -> tuple[int, int]:
     m = MONTH_RE.match(value or "")
-    if not m or not 1 <= int(m.group(2)) <= 12 or not 1990 <= int(m.group(1)) <= 2100:
-        raise BadUserInput(f"{field} must look like 2026-10", field=field)
+    years = FIRST_DATE.year <= int(m.group(1)) <= LAST_DATE.year if m else False
+    if not m or not 1 <= int(m.group(2)) <= 12 or not years:
+        raise BadUserInput(f"{field} must look like 2026-10, within {SUPPORTED_DATES}", field=field)
     return int(m.group(1)), int(m.group(2))
 
 

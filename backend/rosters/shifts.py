@@ -17,7 +17,7 @@ from backend.cases.models import Case
 from backend.cases.visibility import read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
-from backend.core.errors import BadUserInput, Forbidden, InvalidTransition, NotFound
+from backend.core.errors import Forbidden, InvalidTransition, NotFound
 from backend.core.ids import parse_id
 from backend.rosters.access import reaches, shift_predicate, tenant_zone
 from backend.rosters.models import (
@@ -38,10 +38,7 @@ CHECK_IN_EARLY = timedelta(hours=1)
 
 
 def _date_range(from_: date, to: date) -> None:
-    if to < from_:
-        raise BadUserInput("to must not be before from", field="to")
-    if (to - from_).days > MAX_RANGE_DAYS:
-        raise BadUserInput(f"at most {MAX_RANGE_DAYS} days at a time", field="to")
+    v.date_range(from_, to, max_days=MAX_RANGE_DAYS)  # supported dates, in order, a year at most
 
 
 async def duty_shifts(

@@ -48,10 +48,7 @@ async def record_leave(
     if not paths or not (own or any(reaches(principal, "roster", "manage", p) for p in paths)):
         # unknown, not a leader, or out of the caller's reach: one answer, nothing to enumerate
         raise BadUserInput(f"unknown leader {username}", field="username")
-    if last_day < first_day:
-        raise BadUserInput("to must not be before from", field="to")
-    if (last_day - first_day).days > MAX_RANGE_DAYS:
-        raise BadUserInput(f"at most {MAX_RANGE_DAYS} days at a time", field="to")
+    v.date_range(first_day, last_day, max_days=MAX_RANGE_DAYS)
     leave = LeaderLeave(
         tenant_id=user.tenant_id,
         user_id=user.id,

@@ -20,7 +20,7 @@ from backend.schema.describe import apply_descriptions
 from backend.schema.errors import ErrorCode, error_code
 from backend.schema.evaluations import EvaluationMutations, EvaluationQueries
 from backend.schema.execution import PlainFieldExecutionContext
-from backend.schema.guards import RateLimit, StorableStrings
+from backend.schema.guards import OperationSelection, RateLimit, StorableStrings
 from backend.schema.metrics import OperationMetrics
 from backend.schema.nodes import NodeQueries
 from backend.schema.notifications import NotificationMutations, NotificationQueries
@@ -91,6 +91,7 @@ def build_schema(
         OperationMetrics,
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: ParserCache(maxsize=512),  # keyed by text and the token limit
+        OperationSelection,  # several operations need operationName; a known one (guards.py)
         lambda: RateLimit(limiter=limiter),
         lambda: CachedValidation(verdicts=verdicts),  # depth, aliases, introspection
         lambda: CostLimiter(settings=settings),

@@ -40,6 +40,8 @@ class RequestContext:
     # (tenant_id, case_id, fields[, petitioner key]) of unmasked PII shown in this response,
     # and of searches by id number (case_id None): logged before the response leaves.
     pii_reads: dict[Any, tuple[Any, ...]] = field(default_factory=dict)
+    # searches by id number already charged for this request (guards.py, RateLimit)
+    id_searches_paid: int = 0
     _session: AsyncSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -135,7 +137,9 @@ class RequestContext:
     async def search_by_id_number(self, petitioner_key: str) -> None:
         """Count a search by id number against the caller's tight limit, and log it."""
         principal = self.principal
-        if self.limiter is not None:
+        if self.id_searches_paid:  # charged with the request's others before it ran
+            self.id_searches_paid -= 1
+        elif self.limiter is not None:
             await self.limiter.check_id_search(principal)
         entry = (principal.tenant_id, None, ("idNumberSearch",), petitioner_key)
         self.pii_reads[("search", len(self.pii_reads))] = entry

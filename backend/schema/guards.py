@@ -33,16 +33,19 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     StringValueNode,
 )
+from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from backend.cases.queries import id_number_search_key
 from backend.core.errors import RETRY_AFTER_SECONDS, AppError, BadUserInput, ErrorCode, Unavailable
 from backend.core.ratelimit import RateLimiter
 from backend.core.validation import storable_json, storable_text
@@ -254,12 +257,123 @@ def operation_points(document: DocumentNode, operation_name: str | None, mutatio
     return max(1, fields * per_field)
 
 
+def operation_selection_error(document: DocumentNode, operation_name: str | None) -> str | None:
+    """Why ``document`` has no one operation to run for ``operation_name``, if it has not.
+
+    GraphQL over HTTP (GetOperation): a document of several operations needs an
+    ``operationName``, and the name must be one of them. Both are request errors."""
+    names = [
+        d.name.value if d.name else None
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+    if operation_name is None:
+        if len(names) > 1:
+            return (
+                f"the document holds {len(names)} operations: name the one to run in operationName"
+            )
+        return None  # one operation, or none (validation says so)
+    if operation_name not in names:
+        return f'operationName "{operation_name}" names no operation of the document'
+    return None
+
+
+class OperationSelection(SchemaExtension):
+    """Refuses a request whose operation is ambiguous or unknown, as a 400 GraphQL error.
+
+    Strawberry picks the document's *first* operation when ``operationName`` is missing
+    (``query A … mutation B …`` ran A, and a first mutation ran), and answers an unknown
+    name with a plain-text 400. Checked as soon as the document is parsed — before the
+    rate limit, validation or anything runs — and raised as :class:`BadUserInput`, so
+    the view answers 400 with ``errors[0].extensions.code == "BAD_USER_INPUT"`` in the
+    media type the client accepts, like every other request error (``view.py``).
+    Persisted queries are filled into the body before this and take the same path.
+    """
+
+    async def on_parse(self) -> AsyncIterator[None]:
+        yield
+        ctx = self.execution_context
+        if ctx.graphql_document is None:
+            return  # did not parse: a parse error answers
+        # what the client sent: strawberry's ``operation_name`` falls back to the first one
+        requested = getattr(ctx, "_provided_operation_name", None)
+        problem = operation_selection_error(ctx.graphql_document, requested)
+        if problem is not None:
+            raise BadUserInput(problem, field="operationName", reason="OPERATION_SELECTION")
+
+
+def _root_fields(document: DocumentNode, operation: OperationDefinitionNode) -> list[FieldNode]:
+    """The operation's root fields, through fragments and inline fragments (each once)."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    found: list[FieldNode] = []
+    seen: set[str] = set()
+    pending: list[SelectionSetNode] = [operation.selection_set]
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                found.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in fragments and name not in seen:
+                    seen.add(name)
+                    pending.append(fragments[name].selection_set)
+    return found
+
+
+def id_number_searches(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+) -> list[str]:
+    """The id numbers the operation's ``cases(filter: {petitionerIdNumber})`` fields search.
+
+    Read from the validated document and the coerced variables, so a request charges the
+    id-search bucket once for all of its searches, before any of them runs
+    (:class:`RateLimit`); variables that do not coerce search nothing (the request fails)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation.value != "query":
+        return []
+    operation = operations[0]
+    cases = schema.query_type.fields.get("cases") if schema.query_type else None
+    if cases is None:
+        return []
+    coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {})
+    if isinstance(coerced, list):
+        return []  # refused before execution: nothing searched
+    found: list[str] = []
+    for node in _root_fields(document, operation):
+        if node.name.value != "cases":
+            continue
+        try:
+            filter_ = get_argument_values(cases, node, coerced).get("filter")
+        except GraphQLError:
+            continue
+        value = (filter_ or {}).get("petitionerIdNumber") if isinstance(filter_, dict) else None
+        if isinstance(value, str) and value:
+            found.append(value)
+    return found
+
+
 class RateLimit(SchemaExtension):
     """Charges the caller's and its city's buckets once the document is parsed.
 
     It runs when validation starts (the document is parsed, its operation known), so a
     flood of invalid documents is limited too. Every root field is charged, so thirty
     aliased mutations cost thirty mutations (:func:`operation_points`).
+
+    Searches by id number are charged to their own, tight bucket once the document is
+    valid and before anything runs, all of a request's searches at once: a request with
+    more than the bucket holds is refused whole (429) and charges nothing, rather than
+    spending the allowance on searches whose answers the refusal then withholds
+    (:meth:`~backend.schema.context.RequestContext.search_by_id_number` counts what was
+    paid for here).
     """
 
     def __init__(self, *, limiter: RateLimiter) -> None:
@@ -280,4 +394,24 @@ class RateLimit(SchemaExtension):
                     ctx.operation_type is OperationType.MUTATION
                 ) else 1  # fmt: skip
             await self.limiter.charge(principal, client.host if client else None, points)
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
+        request_ctx = ctx.context
+        principal = getattr(request_ctx, "principal_or_none", None)
+        if self.limiter.enabled and principal is not None and ctx.graphql_document is not None:
+            searches = id_number_searches(
+                ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables
+            )
+            keys = 0
+            for value in searches:  # what the field will search (a refused one searches nothing)
+                try:
+                    id_number_search_key(principal, value)
+                except AppError:
+                    continue
+                keys += 1
+            if keys:
+                await self.limiter.check_id_search(principal, keys)  # all or nothing
+                request_ctx.id_searches_paid = keys
         yield

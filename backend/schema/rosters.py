@@ -13,8 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from strawberry.dataloader import DataLoader
 
+from backend.core import validation
 from backend.core.db import Database
-from backend.core.errors import BadUserInput, NotFound
+from backend.core.errors import NotFound
 from backend.rosters import ical, models, pairings, planning, receptions, rules, shifts, swaps
 from backend.schema.cases import CaseNode, Leader, node
 from backend.schema.context import Ctx, RequestContext
@@ -624,10 +625,7 @@ def _date_param(request: Request, name: str) -> date | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadUserInput(f"{name} must be YYYY-MM-DD", field=name) from exc
+    return validation.parse_date(raw, name)  # YYYY-MM-DD within the supported dates
 
 
 def ics_route(db: Database) -> Route:

@@ -13,10 +13,16 @@ strings must parse them (docs/CHANGELOG.md).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
 
-from strawberry.schema.types.base_scalars import DateTimeDefinition
+from strawberry.exceptions import StrawberryInputCoercionError
+from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition
+
+from backend.core.errors import BadUserInput
+from backend.core.validation import SUPPORTED_DATES, supported_date
 
 # Set per request by the GraphQL view (``backend/schema/view.py``).
 RESPONSE_ZONE: ContextVar[tzinfo] = ContextVar("response_zone", default=UTC)
@@ -29,16 +35,44 @@ def serialize_datetime(value: datetime) -> str:
     return value.astimezone(RESPONSE_ZONE.get()).replace(microsecond=0).isoformat()
 
 
-# strawberry's own definition (its input parsing kept), serialised in the response zone
+def _supported(parse: Callable[[object], Any], kind: str) -> Callable[[object], Any]:
+    """strawberry's parser for ``kind`` (``parse``), refusing dates outside the supported ones.
+
+    A refusal is a coercion error: a literal fails validation, a variable fails coercion,
+    and the request is a 400 ``BAD_USER_INPUT`` before any resolver runs (guards.py)."""
+
+    def parse_value(value: object) -> Any:
+        parsed = parse(value)  # strawberry's own coercion error for what is no date at all
+        try:
+            return supported_date(parsed)
+        except BadUserInput as exc:
+            raise StrawberryInputCoercionError(
+                f'Value cannot represent a {kind}: "{value}". {exc.message}'
+            ) from None
+
+    return parse_value
+
+
+# strawberry's own definition, its input limited to the supported dates (backend/core/validation.py)
+Date = dataclasses.replace(
+    DateDefinition,
+    description=f"A calendar date, ISO 8601 `YYYY-MM-DD`, within {SUPPORTED_DATES}.",
+    parse_value=_supported(DateDefinition.parse_value, "Date"),
+)
+
+# strawberry's own definition (its input parsing kept, limited to the supported dates),
+# serialised in the response zone
 DateTime = dataclasses.replace(
     DateTimeDefinition,
     description=(
         "An instant, ISO 8601 with an offset. Every DateTime in a response is in the "
         "caller's city's time zone (Asia/Shanghai: `+08:00`; supervisors and platform "
         "staff: the deployment's default zone), to the second: an end of day reads "
-        "`2026-11-17T23:59:59+08:00`. Inputs are ISO 8601 and should carry their offset."
+        "`2026-11-17T23:59:59+08:00`. Inputs are ISO 8601, should carry their offset, and "
+        f"fall within {SUPPORTED_DATES}."
     ),
     serialize=serialize_datetime,
+    parse_value=_supported(DateTimeDefinition.parse_value, "DateTime"),
 )
 
-SCALAR_OVERRIDES = {datetime: DateTime}
+SCALAR_OVERRIDES = {datetime: DateTime, date: Date}

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from backend.cases.models import CaseStatus, CaseType
 from backend.cases.queries import CaseFilter
+from backend.core import validation
 from backend.core.db import Database
 from backend.core.errors import BadUserInput, NotFound
 from backend.schema.context import Ctx
@@ -467,10 +468,7 @@ def _date(request: Request, name: str, required: bool = True) -> date | None:
         if required:
             raise BadUserInput(f"{name} is required (YYYY-MM-DD)", field=name)
         return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadUserInput(f"{name} must be YYYY-MM-DD", field=name) from exc
+    return validation.parse_date(raw, name)  # YYYY-MM-DD within the supported dates
 
 
 def _enum(request: Request, name: str, enum: Any) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cross_web import HTTPException
 from graphql import ExecutionResult
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -25,9 +26,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.types.unset import UNSET
 
 from backend.core.db import Database, is_unavailable
-from backend.core.errors import AppError
+from backend.core.errors import AppError, BadUserInput
 from backend.core.logging import get_logger
 from backend.core.ratelimit import RateLimiter
 from backend.schema.context import RequestContext
@@ -103,6 +105,21 @@ class GraphQLApp(GraphQL):
         finally:
             RESPONSE_ZONE.reset(zone_token)
             await ctx.close()
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry's own request errors (a 400 it raises as plain text) as GraphQL JSON.
+
+        The guards and :class:`~backend.schema.guards.OperationSelection` refuse what they
+        know first; whatever strawberry still refuses with a 400 (an operation it cannot
+        pick, one a method may not run) is answered like every other request error:
+        ``BAD_USER_INPUT`` in the media type the client accepts."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            if exc.status_code != 400:
+                raise
+            refusal = BadUserInput(exc.reason, reason="MALFORMED_REQUEST")
+            return app_error_response(refusal, accept=request.headers.get("accept", ""))
 
     async def _persisted(
         self, ctx: RequestContext, screened: bytes, accept: str

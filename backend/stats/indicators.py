@@ -36,6 +36,7 @@ from backend.cases.rules import Step
 from backend.core.clock import DEFAULT_TIMEZONE, local_day_start, now
 from backend.core.db import UtcDateTime
 from backend.core.errors import BadUserInput
+from backend.core.validation import date_range
 from backend.stats.definitions import (
     STANDARD,
     STANDARD_WINDOW_DAYS,
@@ -184,10 +185,7 @@ class Range:
 
     @classmethod
     def of(cls, first: date, last: date, tz: str = DEFAULT_TIMEZONE) -> Range:
-        if last < first:
-            raise BadUserInput("to is before from", field="to")
-        if (last - first).days > MAX_DAYS:
-            raise BadUserInput(f"at most {MAX_DAYS} days", field="to")
+        date_range(first, last, max_days=MAX_DAYS)  # supported dates, in order, not too long
         return cls(first, last, tz)
 
     @property
