@@ -28,10 +28,9 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +62,7 @@ from tests.fault_services import (
 from tests.helpers import City, GraphQLClient, Response, build_city, unique
 from tests.test_notifications import Receiver, new_town, put
 from tests.test_notifications_reliability import stop, worker_command
+from tests.waiting import WORKER_STARTUP, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BRIEF = "{ id number status version }"
@@ -70,14 +70,6 @@ REGISTER = f"mutation($i: RegisterCaseInput!) {{ registerCase(input: $i) {BRIEF}
 ROUTE = f"mutation($i: RouteCaseInput!) {{ routeCase(input: $i) {BRIEF} }}"
 CASE = f"query($id: ID!) {{ case(id: $id) {BRIEF} }}"
 LIST = "{ cases(first: 5) { totalCount edges { node { id number status } } } }"
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
@@ -413,7 +405,7 @@ async def test_worker_survives_redis_outage_and_catches_up(db, private_redis, tm
             alive()
             return await sent("before-outage") == 1
 
-        await wait_for(first_sent, 40, "the worker to deliver before the outage")
+        await wait_for(first_sent, WORKER_STARTUP, "the worker to deliver before the outage")
 
         private_redis.kill()
 
@@ -451,7 +443,9 @@ async def test_worker_survives_redis_outage_and_catches_up(db, private_redis, tm
                 )
             return "DEADLINE_OVERDUE" in kinds
 
-        await wait_for(caught_up, 60, "the backlog to be worked off after Redis returned")
+        await wait_for(
+            caught_up, WORKER_STARTUP, "the backlog to be worked off after Redis returned"
+        )
     finally:
         if worker is not None:
             stop(worker)

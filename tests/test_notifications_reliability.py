@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sqlalchemy import func, select
 from backend.jobs.registry import CRON_JOBS
 from backend.notifications.models import Notification, NotificationStatus
 from tests.test_notifications import Receiver, new_town, put
+from tests.waiting import WORKER_STARTUP, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -85,21 +85,6 @@ async def forget_jobs_in_redis() -> int:
         await redis.aclose()
 
 
-# How long a worker process may take to start and reach the outbox: it runs every cron job
-# at startup (the deadline scan, digest and statistics over every tenant the shared test
-# database holds by then), on a 2-core machine that CI shares with other jobs. A liveness
-# bound, not a speed claim.
-STARTUP = 120
-
-
-async def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -137,7 +122,7 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_receivers_dedupe(db, tmp_p
             assert first.poll() is None, log.read_text()
             return len(receiver.requests) > receiver.hold_after
 
-        await wait_for(in_flight, STARTUP, "the first worker to be mid-dispatch")
+        await wait_for(in_flight, WORKER_STARTUP, "the first worker to be mid-dispatch")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         at_kill = await statuses()
@@ -156,7 +141,7 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_receivers_dedupe(db, tmp_p
             return (await statuses())[NotificationStatus.SENT] == N
 
         try:
-            await wait_for(all_sent, STARTUP + 10, "every notification to be SENT")
+            await wait_for(all_sent, WORKER_STARTUP + 10, "every notification to be SENT")
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {await statuses()}\n{log.read_text()[-4000:]}") from exc
     finally:

@@ -22,6 +22,7 @@ from datetime import date
 import pytest
 from sqlalchemy import text
 
+from backend.core import clock
 from backend.core.db import TenantScope
 from backend.core.errors import BadUserInput
 from backend.core.validation import FIRST_DATE, LAST_DATE, parse_date
@@ -29,6 +30,7 @@ from backend.notifications.channels import PermanentFailure, check_webhook_url, 
 from backend.stats.indicators import Range
 from backend.tenants.service import tenant_by_slug
 from tests.case_helpers import make_id_number
+from tests.clocks import frozen
 from tests.helpers import build_city, create_supervisors, unique
 from tests.test_rate_limits import BACKENDS, client
 
@@ -88,15 +90,16 @@ def test_the_supported_dates_are_the_calendars():
                                              ("2026-01-01", "9999-12-31"),
                                              ("0001-01-01", "2026-01-31")])  # fmt: skip
 async def test_probe4_export_dates_outside_the_calendar_are_400(http, city, route, first, last):
-    resp = await http.get(
-        route,
-        params={"from": first, "to": last},
-        headers={"Authorization": f"Bearer {city.token('officer')}"},
-    )
-    body = assert_bad_input(resp)
-    error = body["errors"][0]
-    assert error["extensions"]["field"] == ("from" if first != "2026-01-01" else "to")
-    assert "1990-01-01..2100-12-31" in error["message"]
+    with frozen(clock.now()):  # the dates probed are the calendar's edges, not today's
+        resp = await http.get(
+            route,
+            params={"from": first, "to": last},
+            headers={"Authorization": f"Bearer {city.token('officer')}"},
+        )
+        body = assert_bad_input(resp)
+        error = body["errors"][0]
+        assert error["extensions"]["field"] == ("from" if first != "2026-01-01" else "to")
+        assert "1990-01-01..2100-12-31" in error["message"]
 
 
 async def test_probe4_exports_and_the_calendar_feed_take_the_edges_of_the_supported_range(
@@ -155,25 +158,29 @@ async def test_probe4_every_date_argument_refuses_the_edges_of_the_calendar(http
     """Each field of the finding, by variable and by literal, in both media types: a request
     error (``BAD_USER_INPUT``, no data; 400 in GraphQL-over-HTTP's media type), never
     ``INTERNAL``."""
-    for name, who, document, extra in probe4_fields(city):
-        if "registerCase" not in document:  # control: the document is valid, the date is not
-            fine = {"d": "2026-01-31", **extra}
-            assert (await gql(document, fine, token=city.token(who))).ok(), name
-        value = edge + ("T00:00:00+08:00" if "DateTime" in name else "")
-        by_variable = {"query": document, "variables": {"d": value, **extra}}
-        header, rest = document.split("{", 1)  # the date written into the document instead
-        header = re.sub(r"\$d: \w+!?(, )?", "", header).replace("()", "")
-        literal = header + "{" + rest.replace("$d", json.dumps(value))
-        by_literal = {"query": literal, "variables": extra}
-        for body in (by_variable, by_literal):
-            resp = await post(http, city.token(who), body, accept=APOLLO)
-            error = assert_bad_input(resp)["errors"][0]
-            assert "1990-01-01..2100-12-31" in error["message"], (name, error)
-            legacy = await post(http, city.token(who), body)  # application/json: 200, no data
-            assert legacy.status_code == 200 and legacy.json()["data"] is None, (name, legacy.text)
-            assert {e["extensions"]["code"] for e in legacy.json()["errors"]} == {
-                "BAD_USER_INPUT"
-            }, (name, legacy.text)
+    with frozen(clock.now()):  # the dates probed are the calendar's edges, not today's
+        for name, who, document, extra in probe4_fields(city):
+            if "registerCase" not in document:  # control: the document is valid, the date is not
+                fine = {"d": "2026-01-31", **extra}
+                assert (await gql(document, fine, token=city.token(who))).ok(), name
+            value = edge + ("T00:00:00+08:00" if "DateTime" in name else "")
+            by_variable = {"query": document, "variables": {"d": value, **extra}}
+            header, rest = document.split("{", 1)  # the date written into the document instead
+            header = re.sub(r"\$d: \w+!?(, )?", "", header).replace("()", "")
+            literal = header + "{" + rest.replace("$d", json.dumps(value))
+            by_literal = {"query": literal, "variables": extra}
+            for body in (by_variable, by_literal):
+                resp = await post(http, city.token(who), body, accept=APOLLO)
+                error = assert_bad_input(resp)["errors"][0]
+                assert "1990-01-01..2100-12-31" in error["message"], (name, error)
+                legacy = await post(http, city.token(who), body)  # application/json: 200, no data
+                assert legacy.status_code == 200 and legacy.json()["data"] is None, (
+                    name,
+                    legacy.text,
+                )
+                assert {e["extensions"]["code"] for e in legacy.json()["errors"]} == {
+                    "BAD_USER_INPUT"
+                }, (name, legacy.text)
 
 
 async def test_probe4_the_edges_of_the_supported_range_are_answered(http, city, gql):
