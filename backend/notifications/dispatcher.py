@@ -37,6 +37,7 @@ import httpx
 from sqlalchemy import select, update
 
 from backend.cases import need_to_know
+from backend.core import live
 from backend.core.clock import now
 from backend.core.db import Database, TenantScope
 from backend.core.ids import new_id
@@ -291,6 +292,15 @@ class Dispatcher:
                     continue
                 setattr(totals, outcome, getattr(totals, outcome) + 1)
                 count_outcome(item.channel, outcome)
+                if outcome == "sent" and item.channel == "inapp" and item.recipient_id:
+                    # a deferred in-app row reaches the inbox now: notificationReceived
+                    live.publish(
+                        session,
+                        live.NOTIFICATION,
+                        tenant_id,
+                        [item.id],
+                        recipient=item.recipient_id,
+                    )
                 if outcome != "sent":
                     log.info(
                         "notifications.delivery_failed",
