@@ -313,4 +313,6 @@ async def test_connections_per_account_are_limited_4429(servers, world):
 
 async def test_subscription_over_http_is_refused(on_a, world):
     resp = await on_a(CASE_UPDATED, token=world.a.token("officer"))
-    assert resp.status >= 400 or resp.errors
+    assert resp.status == 400
+    assert resp.codes == ["BAD_USER_INPUT"]
+    assert "WebSocket" in resp.errors[0]["message"]

@@ -70,6 +70,7 @@ log = get_logger(__name__)
 # Close codes (graphql-transport-ws uses 44xx; 1009 is WebSocket's "message too big")
 UNAUTHORIZED, FORBIDDEN, TOO_MANY, TOO_BIG, TRY_AGAIN = 4401, 4403, 4429, 1009, 1013
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
+SUBSCRIPTIONS_OVER_SOCKET = "subscriptions run over WebSocket (graphql-transport-ws) only"
 
 
 @dataclass
@@ -107,7 +108,7 @@ class LiveContext(RequestContext):
 def _live(info: Ctx) -> LiveContext:
     ctx = info.context
     if not isinstance(ctx, LiveContext):  # over HTTP: nothing would ever be sent
-        raise BadUserInput("subscriptions run over WebSocket (graphql-transport-ws) only")
+        raise BadUserInput(SUBSCRIPTIONS_OVER_SOCKET)
     return ctx
 
 

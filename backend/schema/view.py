@@ -24,14 +24,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cross_web import HTTPException
-from graphql import ExecutionResult
+from graphql import ExecutionResult, GraphQLError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.execution import ExecutionResult as StrawberryResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from backend.core.db import Database, is_unavailable
@@ -43,6 +47,7 @@ from backend.schema.errors import format_error
 from backend.schema.guards import graphql_response_refusal, replay, request_refusal, screen
 from backend.schema.live import (
     MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    SUBSCRIPTIONS_OVER_SOCKET,
     CappedWebSocket,
     Connections,
     LiveContext,
@@ -165,6 +170,41 @@ class GraphQLApp(GraphQL):
                 raise
             refusal = unavailable(ctx.request_id, "persisted_query")
             return app_error_response(refusal, accept=accept)
+
+    async def execute_single(  # type: ignore[override]
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: RequestContext,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> StrawberryResult:
+        """Strawberry's, without subscriptions: they run over WebSocket (``live.py``); a
+        subscription POSTed gets BAD_USER_INPUT (400), not an internal error."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        if not self.allow_queries_via_get and request_adapter.method == "GET":
+            allowed = allowed - {OperationType.QUERY}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is not OperationType.SUBSCRIPTION:
+                raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from exc
+            refusal = BadUserInput(SUBSCRIPTIONS_OVER_SOCKET)
+            error = GraphQLError(refusal.message, original_error=refusal)
+            return StrawberryResult(data=None, errors=[error])
+        except MissingQueryError as exc:
+            raise HTTPException(400, "No GraphQL query found in the request") from exc
 
     async def get_context(self, request: Request, response: Response) -> RequestContext:  # type: ignore[override]
         if request.scope["type"] == "websocket":  # authenticated in connection_init
