@@ -240,6 +240,18 @@ async def test_revoked_role_ends_the_stream(servers, on_a, world, db):
         assert (await stream.message())["type"] == "complete"
 
 
+async def test_platform_staff_read_no_case_and_get_forbidden(servers, world):
+    async with subscribed(servers[1], world.tokens["platform"], CASE_UPDATED) as stream:
+        refusal = await stream.message()
+        if refusal["type"] == "next":  # the refusal as a result, then the end
+            assert refusal["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+            refusal = await stream.message()
+            assert refusal["type"] == "complete"
+        else:
+            assert refusal["type"] == "error"
+            assert refusal["payload"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
 # --- the connection ------------------------------------------------------------------------
 
 

@@ -266,6 +266,16 @@ class CappedWebSocket(ASGIWebSocketAdapter):
         except WebSocketDisconnect:
             pass
 
+    async def send_json(self, message: Any) -> None:
+        """Nothing once the socket is closed (the server closed it: expiry, revocation)."""
+        if WebSocketState.DISCONNECTED in (self.ws.application_state, self.ws.client_state):
+            return
+        try:
+            await super().send_json(message)
+        except RuntimeError:  # closed meanwhile: Starlette refuses a send after the close
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                raise
+
 
 class LiveHandler(BaseGraphQLTransportWSHandler):
     """graphql-transport-ws with the app's authentication, limits and error format."""
