@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         default_timezone=settings.default_timezone,
         socket=SocketLimits.of(settings),  # subscriptions' WebSocket (XF_WS_*)
     )
-    live.HUB.configure(settings.database_url)  # LISTEN there once someone subscribes
+    # LISTEN there once someone subscribes (docs/subscriptions.md)
+    live.HUB.configure(settings.live_listen_url or settings.database_url)
     jobs_in_process = (
         run_jobs
         if run_jobs is not None

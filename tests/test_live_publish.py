@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 
-from backend.core import live
+from backend.core import clock, live
 from backend.core.db import TenantScope
+from backend.notifications.dispatcher import dispatch
+from tests.test_notifications import moved_clock, new_town, put, settings_for
 
 
 class Rollback(Exception):
@@ -43,3 +46,23 @@ async def test_many_ids_go_in_messages_under_the_payload_limit(app, db):
         got = [await asyncio.wait_for(subscriber.next(), 20) for _ in range(3)]
     assert [i for m in got for i in m.ids] == [str(i) for i in ids]
     assert all(len(m.encode()) < 8000 for m in got)
+
+
+async def test_in_app_messages_are_published_as_they_reach_the_inbox(app, db):
+    """Written due now: at its commit; deferred: when the dispatcher sends it (never while
+    it waits), each for its recipient only."""
+    del app
+    town = await new_town(db)
+    officer = str(town.users["officer"])
+    async with live.HUB.subscribe() as subscriber:
+        (now,) = await put(db, town, "officer", "now", channels=["inapp"])
+        got = await asyncio.wait_for(subscriber.next(), 20)
+        assert got == live.Message(live.NOTIFICATION, str(town.tenant_id), (str(now.id),), officer)
+        later = clock.now() + timedelta(hours=1)
+        (deferred,) = await put(db, town, "officer", "later", channels=["inapp"], not_before=later)
+        assert subscriber.queue.empty()  # pending: not in the inbox yet
+        with moved_clock() as c:
+            c.advance(hours=1, seconds=1)
+            assert (await dispatch(db, settings_for(), tenant_ids=[town.tenant_id]))["sent"] == 1
+        got = await asyncio.wait_for(subscriber.next(), 20)
+    assert (got.kind, got.ids, got.recipient) == (live.NOTIFICATION, (str(deferred.id),), officer)

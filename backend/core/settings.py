@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     ws_max_message_bytes: int = Field(
         default=65_536, ge=1024, description="Largest message a client may send on a WebSocket"
     )
+    # The connection that LISTENs for subscriptions' events (PostgreSQL): LISTEN needs a
+    # session of its own, which PgBouncer in transaction mode does not give; default: the
+    # database URL.
+    live_listen_url: str | None = None
     ws_connection_init_timeout_seconds: int = Field(
         default=10, ge=1, description="How long a WebSocket may wait before connection_init"
     )

@@ -54,6 +54,7 @@ from backend.notifications.models import (
     CLAIMABLE,
     Notification,
     NotificationAccusation,
+    NotificationChannel,
     NotificationContact,
     NotificationSettings,
     NotificationStatus,
@@ -292,7 +293,8 @@ class Dispatcher:
                     continue
                 setattr(totals, outcome, getattr(totals, outcome) + 1)
                 count_outcome(item.channel, outcome)
-                if outcome == "sent" and item.channel == "inapp" and item.recipient_id:
+                inapp = item.channel == NotificationChannel.INAPP
+                if outcome == "sent" and inapp and item.recipient_id:
                     # a deferred in-app row reaches the inbox now: notificationReceived
                     live.publish(
                         session,
