@@ -20,6 +20,13 @@ class Rollback(Exception):
     pass
 
 
+@pytest.fixture(scope="module", autouse=True)
+async def listener_closed():
+    """The test process's hub listens (PostgreSQL) once these tests subscribe: stop it."""
+    yield
+    await live.HUB.close()
+
+
 async def test_only_a_committed_change_reaches_subscribers(app, db):
     del app  # configures the process's hub (LISTEN on PostgreSQL)
     tenant = uuid.uuid4()
