@@ -252,6 +252,36 @@ async def test_platform_staff_read_no_case_and_get_forbidden(servers, world):
             assert refusal["payload"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
+async def test_art30_a_role_taken_inside_the_accused_unit_counts_from_the_next_event(
+    servers, on_a, world, db
+):
+    b = servers[1]
+    city = world.a
+    username = unique(f"{city.slug}_root")
+    async with db.transaction() as session:
+        await tenants.create_user(
+            session, SYSTEM, tenant=city.slug, username=username, display_name="root"
+        )
+        await tenants.assign_role(
+            session, SYSTEM, username=username, role=Role.PETITION_OFFICER,
+            org_unit_path=city.path(),
+        )  # fmt: skip
+    officer = city.token("officer")
+    accusation = {"type": "ACCUSATION", "accusedUnitPath": city.path("c2")}
+    async with subscribed(b, issue_token(username), CASE_UPDATED) as stream:
+        await subscribers(b, 1)
+        first = await register(on_a, officer, city, locationPath=city.path("c2/t1"), **accusation)
+        assert (await stream.next())["data"]["caseUpdated"]["caseId"] == first["id"]
+        async with db.transaction() as session:  # now also posted inside the accused unit
+            await tenants.assign_role(
+                session, SYSTEM, username=username, role=Role.PETITION_OFFICER,
+                org_unit_path=city.path("c2/t1"),
+            )  # fmt: skip
+        await register(on_a, officer, city, locationPath=city.path("c2/t1"), **accusation)
+        claim = await register(on_a, officer, city, locationPath=city.path("c2/t1"))
+        assert (await stream.next())["data"]["caseUpdated"]["caseId"] == claim["id"]
+
+
 # --- the connection ------------------------------------------------------------------------
 
 
