@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 import backend.domains  # noqa: F401 — every table and hook in place (backend/domains.py)
+from backend.core import live
 from backend.core.db import Database
 from backend.core.gc_tuning import tune_for_server
 from backend.core.logging import configure_logging
@@ -26,6 +27,7 @@ from backend.core.settings import Settings, get_settings
 from backend.core.startup import check_startup
 from backend.jobs.inprocess import InProcessScheduler
 from backend.schema import build_schema
+from backend.schema.live import SocketLimits
 from backend.schema.reports import report_routes
 from backend.schema.rosters import ics_route
 from backend.schema.stats import stats_routes
@@ -54,7 +56,10 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         limiter=limiter,
         suggestions=settings.env != "prod",  # no "Did you mean …" schema hints in prod
         default_timezone=settings.default_timezone,
+        socket=SocketLimits.of(settings),  # subscriptions' WebSocket (XF_WS_*)
     )
+    # LISTEN there once someone subscribes (docs/subscriptions.md)
+    live.HUB.configure(settings.live_listen_url or settings.database_url)
     jobs_in_process = (
         run_jobs
         if run_jobs is not None
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         finally:
             if scheduler:
                 await scheduler.stop()
+            await live.HUB.close()
             await limiter.close()
             await db.dispose()
 
@@ -89,6 +95,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),  # subscriptions (backend/schema/live.py)
             *probe_routes(settings, db),
             ics_route(db),  # reception days (docs/rosters.md)
             *report_routes(db),

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +79,18 @@ def serving(folder: Path) -> Iterator[Server]:
         XF_LOG_LEVEL="INFO",  # casbin's model dump would show at INFO
     )
     run(env, "migrate")
+    with process(env, folder, before_ready=lambda: run(env, "seed-demo")) as (port, proc):
+        token = run(env, "token", "sq_officer").strip()
+        base_url = f"http://127.0.0.1:{port}"
+        yield Server(base_url, token, env, port, proc, folder / "stdout", folder / "stderr")
+
+
+@contextmanager
+def process(
+    env: dict[str, str], folder: Path, before_ready: Callable[[], object] | None = None
+) -> Iterator[tuple[int, subprocess.Popen]]:
+    """`xinfang serve` on a free port with ``env`` (a migrated database), its output in
+    ``folder``; ``before_ready`` runs while it starts. Ended on exit (its process group)."""
     port = free_port()
     stdout, stderr = folder / "stdout", folder / "stderr"
     with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -91,8 +103,8 @@ def serving(folder: Path) -> Iterator[Server]:
             start_new_session=True,  # its own process group, so the test ends exactly it
         )
     try:
-        run(env, "seed-demo")  # while the server starts (SQLite WAL allows both)
-        token = run(env, "token", "sq_officer").strip()
+        if before_ready is not None:
+            before_ready()  # e.g. seed-demo while the server starts (SQLite WAL allows both)
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
@@ -104,7 +116,7 @@ def serving(folder: Path) -> Iterator[Server]:
                 pass
             assert time.monotonic() < deadline, "xinfang serve did not come up"
             time.sleep(0.1)
-        yield Server(base_url, token, env, port, proc, stdout, stderr)
+        yield port, proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

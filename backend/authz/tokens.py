@@ -13,7 +13,7 @@ for its user until ``exp`` and nothing else, and is never a bearer token
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -76,6 +76,18 @@ def verify_token(token: str, *, settings: Settings | None = None) -> str:
         raise Unauthenticated("invalid token") from exc
     _lifetime(claims, settings.jwt_max_ttl_seconds)
     return _subject(claims)
+
+
+def token_expiry(token: str) -> datetime | None:
+    """When a token :func:`verify_token` accepted expires (its ``exp``; ``None`` if unreadable):
+    a long-lived connection (a subscription's WebSocket) is closed then."""
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return None
+    return datetime.fromtimestamp(exp, UTC)
 
 
 def _lifetime(claims: dict, longest: int) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
 from backend.cases.models import Case, CaseEvent
+from backend.core import live
 from backend.core.clock import now
 
 GENESIS = "0" * 64
@@ -83,6 +84,7 @@ async def append_event(  # noqa: PLR0913 — the event's columns, by name (from,
     event = _chained(case, principal, kind, seq, prev, from_status, to_status, reason, data)
     session.add(event)
     await session.flush()
+    live.publish(session, live.CASE, case.tenant_id, [case.id])  # caseUpdated, after commit
     return event
 
 
@@ -105,6 +107,7 @@ async def insert_first_event(
     event = _chained(case, principal, kind, 1, GENESIS, None, to_status, None, data)
     conn = await session.connection()
     await conn.execute(_INSERT_EVENT, column_values(event))
+    live.publish(session, live.CASE, case.tenant_id, [case.id])  # caseUpdated, after commit
 
 
 def column_values(obj: Any) -> dict[str, Any]:

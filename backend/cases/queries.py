@@ -6,6 +6,8 @@ page 1 costs; ``totalCount`` is a second statement with the same WHERE.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -189,3 +191,23 @@ async def warning_counts(
         yellow=counts.get(WarningColor.YELLOW, 0),
         blue=counts.get(WarningColor.BLUE, 0),
     )
+
+
+async def live_cases(
+    session: AsyncSession,
+    principal: Principal,
+    case_ids: Sequence[uuid.UUID],
+    unit_path: str | None = None,
+) -> list[Case]:
+    """The cases among ``case_ids`` that ``caseUpdated`` may tell ``principal`` of:
+    readable by the same rule as :func:`list_cases` (Art. 30 included) — asked again at
+    every change, so a role revoked or taken inside an accused unit counts at once — and
+    among ``unit_path``'s cases when one is given. FORBIDDEN when the principal may read
+    no case at all (a revoked role ends the subscription); no ids, no statement."""
+    if unit_path:
+        v.path(unit_path, "unitPath")
+    clauses = await filter_clauses(session, principal, CaseFilter(unit_path=unit_path))
+    if not case_ids:
+        return []
+    rows = await session.scalars(select(Case).where(Case.id.in_(list(case_ids)), *clauses))
+    return sorted(rows, key=lambda c: (c.updated_at, str(c.id)))

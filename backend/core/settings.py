@@ -58,6 +58,20 @@ class Settings(BaseSettings):
         default=10, ge=1, description="Assumed length of a list field without `first`"
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="POST /graphql cap")
+    # Subscriptions over WebSocket (docs/subscriptions.md): per account and process.
+    ws_max_connections_per_user: int = Field(
+        default=5, ge=1, description="Open WebSockets per account per process"
+    )
+    ws_max_message_bytes: int = Field(
+        default=65_536, ge=1024, description="Largest message a client may send on a WebSocket"
+    )
+    # The connection that LISTENs for subscriptions' events (PostgreSQL): LISTEN needs a
+    # session of its own, which PgBouncer in transaction mode does not give; default: the
+    # database URL.
+    live_listen_url: str | None = None
+    ws_connection_init_timeout_seconds: int = Field(
+        default=10, ge=1, description="How long a WebSocket may wait before connection_init"
+    )
     # Rate limits (docs/graphql-limits.md): points per window, on Redis when configured.
     # None = on, except under XF_ENV=test where the suite's shared tokens would trip them.
     rate_limit_enabled: bool | None = None

@@ -56,6 +56,7 @@ from backend.cases.models import Case, CaseDeadline, CaseEvent, DeadlineStatus
 from backend.cases.models import WarningColor as C
 from backend.cases.policy import load_policy
 from backend.cases.rules import end_of_day
+from backend.core import live
 from backend.core.clock import now
 from backend.core.db import Database, TenantScope, insert_values
 from backend.core.ids import new_id
@@ -224,6 +225,7 @@ async def append_system_events(
         last[case_id] = (seq + 1, event["hash"])
         events.append(event)
     await insert_values(session, CaseEvent.__table__, events)
+    live.publish(session, live.CASE, tenant_id, [c for c, *_ in items])  # colour changes
     return len(events)
 
 

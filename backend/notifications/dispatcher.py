@@ -37,6 +37,7 @@ import httpx
 from sqlalchemy import select, update
 
 from backend.cases import need_to_know
+from backend.core import live
 from backend.core.clock import now
 from backend.core.db import Database, TenantScope
 from backend.core.ids import new_id
@@ -53,6 +54,7 @@ from backend.notifications.models import (
     CLAIMABLE,
     Notification,
     NotificationAccusation,
+    NotificationChannel,
     NotificationContact,
     NotificationSettings,
     NotificationStatus,
@@ -291,6 +293,16 @@ class Dispatcher:
                     continue
                 setattr(totals, outcome, getattr(totals, outcome) + 1)
                 count_outcome(item.channel, outcome)
+                inapp = item.channel == NotificationChannel.INAPP
+                if outcome == "sent" and inapp and item.recipient_id:
+                    # a deferred in-app row reaches the inbox now: notificationReceived
+                    live.publish(
+                        session,
+                        live.NOTIFICATION,
+                        tenant_id,
+                        [item.id],
+                        recipient=item.recipient_id,
+                    )
                 if outcome != "sent":
                     log.info(
                         "notifications.delivery_failed",

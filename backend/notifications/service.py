@@ -26,7 +26,7 @@ from backend.authz.enforcer import may, require
 from backend.authz.principal import Principal
 from backend.cases import need_to_know
 from backend.cases.models import Case
-from backend.core import pagination
+from backend.core import live, pagination
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.db import current_scope
@@ -304,6 +304,13 @@ async def _write(
     ]  # fmt: skip
     if links:  # VALUES, not INSERT … SELECT: routable on a distributed cluster too
         await session.execute(_insert(session)(NotificationAccusation).values(links))
+    sent = {(d.row["dedupe_key"], d.row["channel"]): d.row for d in drafts}
+    for r in result:  # in-app rows in the inbox at once: notificationReceived, after commit
+        row = sent[(r[0], r[1])]
+        if row["status"] == NotificationStatus.SENT and row["channel"] == NotificationChannel.INAPP:
+            live.publish(
+                session, live.NOTIFICATION, tenant_id, [r[2]], recipient=row["recipient_id"]
+            )
     return [r[3] if len(returning) == 1 else tuple(r[3:]) for r in result]
 
 
@@ -474,6 +481,17 @@ async def own_notifications(
         knowable_by(principal),
     )
     return list(await session.scalars(stmt))
+
+
+async def inbox_items(
+    session: AsyncSession, principal: Principal, notification_ids: Sequence[uuid.UUID]
+) -> list[Notification]:
+    """The rows among ``notification_ids`` that the caller's inbox shows (its own, in-app,
+    sent, about nothing it may not know *now*): what ``notificationReceived`` sends it.
+    FORBIDDEN without an inbox; no ids, no statement."""
+    require(principal, "notification", "inbox")
+    rows = await own_notifications(session, principal, notification_ids)
+    return sorted(rows, key=lambda n: (n.sent_at or n.created_at, str(n.id)))
 
 
 async def mark_read(session: AsyncSession, principal: Principal, *, id: str) -> Notification:

@@ -21,6 +21,7 @@ from backend.schema.errors import ErrorCode, error_code
 from backend.schema.evaluations import EvaluationMutations, EvaluationQueries
 from backend.schema.execution import PlainFieldExecutionContext
 from backend.schema.guards import OperationSelection, RateLimit, StorableStrings
+from backend.schema.live import Subscription
 from backend.schema.metrics import OperationMetrics
 from backend.schema.nodes import NodeQueries
 from backend.schema.notifications import NotificationMutations, NotificationQueries
@@ -99,6 +100,7 @@ def build_schema(
     schema = XinfangSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,  # over WebSocket (live.py)
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
         execution_context_class=PlainFieldExecutionContext,
@@ -111,7 +113,12 @@ def build_schema(
 @cache
 def sdl() -> str:
     """The schema's SDL, as committed in ``schema.graphql``."""
-    schema = strawberry.Schema(query=Query, mutation=Mutation, scalar_overrides=SCALAR_OVERRIDES)
+    schema = strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        scalar_overrides=SCALAR_OVERRIDES,
+    )
     apply_descriptions(schema._schema)
     return schema.as_str() + "\n"
 

@@ -31,6 +31,7 @@ class NotificationNode(Node):
 
     _m: strawberry.Private[models.Notification]
     _viewer: strawberry.Private[uuid.UUID | None] = None
+    _recipient: strawberry.Private[str | None] = None  # known already (a subscription's own)
     channel: str = strawberry.field(description="The channel: inapp, webhook, sms or email.")
     kind: NotificationKind = strawberry.field(description="What it is about.")
     attempts: int
@@ -101,6 +102,8 @@ class NotificationNode(Node):
     async def recipient(self, info: Ctx) -> str | None:
         if self._m.recipient_id is None:
             return None
+        if self._recipient is not None:
+            return self._recipient
         user = await load(info.context, "user_by_id", self._m.recipient_id)
         return user.username if user else None
 

@@ -11,21 +11,31 @@ The response's media type follows the client's ``Accept`` (``backend/web/errors.
 ``application/graphql-response+json`` follows GraphQL over HTTP
 (:func:`~backend.schema.guards.graphql_response_refusal`): a response with ``data`` is
 200, a request error has no ``data`` and a 4xx/5xx status.
+
+A WebSocket upgrade on ``/graphql`` (subprotocol ``graphql-transport-ws``) runs
+subscriptions: authentication in ``connection_init``, limits and error format in
+``backend/schema/live.py``.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from cross_web import HTTPException
-from graphql import ExecutionResult
+from graphql import ExecutionResult, GraphQLError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.execution import ExecutionResult as StrawberryResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from backend.core.db import Database, is_unavailable
@@ -35,6 +45,15 @@ from backend.core.ratelimit import RateLimiter
 from backend.schema.context import RequestContext
 from backend.schema.errors import format_error
 from backend.schema.guards import graphql_response_refusal, replay, request_refusal, screen
+from backend.schema.live import (
+    MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    SUBSCRIPTIONS_OVER_SOCKET,
+    CappedWebSocket,
+    Connections,
+    LiveContext,
+    LiveHandler,
+    SocketLimits,
+)
 from backend.schema.persisted import resolve as resolve_persisted
 from backend.schema.scalars import RESPONSE_ZONE
 from backend.web import graphiql
@@ -62,17 +81,32 @@ class GraphQLApp(GraphQL):
         limiter: RateLimiter | None = None,
         suggestions: bool = True,
         default_timezone: str = "Asia/Shanghai",
+        socket: SocketLimits = SocketLimits(),
     ) -> None:
         super().__init__(
-            schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),  # subscriptions (live.py)
+            connection_init_wait_timeout=timedelta(seconds=socket.connection_init_timeout_seconds),
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            allowed_origins=socket.allowed_origins,  # browsers on other origins: XF_CORS_ORIGINS
         )
+        self.socket_limits = socket
+        self.connections = Connections(socket.max_connections_per_user)
         self.db = db
         self.max_body_bytes = max_body_bytes
         self.limiter = limiter
         self.suggestions = suggestions  # "Did you mean …?" in errors: off in production
         self.default_timezone = default_timezone  # responses' zone outside a city
 
+    graphql_transport_ws_handler_class = LiveHandler
+    websocket_adapter_class = CappedWebSocket  # type: ignore[assignment]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # subscriptions: backend/schema/live.py
+            await super().__call__(scope, receive, send)
+            return
         if scope["type"] != "http":
             await Response(status_code=404)(scope, receive, send)
             return
@@ -137,7 +171,47 @@ class GraphQLApp(GraphQL):
             refusal = unavailable(ctx.request_id, "persisted_query")
             return app_error_response(refusal, accept=accept)
 
+    async def execute_single(  # type: ignore[override]
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: RequestContext,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> StrawberryResult:
+        """Strawberry's, without subscriptions: they run over WebSocket (``live.py``); a
+        subscription POSTed gets BAD_USER_INPUT (400), not an internal error."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        if not self.allow_queries_via_get and request_adapter.method == "GET":
+            allowed = allowed - {OperationType.QUERY}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is not OperationType.SUBSCRIPTION:
+                raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from exc
+            refusal = BadUserInput(SUBSCRIPTIONS_OVER_SOCKET)
+            error = GraphQLError(refusal.message, original_error=refusal)
+            return StrawberryResult(data=None, errors=[error])
+        except MissingQueryError as exc:
+            raise HTTPException(400, "No GraphQL query found in the request") from exc
+
     async def get_context(self, request: Request, response: Response) -> RequestContext:  # type: ignore[override]
+        if request.scope["type"] == "websocket":  # authenticated in connection_init
+            request_id = request.scope.get("state", {}).get("request_id", "-")
+            return LiveContext(
+                db=self.db, request_id=request_id, limiter=self.limiter, request=request
+            )
         ctx: RequestContext = request.scope["state"]["graphql_context"]
         ctx.request, ctx.response = request, response
         return ctx

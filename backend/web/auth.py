@@ -18,13 +18,15 @@ database on every request, so a revoked role takes effect at once.
 
 The principal is read in a transaction that stays open (``open_principal``): GraphQL
 adopts it for its reads; whatever nobody adopted is closed when the response is done.
-:func:`authenticate` is the whole decision, usable without a request (a future
-graphql-transport-ws endpoint passes its ``connection_init`` payload's header here).
+:func:`authenticate` is the whole decision, usable without a request: the
+graphql-transport-ws endpoint (``backend/schema/live.py``) passes its
+``connection_init`` payload's ``Authorization`` here, at the start and before every event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,7 +42,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.authz.principal import Principal
-from backend.authz.tokens import bearer_token, verify_link, verify_token
+from backend.authz.tokens import bearer_token, token_expiry, verify_link, verify_token
 from backend.core.db import Database, is_unavailable
 from backend.core.errors import AppError, Unauthenticated
 from backend.tenants.api_keys import authenticate_key, looks_like_key
@@ -57,6 +59,7 @@ class Caller(BaseUser):
         self.principal = principal
         self.via = via
         self._session = session
+        self.expires_at: datetime | None = None  # a token's ``exp`` (keys do not expire)
 
     @property
     def is_authenticated(self) -> bool:
@@ -103,7 +106,10 @@ async def authenticate(
             if not credential:
                 raise Unauthenticated("malformed Authorization header")
             return await _caller(db, await authenticate_key(db, credential), API_KEY)
-        return await _caller(db, verify_token(bearer_token(authorization) or ""), TOKEN)
+        token = bearer_token(authorization) or ""
+        caller = await _caller(db, verify_token(token), TOKEN)
+        caller.expires_at = token_expiry(token)
+        return caller
     if link is not None:
         return await _caller(db, verify_link(link, path), LINK)
     return None
@@ -137,6 +143,10 @@ class CredentialBackend(AuthenticationBackend):
         path = conn.url.path
         if path in self.public_paths:
             return None  # probes and metrics: no account involved (metrics check their own)
+        if conn.scope["type"] == "websocket":
+            # subscriptions authenticate in their connection_init message, with this same
+            # authenticate() (backend/schema/live.py); no transaction held for a connection
+            return None
         link = (
             conn.query_params.get("link") if conn.scope.get("method") in ("GET", "HEAD") else None
         )

@@ -2,11 +2,15 @@
 // src/operations/. A renamed field or a changed type in the API's schema breaks
 // `npm run codegen` or `npm run typecheck` here, in CI, before it breaks a user.
 import type { Request } from './client';
+import { subscribe } from './live';
+import type { LiveOptions } from './live';
 import {
   CaseDetailDocument,
   CaseListDocument,
   CheckInShiftDocument,
+  BoardLiveDocument,
   InboxDocument,
+  InboxLiveDocument,
   MarkNotificationReadDocument,
   RegisterCaseDocument,
   RosterDocument,
@@ -17,6 +21,8 @@ import type {
   CaseFilter,
   CaseListItemFragment,
   CaseListQuery,
+  BoardLiveSubscription,
+  InboxLiveSubscription,
   InboxQuery,
   RegisterCaseInput,
   RosterQuery,
@@ -115,6 +121,28 @@ export async function unreadMessages(
     messages: inbox.edges.map((edge) => edge.node),
     newest: inbox.pageInfo.startCursor ?? since,
   };
+}
+
+/** Each new message as it reaches the inbox (while connected; on reconnecting, ask
+ * `unreadMessages(request, newest)` for what arrived meanwhile). Returns the stop function. */
+export function onMessage(
+  live: LiveOptions,
+  handle: (message: InboxLiveSubscription['notificationReceived']) => void,
+): () => void {
+  return subscribe(live, InboxLiveDocument, {}, {
+    next: (data) => handle(data.notificationReceived),
+  });
+}
+
+/** Each change of a case of the board (status, colour, holder) under `unitPath`. */
+export function onBoardChange(
+  live: LiveOptions,
+  handle: (change: BoardLiveSubscription['caseUpdated']) => void,
+  unitPath?: string,
+): () => void {
+  return subscribe(live, BoardLiveDocument, { unitPath }, {
+    next: (data) => handle(data.caseUpdated),
+  });
 }
 
 export async function markRead(request: Request, message: Message): Promise<string | null> {
