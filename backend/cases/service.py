@@ -217,6 +217,7 @@ async def intake_many(
             f"between 1 and {MAX_BULK_INTAKE} petitions per batch, not {len(items)}",
             field="inputs",
         )
+    await _open_for_savepoints(session)  # an item's savepoint must not commit it (SQLite)
     done: list[Registered] = []
     for index, data in enumerate(items):
         try:
@@ -225,6 +226,20 @@ async def intake_many(
             exc.extensions["index"] = index
             raise
     return done
+
+
+async def _open_for_savepoints(session: AsyncSession) -> None:
+    """Make sure ``session``'s transaction is really open before a SAVEPOINT on SQLite.
+
+    The SQLite driver (pysqlite's legacy transaction mode, kept on purpose) sends
+    ``BEGIN`` only before a write; a ``SAVEPOINT`` sent earlier opens the transaction
+    itself, and its ``RELEASE`` then *commits* it — the first item of a batch would
+    survive the batch's rollback. A no-op UPDATE first makes the driver send its
+    ``BEGIN``. Nothing on PostgreSQL.
+    """
+    conn = await session.connection()
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("UPDATE case_counters SET last = last WHERE 1 = 0")
 
 
 async def register_case(
