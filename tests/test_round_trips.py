@@ -82,7 +82,12 @@ async def _ask(http: Any, token: str) -> None:
 
 
 def _principal_statements(sent: list[str]) -> list[str]:
-    return [s for s in sent if "accounts" in s or "role_assignments" in s or "set_config" in s]
+    """The statements that read the account or the grants, or set role/scope."""
+    return [
+        s
+        for s in sent
+        if "FROM accounts" in s or s.startswith("SELECT role_assignments.") or "set_config" in s
+    ]
 
 
 async def test_an_officers_request_reads_principal_scope_and_grants_in_two_statements(
@@ -102,7 +107,8 @@ async def test_an_officers_request_reads_principal_scope_and_grants_in_two_state
     # account + role + tenant scope in one statement, the grants in a second
     assert len(principal) == 2, principal
     assert "set_config" in principal[0] and "accounts" in principal[0]
-    assert "role_assignments" in principal[1]
+    assert principal[1].startswith("SELECT role_assignments.")
+    assert sent[:2] == principal, "the principal is the request's first work"
     # BEGIN, the two principal statements, the page (with its totalCount), the end
     assert total == 5, (kinds, sent)
 
