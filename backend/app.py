@@ -68,7 +68,13 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        scheduler = InProcessScheduler(db, settings.default_timezone) if jobs_in_process else None
+        # one process of `serve --workers N` runs the jobs (a PostgreSQL advisory lock)
+        scheduler = (
+            InProcessScheduler.for_database(db, settings.default_timezone)
+            if jobs_in_process
+            else None
+        )
+        app.state.jobs = scheduler
         if scheduler:
             scheduler.start()
         tune_for_server()  # after startup: what it built lives as long as the process

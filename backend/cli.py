@@ -163,11 +163,28 @@ async def _missing_database(raw_url: str) -> str | None:
     return None
 
 
+def serve_workers(asked: int | None, database_url: str) -> int:
+    """How many processes ``serve`` starts: ``asked``, else one per CPU core; one on SQLite
+    (a single writer file, and the in-process jobs are elected through PostgreSQL)."""
+    from backend.core.serving import cpu_cores
+
+    if not database_url.startswith("postgresql"):
+        if asked and asked > 1:
+            typer.echo(f"SQLite: serving with 1 worker, not {asked}", err=True)
+        return 1
+    return asked or cpu_cores()
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind"),
     port: int = typer.Option(8000, help="Port"),
-    workers: int = typer.Option(1, help="uvicorn worker processes"),
+    workers: int = typer.Option(
+        None,
+        min=1,
+        help="Worker processes (default: the CPU cores; 1 on SQLite). The scheduled jobs "
+        "run in one of them (README: sizing)",
+    ),
     check_port: bool = typer.Option(
         False, "--check-port", help="Only check that the port is free (exit 1 if taken)"
     ),
@@ -183,6 +200,7 @@ def serve(
         return
     settings = get_settings()
     check_startup(settings)
+    workers = serve_workers(workers, settings.database_url)
     run_server(host, port, workers, ready_line(host, port, graphiql=settings.env != "prod"))
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLNonNull
+from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLList, GraphQLNonNull
 
 from backend.authz.enforcer import enforcer, role_may
 from backend.authz.matrix import ROLES, permissions, render_markdown
@@ -60,9 +60,20 @@ def test_committed_authz_matrix_is_the_generated_one():
 # --- contract shape of the schema --------------------------------------------------------
 
 
+# Bulk mutations (issue 21): ``inputs``, a non-null list of their single mutation's input.
+BULK_MUTATIONS = {"registerCases": "registerCase"}
+
+
 def test_every_mutation_takes_one_input_named_after_it():
     schema = build_schema()._schema
     for name, field in schema.mutation_type.fields.items():
+        if name in BULK_MUTATIONS:
+            single = BULK_MUTATIONS[name]
+            assert list(field.args) == ["inputs"], name
+            items = field.args["inputs"].type
+            assert isinstance(items, GraphQLNonNull) and isinstance(items.of_type, GraphQLList)
+            assert str(items.of_type.of_type) == f"{single[0].upper()}{single[1:]}Input!", name
+            continue
         assert list(field.args) == ["input"], name
         arg_type = field.args["input"].type
         assert isinstance(arg_type, GraphQLNonNull), name

@@ -61,7 +61,14 @@ from backend.cases.visibility import acting_grants, read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.crypto import keyring
-from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
+from backend.core.errors import (
+    AppError,
+    BadUserInput,
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+)
 from backend.core.hooks import Hook
 from backend.core.ids import new_id, parse_id
 from backend.tenants.models import Account, OrgUnit, Tenant, User
@@ -186,6 +193,53 @@ async def intake(
     facts = await accused_of(session, case)
     barred = is_barred(facts, [g.unit_path for g in principal.grants], principal.username)
     return Registered(case, not barred)
+
+
+MAX_BULK_INTAKE = 500
+"""Most petitions one :func:`intake_many` takes (a hotline's or the online portal's batch)."""
+
+
+async def intake_many(
+    session: AsyncSession, principal: Principal, items: Sequence[RegisterCaseInput]
+) -> list[Registered]:
+    """Bulk intake (hotline/online imports): each item exactly as :func:`intake` takes it
+    — same validation, authorization, Art. 30 answer and ``clientKey`` replay — in the
+    caller's one transaction, so the batch is all or nothing.
+
+    A refused item aborts the whole batch: its error carries ``extensions.index`` (the
+    item's position, from 0) and the caller's transaction rolls back, numbers included
+    (the counter row is part of it), so numbers stay gap-free. Items are registered in
+    order: numbers follow the batch's order, and a ``clientKey`` repeated inside the
+    batch replays its first item like a retry would.
+    """
+    if not 1 <= len(items) <= MAX_BULK_INTAKE:
+        raise BadUserInput(
+            f"between 1 and {MAX_BULK_INTAKE} petitions per batch, not {len(items)}",
+            field="inputs",
+        )
+    await _open_for_savepoints(session)  # an item's savepoint must not commit it (SQLite)
+    done: list[Registered] = []
+    for index, data in enumerate(items):
+        try:
+            done.append(await intake(session, principal, data))
+        except AppError as exc:
+            exc.extensions["index"] = index
+            raise
+    return done
+
+
+async def _open_for_savepoints(session: AsyncSession) -> None:
+    """Make sure ``session``'s transaction is really open before a SAVEPOINT on SQLite.
+
+    The SQLite driver (pysqlite's legacy transaction mode, kept on purpose) sends
+    ``BEGIN`` only before a write; a ``SAVEPOINT`` sent earlier opens the transaction
+    itself, and its ``RELEASE`` then *commits* it — the first item of a batch would
+    survive the batch's rollback. A no-op UPDATE first makes the driver send its
+    ``BEGIN``. Nothing on PostgreSQL.
+    """
+    conn = await session.connection()
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("UPDATE case_counters SET last = last WHERE 1 = 0")
 
 
 async def register_case(

@@ -60,6 +60,12 @@ from backend.core.ids import new_id
 from backend.core.settings import Settings, get_settings
 
 SCOPE_KEY = "tenant_scope"
+# A session whose first statement sets role and tenant scope itself (the principal's read,
+# ``backend/tenants/principals.py``) asks the after_begin hook for nothing with
+# SETTINGS_INLINE; the hook answers SETTINGS_DEFERRED when it did skip them (not on
+# Citus, where only ``SET LOCAL`` reaches the workers, and not on SQLite).
+SETTINGS_INLINE = "settings_inline"
+SETTINGS_DEFERRED = "settings_deferred"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -210,7 +216,11 @@ def _set_transaction_tenant(session: Session, tx: Any, connection: Any) -> None:
     # statement prepared once; it also opens the driver's transaction (BEGIN). Citus opens
     # its worker connections as this role.
     role, scope = get_settings().db_app_role, current_scope(session)
-    if on_citus(connection):
+    citus = on_citus(connection)
+    if session.info.pop(SETTINGS_INLINE, False) and not citus:
+        session.info[SETTINGS_DEFERRED] = True  # the first statement sets them itself
+        return
+    if citus:
         connection.execute(text("SELECT set_config('role', :role, true)"), {"role": role})
         _apply_scope_setting(connection, scope)
         return
@@ -285,6 +295,25 @@ async def insert_values(session: AsyncSession, table: Any, rows: Sequence[dict[s
 # wrong": class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, starting
 # up) and 53300 (too many connections). A retry of the whole request can succeed.
 _UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
+
+
+def is_lost_connection(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a pooled connection found dead (SQLAlchemy invalidated it).
+
+    Without ``pool_pre_ping`` this is how a connection the server dropped (restart,
+    idle timeout, failover) shows itself: on its first statement. SQLAlchemy then
+    invalidates the whole pool, so a retry checks out a fresh connection. Not a pool
+    timeout or a refused connect: retrying those only doubles the wait.
+    """
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def is_unavailable(exc: BaseException | None) -> bool:
@@ -362,7 +391,10 @@ def build_engine(settings: Settings | None = None, url: str | None = None) -> As
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # no round trip per checkout on the hot path: a dropped connection fails its first
+        # statement and the request's principal read retries once (tenants/principals.py);
+        # XF_DB_POOL_PRE_PING=true brings the ping back (docs/operations.md)
+        pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={"server_settings": server_settings},
     )
 

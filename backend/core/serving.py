@@ -9,6 +9,7 @@ nothing, and the command returns normally.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -20,6 +21,18 @@ import uvicorn
 APP = "backend.app:create_app"
 TOKEN_HINT = "uv run xinfang token sq_officer"
 DUPLICATE_SIGNAL_SECONDS = 1.0
+# uvicorn's supervisor pings each worker and kills (and restarts) one that does not answer
+# within this; its 5 s default killed workers still importing the app on a busy machine
+# (~40 s at load 12 on 2 cores), over and over
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _bindable(host: str, port: int) -> bool:
@@ -93,7 +106,12 @@ def run_server(host: str, port: int, workers: int, line: str) -> None:
     }
     if workers > 1:  # a supervisor process: the workers cannot announce for it
         print(f"{line} ({workers} workers starting)", flush=True)
-        uvicorn.run(APP, workers=workers, **options)
+        uvicorn.run(
+            APP,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
         return
     server = _AnnouncingServer(uvicorn.Config(APP, **options), line)
     server.run()

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # and cannot bypass row-level security. Migrations create it.
     db_app_role: str = "xinfang_app"
     db_pool_size: int = 10
+    # test every pooled connection with a round trip when checked out; off: a dropped
+    # connection is found by the request's first statement, which is retried once
+    db_pool_pre_ping: bool = False
     # PostgreSQL plan_cache_mode for the app's connections (backend/core/db.py says why).
     db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = (
         "force_custom_plan"

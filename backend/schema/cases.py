@@ -646,6 +646,12 @@ class CaseMutations:
         registered = await info.context.mutate(service.intake, data)
         return node(registered.case) if registered.readable else receipt(registered.case)
 
+    @strawberry.mutation
+    async def register_cases(self, info: Ctx, inputs: list[RegisterCaseInput]) -> list[CaseNode]:
+        data = [item.to_service() for item in inputs]
+        registered = await info.context.mutate(service.intake_many, data)
+        return [node(r.case) if r.readable else receipt(r.case) for r in registered]
+
     @strawberry.mutation(description="转送 / 交办 to a unit in scope.")
     async def route_case(self, info: Ctx, input: RouteCaseInput) -> CaseNode:
         return await _mutate(

@@ -12,7 +12,10 @@ for each row of the table registers ``--cases`` new petitions at ``--concurrency
 * ``HTTP, N worker(s)`` — ``xinfang serve --workers N`` on a free port, the
   mutation posted as JSON with a bearer token, the load spread over the tenants;
 * ``HTTP, 1 tenant`` — the same with every case in one city: its counter row
-  (``case_counters``) serialises numbering, so this shows what that lock costs.
+  (``case_counters``) serialises numbering, so this shows what that lock costs;
+* ``HTTP bulk ×B`` — bulk intake (``registerCases``, a hotline's or the online
+  portal's import): the same petitions posted ``--bulk-size`` to a request, each
+  request one tenant's batch in one transaction (``--bulk-size 0`` leaves the row out).
 
 Besides cases/s and latency (wall clock, so whatever else runs on the machine
 shows in them) the table gives the CPU time per case of the app (the server's
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -50,6 +54,9 @@ from tests.bench.common import fresh_database, percentiles, write_results
 NAME = "intake"
 TARGET = 500.0  # cases/s on 2 cores
 REGISTER = "mutation($i: RegisterCaseInput!) { registerCase(input: $i) { id number status dueAt } }"
+BULK = (
+    "mutation($i: [RegisterCaseInput!]!) { registerCases(inputs: $i) { id number status dueAt } }"
+)
 CATEGORIES = ("land", "wages", "housing", "labor", "medical", "education", "environment")
 CHANNELS = ("VISIT", "LETTER", "PHONE", "ONLINE")
 
@@ -188,13 +195,38 @@ class Connection:
             self.writer.close()
 
 
-async def http_load(
-    port: int, work: list[dict[str, Any]], concurrency: int, server_pid: int, db_name: str
-) -> dict[str, Any]:
-    """Post every item at ``concurrency``; latencies, errors, wall and CPU time."""
-    bodies = [
-        (json.dumps({"query": REGISTER, "variables": {"i": w["input"]}}).encode(), w) for w in work
+def single_bodies(work: list[dict[str, Any]]) -> list[tuple[bytes, str]]:
+    """One ``registerCase`` request per petition."""
+    return [
+        (
+            json.dumps({"query": REGISTER, "variables": {"i": w["input"]}}).encode(),
+            w["tenant"]["token"],
+        )
+        for w in work
     ]
+
+
+def bulk_bodies(work: list[dict[str, Any]], size: int) -> list[tuple[bytes, str]]:
+    """``registerCases`` requests of ``size`` petitions, each of one tenant (its officer's
+    batch), interleaved over the tenants as the single requests are."""
+    by_tenant: dict[str, list[dict[str, Any]]] = {}
+    for w in work:
+        by_tenant.setdefault(w["tenant"]["token"], []).append(w["input"])
+    chunks = [
+        [(token, items[k : k + size]) for k in range(0, len(items), size)]
+        for token, items in by_tenant.items()
+    ]
+    batches = [b for row in itertools.zip_longest(*chunks) for b in row if b is not None]
+    return [
+        (json.dumps({"query": BULK, "variables": {"i": items}}).encode(), token)
+        for token, items in batches
+    ]
+
+
+async def http_load(
+    port: int, bodies: list[tuple[bytes, str]], concurrency: int, server_pid: int, db_name: str
+) -> dict[str, Any]:
+    """Post every body at ``concurrency``; latencies (per request), errors, wall and CPU."""
     queue = iter(bodies)
     latencies: list[float] = []
     errors: list[str] = []
@@ -202,10 +234,10 @@ async def http_load(
     async def client() -> None:
         conn = Connection("127.0.0.1", port)
         try:
-            for body, w in queue:
+            for body, token in queue:
                 started = time.perf_counter()
                 try:
-                    status, raw = await conn.post("/graphql", body, w["tenant"]["token"])
+                    status, raw = await conn.post("/graphql", body, token)
                     reply = json.loads(raw)
                 except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
                     errors.append(repr(exc))
@@ -547,6 +579,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure")
     parser.add_argument("--pool-size", type=int, default=10, help="XF_DB_POOL_SIZE per worker")
+    parser.add_argument(
+        "--bulk-size", type=int, default=100, help="petitions per registerCases request (0: no row)"
+    )
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--db", default=f"xf_h2_bench_intake_{os.getpid()}")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -564,6 +599,9 @@ def main() -> int:
         best = max(workers)
         single = f"HTTP, {best} worker{'s' if best > 1 else ''}, 1 tenant"
         sets[single] = asyncio.run(build_tenants(1, f"{run}s"))
+        bulk = f"HTTP bulk ×{args.bulk_size}, {best} worker{'s' if best > 1 else ''}"
+        if args.bulk_size > 0:
+            sets[bulk] = asyncio.run(build_tenants(args.tenants, f"{run}b"))
         rows = []
         for k, (label, tenants) in enumerate(sets.items()):
             work = inputs(tenants, args.cases, args.seed + k, f"{run}{k}")
@@ -572,11 +610,18 @@ def main() -> int:
                     raw_load(raw_url, work, args.concurrency, args.pool_size * 2, args.db)
                 )
             else:
-                w = best if label == single else int(label.split()[1])
+                w = best if label in (single, bulk) else int(label.split()[1])
+                bodies = bulk_bodies(work, args.bulk_size) if label == bulk else single_bodies(work)
+                # a batch carries bulk-size petitions: fewer clients keep as many in flight
+                clients = (
+                    max(1, min(args.concurrency, len(bodies), 2 * w))
+                    if label == bulk
+                    else args.concurrency
+                )
                 server, port = start_server(w, args.pool_size)
                 try:
                     asyncio.run(warm_up(port, tenants, w))
-                    out = asyncio.run(http_load(port, work, args.concurrency, server.pid, args.db))
+                    out = asyncio.run(http_load(port, bodies, clients, server.pid, args.db))
                 finally:
                     stop_server(server)
             check = asyncio.run(check_numbers(raw_url, tenants))
