@@ -30,16 +30,49 @@ from tests.helpers import City, build_city, unique
 READERS = ["officer", "leader", "c1_officer", "handler", "grid", "other", "sup"]
 UNITS = ["c1/t1", "c1", "c2/t1", "dept", "c2", "c1/t1/v1"]
 
-CASE_SCALARS = """id number status type channel category subject content version receivedAt
-  dueAt warningColor repeatCount skipLevel headCount tags priority onHold replyOpinion
-  rating resolution extensionDays extensionApproved accusedUnitPath accusedUsername""".split()
+CASE_SCALARS = [
+    "id",
+    "number",
+    "status",
+    "type",
+    "channel",
+    "category",
+    "subject",
+    "content",
+    "version",
+    "receivedAt",
+    "dueAt",
+    "warningColor",
+    "repeatCount",
+    "skipLevel",
+    "headCount",
+    "tags",
+    "priority",
+    "onHold",
+    "replyOpinion",
+    "rating",
+    "resolution",
+    "extensionDays",
+    "extensionApproved",
+    "accusedUnitPath",
+    "accusedUsername",
+]
 NESTED = {
-    "holderUnit": "id path slug name level depth".split(),
-    "locationUnit": "id path slug name level depth".split(),
+    "holderUnit": ["id", "path", "slug", "name", "level", "depth"],
+    "locationUnit": ["id", "path", "slug", "name", "level", "depth"],
     "leader": ["username", "displayName"],
     "firstReceiver": ["username", "displayName"],
-    "deadlines": "step status startedAt dueDate dueAt warningColor rule note".split(),
-    "events": "seq kind at fromStatus toStatus reason data hash".split(),
+    "deadlines": [
+        "step",
+        "status",
+        "startedAt",
+        "dueDate",
+        "dueAt",
+        "warningColor",
+        "rule",
+        "note",
+    ],
+    "events": ["seq", "kind", "at", "fromStatus", "toStatus", "reason", "data", "hash"],
 }
 
 
