@@ -158,6 +158,8 @@ def case_selection(rng: random.Random, *, compilable: bool = True) -> str:
         parts.append(f"holderUnit {{ path }} holderUnit {{ name }} {rng.choice(CASE_SCALARS)}")
     if rng.random() < 0.2:
         parts.append("... on Case { number status }")
+    if rng.random() < 0.1:
+        parts.append("... on Node { id }")
     if not compilable:
         parts.append(
             rng.choice(
@@ -179,9 +181,9 @@ def connection_selection(rng: random.Random, node: str) -> str:
         parts.append(
             rng.choice(
                 [
-                    "pageInfo { hasNextPage endCursor }",
-                    "pageInfo { endCursor __typename }",
-                    "p: pageInfo { hasNextPage }",
+                    "pageInfo { hasNextPage hasPreviousPage startCursor endCursor }",
+                    "pageInfo { endCursor __typename startCursor }",
+                    "p: pageInfo { hasPreviousPage hasNextPage }",
                 ]
             )
         )
@@ -219,12 +221,15 @@ def documents(rng: random.Random, city: City, ids: list[str]) -> list[tuple[str,
     for n in range(14):
         compilable = n % 5 != 4
         node = case_selection(rng, compilable=compilable)
-        first = rng.choice([0, 1, 3, 5, 10, 50])
+        size = rng.choice([None, 0, 1, 3, 5, 10, 50])
+        backward = rng.random() < 0.3
         query = (
-            "query($f: CaseFilter, $n: Int!, $a: String) "
-            f"{{ cases(filter: $f, first: $n, after: $a) {{ {connection_selection(rng, node)} }} }}"
+            "query($f: CaseFilter, $n: Int, $a: String, $l: Int, $b: String) "
+            "{ cases(filter: $f, first: $n, after: $a, last: $l, before: $b) "
+            f"{{ {connection_selection(rng, node)} }} }}"
         )
-        out.append((query, {"f": case_filter(rng, city), "n": first, "a": None}))
+        variables = {"f": case_filter(rng, city), "n": None if backward else size}
+        out.append((query, {**variables, "l": size if backward else None}))
     for _ in range(5):
         case_id = rng.choice([*ids, "not-an-id", "00000000-0000-7000-8000-000000000000"])
         node = case_selection(rng)
@@ -283,12 +288,13 @@ async def test_compiled_reads_answer_like_the_resolvers_for_random_selections(
         served, reference = await both(app, gql, query, variables, token, monkeypatch)
         assert served == reference, query
         nodes += served.count('"node"') + served.count('"case": {')
-        page = json.loads(served).get("data") or {}
-        cursor = ((page.get("cases") or {}).get("pageInfo") or {}).get("endCursor")
-        if cursor:  # the next page, after the compiled cursor
-            variables = {**variables, "a": cursor}
-            served, reference = await both(app, gql, query, variables, token, monkeypatch)
-            assert served == reference, query
+        page_info = ((json.loads(served).get("data") or {}).get("cases") or {}).get("pageInfo")
+        for name, arg in (("endCursor", "a"), ("startCursor", "b")):
+            cursor = (page_info or {}).get(name)
+            if cursor:  # the next (previous) page, from the compiled cursor
+                turned = {**variables, arg: cursor}
+                served, reference = await both(app, gql, query, turned, token, monkeypatch)
+                assert served == reference, query
     print(f"{who}: {nodes} cases compared")
     assert nodes > 0
     assert compiled_calls.count("case_page") >= 10
@@ -317,14 +323,22 @@ async def test_art30_accusations_stay_out_of_the_compiled_list_of_the_accused_un
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     "variables",
-    [{"n": 500}, {"n": -1}, {"n": 5, "a": "garbage"}, {"n": 5, "f": {"unitPath": "no such"}}],
+    [
+        {"n": 500},
+        {"n": -1},
+        {"n": 5, "l": 5},
+        {"n": 5, "a": "garbage"},
+        {"l": 5, "b": "Z2FyYmFnZQ=="},
+        {"n": 5, "f": {"unitPath": "no such"}},
+    ],
 )
 async def test_bad_arguments_fail_the_same_on_the_compiled_path(
     app, gql, world, monkeypatch, variables
 ):
     query = (
-        "query($f: CaseFilter, $n: Int!, $a: String) "
-        "{ cases(filter: $f, first: $n, after: $a) { totalCount edges { node { id } } } }"
+        "query($f: CaseFilter, $n: Int, $a: String, $l: Int, $b: String) "
+        "{ cases(filter: $f, first: $n, after: $a, last: $l, before: $b) "
+        "{ totalCount edges { node { id } } } }"
     )
     served, reference = await both(
         app, gql, query, variables, world["tokens"]["officer"], monkeypatch

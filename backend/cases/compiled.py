@@ -9,8 +9,9 @@ and their actor) are correlated ``json_build_object`` / ``json_agg`` subqueries 
 page's rows, so a page is one round trip and no ORM object, whatever its selection.
 
 Nothing about *who may read what* is written here: the WHERE is
-:func:`backend.cases.queries.page_predicates` (list filters, keyset cursor, read
-predicate with the Art. 30 exclusion of ``need_to_know.barred_clause``) or
+:func:`backend.cases.queries.list_clauses` (list filters and read predicate with the
+Art. 30 exclusion of ``need_to_know.barred_clause``; cursors and order by
+``backend.core.pagination.windowed``) or
 :func:`backend.cases.service.case_predicates` — the very clauses of the normal path.
 
 A field this module does not know (the petitioner, whose masking depends on the
@@ -36,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.authz.principal import Principal
 from backend.cases import queries, service
 from backend.cases.models import Case, CaseDeadline, CaseEvent
+from backend.core import pagination
 from backend.tenants.models import OrgUnit, User
 
 
@@ -355,35 +357,35 @@ async def case_page(
     session: AsyncSession,
     principal: Principal,
     f: queries.CaseFilter,
+    args: pagination.PageArgs,
     *,
-    first: int,
-    after: str | None,
     nodes: list[tuple[Field, ...]],
     total: bool,
     zone: str,
 ) -> CompiledPage:
     """:func:`backend.cases.queries.list_cases` as one statement building JSON.
 
-    Each row is ``[cursor, node, ...]`` (one node per shape of ``nodes``); ``total`` is
-    the exact count of matches when asked for. Same errors as the normal path, raised
-    by the same code before any row is read.
+    ``rows`` are the window as ``pagination.windowed`` fetches it (one row more, reversed
+    when reading backward) — each ``[cursor, node, ...]``, one node per shape of
+    ``nodes`` — for ``pagination.window`` to cut; ``total`` is the exact count of matches
+    when asked for. Same errors as the normal path, raised by the same code before any
+    row is read.
     """
     shapes = tuple(nodes)
     for shape in shapes:
         check(shape)
     zone = _zone(zone)
-    clauses, page_clauses = await queries.page_predicates(
-        session, principal, f, first=first, after=after
-    )
-    p = (
-        select(*_columns(shapes))
-        .where(*page_clauses)
-        .order_by(*queries.PAGE_ORDER)
-        .limit(first + 1)
-        .subquery("p")
-    )
+    clauses = await queries.list_clauses(session, principal, f, args)
+    page = select(*_columns(shapes)).where(*clauses)
+    p = pagination.windowed(
+        page, queries.CASE_KEYS, args, default=pagination.DEFAULT_PAGE
+    ).subquery("p")
+    direction = "ASC" if args.last is not None else "DESC"  # windowed's order, as fetched
     item = _fragment(shapes, zone, True)
-    agg = f"coalesce(json_agg({item} ORDER BY p.received_at DESC, p.id DESC), '[]'::json)"
+    agg = (
+        f"coalesce(json_agg({item} ORDER BY p.received_at {direction}, p.id {direction}), "
+        "'[]'::json)"
+    )
     rows = select(literal_column(agg)).select_from(p).scalar_subquery()
     count = (
         select(func.count(Case.id)).where(*clauses).scalar_subquery().correlate(None)

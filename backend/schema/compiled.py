@@ -13,6 +13,7 @@ docs/decisions.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -21,6 +22,8 @@ from strawberry.utils.str_converters import to_camel_case
 
 from backend.cases import compiled as sql
 from backend.cases import queries
+from backend.core import pagination
+from backend.core.pagination import PageArgs
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.execution import Precompleted
 from backend.schema.scalars import RESPONSE_ZONE
@@ -38,6 +41,8 @@ NESTED: dict[str, dict[str, str]] = {
     },
     "CaseEvent": {"actor": "Actor"},
 }
+# the interfaces a type implements (a fragment on one of them applies to it)
+INTERFACES: dict[str, tuple[str, ...]] = {"Case": ("Node",)}
 _names: dict[str, dict[str, str]] = {}
 
 
@@ -81,7 +86,7 @@ def merged(selections: list[Any], type_name: str) -> dict[str, list[SelectedFiel
                 continue
             if isinstance(sel, SelectedField):
                 out.setdefault(sel.alias or sel.name, []).append(sel)
-            elif sel.type_condition in (None, type_name):
+            elif sel.type_condition in (None, type_name, *INTERFACES.get(type_name, ())):
                 walk(sel.selections)
             else:
                 raise sql.NotCompiled("fragment on another type")
@@ -112,80 +117,81 @@ def _nodes(info: Ctx) -> list[Any]:
     return [c for f in info.selected_fields for c in f.selections]
 
 
-async def case_page(
-    info: Ctx, f: queries.CaseFilter, first: int, after: str | None
-) -> Precompleted | None:
+@dataclass
+class _Plan:
+    """What a ``CaseConnection`` selection asks for, by response key."""
+
+    envelope: dict[str, list[SelectedField]]
+    edges: dict[str, dict[str, list[SelectedField]]] = field(default_factory=dict)
+    page_info: dict[str, dict[str, list[SelectedField]]] = field(default_factory=dict)
+    nodes: list[tuple[sql.Field, ...]] = field(default_factory=list)
+    node_index: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _plan(info: Ctx) -> _Plan:
+    plan = _Plan(merged(_nodes(info), "CaseConnection"))
+    for key, sels in plan.envelope.items():
+        below = [c for s in sels for c in s.selections]
+        if sels[0].name == "edges":
+            plan.edges[key] = merged(below, "CaseEdge")
+            for ekey, esels in plan.edges[key].items():
+                if esels[0].name == "node":
+                    plan.node_index[key, ekey] = len(plan.nodes) + 1  # row[0] is the cursor
+                    plan.nodes.append(shape([c for s in esels for c in s.selections], "Case"))
+        elif sels[0].name == "pageInfo":
+            plan.page_info[key] = merged(below, "PageInfo")
+        elif sels[0].name not in ("totalCount", "__typename"):
+            raise sql.NotCompiled(sels[0].name)
+    for node_shape in plan.nodes:
+        sql.check(node_shape)
+    return plan
+
+
+def _edge(plan: _Plan, key: str, row: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, s in plan.edges[key].items():
+        name = s[0].name
+        out[k] = row[0] if name == "cursor" else "CaseEdge" if name == "__typename" else None
+        if name == "node":
+            out[k] = row[plan.node_index[key, k]]
+    return out
+
+
+async def case_page(info: Ctx, f: queries.CaseFilter, args: PageArgs) -> Precompleted | None:
     """A ``CaseConnection`` answered by one statement, or None (take the normal path)."""
     ctx = info.context
     if not enabled(ctx):
         return None
     try:
-        envelope = merged(_nodes(info), "CaseConnection")
-        edge_keys: dict[str, dict[str, list[SelectedField]]] = {}
-        node_shapes: list[tuple[sql.Field, ...]] = []
-        node_index: dict[tuple[str, str], int] = {}
-        for key, sels in envelope.items():
-            if sels[0].name == "edges":
-                edge = merged([c for s in sels for c in s.selections], "CaseEdge")
-                edge_keys[key] = edge
-                for ekey, esels in edge.items():
-                    if esels[0].name == "node":
-                        node_index[key, ekey] = len(node_shapes) + 1
-                        node_shapes.append(shape([c for s in esels for c in s.selections], "Case"))
-            elif sels[0].name == "pageInfo":
-                merged([c for s in sels for c in s.selections], "PageInfo")  # directives
-        wants_total = any(s[0].name == "totalCount" for s in envelope.values())
+        plan = _plan(info)
         zone = _zone()
-        for node_shape in node_shapes:
-            sql.check(node_shape)
     except sql.NotCompiled:
         return None
+    wants_total = any(s[0].name == "totalCount" for s in plan.envelope.values())
     async with ctx.read() as session:
         page = await sql.case_page(
-            session,
-            ctx.principal,
-            f,
-            first=first,
-            after=after,
-            nodes=node_shapes,
-            total=wants_total,
-            zone=zone,
+            session, ctx.principal, f, args, nodes=plan.nodes, total=wants_total, zone=zone
         )
-    rows = page.rows[:first]
+    win = pagination.window(page.rows, args, default=pagination.DEFAULT_PAGE)
+    rows = win.rows
+    page_info = {
+        "hasNextPage": win.has_next,
+        "hasPreviousPage": win.has_previous,
+        "startCursor": rows[0][0] if rows else None,
+        "endCursor": rows[-1][0] if rows else None,
+        "__typename": "PageInfo",
+    }
     answer: dict[str, Any] = {}
-    for key, sels in envelope.items():
+    for key, sels in plan.envelope.items():
         name = sels[0].name
         if name == "totalCount":
             answer[key] = page.total
         elif name == "__typename":
             answer[key] = "CaseConnection"
         elif name == "pageInfo":
-            info_sel = merged([c for s in sels for c in s.selections], "PageInfo")
-            answer[key] = {
-                k: (
-                    len(page.rows) > first
-                    if s[0].name == "hasNextPage"
-                    else (rows[-1][0] if rows else None)
-                    if s[0].name == "endCursor"
-                    else "PageInfo"
-                )
-                for k, s in info_sel.items()
-            }
+            answer[key] = {k: page_info[s[0].name] for k, s in plan.page_info[key].items()}
         else:  # edges
-            edge = edge_keys[key]
-            answer[key] = [
-                {
-                    k: (
-                        row[0]
-                        if s[0].name == "cursor"
-                        else row[node_index[key, k]]
-                        if s[0].name == "node"
-                        else "CaseEdge"
-                    )
-                    for k, s in edge.items()
-                }
-                for row in rows
-            ]
+            answer[key] = [_edge(plan, key, row) for row in rows]
     return Precompleted(answer)
 
 
