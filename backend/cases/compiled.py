@@ -58,7 +58,7 @@ class Field:
 
 @dataclass(frozen=True)
 class CompiledPage:
-    """Up to ``first + 1`` rows, each ``[cursor, node for each requested node shape...]``."""
+    """The window as fetched (one row more), each ``[cursor, node for each node shape...]``."""
 
     total: int | None
     rows: list[list[Any]] = field(default_factory=list)

@@ -53,6 +53,7 @@ def register(*types: Any) -> None:
         _names[definition.name] = {
             (f.graphql_name or to_camel_case(f.python_name)): f.python_name
             for f in definition.fields
+            if not f.python_name.startswith("_")  # strawberry.Private, not in the schema
         }
 
 
