@@ -26,6 +26,7 @@ from backend.tenants import service
 from tests.case_helpers import iso, register, step_brief
 from tests.clocks import sh, ticking
 from tests.helpers import City, build_city, unique
+from tests.test_case_query_count import statements
 
 READERS = ["officer", "leader", "c1_officer", "handler", "grid", "other", "sup"]
 UNITS = ["c1/t1", "c1", "c2/t1", "dept", "c2", "c1/t1/v1"]
@@ -357,3 +358,13 @@ def test_fields_it_cannot_compile_send_the_whole_field_to_the_resolvers():
     ):
         with pytest.raises(sql.NotCompiled):
             sql.check(unknown)
+
+
+@pytest.mark.postgres
+async def test_a_compiled_page_with_every_nested_object_is_one_statement(app, gql, world):
+    nested = " ".join(f"{name} {{ {' '.join(fields)} }}" for name, fields in NESTED.items())
+    query = f"{{ cases(first: 50) {{ totalCount edges {{ node {{ number {nested} }} }} }} }}"
+    with statements(app.state.db.engine.sync_engine) as seen:
+        (await gql(query, token=world["tokens"]["officer"])).ok()
+    reads = [s for s in seen if "case_deadlines" in s or "case_events" in s or "FROM cases" in s]
+    assert len(reads) == 1 and "json_build_object" in reads[0], reads
