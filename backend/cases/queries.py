@@ -143,9 +143,16 @@ async def list_cases(
     before: str | None = None,
 ) -> Page:
     args = pagination.PageArgs(first=first, after=after, last=last, before=before)
+    return await case_page(session, await list_clauses(session, principal, f, args), args)
+
+
+async def list_clauses(
+    session: AsyncSession, principal: Principal, f: CaseFilter, args: pagination.PageArgs
+) -> list[ColumnElement[bool]]:
+    """The WHERE of a case list (read predicate with Art. 30, every filter), its page size
+    checked: shared by :func:`list_cases` and the compiled reads (``compiled.py``)."""
     pagination.check_size(args, minimum=0, maximum=MAX_PAGE)
-    clauses = await filter_clauses(session, principal, f)
-    return await case_page(session, clauses, args)
+    return await filter_clauses(session, principal, f)
 
 
 async def case_page(

@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Uuid, bindparam, func, literal, null, select
+from sqlalchemy import ColumnElement, Uuid, bindparam, func, literal, null, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -138,16 +138,27 @@ async def find_case(
     ``lock``: ``SELECT ... FOR UPDATE`` (PostgreSQL), so concurrent mutations of one case
     queue up and the later one sees the version the earlier one committed.
     """
+    where = case_predicates(principal, case_id)
+    case = None
+    if where is not None:
+        query = select(Case).where(*where)
+        case = await session.scalar(query.with_for_update() if lock else query)
+    if case is None:
+        raise case_not_found(case_id)
+    return case
+
+
+def case_predicates(principal: Principal, case_id: str) -> list[ColumnElement[bool]] | None:
+    """The WHERE of :func:`find_case` (id and read predicate); None for an id that is no
+    id (NOT_FOUND, as an invisible case). Shared with the compiled reads (compiled.py)."""
     if not (may(principal, "case", "read") or may(principal, "case", "read_own")):
         raise Forbidden("not allowed to read cases")
     cid = parse_id(case_id)
-    case = None
-    if cid is not None:
-        query = select(Case).where(Case.id == cid, read_predicate(principal))
-        case = await session.scalar(query.with_for_update() if lock else query)
-    if case is None:
-        raise NotFound(f"case {case_id} not found")
-    return case
+    return None if cid is None else [Case.id == cid, read_predicate(principal)]
+
+
+def case_not_found(case_id: str) -> NotFound:
+    return NotFound(f"case {case_id} not found")
 
 
 async def visible_cases(

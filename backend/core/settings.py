@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = (
         "force_custom_plan"
     )
+    # Compiled reads (backend/cases/compiled.py): the case list, case detail and warning
+    # board answered by one SQL statement building the JSON. None = on for PostgreSQL;
+    # never on SQLite (the SQL is PostgreSQL's).
+    compiled_reads: bool | None = None
     redis_url: str | None = None
     jwt_secret: str | None = None
     # Key rotation (deploy/README.md "Rotate keys"): ``kid:secret,kid2:secret2`` or a JSON

@@ -42,6 +42,8 @@ class RequestContext:
     pii_reads: dict[Any, tuple[Any, ...]] = field(default_factory=dict)
     # searches by id number already charged for this request (guards.py, RateLimit)
     id_searches_paid: int = 0
+    # the executor returns ``execution.Precompleted`` answers as they are (compiled reads)
+    precompleted: bool = False
     _session: AsyncSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -35,6 +35,19 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 _MISSING = object()
 
+
+class Precompleted:
+    """A resolver's answer already in response form (the compiled reads of
+    ``backend/schema/compiled.py``): the executor returns it as it is, without completing
+    it field by field. Only :class:`PlainFieldExecutionContext` knows it, and says so on the
+    request context (``RequestContext.precompleted``) so resolvers never hand it to another."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
 # (attribute, leaf type, non-null) of a plain scalar field, or None when it is not one.
 _Plan = tuple[str, GraphQLLeafType, bool] | None
 
@@ -59,6 +72,26 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     # id(GraphQLField) → (the field, its plan); the field is kept so the id stays its own.
     _plans: dict[int, tuple[GraphQLField, _Plan]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if hasattr(self.context_value, "precompleted"):
+            self.context_value.precompleted = True
+
+    def complete_value(  # type: ignore[override]
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if type(result) is Precompleted:
+            return result.data
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
     def execute_field(  # type: ignore[override]
         self,

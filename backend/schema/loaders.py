@@ -38,13 +38,13 @@ def _one(ctx: RequestContext, model: Any, column: Any) -> DataLoader[Any, Any]:
     return DataLoader(load_fn=load)
 
 
-def _many(ctx: RequestContext, model: Any, column: Any, order: Any) -> DataLoader[Any, Any]:
+def _many(ctx: RequestContext, model: Any, column: Any, *order: Any) -> DataLoader[Any, Any]:
     """Load lists of ``model`` rows grouped by a foreign-key ``column``."""
 
     async def load(keys: Sequence[Any]) -> list[list[Any]]:
         async with ctx.read() as session:
             rows = await session.scalars(
-                select(model).where(column.in_(list(set(keys)))).order_by(order)
+                select(model).where(column.in_(list(set(keys)))).order_by(*order)
             )
             grouped: defaultdict[Any, list[Any]] = defaultdict(list)
             for r in rows:
@@ -58,7 +58,7 @@ LOADERS: dict[str, Callable[[RequestContext], DataLoader[Any, Any]]] = {
     "unit_by_path": lambda ctx: _one(ctx, OrgUnit, OrgUnit.path),
     "user_by_id": lambda ctx: _one(ctx, User, User.id),
     "deadlines_by_case": lambda ctx: _many(
-        ctx, CaseDeadline, CaseDeadline.case_id, CaseDeadline.due_at
+        ctx, CaseDeadline, CaseDeadline.case_id, CaseDeadline.due_at, CaseDeadline.id
     ),
     "events_by_case": lambda ctx: _many(ctx, CaseEvent, CaseEvent.case_id, CaseEvent.seq),
 }

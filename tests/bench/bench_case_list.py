@@ -4,10 +4,14 @@
 
 The page is ``cases(first: 50, filter: {unitPath, status})`` with the holder unit, the
 包案 leader and the deadlines of each case, asked by a petition officer of the busiest
-county of the largest city. Three servers answer it, each a separate process on a free
+county of the largest city. Four servers answer it, each a separate process on a free
 port, all driven by the same small keep-alive HTTP client at concurrency 1, 8 and 32:
 
-- **app**: ``xinfang serve`` (uvicorn, XF_ENV=test, no in-process jobs), bearer token;
+- **app**: ``xinfang serve`` (uvicorn, XF_ENV=test, no in-process jobs), bearer token,
+  ``XF_COMPILED_READS=false``: the resolvers, graphql-core completing every object;
+- **app-compiled**: the same server as PostgreSQL deployments run it by default — the
+  page compiled from the selection into one SQL statement building its JSON
+  (``backend/cases/compiled.py``);
 - **raw asyncpg**: the limit — one hand-written SQL statement that builds the whole JSON
   page (count, page, nested unit, leader, deadlines) under the same RLS as the app
   (``SET LOCAL ROLE`` + ``set_config('app.tenant_ids')`` in a transaction), served by a
@@ -16,7 +20,7 @@ port, all driven by the same small keep-alive HTTP client at concurrency 1, 8 an
   at the same database with ``pgSettings`` giving the same role and tenant claim, serving
   ``bench_pg.case_list`` (tests/bench/postgraphile/cases.sql, applied here).
 
-The three answers are compared first (same total, same page in the same order). The
+The four answers are compared first (same total, same page in the same order). The
 province comes from ``backend.benchdata``: a fresh database unless ``--db NAME --reuse``
 names one that already holds it (generated when empty). Prints one table and writes
 ``tests/bench/results/case_list.json``.
@@ -337,7 +341,8 @@ def normalise(target: str, body: bytes) -> tuple[int, list[str]]:
 
 async def measure(
     raw_url: str, sa_url: str, t: dict[str, Any], *, status: str, seconds: float,
-    levels: tuple[int, ...] = LEVELS, targets: tuple[str, ...] = ("app", "raw", "postgraphile"),
+    levels: tuple[int, ...] = LEVELS,
+    targets: tuple[str, ...] = ("app", "app-compiled", "raw", "postgraphile"),
 ) -> dict[str, Any]:  # fmt: skip
     """Start the servers, check they answer the same page, drive each at each level."""
     from backend.authz.tokens import issue_token
@@ -354,12 +359,21 @@ async def measure(
                 "XF_RUN_JOBS_IN_PROCESS": "false", "XF_RATE_LIMIT_ENABLED": "false"}  # fmt: skip
     base_env.pop("XF_REDIS_URL", None)
     uvicorn = [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
-    ports = {k: free_port() for k in ("app", "raw", "postgraphile")}
+    ports = {k: free_port() for k in ("app", "app-compiled", "raw", "postgraphile")}
+    xinfang = str(Path(sys.executable).with_name("xinfang"))
     specs = {
+        # the resolvers (graphql-core completing every object), as in the earlier runs
         "app": (
-            [str(Path(sys.executable).with_name("xinfang")), "serve", "--port", str(ports["app"])],
-            base_env,
+            [xinfang, "serve", "--port", str(ports["app"])],
+            {**base_env, "XF_COMPILED_READS": "false"},
             lambda: Client(ports["app"], "/graphql", app_body, token),
+        ),
+        # as served by default on PostgreSQL: the page compiled to one JSON statement
+        # (backend/cases/compiled.py), the same document and token
+        "app-compiled": (
+            [xinfang, "serve", "--port", str(ports["app-compiled"])],
+            {**base_env, "XF_COMPILED_READS": "true"},
+            lambda: Client(ports["app-compiled"], "/graphql", app_body, token),
         ),
         "raw": (
             [*uvicorn, "--port", str(ports["raw"]), "tests.bench.bench_case_list:raw_app"],
@@ -401,7 +415,7 @@ async def measure(
         for k, answer in answers.items():
             assert answer == first, f"{k} answers a different page: {answer[0]} vs {first[0]}"
         out["page"] = {"totalCount": first[0], "rows": len(first[1])}
-        for level in levels:  # interleaved, so a noisy neighbour hits all three alike
+        for level in levels:  # interleaved, so a noisy neighbour hits all alike
             for k in targets:
                 r = await drive(specs[k][2], level, seconds)
                 out["runs"].append({"server": k, "concurrency": level, **r})
