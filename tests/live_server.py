@@ -95,7 +95,8 @@ def process(
     stdout, stderr = folder / "stdout", folder / "stderr"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         proc = subprocess.Popen(
-            xinfang("serve", "--host", "127.0.0.1", "--port", str(port)),
+            # one process: the tests count on its own metrics and subscribers
+            xinfang("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
             cwd=ROOT,
             env=env,
             stdout=out,

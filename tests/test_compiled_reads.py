@@ -28,6 +28,10 @@ from tests.clocks import sh, ticking
 from tests.helpers import City, build_city, unique
 from tests.test_case_query_count import statements
 
+# compiled reads are off on a Citus coordinator (cases/compiled.runs_here): the
+# resolvers answer there, and the rest of the suite covers them
+pytestmark = pytest.mark.citus_incompatible(reason="compiled reads are off on Citus")
+
 READERS = ["officer", "leader", "c1_officer", "handler", "grid", "other", "sup"]
 UNITS = ["c1/t1", "c1", "c2/t1", "dept", "c2", "c1/t1/v1"]
 

@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from backend.authz.principal import SYSTEM
 from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
+from backend.schema.live import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from backend.tenants import service as tenants
 from tests.case_helpers import register
 from tests.conftest import IS_POSTGRES
@@ -337,6 +338,21 @@ async def test_a_message_over_the_limit_closes_the_connection_1009(servers, worl
         big = {"query": CASE_UPDATED + " " * MAX_MESSAGE}
         await stream.ws.send(json.dumps({"type": "subscribe", "id": "2", "payload": big}))
         assert (await closed(stream.ws))[0] == 1009
+
+
+async def test_subscriptions_per_connection_are_limited_with_a_code(servers, world):
+    """The 21st subscription on one socket is refused with extensions.code (outside probe)."""
+    async with subscribed(servers[1], world.a.token("officer"), CASE_UPDATED) as stream:
+        for n in range(1, MAX_SUBSCRIPTIONS_PER_CONNECTION + 1):
+            payload = {"query": CASE_UPDATED}
+            await stream.ws.send(
+                json.dumps({"type": "subscribe", "id": f"s{n}", "payload": payload})
+            )
+        refusal = json.loads(await asyncio.wait_for(stream.ws.recv(), WAIT))
+        while refusal.get("type") != "error":
+            refusal = json.loads(await asyncio.wait_for(stream.ws.recv(), WAIT))
+    assert refusal["id"] == f"s{MAX_SUBSCRIPTIONS_PER_CONNECTION}"
+    assert refusal["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
 
 
 async def test_connections_per_account_are_limited_4429(servers, world):

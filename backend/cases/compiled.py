@@ -38,6 +38,7 @@ from backend.authz.principal import Principal
 from backend.cases import queries, service
 from backend.cases.models import Case, CaseDeadline, CaseEvent
 from backend.core import pagination
+from backend.core.db import on_citus
 from backend.tenants.models import OrgUnit, User
 
 
@@ -70,6 +71,18 @@ _KEY = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")  # GraphQL names: safe to inline 
 _ZONE = re.compile(r"^[A-Za-z0-9_+\-/]+$")
 
 Expr = ColumnElement[Any]
+
+
+async def runs_here(session: AsyncSession) -> bool:
+    """Whether this database can run a compiled read: not on a Citus coordinator.
+
+    Citus refuses the statement's correlated sub-selects over co-located tables ("complex
+    joins are only supported when all distributed tables are co-located and joined on
+    their distribution columns"); the resolvers' separate statements route fine. Known
+    per pooled connection (``on_citus`` caches it): no extra round trip.
+    """
+    connection = await session.connection()
+    return not await connection.run_sync(on_citus)
 
 
 def _lit(text: str) -> Expr:

@@ -647,6 +647,17 @@ class Change:
     clocks: deadlines.Clocks
 
 
+# transitions whose name is not a verb phrase that reads well in "not allowed to … this case"
+_VERBS = {
+    "agree_objection": "decide the objection on",
+    "refuse_objection": "decide the objection on",
+}
+
+
+def _verb(name: str) -> str:
+    return _VERBS.get(name, name.replace("_", " "))
+
+
 async def _begin(session: AsyncSession, principal: Principal, ref: CaseRef, name: str) -> Change:
     """Load, check version, state and scope — in that order — before anything changes."""
     transition = lifecycle.TRANSITIONS[name]
@@ -667,12 +678,11 @@ async def _begin(session: AsyncSession, principal: Principal, ref: CaseRef, name
         # leaving the held step (reply, review decisions) would carry the hold, and the
         # days it already lasted, into the next step's clock: resume first
         raise InvalidTransition(
-            f"the case is on hold (status {case.status}); resume it before you "
-            f"{name.replace('_', ' ')} it",
+            f"the case is on hold (status {case.status}); resume it before you {_verb(name)} it",
             currentStatus=case.status,
         )
     if not acting_grants(principal, case, transition.action):
-        raise Forbidden(f"not allowed to {name.replace('_', ' ')} this case here")
+        raise Forbidden(f"not allowed to {_verb(name)} this case here")
     case.version = ref.version + 1
     return Change(case, transition, case.status, await deadlines.clocks_for(session, case))
 

@@ -170,6 +170,8 @@ async def case_page(info: Ctx, f: queries.CaseFilter, args: PageArgs) -> Precomp
         return None
     wants_total = any(s[0].name == "totalCount" for s in plan.envelope.values())
     async with ctx.read() as session:
+        if not await sql.runs_here(session):
+            return None
         page = await sql.case_page(
             session, ctx.principal, f, args, nodes=plan.nodes, total=wants_total, zone=zone
         )
@@ -208,6 +210,8 @@ async def case_detail(info: Ctx, case_id: str) -> Precompleted | None:
     except sql.NotCompiled:
         return None
     async with ctx.read() as session:
+        if not await sql.runs_here(session):
+            return None
         return Precompleted(
             await sql.case_detail(session, ctx.principal, case_id, node=node, zone=zone)
         )

@@ -54,7 +54,7 @@ from backend.cases import queries
 from backend.core import live
 from backend.core.clock import now
 from backend.core.db import is_unavailable
-from backend.core.errors import AppError, BadUserInput, Conflict, Unauthenticated
+from backend.core.errors import AppError, BadUserInput, Conflict, RateLimited, Unauthenticated
 from backend.core.logging import get_logger
 from backend.core.settings import Settings
 from backend.notifications import service as notifications
@@ -349,6 +349,15 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
     async def handle_subscribe(self, message: Any) -> None:
         if self.connection_acknowledged and message.get("id") not in self.operations:
             refusal = self._not_a_subscription(message.get("payload") or {})
+            if refusal is None and len(self.operations) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
+                # Strawberry's own refusal carries no extensions.code: the contract's here
+                limit = MAX_SUBSCRIPTIONS_PER_CONNECTION
+                refusal = GraphQLError(
+                    f"at most {limit} subscriptions per connection",
+                    original_error=RateLimited(
+                        f"at most {limit} subscriptions per connection", limit=limit
+                    ),
+                )
             if refusal is not None:
                 formatted = format_error(refusal, self.context.request_id)
                 await self.send_message(
