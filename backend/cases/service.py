@@ -228,8 +228,7 @@ async def intake_many(
             f"between 1 and {MAX_BULK_INTAKE} petitions per batch, not {len(items)}",
             field="inputs",
         )
-    await _open_for_savepoints(session)  # an item's savepoint must not commit it (SQLite)
-    done: list[Registered] = []
+    done: list[Registered] = []  # each item opens the transaction before its savepoint
     for index, data in enumerate(items):
         try:
             done.append(await intake(session, principal, data))
@@ -244,8 +243,8 @@ async def _open_for_savepoints(session: AsyncSession) -> None:
 
     The SQLite driver (pysqlite's legacy transaction mode, kept on purpose) sends
     ``BEGIN`` only before a write; a ``SAVEPOINT`` sent earlier opens the transaction
-    itself, and its ``RELEASE`` then *commits* it — the first item of a batch would
-    survive the batch's rollback. A no-op UPDATE first makes the driver send its
+    itself, and its ``RELEASE`` then *commits* it — a registered case (the first item of
+    a batch) would survive the rollback of its transaction. A no-op UPDATE first makes the driver send its
     ``BEGIN``. Nothing on PostgreSQL.
     """
     conn = await session.connection()
@@ -330,6 +329,7 @@ async def _register(
         policy_from(facts.policy_data, facts.timezone), await load_calendar(session)
     )
     routing = deadlines.first_step(case, Step.ROUTING, received_at, clocks)
+    await _open_for_savepoints(session)  # the savepoint must not commit the case (SQLite)
     try:
         async with session.begin_nested():
             case.number = await _next_number(
