@@ -8,15 +8,16 @@ open step so lists can filter and sort on the case table alone.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.cases.calendar import WorkingDayCalendar
-from backend.cases.events import column_values
+from backend.cases.events import complete_values
 from backend.cases.models import Case, CaseDeadline, DeadlineStatus, WarningColor
 from backend.cases.policy import load_calendar, load_policy
 from backend.cases.rules import (
@@ -29,8 +30,7 @@ from backend.cases.rules import (
     warning_color,
 )
 from backend.core.clock import now
-
-_INSERT_DEADLINE = insert(CaseDeadline.__table__)
+from backend.core.db import insert_values
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def first_step(case: Case, step: Step, start: datetime, clocks: Clocks) -> CaseD
 
     Called before the case's INSERT: its only open step is this one, so ``due_at`` and
     ``warning_color`` go into that INSERT and intake needs no :func:`refresh_due` (a
-    SELECT and an UPDATE). The caller writes the returned row with :func:`insert_first_step`
+    SELECT and an UPDATE). The caller writes the returned row with :func:`insert_first_steps`
     once the case is inserted.
     """
     due = compute_due(step, start, clocks.calendar, clocks.policy)
@@ -106,11 +106,11 @@ def first_step(case: Case, step: Step, start: datetime, clocks: Clocks) -> CaseD
     return _deadline(case, step, start, due, warning_color=colour)
 
 
-async def insert_first_step(session: AsyncSession, deadline: CaseDeadline) -> None:
-    """Write the clock :func:`first_step` built with one Core ``INSERT`` (no unit of work;
-    nothing reads it back in the intake's transaction)."""
-    conn = await session.connection()
-    await conn.execute(_INSERT_DEADLINE, column_values(deadline))
+async def insert_first_steps(session: AsyncSession, clocks: Sequence[CaseDeadline]) -> None:
+    """Write the clocks :func:`first_step` built (one per case of an intake or a bulk
+    intake's batch) as multi-row ``INSERT … VALUES`` (no unit of work; nothing reads them
+    back in the intake's transaction; routable on Citus)."""
+    await insert_values(session, CaseDeadline.__table__, [complete_values(d) for d in clocks])
 
 
 def open_supervision(

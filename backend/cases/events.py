@@ -11,21 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
 from backend.cases.models import Case, CaseEvent
 from backend.core import live
 from backend.core.clock import now
+from backend.core.db import insert_values
 
 GENESIS = "0" * 64
-_INSERT_EVENT = insert(CaseEvent.__table__)
 
 
 def canonical(event: CaseEvent) -> str:
@@ -88,26 +88,29 @@ async def append_event(  # noqa: PLR0913 — the event's columns, by name (from,
     return event
 
 
-async def insert_first_event(
+async def insert_first_events(
     session: AsyncSession,
-    case: Case,
     principal: Principal,
-    kind: str,
-    *,
-    to_status: str | None = None,
-    data: dict[str, Any] | None = None,
+    firsts: Sequence[tuple[Case, str, str | None, dict[str, Any] | None]],
 ) -> None:
-    """The first event of a case inserted in this very transaction (intake's hot path).
+    """The first event of each case inserted in this very transaction (intake's hot path:
+    one petition, or a bulk intake's batch).
 
-    Chains from :data:`GENESIS` like ``append_event(..., first=True)`` but writes the row
-    with one Core ``INSERT`` instead of the unit of work (add + flush costs several times
-    the statement in Python). The row's tenant is the case's, which the session already
-    checked on the case's own flush; PostgreSQL's row-level security checks it again.
+    ``firsts``: ``(case, kind, to_status, data)`` per case. Each chains from
+    :data:`GENESIS` like ``append_event(..., first=True)`` but the rows are written as
+    multi-row ``INSERT … VALUES`` (``core.db.insert_values``: routable on Citus) instead of
+    the unit of work (add + flush costs several times the statement in Python). The rows'
+    tenant is their case's, which the case INSERT already carried; PostgreSQL's row-level
+    security checks it again.
     """
-    event = _chained(case, principal, kind, 1, GENESIS, None, to_status, None, data)
-    conn = await session.connection()
-    await conn.execute(_INSERT_EVENT, column_values(event))
-    live.publish(session, live.CASE, case.tenant_id, [case.id])  # caseUpdated, after commit
+    rows = [
+        complete_values(_chained(case, principal, kind, 1, GENESIS, None, to, None, data))
+        for case, kind, to, data in firsts
+    ]
+    await insert_values(session, CaseEvent.__table__, rows)
+    for tenant_id in {case.tenant_id for case, *_ in firsts}:  # caseUpdated, after commit
+        ids = [case.id for case, *_ in firsts if case.tenant_id == tenant_id]
+        live.publish(session, live.CASE, tenant_id, ids)
 
 
 def column_values(obj: Any) -> dict[str, Any]:
@@ -119,6 +122,28 @@ def column_values(obj: Any) -> dict[str, Any]:
         for prop in inspect(type(obj)).column_attrs
         if prop.key in state
     }
+
+
+def complete_values(obj: Any) -> dict[str, Any]:
+    """Every column of a transient ORM object, keyed by column name: its unset attributes
+    are set first to the column's Python-side default (``None`` without one).
+
+    For multi-row ``INSERT … VALUES``, whose rows must all name the same columns, and so
+    the object holds exactly what was written: it can then join the session as persistent
+    (``make_transient_to_detached``) without a reload, as after a flush.
+    """
+    state = obj.__dict__
+    for prop in inspect(type(obj)).column_attrs:
+        if prop.key not in state:
+            default = prop.columns[0].default
+            if default is None:
+                value = None
+            elif default.is_callable:
+                value = default.arg(None)  # type: ignore[union-attr]  # wrapped: takes a context
+            else:
+                value = default.arg  # type: ignore[union-attr]
+            setattr(obj, prop.key, value)
+    return column_values(obj)
 
 
 def _chained(  # noqa: PLR0913 — the columns of one event row, in chain order

@@ -18,11 +18,23 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, func, literal, null, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
 from backend.authz.enforcer import allowed_grants, may, require
@@ -31,7 +43,7 @@ from backend.authz.roles import Role
 from backend.authz.scope import path_covers
 from backend.cases import deadlines, lifecycle, pii
 from backend.cases.categories import list_categories
-from backend.cases.events import append_event, insert_first_event
+from backend.cases.events import append_event, complete_values, insert_first_events
 from backend.cases.models import (
     Case,
     CaseCounter,
@@ -61,6 +73,7 @@ from backend.cases.visibility import acting_grants, read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.crypto import keyring
+from backend.core.db import UtcDateTime, insert_values
 from backend.core.errors import (
     AppError,
     BadUserInput,
@@ -194,16 +207,8 @@ async def intake(
     session: AsyncSession, principal: Principal, data: RegisterCaseInput
 ) -> Registered:
     """:func:`register_case` as the API answers it (see :class:`Registered`)."""
-    case, replay = await _register(session, principal, data)
-    if replay:  # the case may have moved since: the read rule decides, in SQL
-        seen = await session.scalar(
-            select(Case.id).where(Case.id == case.id, read_predicate(principal))
-        )
-        return Registered(case, seen is not None)
-    # a new case is held in the registrar's scope: only Art. 30 can hide it from it
-    facts = await accused_of(session, case)
-    barred = is_barred(facts, [g.unit_path for g in principal.grants], principal.username)
-    return Registered(case, not barred)
+    ((case, replay),) = await _register_all(session, principal, [data], indexed=False)
+    return Registered(case, await _readable(session, principal, case, replay))
 
 
 MAX_BULK_INTAKE = 500
@@ -214,28 +219,35 @@ async def intake_many(
     session: AsyncSession, principal: Principal, items: Sequence[RegisterCaseInput]
 ) -> list[Registered]:
     """Bulk intake (hotline/online imports): each item exactly as :func:`intake` takes it
-    — same validation, authorization, Art. 30 answer and ``clientKey`` replay — in the
-    caller's one transaction, so the batch is all or nothing.
+    — same validation, authorization, Art. 30 answer, ``clientKey`` replay and repeat
+    detection, by the same code — in the caller's one transaction, all or nothing.
 
-    A refused item aborts the whole batch: its error carries ``extensions.index`` (the
-    item's position, from 0) and the caller's transaction rolls back, numbers included
-    (the counter row is part of it), so numbers stay gap-free. Items are registered in
-    order: numbers follow the batch's order, and a ``clientKey`` repeated inside the
-    batch replays its first item like a retry would.
+    Set-based (docs/performance.md "Bulk intake"): every item is checked first, then the
+    batch takes its numbers with one counter bump and is written as one multi-row INSERT
+    of cases, one of first events and one of first clocks. A refused item refuses the
+    whole batch before anything is written — no number burnt — and its error carries
+    ``extensions.index`` (the item's position, from 0). Numbers follow the batch's order,
+    and a ``clientKey`` repeated inside the batch replays its first item like a retry.
     """
     if not 1 <= len(items) <= MAX_BULK_INTAKE:
         raise BadUserInput(
             f"between 1 and {MAX_BULK_INTAKE} petitions per batch, not {len(items)}",
             field="inputs",
         )
-    done: list[Registered] = []  # each item opens the transaction before its savepoint
-    for index, data in enumerate(items):
-        try:
-            done.append(await intake(session, principal, data))
-        except AppError as exc:
-            exc.extensions["index"] = index
-            raise
-    return done
+    done = await _register_all(session, principal, items, indexed=True)
+    return [Registered(case, await _readable(session, principal, case, r)) for case, r in done]
+
+
+async def _readable(session: AsyncSession, principal: Principal, case: Case, replay: bool) -> bool:
+    """Whether the registrar may read the case it registered (see :class:`Registered`)."""
+    if replay:  # the case may have moved since: the read rule decides, in SQL
+        seen = await session.scalar(
+            select(Case.id).where(Case.id == case.id, read_predicate(principal))
+        )
+        return seen is not None
+    # a new case is held in the registrar's scope: only Art. 30 can hide it from it
+    facts = await accused_of(session, case)
+    return not is_barred(facts, [g.unit_path for g in principal.grants], principal.username)
 
 
 async def _open_for_savepoints(session: AsyncSession) -> None:
@@ -243,9 +255,9 @@ async def _open_for_savepoints(session: AsyncSession) -> None:
 
     The SQLite driver (pysqlite's legacy transaction mode, kept on purpose) sends
     ``BEGIN`` only before a write; a ``SAVEPOINT`` sent earlier opens the transaction
-    itself, and its ``RELEASE`` then *commits* it — a registered case (the first item of
-    a batch) would survive the rollback of its transaction. A no-op UPDATE first makes the driver send its
-    ``BEGIN``. Nothing on PostgreSQL.
+    itself, and its ``RELEASE`` then *commits* it — a registered case (an earlier batch
+    of the same transaction) would survive the rollback of its transaction. A no-op
+    UPDATE first makes the driver send its ``BEGIN``. Nothing on PostgreSQL.
     """
     conn = await session.connection()
     if conn.dialect.name == "sqlite":
@@ -260,29 +272,159 @@ async def register_case(
     For jobs, imports and the demo; the API answers through :func:`intake`, which
     never shows the caller a case it may not read.
     """
-    case, _ = await _register(session, principal, data)
+    ((case, _),) = await _register_all(session, principal, [data], indexed=False)
     return case
 
 
-async def _register(
-    session: AsyncSession, principal: Principal, data: RegisterCaseInput
-) -> tuple[Case, bool]:
-    """The case registered, or the one already under this ``clientKey`` (replay: True).
+@dataclass
+class _Checked:
+    """One petition past the checks that need no database: its canonical input, when it
+    was received and its petitioner's keyed identity (repeat detection)."""
 
-    Hot path (docs/performance.md "Intake"): one statement reads everything the checks
-    need (:func:`_intake_facts`), the counter upsert and the case INSERT share a
-    savepoint, and the first event and clock are Core INSERTs.
+    data: RegisterCaseInput
+    received_at: datetime
+    current: datetime
+    petitioner_key: str | None
+
+
+@dataclass
+class _New:
+    """One petition checked and built, waiting for its number: the case row and its
+    first clock (the first event is built when the number is known)."""
+
+    case: Case
+    routing: CaseDeadline
+    facts: _IntakeFacts
+
+
+async def _register_all(
+    session: AsyncSession,
+    principal: Principal,
+    items: Sequence[RegisterCaseInput],
+    *,
+    indexed: bool,
+) -> list[tuple[Case, bool]]:
+    """Register ``items`` in order: ``(case, replay)`` each — the case registered, or the
+    one already under its ``clientKey`` (in the database or earlier in ``items``).
+
+    The one definition of what an intake checks and writes, for one petition
+    (``registerCase``) and a batch (``registerCases``) alike: every item is checked and
+    built first (:func:`_plan`), then the new ones get their numbers and are written
+    together (:func:`_write`). ``indexed``: a refused item's error names its position
+    (``extensions.index``). Should another transaction commit one of the clientKeys
+    between the checks and the write, the write gives its numbers back and the batch is
+    planned once more, where that key is now a replay (as a single intake's retry is).
     """
+    for last_try in (False, True):
+        plans = await _plan(session, principal, items, indexed=indexed)
+        new = [p for p in plans if isinstance(p, _New)]
+        if not new or await _write(session, principal, new, last_try=last_try):
+            break
+    return [(p.case, False) if isinstance(p, _New) else (p, True) for p in plans]
+
+
+async def _plan(
+    session: AsyncSession,
+    principal: Principal,
+    items: Sequence[RegisterCaseInput],
+    *,
+    indexed: bool,
+) -> list[_New | Case]:
+    """Check every item in order and build its row; a replayed item answers its case.
+
+    Errors are those :func:`intake` would raise for the first refused item, in the order
+    its fields are checked: the checks that need no database run first for all items
+    (stopping at the first refusal), the database facts of the items before it are read
+    in one statement per chunk (:func:`_intake_facts`), and the remaining checks then run
+    item by item, so an earlier item's later check still wins over a later item's first.
+    """
+    checked: list[_Checked] = []
+    refused: AppError | None = None
+    for index, data in enumerate(items):
+        try:
+            checked.append(_precheck(principal, data))
+        except AppError as exc:
+            refused = _at(exc, index, indexed)
+            break
+    rows = await _intake_facts(session, principal.tenant_id, checked) if checked else []
+    plans: list[_New | Case] = []
+    batch = _Batch()
+    for index, (item, row) in enumerate(zip(checked, rows, strict=True)):
+        try:
+            plans.append(await _plan_one(session, principal, item, row, batch))
+        except AppError as exc:
+            raise _at(exc, index, indexed) from None
+    if refused is not None:
+        raise refused
+    return plans
+
+
+def _at(exc: AppError, index: int, indexed: bool) -> AppError:
+    if indexed:
+        exc.extensions["index"] = index
+    return exc
+
+
+@dataclass
+class _Batch:
+    """The new cases planned so far in one intake, for the items after them: a repeated
+    ``clientKey`` replays its first item, and 重复访 counts them like registered cases."""
+
+    by_key: dict[str, _New] = field(default_factory=dict)
+    by_petition: dict[tuple[Any, ...], list[Case]] = field(default_factory=dict)
+
+    def earlier(self, case: Case, since: datetime) -> list[Case]:
+        """The new cases before ``case`` that it repeats (same petitioner, category and
+        accused, received since ``since``): what :func:`_intake_facts` counts in the
+        database, for cases not yet there."""
+        return [c for c in self.by_petition.get(_petition(case), ()) if c.received_at >= since]
+
+    def add(self, new: _New) -> None:
+        self.by_key[new.case.client_key] = new
+        if new.case.petitioner_key is not None:
+            self.by_petition.setdefault(_petition(new.case), []).append(new.case)
+
+
+def _petition(case: Case) -> tuple[Any, ...]:
+    """The fields 重复访 matches on (with the window, see :func:`_intake_facts_statement`)."""
+    return (
+        case.petitioner_key,
+        case.category,
+        case.accused_path or "",
+        case.accused_username or "",
+    )
+
+
+def _precheck(principal: Principal, data: RegisterCaseInput) -> _Checked:
+    """The checks that need no database: permission, input shape, head count, city."""
     require(principal, "case", "register")
     data = _normalised(data)
-    facts = await _validate_intake(session, principal, data)
+    if data.head_count < 1 or data.head_count > 10_000:
+        raise BadUserInput("headCount must be between 1 and 10000", field="headCount")
+    if principal.tenant_id is None:
+        raise Forbidden("cases are registered in a city")
+    current = now()
+    key = pii.petitioner_key(principal.tenant_id, data.petitioner.id_number, data.petitioner.phone)
+    return _Checked(data, data.received_at or current, current, key)
+
+
+async def _plan_one(
+    session: AsyncSession, principal: Principal, item: _Checked, row: Any, batch: _Batch
+) -> _New | Case:
+    """One item past the rest of its checks: its replayed case, or its new row."""
+    data = item.data
+    facts = _validate_intake(principal, item, row)
     payload_hash = data.payload_hash()  # of the normalised copy
+    earlier = batch.by_key.get(data.client_key)
+    if earlier is not None:  # a key repeated in the batch: a retry of that item
+        if earlier.case.payload_hash != payload_hash:
+            raise _key_reused()
+        return earlier.case
     if facts.existing_id is not None:
         existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
         if existing:
-            return existing, True
+            return existing
     assert principal.tenant_id is not None and facts.unit_id is not None
-    received_at = facts.received_at
     grant = max(
         (
             g
@@ -319,47 +461,85 @@ async def _register(
         registered_by_id=principal.account_id,
         first_receiver_id=principal.account_id,
         status=CaseStatus.REGISTERED,
-        received_at=received_at,
-        repeat_count=facts.repeat_count,
-        repeat_of_id=facts.repeat_of,
+        received_at=facts.received_at,
         skip_level=data.skip_level,
         updated_at=now(),
     )
+    _count_repeats(case, facts, batch)
     clocks = deadlines.Clocks(
         policy_from(facts.policy_data, facts.timezone), await load_calendar(session)
     )
-    routing = deadlines.first_step(case, Step.ROUTING, received_at, clocks)
+    new = _New(case, deadlines.first_step(case, Step.ROUTING, facts.received_at, clocks), facts)
+    batch.add(new)
+    return new
+
+
+def _count_repeats(case: Case, facts: _IntakeFacts, batch: _Batch) -> None:
+    """重复访: the earlier cases of the same petition in the database (read with the
+    facts) and earlier in the batch; the case links to the first of them all."""
+    count, first = facts.repeat_count, facts.repeat_of
+    if case.petitioner_key is not None:
+        for other in batch.earlier(case, case.received_at - timedelta(days=REPEAT_WINDOW_DAYS)):
+            count += 1
+            if first is None or (other.received_at, other.id) < first:
+                first = (other.received_at, other.id)
+    case.repeat_count = count
+    case.repeat_of_id = first[1] if first is not None else None
+
+
+async def _write(
+    session: AsyncSession, principal: Principal, new: list[_New], *, last_try: bool
+) -> bool:
+    """Number and write the planned cases, with their first events and clocks.
+
+    One counter bump of ``len(new)`` and the case rows as one multi-row INSERT share a
+    savepoint: should a clientKey have been taken meanwhile by a concurrent intake (its
+    unique key), both are undone — no number burnt — and False tells the caller to plan
+    again. The cases then join the session as if flushed (the resolver, the hooks and a
+    later mutation of the same request use the objects).
+    """
+    facts = new[0].facts  # the city's own: the same for every item
     await _open_for_savepoints(session)  # the savepoint must not commit the case (SQLite)
     try:
         async with session.begin_nested():
-            case.number = await _next_number(
-                session, principal.tenant_id, facts.case_prefix, facts.timezone, now()
+            numbers = await _next_numbers(
+                session, principal.tenant_id, facts.case_prefix, facts.timezone, now(), len(new)
             )
-            session.add(case)
-            await session.flush()
+            rows = []
+            for planned, number in zip(new, numbers, strict=True):
+                planned.case.number = number
+                rows.append(complete_values(planned.case))
+            await insert_values(session, Case.__table__, rows)
     except IntegrityError:
-        # the savepoint's rollback already expunged the pending case (and undid the counter)
-        existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
-        if existing:
-            return existing, True
-        raise
-    for take_part in case_registered:  # 首问负责: a visit's duty leader (rosters)
-        await take_part(session, case)
-    await insert_first_event(
+        if last_try:
+            raise
+        return False
+    for planned in new:
+        make_transient_to_detached(planned.case)
+        session.add(planned.case)
+    for planned in new:  # 首问负责: a visit's duty leader (rosters)
+        for take_part in case_registered:
+            await take_part(session, planned.case)
+    await insert_first_events(
         session,
-        case,
         principal,
-        "REGISTERED",
-        to_status=CaseStatus.REGISTERED,
-        data={
-            "number": case.number,
-            "channel": data.channel.value,
-            "repeatCount": facts.repeat_count,
-            "skipLevel": data.skip_level.value,
-        },
+        [
+            (
+                p.case,
+                "REGISTERED",
+                CaseStatus.REGISTERED,
+                {
+                    "number": p.case.number,
+                    "channel": p.case.channel.value,
+                    "repeatCount": p.case.repeat_count,
+                    "skipLevel": p.case.skip_level.value,
+                },
+            )
+            for p in new
+        ],
     )
-    await deadlines.insert_first_step(session, routing)
-    return case, False
+    await deadlines.insert_first_steps(session, [p.routing for p in new])
+    return True
 
 
 @dataclass(frozen=True)
@@ -375,7 +555,7 @@ class _IntakeFacts:
     policy_data: dict[str, Any] | None
     petitioner_key: str | None
     repeat_count: int
-    repeat_of: uuid.UUID | None
+    repeat_of: tuple[datetime, uuid.UUID] | None  # the first earlier case: (received, id)
 
 
 def _normalised(data: RegisterCaseInput) -> RegisterCaseInput:
@@ -401,25 +581,16 @@ def _normalised(data: RegisterCaseInput) -> RegisterCaseInput:
     )
 
 
-async def _validate_intake(
-    session: AsyncSession, principal: Principal, data: RegisterCaseInput
-) -> _IntakeFacts:
-    """Check the normalised input against the city; errors come in the order the fields
-    are checked below (input shape, category, receivedAt, location, accused)."""
-    phone, id_no = data.petitioner.phone, data.petitioner.id_number
-    if data.head_count < 1 or data.head_count > 10_000:
-        raise BadUserInput("headCount must be between 1 and 10000", field="headCount")
-    if principal.tenant_id is None:
-        raise Forbidden("cases are registered in a city")
-    current = now()
-    received_at = data.received_at or current
-    key = pii.petitioner_key(principal.tenant_id, id_no, phone)
-    row = await _intake_facts(session, principal.tenant_id, data, key, received_at)
+def _validate_intake(principal: Principal, item: _Checked, row: Any) -> _IntakeFacts:
+    """Check the normalised input against the city's facts (:func:`_intake_facts`); errors
+    come in the order the fields are checked below (category, receivedAt, location,
+    accused), after those of :func:`_precheck` (input shape, head count)."""
+    data, received_at = item.data, item.received_at
     if row.category_id is None:
         raise BadUserInput(f"unknown category {data.category}", field="category")
     if received_at.tzinfo is None:
         raise BadUserInput("receivedAt needs a time zone offset", field="receivedAt")
-    if received_at > current + CLOCK_SKEW:
+    if received_at > item.current + CLOCK_SKEW:
         raise BadUserInput("receivedAt cannot be in the future", field="receivedAt")
     v.path(data.location_path, "locationPath")
     if row.unit_id is None or not any(
@@ -441,6 +612,7 @@ async def _validate_intake(
         raise BadUserInput(
             f"unknown user {data.accused_username} in this city", field="accusedUsername"
         )
+    count = int(row.repeat_count or 0)
     return _IntakeFacts(
         received_at=received_at,
         unit_id=row.unit_id,
@@ -449,100 +621,135 @@ async def _validate_intake(
         timezone=row.timezone,
         case_prefix=row.case_prefix,
         policy_data=row.policy_data,
-        petitioner_key=key,
-        repeat_count=int(row.repeat_count or 0),
-        repeat_of=row.repeat_of if row.repeat_count else None,
+        petitioner_key=item.petitioner_key,
+        repeat_count=count,
+        repeat_of=(row.repeat_of_at, row.repeat_of) if count else None,
     )
 
 
-async def _intake_facts(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    data: RegisterCaseInput,
-    key: str | None,
-    received_at: datetime,
-) -> Any:
-    """One round trip instead of seven: the category, location and accused units, a case
-    already under this clientKey, the tenant's time zone, prefix and deadline policy, and
-    重复访 — how many earlier cases of the same petitioner and category fall within the
-    window, and the first of them (the new case links to it).
+# Chunk sizes of :func:`_intake_facts`: the binary digits of a batch's length (as
+# ``core.db.insert_values`` does), so ten statement shapes serve every batch size.
+_FACT_CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+_FACT_PARAMS = {
+    "category": String(),
+    "location_path": String(),
+    "accused_path": String(),
+    "accused_username": String(),
+    "client_key": String(),
+    "petitioner_key": String(),
+    "since": UtcDateTime(),
+}
 
-    Run on the session's connection as a prebuilt Core statement (no per-call statement
-    building, cache-key walk or ORM hook): every subquery names the tenant itself, and on
-    PostgreSQL row-level security applies as to any statement of the transaction.
+
+async def _intake_facts(
+    session: AsyncSession, tenant_id: uuid.UUID | None, items: Sequence[_Checked]
+) -> list[Any]:
+    """One round trip per chunk of items instead of seven per item: for each item the
+    category, location and accused units, a case already under its clientKey, the
+    tenant's time zone, prefix and deadline policy, and 重复访 — how many earlier cases of
+    the same petitioner and category fall within the window, and the first of them (the
+    new case links to it). Rows in the items' order.
+
+    Run on the session's connection as prebuilt Core statements (no per-call statement
+    building or ORM hook): every subquery names the tenant itself, and on PostgreSQL
+    row-level security applies as to any statement of the transaction.
     """
-    repeats = key is not None and received_at.tzinfo is not None
-    params = {
-        "tenant_id": tenant_id,
-        "category": data.category,
-        "location_path": data.location_path,
-        "accused_path": data.accused_unit_path or "",
-        "accused_username": data.accused_username or "",
-        "client_key": data.client_key,
-    }
-    if repeats:
-        params["petitioner_key"] = key
-        params["since"] = received_at - timedelta(days=REPEAT_WINDOW_DAYS)
     conn = await session.connection()
-    return (await conn.execute(_intake_facts_statement(repeats), params)).one()
+    rows: list[Any] = []
+    start = 0
+    for size in _FACT_CHUNKS:
+        while len(items) - start >= size:
+            params: dict[str, Any] = {"tenant_id": tenant_id}
+            for i, item in enumerate(items[start : start + size]):
+                params.update(_fact_params(item, i))
+            result = await conn.execute(_intake_facts_statement(size), params)
+            rows.extend(result.all())
+            start += size
+    return rows
+
+
+def _fact_params(item: _Checked, i: int) -> dict[str, Any]:
+    data, received_at = item.data, item.received_at
+    repeats = item.petitioner_key is not None and received_at.tzinfo is not None
+    return {
+        f"category_{i}": data.category,
+        f"location_path_{i}": data.location_path,
+        f"accused_path_{i}": data.accused_unit_path or "",
+        f"accused_username_{i}": data.accused_username or "",
+        f"client_key_{i}": data.client_key,
+        f"petitioner_key_{i}": item.petitioner_key if repeats else None,
+        f"since_{i}": received_at - timedelta(days=REPEAT_WINDOW_DAYS) if repeats else None,
+    }
 
 
 @cache
-def _intake_facts_statement(repeats: bool) -> Any:
-    """The statement of :func:`_intake_facts`, built once per shape (with or without the
-    repeat count) with bound parameters."""
+def _intake_facts_statement(size: int) -> Any:
+    """The statement of :func:`_intake_facts` for ``size`` items, built once per size with
+    bound parameters: the items as a ``UNION ALL`` of bound rows (a CTE both PostgreSQL
+    and SQLite take), each joined to the tenant's row and its scalar subqueries."""
     tenant = bindparam("tenant_id", type_=Uuid())
+    rows = [
+        select(
+            literal(i, Integer()).label("idx"),
+            *(bindparam(f"{name}_{i}", type_=t).label(name) for name, t in _FACT_PARAMS.items()),
+        )
+        for i in range(size)
+    ]
+    item = (union_all(*rows) if size > 1 else rows[0]).cte("items")
 
     def first(column: Any, *where: Any) -> Any:
         return select(column).where(*where).limit(1).scalar_subquery()
 
+    # Art. 30: a case repeats only earlier cases naming the same accused (none for most),
+    # so whoever may read it may know every case its count counts — an accusation never
+    # shows in the repeatCount of a case its accused may read. The same fields as
+    # _petition (the batch's own earlier cases); no petitioner key, no count.
+    earlier = (
+        Case.tenant_id == tenant,
+        Case.petitioner_key == item.c.petitioner_key,
+        Case.category == item.c.category,
+        Case.received_at >= item.c.since,
+        func.coalesce(Case.accused_path, "") == item.c.accused_path,
+        func.coalesce(Case.accused_username, "") == item.c.accused_username,
+    )
+
+    def first_earlier(column: Any) -> Any:
+        query = select(column).where(*earlier).order_by(Case.received_at, Case.id)
+        return query.limit(1).scalar_subquery()
+
     columns = [
+        item.c.idx,
         Tenant.timezone,
         Tenant.case_prefix,
         first(TenantPolicy.data, TenantPolicy.tenant_id == tenant).label("policy_data"),
         first(
             Category.id,
             Category.tenant_id == tenant,
-            Category.code == bindparam("category"),
+            Category.code == item.c.category,
             Category.active,
         ).label("category_id"),
-        first(
-            OrgUnit.id, OrgUnit.tenant_id == tenant, OrgUnit.path == bindparam("location_path")
-        ).label("unit_id"),
-        first(
-            OrgUnit.id, OrgUnit.tenant_id == tenant, OrgUnit.path == bindparam("accused_path")
-        ).label("accused_id"),
-        first(Case.id, Case.tenant_id == tenant, Case.client_key == bindparam("client_key")).label(
+        first(OrgUnit.id, OrgUnit.tenant_id == tenant, OrgUnit.path == item.c.location_path).label(
+            "unit_id"
+        ),
+        first(OrgUnit.id, OrgUnit.tenant_id == tenant, OrgUnit.path == item.c.accused_path).label(
+            "accused_id"
+        ),
+        first(Case.id, Case.tenant_id == tenant, Case.client_key == item.c.client_key).label(
             "existing_id"
         ),
-        first(
-            User.id, User.tenant_id == tenant, User.username == bindparam("accused_username")
-        ).label("accused_user_id"),
+        first(User.id, User.tenant_id == tenant, User.username == item.c.accused_username).label(
+            "accused_user_id"
+        ),
+        select(func.count(Case.id)).where(*earlier).scalar_subquery().label("repeat_count"),
+        first_earlier(Case.id).label("repeat_of"),
+        first_earlier(Case.received_at).label("repeat_of_at"),
     ]
-    if repeats:
-        earlier = (
-            Case.tenant_id == tenant,
-            Case.petitioner_key == bindparam("petitioner_key"),
-            Case.category == bindparam("category"),
-            Case.received_at >= bindparam("since"),
-            # Art. 30: a case repeats only earlier cases naming the same accused (none for
-            # most), so whoever may read it may know every case its count counts — an
-            # accusation never shows in the repeatCount of a case its accused may read
-            func.coalesce(Case.accused_path, "") == bindparam("accused_path"),
-            func.coalesce(Case.accused_username, "") == bindparam("accused_username"),
-        )
-        columns += [
-            select(func.count(Case.id)).where(*earlier).scalar_subquery().label("repeat_count"),
-            select(Case.id)
-            .where(*earlier)
-            .order_by(Case.received_at, Case.id)
-            .limit(1)
-            .scalar_subquery()
-            .label("repeat_of"),
-        ]
-    else:
-        columns += [literal(0).label("repeat_count"), null().label("repeat_of")]
-    return select(*columns).where(Tenant.id == tenant)
+    return (
+        select(*columns)
+        .join_from(Tenant, item, true())
+        .where(Tenant.id == tenant)
+        .order_by(item.c.idx)
+    )
 
 
 async def _accused_at_intake(
@@ -594,43 +801,49 @@ async def _existing_by_key(
     if existing is None:
         return None
     if existing.payload_hash != payload_hash or existing.registered_by_id != principal.account_id:
-        raise Conflict("clientKey was already used for a different petition", field="clientKey")
+        raise _key_reused()
     return existing
 
 
-async def _next_number(
-    session: AsyncSession, tenant_id: uuid.UUID, prefix: str, timezone: str, at: datetime
-) -> str:
-    """``SQ-2026-000123``: the counter row's lock serialises intakes, so no number is skipped.
+def _key_reused() -> Conflict:
+    return Conflict("clientKey was already used for a different petition", field="clientKey")
 
-    One upsert: the year's first case creates the row with 1, every later one bumps it and
-    holds the row lock until its transaction ends (a rolled-back intake gives it back).
-    A prebuilt Core statement on the session's connection (the counter is never loaded as
-    an object, so the ORM has nothing to synchronise).
+
+async def _next_numbers(
+    session: AsyncSession, tenant_id: uuid.UUID, prefix: str, timezone: str, at: datetime, n: int
+) -> list[str]:
+    """``SQ-2026-000123``…: the next ``n`` numbers of the year, in one counter bump; the
+    counter row's lock serialises intakes, so no number is skipped.
+
+    One upsert: the year's first intake creates the row with ``n``, every later one adds
+    its ``n`` and holds the row lock until its transaction ends (a rolled-back intake
+    gives its numbers back). A prebuilt Core statement on the session's connection (the
+    counter is never loaded as an object, so the ORM has nothing to synchronise).
     """
     year = at.astimezone(ZoneInfo(timezone)).year
     conn = await session.connection()
-    params = {"tenant_id": tenant_id, "id": new_id(), "year": year, "created_at": now()}
+    params = {"tenant_id": tenant_id, "id": new_id(), "year": year, "n": n, "created_at": now()}
     last = (await conn.execute(_counter_upsert(conn.dialect.name), params)).scalar_one()
-    return f"{prefix}-{year}-{last:06d}"
+    return [f"{prefix}-{year}-{k:06d}" for k in range(last - n + 1, last + 1)]
 
 
 @cache
 def _counter_upsert(dialect: str) -> Any:
-    """The counter upsert of :func:`_next_number`, built once per dialect."""
+    """The counter upsert of :func:`_next_numbers`, built once per dialect."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = CaseCounter.__table__
+    n = bindparam("n", type_=Integer())
     return (
         insert(table)
         .values(
             tenant_id=bindparam("tenant_id"),
             id=bindparam("id"),
             year=bindparam("year"),
-            last=1,
+            last=n,
             created_at=bindparam("created_at"),
         )
         .on_conflict_do_update(
-            index_elements=["tenant_id", "year"], set_={"last": table.c.last + 1}
+            index_elements=["tenant_id", "year"], set_={"last": table.c.last + n}
         )
         .returning(table.c.last)
     )
