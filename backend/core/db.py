@@ -17,6 +17,7 @@ policies on the shards (``citus.propagate_set_commands = 'local'``, docs/tenancy
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import uuid
@@ -274,19 +275,35 @@ _CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 
 
 async def insert_values(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` as multi-row ``INSERT … VALUES`` statements, on every backend.
+    """Insert ``rows`` (all naming the same columns) as multi-row ``INSERT … VALUES``
+    statements, on every backend.
 
     Not ``INSERT … SELECT FROM unnest(:arrays)``: Citus runs that as a COPY into the
     shards, which PostgreSQL refuses under row-level security ("COPY FROM not supported
     with row-level security"), while it routes each ``VALUES`` row to its shard. Chunk
     sizes come from :data:`_CHUNKS`, so a handful of prepared statements (asyncpg caches
     them) serve every batch size instead of one statement text per size.
+
+    Each chunk is one execution of the prebuilt one-row statement with the chunk's rows,
+    which SQLAlchemy's "insertmanyvalues" renders as a single multi-row ``VALUES`` (the
+    ``RETURNING`` asks for it; nothing reads what it returns): the statement is compiled
+    once, not rebuilt with a bound parameter per cell — ~0.015 ms per row instead of
+    ~0.16 (docs/performance.md "Bulk intake"). Not ordered by parameter, so never the
+    ``INSERT … SELECT`` form.
     """
+    conn = await session.connection()
+    statement = _insert_returning(table)
     start = 0
     for size in _CHUNKS:
         while len(rows) - start >= size:
-            await session.execute(insert(table).values(list(rows[start : start + size])))
+            await conn.execute(statement, list(rows[start : start + size]))
             start += size
+
+
+@functools.cache
+def _insert_returning(table: Any) -> Any:
+    """``INSERT INTO table (…) VALUES (…) RETURNING <first key column>`` for :func:`insert_values`."""
+    return insert(table).returning(next(iter(table.primary_key.columns)))
 
 
 # --- lost or unreachable database -----------------------------------------------------
