@@ -868,11 +868,12 @@ async def divert_case(
 
 
 async def accept_case(session: AsyncSession, principal: Principal, ref: CaseRef) -> Case:
-    """受理: the handling clock (60 days for claims, Art. 34) starts now."""
+    """受理: the handling clock starts now — 60 days for claims (Art. 34), the tenant's own
+    shorter limit for suggestions and accusations when its policy sets one (Arts. 32, 33)."""
     change = await _begin(session, principal, ref, "accept")
     await _no_pending_objection(session, change.case)
     await deadlines.finish_steps(session, change.case, steps={Step.ROUTING, Step.ACCEPTANCE})
-    await deadlines.open_step(session, change.case, Step.HANDLING, now(), change.clocks)
+    deadlines.open_handling(session, change.case, now(), change.clocks)
     return await _finish(session, principal, change)
 
 

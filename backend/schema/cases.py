@@ -823,10 +823,17 @@ class StepLimit:
 
 
 @strawberry.type
+class CaseTypeLimit:
+    type: CaseTypeEnum
+    days: int
+
+
+@strawberry.type
 class TenantPolicy:
     """Deadline policy of the caller's city: limits (shorter than statutory only) and colours."""
 
     limits: list[StepLimit]
+    handling_limits_by_type: list[CaseTypeLimit]
     counting: str
     red_days: int
     yellow_days: int
@@ -846,6 +853,10 @@ class TenantPolicy:
     def of(cls, p: rules.DeadlinePolicy) -> TenantPolicy:
         return cls(
             limits=[StepLimit(step=s, days=d) for s, d in sorted(p.limits.items())],
+            handling_limits_by_type=[
+                CaseTypeLimit(type=models.CaseType(t), days=d)
+                for t, d in sorted(p.handling_by_type.items())
+            ],
             counting=p.counting,
             red_days=p.red_days,
             yellow_days=p.yellow_days,
@@ -860,8 +871,15 @@ class StepLimitInput:
 
 
 @strawberry.input
+class CaseTypeLimitInput:
+    type: CaseTypeEnum
+    days: int
+
+
+@strawberry.input
 class UpdateTenantPolicyInput:
     limits: list[StepLimitInput] = strawberry.field(default_factory=list)
+    handling_limits_by_type: list[CaseTypeLimitInput] | None = None
     counting: str = "calendar"
     red_days: int = 3
     yellow_days: int = 10
@@ -892,6 +910,9 @@ class PolicyMutations:
                 counting=input.counting,
                 red_days=input.red_days,
                 yellow_days=input.yellow_days,
+                handling_by_type=None
+                if input.handling_limits_by_type is None
+                else {models.CaseType(i.type).value: i.days for i in input.handling_limits_by_type},
             )
             if input.indicators is not None:
                 await set_definition(session, principal, input.indicators.as_data())

@@ -1,0 +1,103 @@
+"""Issue 19, the intake-side items: handling limits by case type (Arts. 32-34), repeats that
+compare the subject, re-review is final (Art. 36), and handling on the petitioner's behalf
+(代办/帮办, seeds 001 and 002).
+
+World A's tree (tests/helpers.py): the city office (``officer``, ``leader``) above county c1
+(``c1_officer``, ``c1_leader``) above township c1/t1 (``t1_officer``) and its grid
+c1/t1/v1/g1 (``grid``). Tests that change a city's policy build a city of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.case_helpers import register, step
+from tests.clocks import sh, ticking
+from tests.helpers import build_city, unique
+
+T0 = sh(
+    2026, 11, 16, 10, 0
+)  # Monday; +30 d = Wed 2026-12-16, +45 = Thu 12-31, +60 = Fri 2027-01-15
+
+POLICY = """mutation($i: UpdateTenantPolicyInput!) {
+  updateTenantPolicy(input: $i) { limits { step days } handlingLimitsByType { type days } } }"""
+READ_POLICY = "{ tenantPolicy { handlingLimitsByType { type days } redDays } }"
+
+
+def handling(case: dict[str, Any]) -> dict[str, Any]:
+    return next(d for d in case["deadlines"] if d["step"] == "HANDLING" and d["status"] == "OPEN")
+
+
+async def accepted(gql, city, **fields: Any) -> dict[str, Any]:
+    """Registered by the city office in c1/t1, assigned to c1 and accepted there."""
+    case = await register(gql, city.token("officer"), city, **fields)
+    case = await step(
+        gql, city.token("officer"), "routeCase", case, toUnitPath=city.path("c1"), mode="ASSIGN"
+    )
+    return await step(gql, city.token("c1_officer"), "acceptCase", case)
+
+
+# --- 1. handling limits by type (Arts. 32, 33, 34) ---------------------------------------------
+
+
+async def test_art33_suggestions_and_accusations_get_the_city_s_shorter_handling_limit(gql, db):
+    city = await build_city(db, unique("ht"), unique("p"))
+    limits = [{"type": "SUGGESTION", "days": 30}, {"type": "ACCUSATION", "days": 45}]
+    got = await gql(POLICY, {"i": {"handlingLimitsByType": limits}}, token=city.token("admin"))
+    assert got.ok()["updateTenantPolicy"]["handlingLimitsByType"] == sorted(
+        limits, key=lambda x: x["type"]
+    )
+    with ticking(T0):
+        suggestion = handling(await accepted(gql, city, type="SUGGESTION"))
+        accusation = handling(await accepted(gql, city, type="ACCUSATION"))
+        claim = handling(await accepted(gql, city, type="CLAIM"))
+    assert (suggestion["dueDate"], suggestion["rule"]["days"]) == ("2026-12-16", 30)
+    assert suggestion["rule"]["caseType"] == "SUGGESTION"
+    assert suggestion["rule"]["typeArticle"] == "《信访工作条例》第三十二条"
+    assert (accusation["dueDate"], accusation["rule"]["days"]) == ("2026-12-31", 45)
+    assert accusation["rule"]["typeArticle"] == "《信访工作条例》第三十三条"
+    assert (claim["dueDate"], claim["rule"]["days"]) == ("2027-01-15", 60)
+    assert "caseType" not in claim["rule"]
+
+
+async def test_art34_a_type_limit_longer_than_the_statute_is_refused(gql, db):
+    city = await build_city(db, unique("ht"), unique("p"))
+    admin = city.token("admin")
+    keep = [{"type": "SUGGESTION", "days": 20}]
+    (await gql(POLICY, {"i": {"handlingLimitsByType": keep}}, token=admin)).ok()
+    for bad in ({"type": "ACCUSATION", "days": 61}, {"type": "SUGGESTION", "days": 0}):
+        resp = await gql(POLICY, {"i": {"handlingLimitsByType": [bad]}}, token=admin)
+        assert (resp.code, resp.field) == ("BAD_USER_INPUT", "handlingLimitsByType"), resp.body
+    resp = await gql(
+        POLICY, {"i": {"handlingLimitsByType": [{"type": "CLAIM", "days": 30}]}}, token=admin
+    )
+    assert (resp.code, resp.field) == ("BAD_USER_INPUT", "handlingLimitsByType")
+    assert (
+        "第三十四条"
+        in (
+            await gql(
+                POLICY,
+                {"i": {"handlingLimitsByType": [{"type": "ACCUSATION", "days": 90}]}},
+                token=admin,
+            )
+        ).errors[0]["message"]
+    )
+    # nothing half-written; an update that leaves the list out keeps it
+    (await gql(POLICY, {"i": {"redDays": 2}}, token=admin)).ok()
+    read = (await gql(READ_POLICY, token=city.token("officer"))).ok()["tenantPolicy"]
+    assert read == {"handlingLimitsByType": keep, "redDays": 2}
+
+
+async def test_art34_an_extension_keeps_the_type_limit_it_extends(gql, db):
+    city = await build_city(db, unique("ht"), unique("p"))
+    limits = [{"type": "SUGGESTION", "days": 30}]
+    (await gql(POLICY, {"i": {"handlingLimitsByType": limits}}, token=city.token("admin"))).ok()
+    with ticking(T0):
+        case = await accepted(gql, city, type="SUGGESTION")
+        case = await step(
+            gql, city.token("c1_officer"), "requestExtension", case, days=10, reason="复杂"
+        )
+        case = await step(gql, city.token("c1_leader"), "approveExtension", case)
+    rule = handling(case)["rule"]
+    assert (handling(case)["dueDate"], rule["days"]) == ("2026-12-28", 40)  # Mon 12-26 → 12-28
+    assert (rule["caseType"], rule["extensionDays"]) == ("SUGGESTION", 10)
