@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.case_helpers import register, step
+from backend.cases.repeats import SIMILARITY_THRESHOLD, similar
+from tests.case_helpers import make_id_number, register, step
 from tests.clocks import sh, ticking
 from tests.helpers import build_city, unique
 
@@ -21,6 +22,7 @@ T0 = sh(
 
 POLICY = """mutation($i: UpdateTenantPolicyInput!) {
   updateTenantPolicy(input: $i) { limits { step days } handlingLimitsByType { type days } } }"""
+REPEAT_OF = "query($id: ID!) { case(id: $id) { repeatOf { id } } }"
 READ_POLICY = "{ tenantPolicy { handlingLimitsByType { type days } redDays } }"
 
 
@@ -101,3 +103,33 @@ async def test_art34_an_extension_keeps_the_type_limit_it_extends(gql, db):
     rule = handling(case)["rule"]
     assert (handling(case)["dueDate"], rule["days"]) == ("2026-12-28", 40)  # Mon 12-26 → 12-28
     assert (rule["caseType"], rule["extensionDays"]) == ("SUGGESTION", 10)
+
+
+# --- 2. repeat detection compares the subject (重复访) --------------------------------------------
+
+
+async def test_repeat_same_petitioner_and_category_but_another_matter_is_not_a_repeat(gql, world):
+    token, petitioner = world.a.token("officer"), {"name": "孙八", "idNumber": make_id_number()}
+    first = await register(gql, token, world.a, petitioner=petitioner, subject="土地补偿款未发放")
+    other = await register(
+        gql, token, world.a, petitioner=petitioner, subject="村道路灯损坏无人维修"
+    )
+    assert (first["repeatCount"], other["repeatCount"]) == (0, 0)
+    again = await register(
+        gql, token, world.a, petitioner=petitioner, subject="关于土地补偿款至今未发放的问题！"
+    )
+    assert again["repeatCount"] == 1
+    assert again["events"][0]["data"]["repeatCount"] == 1
+    repeat_of = (await gql(REPEAT_OF, {"id": again["id"]}, token=token)).ok()["case"]
+    assert repeat_of["repeatOf"] == {"id": first["id"]}
+
+
+def test_repeat_similar_subject_rule_as_documented():
+    assert similar("土地补偿款未发放", "土地补偿款 未发放。")  # spaces and punctuation
+    assert similar("Land compensation", "LAND COMPENSATION!")  # NFKC, case
+    assert similar("土地补偿款未发放", "关于土地补偿款至今未发放的问题")  # containment
+    assert similar("拖欠农民工工资三个月", "拖欠农民工工资四个月")  # ratio 0.9
+    assert not similar("土地补偿款未发放", "村道路灯损坏无人维修")
+    assert not similar("拖欠工资", "讨要工资")  # ratio 0.5 < 0.6
+    assert not similar("补偿", "土地补偿款")  # too short to count as contained (< 4)
+    assert SIMILARITY_THRESHOLD == 0.6

@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, func, literal, null, select
+from sqlalchemy import ColumnElement, Uuid, bindparam, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +29,7 @@ from backend.authz.enforcer import allowed_grants, may, require
 from backend.authz.principal import Grant, Principal
 from backend.authz.roles import Role
 from backend.authz.scope import path_covers
-from backend.cases import deadlines, lifecycle, pii
+from backend.cases import deadlines, lifecycle, pii, repeats
 from backend.cases.categories import list_categories
 from backend.cases.events import append_event, insert_first_event
 from backend.cases.models import (
@@ -441,6 +441,18 @@ async def _validate_intake(
         raise BadUserInput(
             f"unknown user {data.accused_username} in this city", field="accusedUsername"
         )
+    matches = repeats.Matches()
+    if row.earlier_count and key is not None:  # 重复访: the same matter (a similar subject)
+        earlier = await repeats.earlier_cases(
+            session,
+            principal.tenant_id,
+            petitioner_key=key,
+            category=data.category,
+            accused_path=data.accused_unit_path,
+            accused_username=data.accused_username,
+        )
+        since = received_at - timedelta(days=REPEAT_WINDOW_DAYS)
+        matches = repeats.match(data.subject, earlier, since)
     return _IntakeFacts(
         received_at=received_at,
         unit_id=row.unit_id,
@@ -450,8 +462,8 @@ async def _validate_intake(
         case_prefix=row.case_prefix,
         policy_data=row.policy_data,
         petitioner_key=key,
-        repeat_count=int(row.repeat_count or 0),
-        repeat_of=row.repeat_of if row.repeat_count else None,
+        repeat_count=matches.repeat_count,
+        repeat_of=matches.repeat_of,
     )
 
 
@@ -464,14 +476,14 @@ async def _intake_facts(
 ) -> Any:
     """One round trip instead of seven: the category, location and accused units, a case
     already under this clientKey, the tenant's time zone, prefix and deadline policy, and
-    重复访 — how many earlier cases of the same petitioner and category fall within the
-    window, and the first of them (the new case links to it).
+    重复访 — how many earlier cases of the same petitioner, category and accused there are
+    (the candidates :mod:`backend.cases.repeats` compares by subject).
 
     Run on the session's connection as a prebuilt Core statement (no per-call statement
     building, cache-key walk or ORM hook): every subquery names the tenant itself, and on
     PostgreSQL row-level security applies as to any statement of the transaction.
     """
-    repeats = key is not None and received_at.tzinfo is not None
+    with_repeats = key is not None and received_at.tzinfo is not None
     params = {
         "tenant_id": tenant_id,
         "category": data.category,
@@ -480,17 +492,16 @@ async def _intake_facts(
         "accused_username": data.accused_username or "",
         "client_key": data.client_key,
     }
-    if repeats:
+    if with_repeats:
         params["petitioner_key"] = key
-        params["since"] = received_at - timedelta(days=REPEAT_WINDOW_DAYS)
     conn = await session.connection()
-    return (await conn.execute(_intake_facts_statement(repeats), params)).one()
+    return (await conn.execute(_intake_facts_statement(with_repeats), params)).one()
 
 
 @cache
-def _intake_facts_statement(repeats: bool) -> Any:
+def _intake_facts_statement(with_repeats: bool) -> Any:
     """The statement of :func:`_intake_facts`, built once per shape (with or without the
-    repeat count) with bound parameters."""
+    repeat candidates' count) with bound parameters."""
     tenant = bindparam("tenant_id", type_=Uuid())
 
     def first(column: Any, *where: Any) -> Any:
@@ -519,29 +530,24 @@ def _intake_facts_statement(repeats: bool) -> Any:
             User.id, User.tenant_id == tenant, User.username == bindparam("accused_username")
         ).label("accused_user_id"),
     ]
-    if repeats:
+    if with_repeats:
+        # the candidates only: whether one is the same matter (a similar subject) is
+        # decided by repeats.match over their rows, read only when there are any
         earlier = (
             Case.tenant_id == tenant,
             Case.petitioner_key == bindparam("petitioner_key"),
             Case.category == bindparam("category"),
-            Case.received_at >= bindparam("since"),
             # Art. 30: a case repeats only earlier cases naming the same accused (none for
             # most), so whoever may read it may know every case its count counts — an
             # accusation never shows in the repeatCount of a case its accused may read
             func.coalesce(Case.accused_path, "") == bindparam("accused_path"),
             func.coalesce(Case.accused_username, "") == bindparam("accused_username"),
         )
-        columns += [
-            select(func.count(Case.id)).where(*earlier).scalar_subquery().label("repeat_count"),
-            select(Case.id)
-            .where(*earlier)
-            .order_by(Case.received_at, Case.id)
-            .limit(1)
-            .scalar_subquery()
-            .label("repeat_of"),
-        ]
+        columns.append(
+            select(func.count(Case.id)).where(*earlier).scalar_subquery().label("earlier_count")
+        )
     else:
-        columns += [literal(0).label("repeat_count"), null().label("repeat_of")]
+        columns.append(literal(0).label("earlier_count"))
     return select(*columns).where(Tenant.id == tenant)
 
 

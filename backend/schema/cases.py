@@ -205,6 +205,16 @@ class CaseNode(Node):
         )
 
     @strawberry.field
+    def repeat_of(self, info: Ctx) -> CaseNode | None:
+        return self._linked(info, self._m.repeat_of_id)
+
+    def _linked(self, info: Ctx, case_id: Any) -> CaseNode | None:
+        """Another case this one points to, when the caller may read it (else null)."""
+        if case_id is None or self._receipt:
+            return None
+        return now_or_later(info.context, "visible_case_by_id", case_id, _case_node)
+
+    @strawberry.field
     def deadlines(self, info: Ctx) -> list[Deadline]:
         if self._receipt:
             return []
@@ -215,6 +225,10 @@ class CaseNode(Node):
         if self._receipt:
             return []
         return now_or_later(info.context, "events_by_case", self._m.id, _events)
+
+
+def _case_node(case: models.Case | None) -> CaseNode | None:
+    return node(case) if case else None
 
 
 def _unit(unit: Any) -> OrgUnitType | None:
