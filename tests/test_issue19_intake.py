@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.cases.repeats import SIMILARITY_THRESHOLD, similar
-from tests.case_helpers import make_id_number, register, step
+from tests.case_helpers import fetch, make_id_number, register, step
 from tests.clocks import sh, ticking
 from tests.helpers import build_city, unique
 
@@ -133,3 +133,80 @@ def test_repeat_similar_subject_rule_as_documented():
     assert not similar("拖欠工资", "讨要工资")  # ratio 0.5 < 0.6
     assert not similar("补偿", "土地补偿款")  # too short to count as contained (< 4)
     assert SIMILARITY_THRESHOLD == 0.6
+
+
+# --- 3. re-review is final (Art. 36) ------------------------------------------------------------
+
+FINAL = """query($id: ID!) { case(id: $id) { finalAfterReReview finalOf { id status }
+  events { kind data } } }"""
+
+
+async def re_reviewed(gql, city, petitioner: dict[str, Any]) -> dict[str, Any]:
+    """Replied by township c1/t1, reviewed by county c1, re-reviewed by the city (Art. 36)."""
+    officer = city.token("officer")
+    case = await register(gql, officer, city, petitioner=petitioner)
+    case = await step(gql, officer, "routeCase", case, toUnitPath=city.path("c1/t1"), mode="ASSIGN")
+    case = await step(gql, city.token("t1_officer"), "acceptCase", case)
+    case = await step(gql, city.token("t1_officer"), "replyCase", case, opinion="答复")
+    case = await step(gql, officer, "requestReview", case)
+    case = await step(gql, city.token("c1_officer"), "decideReview", case, opinion="维持")
+    case = await step(gql, city.token("c1_officer"), "requestReReview", case)
+    return await step(gql, officer, "decideReReview", case, opinion="复核维持")
+
+
+async def test_art36_the_same_matter_after_re_review_is_flagged_and_needs_a_reason(gql, world):
+    a, petitioner = world.a, {"name": "周九", "idNumber": make_id_number()}
+    officer = a.token("officer")
+    with ticking(T0):
+        earlier = await re_reviewed(gql, a, petitioner)
+        assert earlier["status"] == "RE_REVIEWED"
+        again = await register(gql, officer, a, petitioner=petitioner, subject="土地补偿款仍未发放")
+        got = (await gql(FINAL, {"id": again["id"]}, token=officer)).ok()["case"]
+        assert got["finalAfterReReview"] is True
+        assert got["finalOf"] == {"id": earlier["id"], "status": "RE_REVIEWED"}
+        assert got["events"][0]["data"]["finalOf"] == earlier["id"]
+        # not accepted without a reason: nothing written
+        resp = await gql(
+            "mutation($i: AcceptCaseInput!) { acceptCase(input: $i) { status } }",
+            {"i": {"caseId": again["id"], "version": again["version"]}},
+            token=officer,
+        )
+        assert (resp.code, resp.field) == ("BAD_USER_INPUT", "reason"), resp.body
+        assert "Art. 36" in resp.errors[0]["message"]
+        assert resp.errors[0]["extensions"]["finalOf"] == earlier["id"]
+        assert (await fetch(gql, officer, again["id"]))["version"] == again["version"]
+        accepted = await step(
+            gql, officer, "acceptCase", again, reason="出现新的事实：补偿标准已调整"
+        )
+    assert accepted["status"] == "ACCEPTED"
+    event = accepted["events"][-1]
+    assert (event["kind"], event["reason"]) == ("ACCEPT", "出现新的事实：补偿标准已调整")
+    assert event["data"] == {"finalOf": earlier["id"]}
+
+
+async def test_art36_another_matter_or_a_rejection_needs_no_reason(gql, world):
+    a, petitioner = world.a, {"name": "吴十", "idNumber": make_id_number()}
+    officer = a.token("officer")
+    with ticking(T0):
+        await re_reviewed(gql, a, petitioner)
+        other = await register(gql, officer, a, petitioner=petitioner, subject="宅基地确权纠纷")
+        assert other["repeatCount"] == 0
+        got = (await gql(FINAL, {"id": other["id"]}, token=officer)).ok()["case"]
+        assert (got["finalAfterReReview"], got["finalOf"]) == (False, None)
+        assert (await step(gql, officer, "acceptCase", other))["status"] == "ACCEPTED"
+        same = await register(gql, officer, a, petitioner=petitioner)
+        rejected = await step(gql, officer, "rejectCase", same, reason="复核后同一事实不再受理")
+    assert rejected["status"] == "NOT_ACCEPTED"
+
+
+async def test_art36_final_of_is_null_for_a_reader_who_may_not_see_the_earlier_case(gql, world):
+    """The earlier case was re-reviewed by the city; a grid worker registering the same matter
+    in its grid sees the flag but not the case it links to (read predicate)."""
+    a, petitioner = world.a, {"name": "郑一", "idNumber": make_id_number()}
+    with ticking(T0):
+        await re_reviewed(gql, a, petitioner)
+        again = await register(
+            gql, a.token("grid"), a, petitioner=petitioner, locationPath=a.path("c1/t1/v1/g1")
+        )
+        got = (await gql(FINAL, {"id": again["id"]}, token=a.token("grid"))).ok()["case"]
+    assert (got["finalAfterReReview"], got["finalOf"]) == (True, None)

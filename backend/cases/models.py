@@ -218,6 +218,9 @@ class Case(TenantScoped, Base):
     red_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # set by the deadline scan
     repeat_count: Mapped[int] = mapped_column(Integer, default=0)
     repeat_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Art. 36: the earlier case of the same matter whose re-review (复核) was decided; a
+    # case carrying it is accepted only with a reason (service.accept_case)
+    final_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     skip_level: Mapped[str] = mapped_column(String(16), default=SkipLevel.NONE)
     extension_days: Mapped[int | None] = mapped_column(Integer)
     extension_reason: Mapped[str | None] = mapped_column(Text)

@@ -322,6 +322,7 @@ async def _register(
         received_at=received_at,
         repeat_count=facts.repeat_count,
         repeat_of_id=facts.repeat_of,
+        final_of_id=facts.final_of,
         skip_level=data.skip_level,
         updated_at=now(),
     )
@@ -356,6 +357,8 @@ async def _register(
             "channel": data.channel.value,
             "repeatCount": facts.repeat_count,
             "skipLevel": data.skip_level.value,
+            # Art. 36: the same matter after a re-review decision (accepted only with a reason)
+            **({"finalOf": str(facts.final_of)} if facts.final_of else {}),
         },
     )
     await deadlines.insert_first_step(session, routing)
@@ -376,6 +379,7 @@ class _IntakeFacts:
     petitioner_key: str | None
     repeat_count: int
     repeat_of: uuid.UUID | None
+    final_of: uuid.UUID | None = None
 
 
 def _normalised(data: RegisterCaseInput) -> RegisterCaseInput:
@@ -464,6 +468,7 @@ async def _validate_intake(
         petitioner_key=key,
         repeat_count=matches.repeat_count,
         repeat_of=matches.repeat_of,
+        final_of=matches.final_of,
     )
 
 
@@ -873,14 +878,34 @@ async def divert_case(
     return await _finish(session, principal, change, reason=reason, data=data)
 
 
-async def accept_case(session: AsyncSession, principal: Principal, ref: CaseRef) -> Case:
+async def accept_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str | None = None
+) -> Case:
     """受理: the handling clock starts now — 60 days for claims (Art. 34), the tenant's own
-    shorter limit for suggestions and accusations when its policy sets one (Arts. 32, 33)."""
+    shorter limit for suggestions and accusations when its policy sets one (Arts. 32, 33).
+
+    Art. 36: after a re-review decision the same facts are not accepted again. A case
+    registered as the same matter as such a case (``final_of_id``) is normally rejected;
+    accepting it anyway (new facts, a mistaken match) needs a ``reason``, recorded on the
+    ACCEPT event with the earlier case (``data.finalOf``).
+    """
     change = await _begin(session, principal, ref, "accept")
     await _no_pending_objection(session, change.case)
+    data = None
+    if change.case.final_of_id is not None:
+        if not (reason or "").strip():
+            raise BadUserInput(
+                "the same matter's re-review (复核) was decided: the same facts are not "
+                "accepted again (Art. 36); reject the case, or give the reason to accept it",
+                field="reason",
+                finalOf=str(change.case.final_of_id),
+            )
+        reason, data = _reason(reason), {"finalOf": str(change.case.final_of_id)}
+    elif reason is not None:
+        reason = _reason(reason) if reason.strip() else None
     await deadlines.finish_steps(session, change.case, steps={Step.ROUTING, Step.ACCEPTANCE})
     deadlines.open_handling(session, change.case, now(), change.clocks)
-    return await _finish(session, principal, change)
+    return await _finish(session, principal, change, reason=reason, data=data)
 
 
 async def reject_case(

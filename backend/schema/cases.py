@@ -159,6 +159,7 @@ class CaseNode(Node):
     accused_username: str | None = strawberry.field(
         description="检举控告: the accused person's username, if named."
     )
+    final_after_re_review: bool
     # a receipt (registerCase of a case the caller may not read): nothing nested is shown
     _receipt: strawberry.Private[bool] = False
 
@@ -207,6 +208,10 @@ class CaseNode(Node):
     @strawberry.field
     def repeat_of(self, info: Ctx) -> CaseNode | None:
         return self._linked(info, self._m.repeat_of_id)
+
+    @strawberry.field
+    def final_of(self, info: Ctx) -> CaseNode | None:
+        return self._linked(info, self._m.final_of_id)
 
     def _linked(self, info: Ctx, case_id: Any) -> CaseNode | None:
         """Another case this one points to, when the caller may read it (else null)."""
@@ -317,6 +322,7 @@ def node(case: models.Case) -> CaseNode:
         extension_approved=case.extension_approved,
         accused_unit_path=case.accused_path,
         accused_username=case.accused_username,
+        final_after_re_review=case.final_of_id is not None,
     )
 
 
@@ -337,6 +343,7 @@ def receipt(case: models.Case) -> CaseNode:
         resolution=None,
         extension_days=None,
         extension_approved=False,
+        final_after_re_review=False,
         _receipt=True,
     )
 
@@ -547,7 +554,7 @@ class DivertCaseInput(CaseRefInput):
 
 @strawberry.input
 class AcceptCaseInput(CaseRefInput):
-    pass
+    reason: str | None = None
 
 
 @strawberry.input
@@ -718,7 +725,7 @@ class CaseMutations:
 
     @strawberry.mutation
     async def accept_case(self, info: Ctx, input: AcceptCaseInput) -> CaseNode:
-        return await _mutate(info, service.accept_case, input.ref())
+        return await _mutate(info, service.accept_case, input.ref(), reason=input.reason)
 
     @strawberry.mutation
     async def reject_case(self, info: Ctx, input: RejectCaseInput) -> CaseNode:
