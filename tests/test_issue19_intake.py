@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.cases.repeats import SIMILARITY_THRESHOLD, similar
-from tests.case_helpers import fetch, make_id_number, register, step
+from tests.case_helpers import fetch, make_id_number, register, register_resp, step
 from tests.clocks import sh, ticking
 from tests.helpers import build_city, unique
 
@@ -210,3 +210,111 @@ async def test_art36_final_of_is_null_for_a_reader_who_may_not_see_the_earlier_c
         )
         got = (await gql(FINAL, {"id": again["id"]}, token=a.token("grid"))).ok()["case"]
     assert (got["finalAfterReReview"], got["finalOf"]) == (True, None)
+
+
+# --- 4. 代办/帮办: handling on the petitioner's behalf (seeds 001, 002) ----------------------------
+
+AGENT_VIEW = """query($id: ID!) { case(id: $id) { status replyOpinion agent { username kind }
+  deadlines { step status } petitioner { phone masked } } }"""
+MINE = "query($u: String) { cases(filter: {agent: $u}) { totalCount edges { node { id } } } }"
+ASSIGN = """mutation($i: AssignRoleInput!) { assignRole(input: $i) { username } }"""
+
+
+def user(city, short: str) -> str:
+    return f"{city.slug}_{short}"
+
+
+async def mine(gql, city, who: str) -> list[str]:
+    got = (await gql(MINE, {"u": user(city, who)}, token=city.token(who))).ok()["cases"]
+    assert got["totalCount"] == len(got["edges"])
+    return [e["node"]["id"] for e in got["edges"]]
+
+
+async def test_seed002_party_member_agent_follows_the_case_it_acts_for(gql, db):
+    """The petition office registers for the petitioner with a party-member agent (the grid
+    user of c1/t1/v1/g1): the agent follows status, deadlines and reply of a case outside
+    its grid, sees the petitioner masked, and lists the cases it acts for."""
+    city = await build_city(db, unique("ag"), unique("p"))
+    officer = city.token("officer")
+    agent = {"username": user(city, "grid"), "kind": "PARTY_MEMBER"}
+    with ticking(T0):
+        plain = await register(gql, officer, city)
+        case = await register(gql, officer, city, agent=agent)
+        assert case["events"][0]["data"]["agent"] == agent
+        case = await step(
+            gql, officer, "routeCase", case, toUnitPath=city.path("c1"), mode="ASSIGN"
+        )
+        case = await step(gql, city.token("c1_officer"), "acceptCase", case)
+        case = await step(gql, city.token("c1_officer"), "replyCase", case, opinion="已发放")
+        seen = (await gql(AGENT_VIEW, {"id": case["id"]}, token=city.token("grid"))).ok()["case"]
+        hidden = await gql(AGENT_VIEW, {"id": plain["id"]}, token=city.token("grid"))
+    assert (seen["status"], seen["replyOpinion"]) == ("REPLIED", "已发放")
+    assert seen["agent"] == agent
+    assert {d["step"] for d in seen["deadlines"]} >= {"ROUTING", "HANDLING"}
+    assert seen["petitioner"]["masked"] is True and "*" in seen["petitioner"]["phone"]
+    assert hidden.code == "NOT_FOUND"  # a case it does not act for stays out of its scope
+    assert await mine(gql, city, "grid") == [case["id"]]
+    assert await mine(gql, city, "c2_officer") == []  # filtered in SQL by the reader's scope
+
+
+async def test_seed001_grid_worker_registers_as_its_own_agent(gql, db):
+    city = await build_city(db, unique("ag"), unique("p"))
+    case = await register(
+        gql,
+        city.token("grid"),
+        city,
+        locationPath=city.path("c1/t1/v1/g1"),
+        agent={"kind": "GRID_WORKER"},
+    )
+    got = (await gql(AGENT_VIEW, {"id": case["id"]}, token=city.token("officer"))).ok()["case"]
+    assert got["agent"] == {"username": user(city, "grid"), "kind": "GRID_WORKER"}
+    assert got["petitioner"]["masked"] is False  # the city office handles it: PII rules unchanged
+    assert await mine(gql, city, "grid") == [case["id"]]
+
+
+async def test_seed001_the_agent_is_an_official_of_the_city(gql, world):
+    a, b = world.a, world.b
+    for username in (user(b, "grid"), user(a, "evaluator"), user(a, "admin"), "nobody-here"):
+        resp = await register_resp(
+            gql, a.token("officer"), a, agent={"username": username, "kind": "PROXY"}
+        )
+        assert (resp.code, resp.field) == ("BAD_USER_INPUT", "agent.username"), resp.body
+
+
+async def test_art30_an_agent_inside_the_accused_unit_is_refused_at_intake(gql, db):
+    city = await build_city(db, unique("ag"), unique("p"))
+    officer = city.token("officer")
+    before = (await gql(MINE, {"u": None}, token=officer)).ok()["cases"]["totalCount"]
+    resp = await register_resp(
+        gql,
+        officer,
+        city,
+        type="ACCUSATION",
+        accusedUnitPath=city.path("c1/t1"),
+        agent={"username": user(city, "grid"), "kind": "GRID_WORKER"},
+    )
+    assert (resp.code, resp.field) == ("BAD_USER_INPUT", "agent.username")
+    assert "Art. 30" in resp.errors[0]["message"]
+    after = (await gql(MINE, {"u": None}, token=officer)).ok()["cases"]["totalCount"]
+    assert after == before  # nothing half-written
+
+
+async def test_art30_an_agent_who_takes_a_post_in_the_accused_unit_sees_nothing(gql, db):
+    """Art. 30 always wins: the agent of an accusation against county c2 reads it until it
+    holds a role inside c2; from then on the case, its list and the count are closed to it."""
+    city = await build_city(db, unique("ag"), unique("p"))
+    agent = {"username": user(city, "grid"), "kind": "PARTY_MEMBER"}
+    case = await register(
+        gql,
+        city.token("officer"),
+        city,
+        type="ACCUSATION",
+        accusedUnitPath=city.path("c2"),
+        agent=agent,
+    )
+    grid = city.token("grid")
+    assert (await gql(AGENT_VIEW, {"id": case["id"]}, token=grid)).ok()["case"]["agent"] == agent
+    role = {"username": agent["username"], "role": "GRID_WORKER", "orgUnitPath": city.path("c2/t1")}
+    (await gql(ASSIGN, {"i": role}, token=city.token("admin"))).ok()
+    assert (await gql(AGENT_VIEW, {"id": case["id"]}, token=grid)).code == "NOT_FOUND"
+    assert await mine(gql, city, "grid") == []

@@ -29,7 +29,7 @@ from backend.authz.enforcer import allowed_grants, may, require
 from backend.authz.principal import Grant, Principal
 from backend.authz.roles import Role
 from backend.authz.scope import path_covers
-from backend.cases import deadlines, lifecycle, pii, repeats
+from backend.cases import agents, deadlines, lifecycle, pii, repeats
 from backend.cases.categories import list_categories
 from backend.cases.events import append_event, insert_first_event
 from backend.cases.models import (
@@ -107,11 +107,16 @@ class RegisterCaseInput:
     tags: list[str] = field(default_factory=list)
     priority: str = "NORMAL"
     skip_level: SkipLevelEnum = SkipLevelEnum.NONE
+    agent: agents.AgentInput | None = None  # 代办/帮办 (seeds 001, 002)
 
     def payload_hash(self) -> str:
         # what dataclasses.asdict gave, without its deep copy: every field but the key
         body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "client_key"}
         body["petitioner"] = vars(self.petitioner)
+        if self.agent is None:  # hashes of intakes without an agent stay what they were
+            del body["agent"]
+        else:
+            body["agent"] = vars(self.agent)
         body["received_at"] = self.received_at.isoformat() if self.received_at else None
         raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
         # keyed: the body holds the id number, and the rest of it is stored next to the
@@ -292,6 +297,9 @@ async def _register(
         key=lambda g: len(g.unit_path),
     )
     accused = await _accused_at_intake(session, principal.tenant_id, data, facts.accused_path)
+    agent_id = (
+        await agents.agent_for(session, principal, data.agent, accused) if data.agent else None
+    )
     holder_id, holder_path = await _intake_holder(session, grant, accused)
     case = Case(
         id=new_id(),
@@ -323,6 +331,8 @@ async def _register(
         repeat_count=facts.repeat_count,
         repeat_of_id=facts.repeat_of,
         final_of_id=facts.final_of,
+        agent_id=agent_id,
+        agent_kind=data.agent.kind if data.agent else None,
         skip_level=data.skip_level,
         updated_at=now(),
     )
@@ -359,10 +369,16 @@ async def _register(
             "skipLevel": data.skip_level.value,
             # Art. 36: the same matter after a re-review decision (accepted only with a reason)
             **({"finalOf": str(facts.final_of)} if facts.final_of else {}),
+            **({"agent": _agent_data(principal, data.agent)} if data.agent else {}),
         },
     )
     await deadlines.insert_first_step(session, routing)
     return case, False
+
+
+def _agent_data(principal: Principal, agent: agents.AgentInput) -> dict[str, str]:
+    """The REGISTERED event's record of the 代办 agent."""
+    return {"username": agent.username or principal.username, "kind": agent.kind.value}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types.nodes import SelectedField
 
 from backend.authz.principal import Principal
-from backend.cases import models, policy, queries, rules, service
+from backend.cases import agents, models, policy, queries, rules, service
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
@@ -37,6 +37,7 @@ Satisfaction = strawberry.enum(models.Satisfaction, name="Satisfaction")
 SkipLevel = strawberry.enum(models.SkipLevel, name="SkipLevel")
 DeadlineStep = strawberry.enum(Step, name="DeadlineStep")
 DeadlineStatus = strawberry.enum(models.DeadlineStatus, name="DeadlineStatus")
+AgentKind = strawberry.enum(models.AgentKind, name="AgentKind")
 
 
 RouteMode = strawberry.enum(models.RouteMode, name="RouteMode")
@@ -61,6 +62,13 @@ class Actor:
 class Leader:
     username: str
     display_name: str
+
+
+@strawberry.type
+class CaseAgent:
+    username: str
+    display_name: str
+    kind: AgentKind
 
 
 @strawberry.type
@@ -206,6 +214,14 @@ class CaseNode(Node):
         )
 
     @strawberry.field
+    def agent(self, info: Ctx) -> CaseAgent | None:
+        m = self._m
+        if m.agent_id is None or self._receipt:
+            return None
+        kind = models.AgentKind(m.agent_kind)
+        return now_or_later(info.context, "user_by_id", m.agent_id, lambda u: _agent(u, kind))
+
+    @strawberry.field
     def repeat_of(self, info: Ctx) -> CaseNode | None:
         return self._linked(info, self._m.repeat_of_id)
 
@@ -230,6 +246,12 @@ class CaseNode(Node):
         if self._receipt:
             return []
         return now_or_later(info.context, "events_by_case", self._m.id, _events)
+
+
+def _agent(user: Any, kind: models.AgentKind) -> CaseAgent | None:
+    if user is None:
+        return None
+    return CaseAgent(username=user.username, display_name=user.display_name, kind=kind)
 
 
 def _case_node(case: models.Case | None) -> CaseNode | None:
@@ -258,6 +280,7 @@ _PREFETCH: dict[str, tuple[str, Callable[[models.Case], Any]]] = {
     "locationUnit": ("unit_by_path", lambda c: c.location_path),
     "leader": ("user_by_id", lambda c: c.leader_id),
     "firstReceiver": ("user_by_id", lambda c: c.first_receiver_id),
+    "agent": ("user_by_id", lambda c: c.agent_id),
     "deadlines": ("deadlines_by_case", lambda c: c.id),
     "events": ("events_by_case", lambda c: c.id),
 }
@@ -389,6 +412,7 @@ class CaseFilter:
         default=None,
         description="Exact id-card number (matched by its keyed hash; handling officials only)",
     )
+    agent: str | None = None
 
     def to_service(self) -> queries.CaseFilter:
         return queries.CaseFilter(
@@ -504,6 +528,15 @@ class PetitionerInput:
 
 
 @strawberry.input
+class CaseAgentInput:
+    kind: AgentKind
+    username: str | None = None
+
+    def to_service(self) -> agents.AgentInput:
+        return agents.AgentInput(models.AgentKind(self.kind), self.username)
+
+
+@strawberry.input
 class RegisterCaseInput:
     client_key: str
     channel: Channel
@@ -520,6 +553,7 @@ class RegisterCaseInput:
     tags: list[str] = strawberry.field(default_factory=list)
     priority: str = "NORMAL"
     skip_level: SkipLevel = models.SkipLevel.NONE
+    agent: CaseAgentInput | None = None
 
     def to_service(self) -> service.RegisterCaseInput:
         """The domain's input: the same fields (enums are the domain's own)."""
@@ -527,7 +561,12 @@ class RegisterCaseInput:
             f.name: getattr(self, f.name) for f in dataclasses.fields(service.RegisterCaseInput)
         }
         return service.RegisterCaseInput(
-            **{**same, "petitioner": self.petitioner.to_service(), "tags": list(self.tags)}
+            **{
+                **same,
+                "petitioner": self.petitioner.to_service(),
+                "tags": list(self.tags),
+                "agent": self.agent.to_service() if self.agent else None,
+            }
         )
 
 
