@@ -21,11 +21,13 @@ from backend.cases.events import complete_values
 from backend.cases.models import Case, CaseDeadline, DeadlineStatus, WarningColor
 from backend.cases.policy import load_calendar, load_policy
 from backend.cases.rules import (
+    CARRIED_RULE_KEYS,
     DeadlinePolicy,
     DueDate,
     Step,
     compute_due,
     fixed_due,
+    handling_due,
     held_days_between,
     warning_color,
 )
@@ -88,6 +90,12 @@ def _deadline(case: Case, step: Step, start: datetime, due: DueDate, **extra: An
             **extra,
         }
     )
+
+
+def open_handling(session: AsyncSession, case: Case, start: datetime, clocks: Clocks) -> None:
+    """受理: the handling clock, by the tenant's limit for the case's type (handling_due)."""
+    due = handling_due(case.type, start, clocks.calendar, clocks.policy)
+    session.add(_deadline(case, Step.HANDLING, start, due))
 
 
 def first_step(case: Case, step: Step, start: datetime, clocks: Clocks) -> CaseDeadline:
@@ -179,7 +187,7 @@ async def extend_step(
                 held_days=deadline.held_days,
             )
             deadline.due_date, deadline.due_at = due.due_date, due.due_at
-            deadline.rule = {**due.rule, "extensionDays": extra_days}
+            deadline.rule = {**due.rule, **_carried(deadline.rule), "extensionDays": extra_days}
 
 
 async def shift_for_hold(
@@ -205,11 +213,15 @@ async def shift_for_hold(
             days=int(deadline.rule.get("days", 0)),
             held_days=deadline.held_days,
         )
-        extra = {k: v for k, v in deadline.rule.items() if k == "extensionDays"}
         deadline.due_date, deadline.due_at = due.due_date, due.due_at
-        deadline.rule = {**due.rule, **extra}
+        deadline.rule = {**due.rule, **_carried(deadline.rule)}
         shifted[step.value] = held
     return shifted
+
+
+def _carried(rule: dict[str, Any]) -> dict[str, Any]:
+    """What a recomputed rule keeps of the old one (extension, the type's own limit)."""
+    return {k: v for k, v in rule.items() if k in CARRIED_RULE_KEYS}
 
 
 async def refresh_due(session: AsyncSession, case: Case, clocks: Clocks) -> None:

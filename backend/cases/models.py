@@ -46,6 +46,16 @@ class CaseType(StrEnum):
     CLAIM = "CLAIM"  # 申诉求决
 
 
+class AgentKind(StrEnum):
+    """代办/帮办 (seeds 001, 002): who handles a case on the petitioner's behalf."""
+
+    PROXY = "PROXY"  # 代办员
+    HELPER = "HELPER"  # 帮办员
+    GRID_WORKER = "GRID_WORKER"  # 网格员 (问题在网格发现、矛盾在网格解决, seed 001)
+    PARTY_MEMBER = "PARTY_MEMBER"  # 党员代办员 (诸暨 枫桥式信访代办制, seed 002)
+    HOUSEHOLD_HEAD = "HOUSEHOLD_HEAD"  # 双联户长 (seed 001)
+
+
 class CaseStatus(StrEnum):
     REGISTERED = "REGISTERED"
     ROUTED = "ROUTED"
@@ -162,6 +172,7 @@ class Case(TenantScoped, Base):
             postgresql_ops={"location_path": "text_pattern_ops"},
         ),
         Index("ix_cases_tenant_petitioner", "tenant_id", "petitioner_key", "category"),
+        Index("ix_cases_tenant_agent", "tenant_id", "agent_id"),
         # status + subtree: a county's open list reaches only that county's rows of the
         # status (a BitmapOr of the two), not every such case of the city (performance.md);
         # the (tenant_id, status) prefix serves status-only filters.
@@ -218,6 +229,13 @@ class Case(TenantScoped, Base):
     red_since: Mapped[datetime | None] = mapped_column(UtcDateTime)  # set by the deadline scan
     repeat_count: Mapped[int] = mapped_column(Integer, default=0)
     repeat_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Art. 36: the earlier case of the same matter whose re-review (复核) was decided; a
+    # case carrying it is accepted only with a reason (service.accept_case)
+    final_of_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # 代办/帮办 (seeds 001, 002): the official who registers and follows the case for the
+    # petitioner, and as what (AgentKind); reads it like its registrar (visibility.py)
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    agent_kind: Mapped[str | None] = mapped_column(String(16))
     skip_level: Mapped[str] = mapped_column(String(16), default=SkipLevel.NONE)
     extension_days: Mapped[int | None] = mapped_column(Integer)
     extension_reason: Mapped[str | None] = mapped_column(Text)

@@ -141,15 +141,10 @@ def _in_person_units(tenant_id: Any, username: Any, inside: Any) -> ColumnElemen
     )
 
 
-async def person_units(
-    session: AsyncSession, tenant_id: uuid.UUID, usernames: Iterable[str]
-) -> dict[str, tuple[str, ...]]:
-    """The units where each of ``usernames`` holds a staff role now, in one statement."""
-    names = sorted({u for u in usernames if u})
-    if not names:
-        return {}
-    rows = await session.execute(
-        select(User.username, OrgUnit.path)
+def user_roles(*columns: Any) -> Any:
+    """``SELECT columns`` over users joined to their role assignments and those units."""
+    return (
+        select(*columns)
         .join(
             RoleAssignment,
             and_(RoleAssignment.tenant_id == User.tenant_id, RoleAssignment.user_id == User.id),
@@ -161,7 +156,18 @@ async def person_units(
                 OrgUnit.id == RoleAssignment.org_unit_id,
             ),
         )
-        .where(
+    )
+
+
+async def person_units(
+    session: AsyncSession, tenant_id: uuid.UUID, usernames: Iterable[str]
+) -> dict[str, tuple[str, ...]]:
+    """The units where each of ``usernames`` holds a staff role now, in one statement."""
+    names = sorted({u for u in usernames if u})
+    if not names:
+        return {}
+    rows = await session.execute(
+        user_roles(User.username, OrgUnit.path).where(
             User.tenant_id == tenant_id,
             User.username.in_(names),
             RoleAssignment.role.in_(STAFF_ROLES),

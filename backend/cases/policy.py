@@ -84,6 +84,7 @@ def _policy(data_json: str, timezone: str) -> DeadlinePolicy:
         red_days=int(data.get("redDays", 3)),
         yellow_days=int(data.get("yellowDays", 10)),
         timezone=timezone,
+        handling_by_type={k: int(v) for k, v in (data.get("handlingByType") or {}).items()},
     )
 
 
@@ -94,6 +95,7 @@ def policy_data(policy: DeadlinePolicy) -> dict[str, Any]:
         "counting": policy.counting,
         "redDays": policy.red_days,
         "yellowDays": policy.yellow_days,
+        "handlingByType": dict(policy.handling_by_type),
     }
 
 
@@ -105,8 +107,13 @@ async def update_policy(
     counting: str,
     red_days: int,
     yellow_days: int,
+    handling_by_type: dict[str, int] | None = None,
 ) -> DeadlinePolicy:
-    """A city administrator shortens limits or moves the warning thresholds (validated)."""
+    """A city administrator shortens limits or moves the warning thresholds (validated).
+
+    ``handling_by_type``: the suggestions' and accusations' own handling limits (Arts. 32,
+    33; at most the 60 days of Art. 34); None keeps the current ones, ``{}`` clears them.
+    """
     require(principal, "policy", "update")
     if principal.tenant_id is None or not allowed_grants(principal, "policy", "update"):
         raise Forbidden("only a city administrator sets the tenant policy")
@@ -118,6 +125,7 @@ async def update_policy(
         red_days=red_days,
         yellow_days=yellow_days,
         timezone=current.timezone,
+        handling_by_type=current.handling_by_type if handling_by_type is None else handling_by_type,
     )
     row = await session.scalar(select(TenantPolicy).where(TenantPolicy.tenant_id == tenant_id))
     if row is None:

@@ -43,6 +43,7 @@ class CaseFilter:
     leader: str | None = None
     search: str | None = None
     petitioner_id_number: str | None = None
+    agent: str | None = None
 
 
 # newest first; the id breaks ties (a cursor is ``received_at|id``, as it always was)
@@ -98,9 +99,7 @@ async def filter_clauses(
     if f.received_to:
         v.supported_date(f.received_to, "filter.receivedTo")
         clauses.append(Case.received_at < local_day_start(f.received_to + timedelta(days=1), tz))
-    if f.leader:
-        leader_id = select(User.id).where(User.username == f.leader).scalar_subquery()
-        clauses.append(Case.leader_id == leader_id)
+    clauses += _person_clauses(f)
     if f.search:
         term = f.search.strip()[:100]
         if term:  # LIKE wildcards in the text are searched for literally, not stripped
@@ -109,6 +108,16 @@ async def filter_clauses(
     if f.petitioner_id_number:
         clauses.append(_petitioner_clause(principal, f.petitioner_id_number))
     return clauses
+
+
+def _person_clauses(f: CaseFilter) -> list[ColumnElement[bool]]:
+    """Cases a named user owns (包案 ``leader``) or acts for (代办 ``agent``, seeds 001,
+    002); the read predicate beside them still decides what the caller sees."""
+    return [
+        column == select(User.id).where(User.username == username).scalar_subquery()
+        for column, username in ((Case.leader_id, f.leader), (Case.agent_id, f.agent))
+        if username
+    ]
 
 
 def _petitioner_clause(principal: Principal, value: str) -> ColumnElement[bool]:

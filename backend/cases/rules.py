@@ -14,6 +14,7 @@ to the next working day.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -119,6 +120,15 @@ OBJECTION_DECISION_DAYS = 5  # the routing office's answer to an objection (work
 # answer: a tenant policy may shorten the officials' own limits, never these (DOMAIN.md).
 RIGHTS_WINDOWS = frozenset({Step.REVIEW_REQUEST, Step.RE_REVIEW_REQUEST, Step.OBJECTION})
 
+# Case types a tenant may give their own handling limit (DOMAIN.md "handling": suggestions
+# and accusations follow the tenant's configured limits, default the 60 days of claims).
+# Arts. 32 (建议意见) and 33 (检举控告) set no number; a tenant's limit for them may only be
+# shorter than the 60 days Art. 34 gives claims, which keep the HANDLING limit.
+TYPE_HANDLING_ARTICLES = {
+    "SUGGESTION": f"{REGULATION}第三十二条",
+    "ACCUSATION": f"{REGULATION}第三十三条",
+}
+
 Counting = Literal["calendar", "working"]
 Color = Literal["RED", "YELLOW", "BLUE", "NONE"]
 
@@ -140,8 +150,10 @@ class DeadlinePolicy:
     red_days: int = 3
     yellow_days: int = 10
     timezone: str = DEFAULT_TIMEZONE
+    handling_by_type: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "handling_by_type", _type_limits(self.handling_by_type))
         limits: dict[Step, int] = {}
         for key, days in self.limits.items():
             try:
@@ -187,8 +199,40 @@ class DeadlinePolicy:
             raise ValueError(f"{step} has no default limit; pass days= explicitly")
         return days
 
+    def handling_days(self, case_type: str) -> int:
+        """The handling limit of a case of ``case_type``: the tenant's limit for its type
+        (suggestions, accusations), else the HANDLING limit."""
+        return self.handling_by_type.get(str(case_type), self.days_for(Step.HANDLING))
+
     def counts_working_days(self, step: Step) -> bool:
         return STATUTORY_LIMITS[step].working_days or self.counting == "working"
+
+
+def _type_limits(raw: dict[str, int]) -> dict[str, int]:
+    """Validated per-type handling limits: only suggestions and accusations, 1..60 days
+    (a tenant may shorten the statutory 60 days, never lengthen them)."""
+    statutory = STATUTORY_LIMITS[Step.HANDLING]
+    out: dict[str, int] = {}
+    for case_type, days in raw.items():
+        name = str(case_type)
+        if name not in TYPE_HANDLING_ARTICLES:
+            raise BadUserInput(
+                f"{name}: only SUGGESTION and ACCUSATION have their own handling limit; "
+                "claims use the HANDLING limit",
+                field="handlingLimitsByType",
+            )
+        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+            raise BadUserInput(
+                f"{name}: days must be a positive integer", field="handlingLimitsByType"
+            )
+        if days > (statutory.days or 0):
+            raise BadUserInput(
+                f"{name}: {days} days is longer than the statutory {statutory.days} "
+                f"({statutory.article}); a tenant may only shorten it",
+                field="handlingLimitsByType",
+            )
+        out[name] = days
+    return out
 
 
 @dataclass(frozen=True)
@@ -279,6 +323,26 @@ def fixed_due(
         timezone=policy.timezone,
     )
     return compute_due(step, start, calendar, calendar_policy, days=days)
+
+
+def handling_due(
+    case_type: str, start: datetime, calendar: WorkingDayCalendar, policy: DeadlinePolicy
+) -> DueDate:
+    """The HANDLING clock of a case of ``case_type`` accepted at ``start``: the tenant's limit
+    for its type when it set one (the rule then names the type and its article too)."""
+    due = compute_due(Step.HANDLING, start, calendar, policy, days=policy.handling_days(case_type))
+    if str(case_type) not in policy.handling_by_type:
+        return due
+    rule = {
+        **due.rule,
+        "caseType": str(case_type),
+        "typeArticle": TYPE_HANDLING_ARTICLES[str(case_type)],
+    }
+    return dataclasses.replace(due, rule=rule)
+
+
+# rule keys a recomputation (extension, hold, holiday notice) carries over from the old rule
+CARRIED_RULE_KEYS = ("extensionDays", "caseType", "typeArticle")
 
 
 def extended_handling_days(policy: DeadlinePolicy, extension_days: int) -> int:

@@ -41,7 +41,7 @@ from backend.authz.enforcer import allowed_grants, may, require
 from backend.authz.principal import Grant, Principal
 from backend.authz.roles import Role
 from backend.authz.scope import path_covers
-from backend.cases import deadlines, lifecycle, pii
+from backend.cases import agents, deadlines, lifecycle, pii, repeats
 from backend.cases.categories import list_categories
 from backend.cases.events import append_event, complete_values, insert_first_events
 from backend.cases.models import (
@@ -73,7 +73,7 @@ from backend.cases.visibility import acting_grants, read_predicate
 from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.crypto import keyring
-from backend.core.db import UtcDateTime, insert_values
+from backend.core.db import insert_values
 from backend.core.errors import (
     AppError,
     BadUserInput,
@@ -120,11 +120,16 @@ class RegisterCaseInput:
     tags: list[str] = field(default_factory=list)
     priority: str = "NORMAL"
     skip_level: SkipLevelEnum = SkipLevelEnum.NONE
+    agent: agents.AgentInput | None = None  # 代办/帮办 (seeds 001, 002)
 
     def payload_hash(self) -> str:
         # what dataclasses.asdict gave, without its deep copy: every field but the key
         body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "client_key"}
         body["petitioner"] = vars(self.petitioner)
+        if self.agent is None:  # hashes of intakes without an agent stay what they were
+            del body["agent"]
+        else:
+            body["agent"] = vars(self.agent)
         body["received_at"] = self.received_at.isoformat() if self.received_at else None
         raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
         # keyed: the body holds the id number, and the rest of it is stored next to the
@@ -295,6 +300,7 @@ class _New:
     case: Case
     routing: CaseDeadline
     facts: _IntakeFacts
+    agent: dict[str, str] | None = None  # the REGISTERED event's record of a 代办 agent
 
 
 async def _register_all(
@@ -413,7 +419,7 @@ async def _plan_one(
 ) -> _New | Case:
     """One item past the rest of its checks: its replayed case, or its new row."""
     data = item.data
-    facts = _validate_intake(principal, item, row)
+    facts = await _with_repeats(session, principal, item, _validate_intake(principal, item, row))
     payload_hash = data.payload_hash()  # of the normalised copy
     earlier = batch.by_key.get(data.client_key)
     if earlier is not None:  # a key repeated in the batch: a retry of that item
@@ -434,6 +440,9 @@ async def _plan_one(
         key=lambda g: len(g.unit_path),
     )
     accused = await _accused_at_intake(session, principal.tenant_id, data, facts.accused_path)
+    agent_id = (
+        await agents.agent_for(session, principal, data.agent, accused) if data.agent else None
+    )
     holder_id, holder_path = await _intake_holder(session, grant, accused)
     case = Case(
         id=new_id(),
@@ -462,6 +471,9 @@ async def _plan_one(
         first_receiver_id=principal.account_id,
         status=CaseStatus.REGISTERED,
         received_at=facts.received_at,
+        final_of_id=facts.final_of,
+        agent_id=agent_id,
+        agent_kind=data.agent.kind if data.agent else None,
         skip_level=data.skip_level,
         updated_at=now(),
     )
@@ -469,7 +481,9 @@ async def _plan_one(
     clocks = deadlines.Clocks(
         policy_from(facts.policy_data, facts.timezone), await load_calendar(session)
     )
-    new = _New(case, deadlines.first_step(case, Step.ROUTING, facts.received_at, clocks), facts)
+    routing = deadlines.first_step(case, Step.ROUTING, facts.received_at, clocks)
+    agent = _agent_data(principal, data.agent) if data.agent else None
+    new = _New(case, routing, facts, agent)
     batch.add(new)
     return new
 
@@ -480,6 +494,8 @@ def _count_repeats(case: Case, facts: _IntakeFacts, batch: _Batch) -> None:
     count, first = facts.repeat_count, facts.repeat_of
     if case.petitioner_key is not None:
         for other in batch.earlier(case, case.received_at - timedelta(days=REPEAT_WINDOW_DAYS)):
+            if not repeats.similar(case.subject, other.subject):
+                continue
             count += 1
             if first is None or (other.received_at, other.id) < first:
                 first = (other.received_at, other.id)
@@ -533,6 +549,10 @@ async def _write(
                     "channel": p.case.channel.value,
                     "repeatCount": p.case.repeat_count,
                     "skipLevel": p.case.skip_level.value,
+                    # Art. 36: the same matter after a re-review decision (accepted only
+                    # with a reason)
+                    **({"finalOf": str(p.case.final_of_id)} if p.case.final_of_id else {}),
+                    **({"agent": p.agent} if p.agent else {}),
                 },
             )
             for p in new
@@ -540,6 +560,11 @@ async def _write(
     )
     await deadlines.insert_first_steps(session, [p.routing for p in new])
     return True
+
+
+def _agent_data(principal: Principal, agent: agents.AgentInput) -> dict[str, str]:
+    """The REGISTERED event's record of the 代办 agent."""
+    return {"username": agent.username or principal.username, "kind": agent.kind.value}
 
 
 @dataclass(frozen=True)
@@ -556,6 +581,8 @@ class _IntakeFacts:
     petitioner_key: str | None
     repeat_count: int
     repeat_of: tuple[datetime, uuid.UUID] | None  # the first earlier case: (received, id)
+    earlier_count: int = 0  # candidates of the same petitioner, category and accused
+    final_of: uuid.UUID | None = None  # Art. 36: the same matter, its re-review decided
 
 
 def _normalised(data: RegisterCaseInput) -> RegisterCaseInput:
@@ -612,7 +639,6 @@ def _validate_intake(principal: Principal, item: _Checked, row: Any) -> _IntakeF
         raise BadUserInput(
             f"unknown user {data.accused_username} in this city", field="accusedUsername"
         )
-    count = int(row.repeat_count or 0)
     return _IntakeFacts(
         received_at=received_at,
         unit_id=row.unit_id,
@@ -622,8 +648,38 @@ def _validate_intake(principal: Principal, item: _Checked, row: Any) -> _IntakeF
         case_prefix=row.case_prefix,
         policy_data=row.policy_data,
         petitioner_key=item.petitioner_key,
-        repeat_count=count,
-        repeat_of=(row.repeat_of_at, row.repeat_of) if count else None,
+        repeat_count=0,  # set by _with_repeats
+        repeat_of=None,
+        earlier_count=int(row.earlier_count or 0),
+    )
+
+
+async def _with_repeats(
+    session: AsyncSession, principal: Principal, item: _Checked, facts: _IntakeFacts
+) -> _IntakeFacts:
+    """重复访 and 复核终结 among the earlier cases in the database: the candidates (same
+    petitioner, category and accused) are read only when the facts counted some, and
+    :mod:`backend.cases.repeats` decides which are the same matter (a similar subject)."""
+    if not facts.earlier_count or item.petitioner_key is None:
+        return facts
+    assert principal.tenant_id is not None
+    data = item.data
+    earlier = await repeats.earlier_cases(
+        session,
+        principal.tenant_id,
+        petitioner_key=item.petitioner_key,
+        category=data.category,
+        accused_path=data.accused_unit_path,
+        accused_username=data.accused_username,
+    )
+    since = facts.received_at - timedelta(days=REPEAT_WINDOW_DAYS)
+    matches = repeats.match(data.subject, earlier, since)
+    first = next((e for e in earlier if e.id == matches.repeat_of), None)
+    return dataclasses.replace(
+        facts,
+        repeat_count=matches.repeat_count,
+        repeat_of=(first.received_at, first.id) if first else None,
+        final_of=matches.final_of,
     )
 
 
@@ -637,7 +693,6 @@ _FACT_PARAMS = {
     "accused_username": String(),
     "client_key": String(),
     "petitioner_key": String(),
-    "since": UtcDateTime(),
 }
 
 
@@ -647,8 +702,8 @@ async def _intake_facts(
     """One round trip per chunk of items instead of seven per item: for each item the
     category, location and accused units, a case already under its clientKey, the
     tenant's time zone, prefix and deadline policy, and 重复访 — how many earlier cases of
-    the same petitioner and category fall within the window, and the first of them (the
-    new case links to it). Rows in the items' order.
+    the same petitioner, category and accused there are (the candidates
+    :mod:`backend.cases.repeats` compares by subject). Rows in the items' order.
 
     Run on the session's connection as prebuilt Core statements (no per-call statement
     building or ORM hook): every subquery names the tenant itself, and on PostgreSQL
@@ -670,15 +725,14 @@ async def _intake_facts(
 
 def _fact_params(item: _Checked, i: int) -> dict[str, Any]:
     data, received_at = item.data, item.received_at
-    repeats = item.petitioner_key is not None and received_at.tzinfo is not None
+    with_repeats = item.petitioner_key is not None and received_at.tzinfo is not None
     return {
         f"category_{i}": data.category,
         f"location_path_{i}": data.location_path,
         f"accused_path_{i}": data.accused_unit_path or "",
         f"accused_username_{i}": data.accused_username or "",
         f"client_key_{i}": data.client_key,
-        f"petitioner_key_{i}": item.petitioner_key if repeats else None,
-        f"since_{i}": received_at - timedelta(days=REPEAT_WINDOW_DAYS) if repeats else None,
+        f"petitioner_key_{i}": item.petitioner_key if with_repeats else None,
     }
 
 
@@ -708,14 +762,9 @@ def _intake_facts_statement(size: int) -> Any:
         Case.tenant_id == tenant,
         Case.petitioner_key == item.c.petitioner_key,
         Case.category == item.c.category,
-        Case.received_at >= item.c.since,
         func.coalesce(Case.accused_path, "") == item.c.accused_path,
         func.coalesce(Case.accused_username, "") == item.c.accused_username,
     )
-
-    def first_earlier(column: Any) -> Any:
-        query = select(column).where(*earlier).order_by(Case.received_at, Case.id)
-        return query.limit(1).scalar_subquery()
 
     columns = [
         item.c.idx,
@@ -740,9 +789,9 @@ def _intake_facts_statement(size: int) -> Any:
         first(User.id, User.tenant_id == tenant, User.username == item.c.accused_username).label(
             "accused_user_id"
         ),
-        select(func.count(Case.id)).where(*earlier).scalar_subquery().label("repeat_count"),
-        first_earlier(Case.id).label("repeat_of"),
-        first_earlier(Case.received_at).label("repeat_of_at"),
+        # the candidates only: whether one is the same matter (a similar subject) is
+        # decided by repeats.match over their rows (_with_repeats), read only when any
+        select(func.count(Case.id)).where(*earlier).scalar_subquery().label("earlier_count"),
     ]
     return (
         select(*columns)
@@ -1080,13 +1129,34 @@ async def divert_case(
     return await _finish(session, principal, change, reason=reason, data=data)
 
 
-async def accept_case(session: AsyncSession, principal: Principal, ref: CaseRef) -> Case:
-    """受理: the handling clock (60 days for claims, Art. 34) starts now."""
+async def accept_case(
+    session: AsyncSession, principal: Principal, ref: CaseRef, *, reason: str | None = None
+) -> Case:
+    """受理: the handling clock starts now — 60 days for claims (Art. 34), the tenant's own
+    shorter limit for suggestions and accusations when its policy sets one (Arts. 32, 33).
+
+    Art. 36: after a re-review decision the same facts are not accepted again. A case
+    registered as the same matter as such a case (``final_of_id``) is normally rejected;
+    accepting it anyway (new facts, a mistaken match) needs a ``reason``, recorded on the
+    ACCEPT event with the earlier case (``data.finalOf``).
+    """
     change = await _begin(session, principal, ref, "accept")
     await _no_pending_objection(session, change.case)
+    data = None
+    if change.case.final_of_id is not None:
+        if not (reason or "").strip():
+            raise BadUserInput(
+                "the same matter's re-review (复核) was decided: the same facts are not "
+                "accepted again (Art. 36); reject the case, or give the reason to accept it",
+                field="reason",
+                finalOf=str(change.case.final_of_id),
+            )
+        reason, data = _reason(reason), {"finalOf": str(change.case.final_of_id)}
+    elif reason is not None:
+        reason = _reason(reason) if reason.strip() else None
     await deadlines.finish_steps(session, change.case, steps={Step.ROUTING, Step.ACCEPTANCE})
-    await deadlines.open_step(session, change.case, Step.HANDLING, now(), change.clocks)
-    return await _finish(session, principal, change)
+    deadlines.open_handling(session, change.case, now(), change.clocks)
+    return await _finish(session, principal, change, reason=reason, data=data)
 
 
 async def reject_case(

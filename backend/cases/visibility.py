@@ -3,7 +3,7 @@
 - Officials (petition officers, leaders) see cases held in, or located in,
   the subtree of a unit where they hold a reading role, and leaders the cases they own
   (包案) wherever they went; department handlers only cases held by their
-  department; grid workers the cases they registered;
+  department; grid workers the cases they registered; a 代办 agent the cases it acts for;
   evaluators (``read_own``) the cases of the evaluation panels they sit on.
 - 检举控告 (Art. 30): an accusation is invisible to anybody holding any role inside
   the subtree of an accused unit — the named one, or one where the accused person
@@ -24,6 +24,7 @@ from backend.authz.enforcer import allowed_grants, role_may
 from backend.authz.principal import Grant, Principal
 from backend.authz.roles import Role
 from backend.authz.scope import path_covers, subtree_filter
+from backend.cases.agents import AGENT_ROLES
 from backend.cases.models import Case
 from backend.cases.need_to_know import barred_clause, is_barred
 from backend.core.hooks import Hook
@@ -36,6 +37,7 @@ HANDLING_ROLES = {Role.PETITION_OFFICER, Role.LEADER, Role.DEPARTMENT_HANDLER}
 # casbin role names, as in Principal.grant_key
 _LEADER = Role.LEADER.lower()
 _DEPARTMENT_HANDLER = Role.DEPARTMENT_HANDLER.lower()
+_AGENT_ROLES = frozenset(r.lower() for r in AGENT_ROLES)
 
 
 def _grant_reach(role: str, unit_path: str) -> ColumnElement[bool]:
@@ -97,6 +99,10 @@ def _tenant_read_predicate(
         # 包案: the owning leader keeps reading its case wherever it is routed (its morning
         # digest lists it); Art. 30 below still applies
         clauses.append(Case.leader_id == account_id)
+    if any(role in _AGENT_ROLES for role, _ in grants):
+        # 代办/帮办 (seeds 001, 002): the agent follows the case it acts for, like its
+        # registrar; Art. 30 below still applies (agents.py)
+        clauses.append(Case.agent_id == account_id)
     if any(role_may(role, "tenant", "case", "read_own") for role, _ in grants):
         # "own": cases it registered, or (evaluators) the cases of panels it sits on
         # and whatever other domains let a holder of such a role read (evaluations: the

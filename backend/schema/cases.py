@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types.nodes import SelectedField
 
 from backend.authz.principal import Principal
-from backend.cases import models, policy, queries, rules, service
+from backend.cases import agents, models, policy, queries, rules, service
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
@@ -37,6 +37,7 @@ Satisfaction = strawberry.enum(models.Satisfaction, name="Satisfaction")
 SkipLevel = strawberry.enum(models.SkipLevel, name="SkipLevel")
 DeadlineStep = strawberry.enum(Step, name="DeadlineStep")
 DeadlineStatus = strawberry.enum(models.DeadlineStatus, name="DeadlineStatus")
+AgentKind = strawberry.enum(models.AgentKind, name="AgentKind")
 
 
 RouteMode = strawberry.enum(models.RouteMode, name="RouteMode")
@@ -61,6 +62,13 @@ class Actor:
 class Leader:
     username: str
     display_name: str
+
+
+@strawberry.type
+class CaseAgent:
+    username: str
+    display_name: str
+    kind: AgentKind
 
 
 @strawberry.type
@@ -159,6 +167,7 @@ class CaseNode(Node):
     accused_username: str | None = strawberry.field(
         description="检举控告: the accused person's username, if named."
     )
+    final_after_re_review: bool
     # a receipt (registerCase of a case the caller may not read): nothing nested is shown
     _receipt: strawberry.Private[bool] = False
 
@@ -205,6 +214,28 @@ class CaseNode(Node):
         )
 
     @strawberry.field
+    def agent(self, info: Ctx) -> CaseAgent | None:
+        m = self._m
+        if m.agent_id is None or self._receipt:
+            return None
+        kind = models.AgentKind(m.agent_kind)
+        return now_or_later(info.context, "user_by_id", m.agent_id, lambda u: _agent(u, kind))
+
+    @strawberry.field
+    def repeat_of(self, info: Ctx) -> CaseNode | None:
+        return self._linked(info, self._m.repeat_of_id)
+
+    @strawberry.field
+    def final_of(self, info: Ctx) -> CaseNode | None:
+        return self._linked(info, self._m.final_of_id)
+
+    def _linked(self, info: Ctx, case_id: Any) -> CaseNode | None:
+        """Another case this one points to, when the caller may read it (else null)."""
+        if case_id is None or self._receipt:
+            return None
+        return now_or_later(info.context, "visible_case_by_id", case_id, _case_node)
+
+    @strawberry.field
     def deadlines(self, info: Ctx) -> list[Deadline]:
         if self._receipt:
             return []
@@ -215,6 +246,16 @@ class CaseNode(Node):
         if self._receipt:
             return []
         return now_or_later(info.context, "events_by_case", self._m.id, _events)
+
+
+def _agent(user: Any, kind: models.AgentKind) -> CaseAgent | None:
+    if user is None:
+        return None
+    return CaseAgent(username=user.username, display_name=user.display_name, kind=kind)
+
+
+def _case_node(case: models.Case | None) -> CaseNode | None:
+    return node(case) if case else None
 
 
 def _unit(unit: Any) -> OrgUnitType | None:
@@ -239,6 +280,7 @@ _PREFETCH: dict[str, tuple[str, Callable[[models.Case], Any]]] = {
     "locationUnit": ("unit_by_path", lambda c: c.location_path),
     "leader": ("user_by_id", lambda c: c.leader_id),
     "firstReceiver": ("user_by_id", lambda c: c.first_receiver_id),
+    "agent": ("user_by_id", lambda c: c.agent_id),
     "deadlines": ("deadlines_by_case", lambda c: c.id),
     "events": ("events_by_case", lambda c: c.id),
 }
@@ -303,6 +345,7 @@ def node(case: models.Case) -> CaseNode:
         extension_approved=case.extension_approved,
         accused_unit_path=case.accused_path,
         accused_username=case.accused_username,
+        final_after_re_review=case.final_of_id is not None,
     )
 
 
@@ -323,6 +366,7 @@ def receipt(case: models.Case) -> CaseNode:
         resolution=None,
         extension_days=None,
         extension_approved=False,
+        final_after_re_review=False,
         _receipt=True,
     )
 
@@ -368,6 +412,7 @@ class CaseFilter:
         default=None,
         description="Exact id-card number (matched by its keyed hash; handling officials only)",
     )
+    agent: str | None = None
 
     def to_service(self) -> queries.CaseFilter:
         return queries.CaseFilter(
@@ -483,6 +528,15 @@ class PetitionerInput:
 
 
 @strawberry.input
+class CaseAgentInput:
+    kind: AgentKind
+    username: str | None = None
+
+    def to_service(self) -> agents.AgentInput:
+        return agents.AgentInput(models.AgentKind(self.kind), self.username)
+
+
+@strawberry.input
 class RegisterCaseInput:
     client_key: str
     channel: Channel
@@ -499,6 +553,7 @@ class RegisterCaseInput:
     tags: list[str] = strawberry.field(default_factory=list)
     priority: str = "NORMAL"
     skip_level: SkipLevel = models.SkipLevel.NONE
+    agent: CaseAgentInput | None = None
 
     def to_service(self) -> service.RegisterCaseInput:
         """The domain's input: the same fields (enums are the domain's own)."""
@@ -506,7 +561,12 @@ class RegisterCaseInput:
             f.name: getattr(self, f.name) for f in dataclasses.fields(service.RegisterCaseInput)
         }
         return service.RegisterCaseInput(
-            **{**same, "petitioner": self.petitioner.to_service(), "tags": list(self.tags)}
+            **{
+                **same,
+                "petitioner": self.petitioner.to_service(),
+                "tags": list(self.tags),
+                "agent": self.agent.to_service() if self.agent else None,
+            }
         )
 
 
@@ -533,7 +593,7 @@ class DivertCaseInput(CaseRefInput):
 
 @strawberry.input
 class AcceptCaseInput(CaseRefInput):
-    pass
+    reason: str | None = None
 
 
 @strawberry.input
@@ -704,7 +764,7 @@ class CaseMutations:
 
     @strawberry.mutation
     async def accept_case(self, info: Ctx, input: AcceptCaseInput) -> CaseNode:
-        return await _mutate(info, service.accept_case, input.ref())
+        return await _mutate(info, service.accept_case, input.ref(), reason=input.reason)
 
     @strawberry.mutation
     async def reject_case(self, info: Ctx, input: RejectCaseInput) -> CaseNode:
@@ -823,10 +883,17 @@ class StepLimit:
 
 
 @strawberry.type
+class CaseTypeLimit:
+    type: CaseTypeEnum
+    days: int
+
+
+@strawberry.type
 class TenantPolicy:
     """Deadline policy of the caller's city: limits (shorter than statutory only) and colours."""
 
     limits: list[StepLimit]
+    handling_limits_by_type: list[CaseTypeLimit]
     counting: str
     red_days: int
     yellow_days: int
@@ -846,6 +913,10 @@ class TenantPolicy:
     def of(cls, p: rules.DeadlinePolicy) -> TenantPolicy:
         return cls(
             limits=[StepLimit(step=s, days=d) for s, d in sorted(p.limits.items())],
+            handling_limits_by_type=[
+                CaseTypeLimit(type=models.CaseType(t), days=d)
+                for t, d in sorted(p.handling_by_type.items())
+            ],
             counting=p.counting,
             red_days=p.red_days,
             yellow_days=p.yellow_days,
@@ -860,8 +931,15 @@ class StepLimitInput:
 
 
 @strawberry.input
+class CaseTypeLimitInput:
+    type: CaseTypeEnum
+    days: int
+
+
+@strawberry.input
 class UpdateTenantPolicyInput:
     limits: list[StepLimitInput] = strawberry.field(default_factory=list)
+    handling_limits_by_type: list[CaseTypeLimitInput] | None = None
     counting: str = "calendar"
     red_days: int = 3
     yellow_days: int = 10
@@ -892,6 +970,9 @@ class PolicyMutations:
                 counting=input.counting,
                 red_days=input.red_days,
                 yellow_days=input.yellow_days,
+                handling_by_type=None
+                if input.handling_limits_by_type is None
+                else {models.CaseType(i.type).value: i.days for i in input.handling_limits_by_type},
             )
             if input.indicators is not None:
                 await set_definition(session, principal, input.indicators.as_data())

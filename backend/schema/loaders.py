@@ -19,6 +19,7 @@ from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
 from backend.cases.models import CaseDeadline, CaseEvent
+from backend.cases.service import visible_cases
 from backend.schema.context import RequestContext
 from backend.tenants.models import OrgUnit, User
 
@@ -54,7 +55,21 @@ def _many(ctx: RequestContext, model: Any, column: Any, *order: Any) -> DataLoad
     return DataLoader(load_fn=load)
 
 
+def _visible_cases(ctx: RequestContext) -> DataLoader[Any, Any]:
+    """Cases by id that the caller may read (the read predicate, Art. 30 included); the
+    others answer ``None`` like absent ones."""
+
+    async def load(keys: Sequence[Any]) -> list[Any]:
+        async with ctx.read() as session:
+            rows = await visible_cases(session, ctx.principal, list(keys))
+        by_id = {r.id: r for r in rows}
+        return [by_id.get(k) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
 LOADERS: dict[str, Callable[[RequestContext], DataLoader[Any, Any]]] = {
+    "visible_case_by_id": _visible_cases,
     "unit_by_path": lambda ctx: _one(ctx, OrgUnit, OrgUnit.path),
     "user_by_id": lambda ctx: _one(ctx, User, User.id),
     "deadlines_by_case": lambda ctx: _many(
