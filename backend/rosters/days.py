@@ -35,7 +35,9 @@ DOWN_VISIT_TARGET: dict[str, str] = {
 LEVELS_OF_KIND: dict[ShiftKind, frozenset[str]] = {
     ShiftKind.GRASSROOTS_DAY: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
     ShiftKind.RECEPTION_HALL: frozenset({L.CITY, L.COUNTY}),
-    ShiftKind.WINDOW_DUTY: frozenset({L.TOWNSHIP}),
+    # seed 003 (Yiwu): 全市各镇街、各部门 … 每个工作日都安排一名班子成员在窗口接待 —
+    # township AND department windows
+    ShiftKind.WINDOW_DUTY: frozenset({L.TOWNSHIP, L.DEPARTMENT}),
     ShiftKind.VILLAGE_OFFICE: frozenset({L.VILLAGE}),
     ShiftKind.MAIN_LEADER: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
     ShiftKind.DOWN_VISIT: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),

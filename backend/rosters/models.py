@@ -31,7 +31,7 @@ from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
 class ShiftKind(StrEnum):
     GRASSROOTS_DAY = "GRASSROOTS_DAY"  # 三五: city 25th, county 15th, township 5th
     RECEPTION_HALL = "RECEPTION_HALL"  # 领导接访: daily rotating duty leader at the hall
-    WINDOW_DUTY = "WINDOW_DUTY"  # 乡镇班子成员窗口值班, every working day
+    WINDOW_DUTY = "WINDOW_DUTY"  # 镇街、部门班子成员窗口值班 (seed 003), every working day
     VILLAGE_OFFICE = "VILLAGE_OFFICE"  # 村周五坐班
     MAIN_LEADER = "MAIN_LEADER"  # 主要领导每月接访
     DOWN_VISIT = "DOWN_VISIT"  # 每月15日下访
