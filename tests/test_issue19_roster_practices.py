@@ -66,3 +66,92 @@ async def test_seed003_window_duty_stays_refused_at_city_county_and_village(gql,
             token=city.token("admin"),
         )
         assert (resp.code, resp.field) == ("BAD_USER_INPUT", "kind")
+
+
+# --- 2. village pairings with the party members among the 两代表一委员 (seed 000) -----------
+
+ADD_PERSON = """mutation($i: AddRosterPersonInput!) { addRosterPerson(input: $i) {
+  id name kind partyMember unitPath phone active } }"""
+PAIR_PERSON = """mutation($i: AssignPersonPairingInput!) { assignPersonPairing(input: $i) {
+  villagePath person { name kind } } }"""
+PEOPLE = """query($unit: String) { rosterPeople(unitPath: $unit) { id name kind phone }
+  personPairings(unitPath: $unit) { villagePath person { name } }
+  unpairedVillages(unitPath: $unit) { path }
+  pairingCoverage(unitPath: $unit) { countyPath villages paired } }"""
+
+
+async def add_person(gql, city: City, rel: str, name: str, kind: str, **extra) -> dict:
+    data = {"unitPath": city.path(rel), "name": name, "kind": kind, **extra}
+    return (await gql(ADD_PERSON, {"i": data}, token=city.token("admin"))).ok()["addRosterPerson"]
+
+
+async def test_seed000_party_members_among_deputies_are_paired_with_villages(gql, db, world):
+    """Seed 000: 市、县、乡三级党员干部及"两代表一委员"中的党员同志，一对一联系行政村."""
+    city = await roster_city(db)
+    npc_party = await add_person(
+        gql, city, "c1", "张代表", "NPC_DEPUTY", partyMember=True, phone="13912345678"
+    )
+    npc = await add_person(gql, city, "c1", "李代表", "NPC_DEPUTY")
+    party = await add_person(gql, city, "c1/t1", "王党员", "PARTY_MEMBER")
+    elsewhere = await add_person(gql, city, "c2", "赵委员", "CPPCC_MEMBER", partyMember=True)
+    assert (npc_party["partyMember"], npc["partyMember"], party["partyMember"]) == (
+        True,
+        False,
+        True,  # 党员 are party members whatever the input says
+    )
+    assert npc_party["phone"] == "13912345678"  # the roster office sees it
+
+    async def pair(village: str, person: dict):
+        data = {"villagePath": city.path(village), "personId": person["id"]}
+        return await gql(PAIR_PERSON, {"i": data}, token=city.token("admin"))
+
+    # not a party member, registered in another county, not a village: refused
+    assert (await pair("c1/t1/v1", npc)).field == "personId"
+    assert (await pair("c1/t1/v1", elsewhere)).field == "personId"
+    assert (await pair("c1/t1", npc_party)).field == "villagePath"
+    before = (await gql(PEOPLE, {"unit": city.path("c1")}, token=city.token("admin"))).ok()
+    assert before["unpairedVillages"] == [{"path": city.path("c1/t1/v1")}]
+    paired = (await pair("c1/t1/v1", npc_party)).ok()["assignPersonPairing"]
+    assert paired == {
+        "villagePath": city.path("c1/t1/v1"),
+        "person": {"name": "张代表", "kind": "NPC_DEPUTY"},
+    }
+    (await pair("c1/t1/v1", party)).ok()  # one contact per village: replaced
+    seen = (await gql(PEOPLE, {"unit": city.path("c1")}, token=city.token("c1_leader"))).ok()
+    assert seen["personPairings"] == [
+        {"villagePath": city.path("c1/t1/v1"), "person": {"name": "王党员"}}
+    ]
+    # the village counts as covered (seed 000: 结对联系全覆盖) though no cadre is paired
+    assert seen["unpairedVillages"] == []
+    assert seen["pairingCoverage"] == [{"countyPath": city.path("c1"), "villages": 1, "paired": 1}]
+    # a reader who does not manage the roster sees the phone masked (PII)
+    phones = {p["name"]: p["phone"] for p in seen["rosterPeople"]}
+    assert phones["张代表"] == "139****5678"
+    # scope: the county c2 officer does not see c1's people; another city sees none
+    c2 = (await gql(PEOPLE, {"unit": None}, token=city.token("c2_officer"))).ok()
+    assert {p["name"] for p in c2["rosterPeople"]} == {"赵委员"}
+    other = (await gql(PEOPLE, {"unit": None}, token=world.b.token("admin"))).ok()
+    assert other["rosterPeople"] == [] and other["personPairings"] == []
+    stolen = await gql(
+        PAIR_PERSON,
+        {"i": {"villagePath": world.b.path("c1/t1/v1"), "personId": party["id"]}},
+        token=world.b.token("admin"),
+    )
+    assert (stolen.code, stolen.field) == ("BAD_USER_INPUT", "personId")
+
+
+async def test_seed000_people_input_is_checked(gql, db):
+    city = await roster_city(db)
+    for data, field in (
+        ({"unitPath": city.path("c1"), "name": "", "kind": "LAWYER"}, "name"),
+        ({"unitPath": city.path("c1"), "name": "律师", "kind": "LAWYER", "phone": "x"}, "phone"),
+        ({"unitPath": "/nowhere", "name": "律师", "kind": "LAWYER"}, "unitPath"),
+    ):
+        resp = await gql(ADD_PERSON, {"i": data}, token=city.token("admin"))
+        assert (resp.code, resp.field) == ("BAD_USER_INPUT", field), resp.body
+    resp = await gql(
+        ADD_PERSON,
+        {"i": {"unitPath": city.path("c1"), "name": "律师", "kind": "LAWYER"}},
+        token=city.token("c1_leader"),
+    )
+    assert resp.code == "FORBIDDEN"

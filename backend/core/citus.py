@@ -72,6 +72,8 @@ DISTRIBUTED = (
     "shift_swaps",
     "shift_receptions",
     "village_pairings",
+    "roster_people",
+    "person_pairings",
     "tenant_persisted_queries",
     "persisted_query_modes",
 )

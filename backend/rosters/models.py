@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.clock import now
+from backend.core.crypto import EncryptedText
 from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
 
 
@@ -227,5 +228,64 @@ class VillagePairing(TenantScoped, Base):
     village_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     village_path: Mapped[str] = mapped_column(String(512))
     cadre_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    assigned_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class PersonKind(StrEnum):
+    """Named people of the city who take part in rosters without being system users."""
+
+    PARTY_DEPUTY = "PARTY_DEPUTY"  # 党代表 (a party member by definition)
+    NPC_DEPUTY = "NPC_DEPUTY"  # 人大代表
+    CPPCC_MEMBER = "CPPCC_MEMBER"  # 政协委员
+    PARTY_MEMBER = "PARTY_MEMBER"  # 党员
+    LAWYER = "LAWYER"  # 律师: 每日1名律师坐班 (seed 001)
+    COUNSELLOR = "COUNSELLOR"  # 心理咨询师: 心理干预服务 (seed 001)
+
+
+# 两代表一委员: the deputies and committee members
+DEPUTY_KINDS = frozenset({PersonKind.PARTY_DEPUTY, PersonKind.NPC_DEPUTY, PersonKind.CPPCC_MEMBER})
+# kinds whose every member is a party member
+PARTY_KINDS = frozenset({PersonKind.PARTY_DEPUTY, PersonKind.PARTY_MEMBER})
+
+
+class RosterPerson(TenantScoped, Base):
+    """A named person of the city (a deputy, a party member, a lawyer, a counsellor) who is
+    paired with villages or takes roster shifts but holds no account. ``unit_path`` is the
+    unit the person is registered with (scope, like everything else); the phone is PII,
+    encrypted at rest and masked for readers who do not manage the roster."""
+
+    __tablename__ = "roster_people"
+    __table_args__ = (
+        tenant_fk("unit_id", "org_units", "fk_roster_people_unit"),
+        _path_index("ix_roster_people_unit_path", "unit_path"),
+    )
+
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(24))
+    party_member: Mapped[bool] = mapped_column(Boolean, default=False)
+    unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    unit_path: Mapped[str] = mapped_column(String(512))
+    organisation: Mapped[str | None] = mapped_column(String(200))  # law firm, committee...
+    phone: Mapped[str | None] = mapped_column(EncryptedText("roster_people.phone"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class PersonPairing(TenantScoped, Base):
+    """一对一联系 by a party member among the 两代表一委员 (seed 000): one such contact per
+    village, beside its contact cadre (``village_pairings``); a person may hold several."""
+
+    __tablename__ = "person_pairings"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "village_id", name="uq_person_pairings_village"),
+        tenant_fk("village_id", "org_units", "fk_person_pairings_village"),
+        tenant_fk("person_id", "roster_people", "fk_person_pairings_person"),
+        _path_index("ix_person_pairings_path", "village_path"),
+    )
+
+    village_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    village_path: Mapped[str] = mapped_column(String(512))
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     assigned_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

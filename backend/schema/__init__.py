@@ -26,6 +26,7 @@ from backend.schema.metrics import OperationMetrics
 from backend.schema.nodes import NodeQueries
 from backend.schema.notifications import NotificationMutations, NotificationQueries
 from backend.schema.reports import ReportQueries
+from backend.schema.roster_people import RosterPeopleMutations, RosterPeopleQueries
 from backend.schema.rosters import RosterMutations, RosterQueries
 from backend.schema.scalars import SCALAR_OVERRIDES
 from backend.schema.security import SecurityMutations, SecurityQueries, install_admin_audit
@@ -42,6 +43,7 @@ Query = merge_types(
         NotificationQueries,
         ReportQueries,
         RosterQueries,
+        RosterPeopleQueries,
         EvaluationQueries,
         StatsQueries,
         SecurityQueries,
@@ -56,6 +58,7 @@ Mutation = merge_types(
         PolicyMutations,
         NotificationMutations,
         RosterMutations,
+        RosterPeopleMutations,
         EvaluationMutations,
         StatsMutations,
         SecurityMutations,

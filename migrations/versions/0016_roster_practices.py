@@ -1,0 +1,92 @@
+"""roster practices of issue 19: named people, their village pairings
+
+Revision ID: 0016
+Revises: 0014
+Create Date: 2026-12-05 10:40:00
+
+Seeds 000, 001 and 003 (docs/rosters.md): the 两代表一委员, party members, lawyers and
+counsellors who take part in rosters without an account (``roster_people``), and the
+party members among them paired with villages (``person_pairings``). Tenant data: the
+key leads with ``tenant_id`` (Citus distribution column, ``backend/core/citus.py``),
+every foreign key carries it, row-level security like every tenant table.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from backend.core.rls import enable_tenant_rls, grant_app_role
+
+revision = "0016"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def _tenant_fk(column: str, table: str, name: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"], name=name
+    )
+
+
+def _path_index(table: str, name: str, column: str) -> None:
+    op.create_index(
+        name, table, ["tenant_id", column], postgresql_ops={column: "text_pattern_ops"}
+    )
+
+
+def _key_columns() -> list[sa.Column]:
+    return [
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+    ]
+
+
+def _stamps() -> list[sa.Column]:
+    return [
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "roster_people",
+        *_key_columns(),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("party_member", sa.Boolean(), nullable=False),
+        sa.Column("unit_id", sa.Uuid(), nullable=False),
+        sa.Column("unit_path", sa.String(length=512), nullable=False),
+        sa.Column("organisation", sa.String(length=200), nullable=True),
+        sa.Column("phone", sa.Text(), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        *_stamps(),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        _tenant_fk("unit_id", "org_units", "fk_roster_people_unit"),
+        sa.PrimaryKeyConstraint("tenant_id", "id"),
+    )
+    _path_index("roster_people", "ix_roster_people_unit_path", "unit_path")
+    op.create_table(
+        "person_pairings",
+        *_key_columns(),
+        sa.Column("village_id", sa.Uuid(), nullable=False),
+        sa.Column("village_path", sa.String(length=512), nullable=False),
+        sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.Column("assigned_by_id", sa.Uuid(), nullable=True),
+        *_stamps(),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        _tenant_fk("village_id", "org_units", "fk_person_pairings_village"),
+        _tenant_fk("person_id", "roster_people", "fk_person_pairings_person"),
+        sa.PrimaryKeyConstraint("tenant_id", "id"),
+        sa.UniqueConstraint("tenant_id", "village_id", name="uq_person_pairings_village"),
+    )
+    _path_index("person_pairings", "ix_person_pairings_path", "village_path")
+    enable_tenant_rls("roster_people", "person_pairings")
+    grant_app_role()
+
+
+def downgrade() -> None:
+    op.drop_table("person_pairings")
+    op.drop_table("roster_people")
