@@ -9,6 +9,7 @@ from backend.authz.principal import SYSTEM
 from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
 from backend.tenants import service as tenants
+from tests.case_helpers import register
 from tests.clocks import frozen
 from tests.helpers import City
 from tests.test_rosters import plan, roster_city, set_rule, sh, shifts, user
@@ -155,3 +156,166 @@ async def test_seed000_people_input_is_checked(gql, db):
         token=city.token("c1_leader"),
     )
     assert resp.code == "FORBIDDEN"
+
+
+# --- 3. roster kinds with their own people (seeds 001, 003) ----------------------------------
+
+PEOPLE_SHIFT = "id kind day unitPath title leader { username } person { name kind }"
+PEOPLE_PLAN = f"""mutation($i: PlanReceptionDaysInput!) {{
+  planReceptionDays(input: $i) {{ unfilled shifts {{ {PEOPLE_SHIFT} }} }} }}"""
+PEOPLE_RULE = """mutation($i: SetRosterRuleInput!) {
+  setRosterRule(input: $i) { id kind leaders { username } people { name kind } } }"""
+FEED = f"""query($from: Date!, $to: Date!) {{
+  receptionAnnouncements(from: $from, to: $to) {{ {PEOPLE_SHIFT} }}
+  receptionCalendar(unitPath: "{{root}}", from: $from, to: $to) }}"""
+APPOINT = f"""mutation($i: ScheduleAppointmentReceptionInput!) {{
+  scheduleAppointmentReception(input: $i) {{ {PEOPLE_SHIFT} status appointmentCase {{ id }} }} }}"""
+APPOINTMENTS = f"""query($from: Date!, $to: Date!) {{
+  dutyShifts(from: $from, to: $to) {{ {PEOPLE_SHIFT} appointmentCase {{ id }} }} }}"""
+
+
+async def people_rule(gql, city: City, rel: str, kind: str, people: list[dict], **extra):
+    data = {"unitPath": city.path(rel), "kind": kind, "people": [p["id"] for p in people]}
+    return await gql(PEOPLE_RULE, {"i": {**data, **extra}}, token=city.token("admin"))
+
+
+async def test_seed001_lawyer_and_counsellor_on_duty_every_working_day(gql, db):
+    """Seed 001 (Hami): 相关部门人员进驻接访大厅，每日1名律师坐班，心理咨询师提供心理干预服务."""
+    city = await roster_city(db)
+    law1 = await add_person(gql, city, "", "律师甲", "LAWYER", organisation="甲律师事务所")
+    law2 = await add_person(gql, city, "", "律师乙", "LAWYER")
+    counsellor = await add_person(gql, city, "", "咨询师丙", "COUNSELLOR")
+    with frozen(sh(2026, 9, 15)):
+        # the right people for the kind, people instead of leaders, only at a hall
+        assert (await people_rule(gql, city, "", "LAWYER_DUTY", [counsellor])).field == "people"
+        assert (await people_rule(gql, city, "", "LAWYER_DUTY", [])).field == "people"
+        assert (await people_rule(gql, city, "c1/t1", "LAWYER_DUTY", [law1])).field == "kind"
+        refused = await gql(
+            PEOPLE_RULE,
+            {"i": {"unitPath": city.path(), "kind": "LAWYER_DUTY", "leaders": [user(city, "l1")]}},
+            token=city.token("admin"),
+        )
+        assert (refused.code, refused.field) == ("BAD_USER_INPUT", "leaders")
+        rule = (await people_rule(gql, city, "", "LAWYER_DUTY", [law1, law2])).ok()
+        assert rule["setRosterRule"]["people"] == [
+            {"name": "律师甲", "kind": "LAWYER"},
+            {"name": "律师乙", "kind": "LAWYER"},
+        ]
+        (await people_rule(gql, city, "", "COUNSELLING", [counsellor])).ok()
+        # a counsellor and a leader's hall duty at the same hours do not compete
+        await set_rule(gql, city, "", "RECEPTION_HALL", ["l1", "l2"])
+        planned = await gql(
+            PEOPLE_PLAN,
+            {"i": {"unitPath": city.path(), "month": "2026-10"}},
+            token=city.token("admin"),
+        )
+        planned = planned.ok()["planReceptionDays"]
+        feed = await gql(
+            FEED.replace("{root}", city.path()),
+            {"from": "2026-10-01", "to": "2026-10-31"},
+            token=city.token("c1_officer"),
+        )
+    lawyers = sorted(
+        (s for s in planned["shifts"] if s["kind"] == "LAWYER_DUTY"), key=lambda s: s["day"]
+    )
+    counselling = [s for s in planned["shifts"] if s["kind"] == "COUNSELLING"]
+    assert len(lawyers) == len(counselling) == 18 and planned["unfilled"] == []
+    assert [s["person"]["name"] for s in lawyers[:4]] == ["律师甲", "律师乙"] * 2
+    assert all(s["leader"] is None for s in lawyers + counselling)
+    assert {s["person"]["name"] for s in counselling} == {"咨询师丙"}
+    assert lawyers[0]["title"].endswith("律师坐班")
+    published = feed.ok()
+    kinds = {s["kind"] for s in published["receptionAnnouncements"]}
+    assert {"LAWYER_DUTY", "COUNSELLING", "RECEPTION_HALL"} <= kinds
+    ics = published["receptionCalendar"].replace("\r\n ", "")
+    assert "律师坐班：律师甲" in ics and "心理咨询：咨询师丙" in ics
+
+
+async def test_seed003_joint_reception_seats_every_deputy_monthly(gql, db):
+    """Seed 003 (Yiwu): 积极推行"两代表一委员"联合接访机制，定期接待群众来访."""
+    city = await roster_city(db)
+    npc = await add_person(gql, city, "c1", "人大代表甲", "NPC_DEPUTY")
+    cppcc = await add_person(gql, city, "c1", "政协委员乙", "CPPCC_MEMBER")
+    member = await add_person(gql, city, "c1", "党员丙", "PARTY_MEMBER")
+    with frozen(sh(2026, 9, 15)):
+        # a party member who is no deputy or committee member does not sit in it
+        refused = await people_rule(gql, city, "c1", "JOINT_RECEPTION", [npc, member])
+        assert (refused.code, refused.field) == ("BAD_USER_INPUT", "people")
+        (await people_rule(gql, city, "c1", "JOINT_RECEPTION", [npc, cppcc], dayOfMonth=10)).ok()
+        planned = (
+            await gql(
+                PEOPLE_PLAN,
+                {"i": {"unitPath": city.path("c1"), "month": "2026-10"}},
+                token=city.token("admin"),
+            )
+        ).ok()["planReceptionDays"]
+    joint = [s for s in planned["shifts"] if s["kind"] == "JOINT_RECEPTION"]
+    # Oct 10 2026 is the make-up working Saturday after National Day: it stays
+    assert sorted((s["day"], s["person"]["name"]) for s in joint) == [
+        ("2026-10-10", "人大代表甲"),
+        ("2026-10-10", "政协委员乙"),
+    ]
+
+
+async def test_seed003_appointment_reception_respects_art30(gql, db):
+    """Seed 003: 针对具体信访问题实行预约接访 — a leader receives one case's petitioner. Art. 30:
+    never a leader inside the accused unit, and nobody barred from the case sees it."""
+    city = await roster_city(db)
+    with frozen(sh(2026, 11, 2)):
+        accusation = await register(
+            gql,
+            city.token("officer"),
+            city,
+            type="ACCUSATION",
+            locationPath=city.path("c1/t1/v1"),
+            accusedUnitPath=city.path("c1/t1"),
+        )
+        claim = await register(gql, city.token("officer"), city, locationPath=city.path("c1/t1"))
+
+        async def book(case: dict, leader: str, who: str = "officer", **extra):
+            data = {
+                "caseId": case["id"],
+                "unitPath": city.path("c1/t1"),
+                "leader": user(city, leader),
+                "day": "2026-11-10",
+                "startTime": "10:00",
+                "endTime": "11:00",
+                **extra,
+            }
+            return await gql(APPOINT, {"i": data}, token=city.token(who))
+
+        barred = await book(accusation, "t1_l1")  # a leader of the accused township
+        assert (barred.code, barred.field) == ("BAD_USER_INPUT", "leader")
+        assert (await book(claim, "l1", day="2026-11-01")).field == "day"
+        assert (await book(claim, "c2_leader")).field == "leader"  # not over the township
+        hidden = await book(accusation, "c1_leader", who="t1_officer")  # cannot read it
+        assert hidden.code == "NOT_FOUND"
+        booked = (await book(accusation, "c1_leader")).ok()["scheduleAppointmentReception"]
+        assert booked["kind"] == "APPOINTMENT" and booked["status"] == "CONFIRMED"
+        assert booked["appointmentCase"] == {"id": accusation["id"]}
+        assert "土地" not in booked["title"]  # the title carries nothing of the case
+        (await book(claim, "t1_l1", startTime="14:00", endTime="15:00")).ok()
+        span = {"from": "2026-11-10", "to": "2026-11-10"}
+        as_officer = (await gql(APPOINTMENTS, span, token=city.token("officer"))).ok()
+        as_township = (await gql(APPOINTMENTS, span, token=city.token("t1_officer"))).ok()
+        as_leader = (await gql(APPOINTMENTS, span, token=city.token("c1_leader"))).ok()
+        feed = (
+            await gql(FEED.replace("{root}", city.path()), span, token=city.token("officer"))
+        ).ok()
+        swap = await gql(
+            "mutation($i: SwapShiftInput!) { swapShift(input: $i) { id } }",
+            {"i": {"shiftId": booked["id"], "toUsername": user(city, "c1_l2")}},
+            token=city.token("officer"),
+        )
+    appointments = [s for s in as_officer["dutyShifts"] if s["kind"] == "APPOINTMENT"]
+    assert {s["leader"]["username"] for s in appointments} == {
+        user(city, "c1_leader"),
+        user(city, "t1_l1"),
+    }
+    # the accused township's officer sees the claim's appointment, not the accusation's
+    township = [s for s in as_township["dutyShifts"] if s["kind"] == "APPOINTMENT"]
+    assert [s["leader"]["username"] for s in township] == [user(city, "t1_l1")]
+    assert booked["id"] in {s["id"] for s in as_leader["dutyShifts"]}  # its own shift
+    # never published: an appointment is a private meeting
+    assert all(s["kind"] != "APPOINTMENT" for s in feed["receptionAnnouncements"])
+    assert (swap.code, swap.field) == ("BAD_USER_INPUT", "shiftId")

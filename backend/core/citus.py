@@ -74,6 +74,7 @@ DISTRIBUTED = (
     "village_pairings",
     "roster_people",
     "person_pairings",
+    "roster_rule_people",
     "tenant_persisted_queries",
     "persisted_query_modes",
 )

@@ -42,7 +42,20 @@ LEVELS_OF_KIND: dict[ShiftKind, frozenset[str]] = {
     ShiftKind.MAIN_LEADER: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
     ShiftKind.DOWN_VISIT: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
     ShiftKind.PUBLIC_RECEPTION: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
+    # seed 003: 预约接访 by the leader the petition office sends the matter to, wherever
+    # that leader holds a reception; scheduled one by one (scheduleAppointmentReception)
+    ShiftKind.APPOINTMENT: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP, L.DEPARTMENT}),
+    # seed 003: "两代表一委员"联合接访机制，定期接待群众来访
+    ShiftKind.JOINT_RECEPTION: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
+    # seed 001: 相关部门人员进驻接访大厅，每日1名律师坐班，心理咨询师提供心理干预服务 — the
+    # reception halls are the city's and the counties'
+    ShiftKind.LAWYER_DUTY: frozenset({L.CITY, L.COUNTY}),
+    ShiftKind.COUNSELLING: frozenset({L.CITY, L.COUNTY}),
 }
+# Kinds scheduled one by one, never from a rule.
+SCHEDULED_KINDS = frozenset({ShiftKind.PUBLIC_RECEPTION, ShiftKind.APPOINTMENT})
+# Kinds whose rule may name a day of the month (default the 1st, moved to a working day).
+DAY_OF_MONTH_KINDS = frozenset({ShiftKind.MAIN_LEADER, ShiftKind.JOINT_RECEPTION})
 
 # Fixed-date duties are planned before the daily rotations, so a rotation skips the
 # leaders who are already out on a 三五 day.
@@ -53,10 +66,15 @@ PLAN_ORDER: dict[str, int] = {
     ShiftKind.VILLAGE_OFFICE: 3,
     ShiftKind.WINDOW_DUTY: 4,
     ShiftKind.RECEPTION_HALL: 5,
+    # people's rotations never compete with leaders for a slot
+    ShiftKind.JOINT_RECEPTION: 6,
+    ShiftKind.LAWYER_DUTY: 7,
+    ShiftKind.COUNSELLING: 8,
 }
 
 # Every listed leader goes (one shift each) — the rest rotate one leader per day.
-ALL_LEADERS_KINDS = frozenset({ShiftKind.GRASSROOTS_DAY})
+# (A joint reception seats all of its deputies and committee members together.)
+ALL_LEADERS_KINDS = frozenset({ShiftKind.GRASSROOTS_DAY, ShiftKind.JOINT_RECEPTION})
 FIXED_LEADER_KINDS = frozenset({ShiftKind.MAIN_LEADER})
 
 TITLES: dict[str, str] = {
@@ -67,6 +85,10 @@ TITLES: dict[str, str] = {
     ShiftKind.MAIN_LEADER: "主要领导接访日",
     ShiftKind.DOWN_VISIT: "15日下访",
     ShiftKind.PUBLIC_RECEPTION: "季度公开接访",
+    ShiftKind.APPOINTMENT: "预约接访",
+    ShiftKind.JOINT_RECEPTION: "两代表一委员联合接访",
+    ShiftKind.LAWYER_DUTY: "律师坐班",
+    ShiftKind.COUNSELLING: "心理咨询",
 }
 
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
@@ -120,12 +142,17 @@ def duty_days(
         return [nth(GRASSROOTS_DAY_OF_LEVEL[level])]
     if kind is ShiftKind.DOWN_VISIT:
         return [nth(DOWN_VISIT_DAY)]
-    if kind is ShiftKind.MAIN_LEADER:
+    if kind in DAY_OF_MONTH_KINDS:
         return [nth(day_of_month or 1)]
     days = [first + timedelta(days=i) for i in range(last.day)]
     if kind is ShiftKind.VILLAGE_OFFICE:
         return [d for d in days if d.weekday() == 4 and cal.is_working_day(d)]
-    if kind in (ShiftKind.RECEPTION_HALL, ShiftKind.WINDOW_DUTY):
+    if kind in (
+        ShiftKind.RECEPTION_HALL,
+        ShiftKind.WINDOW_DUTY,
+        ShiftKind.LAWYER_DUTY,
+        ShiftKind.COUNSELLING,
+    ):
         return [d for d in days if cal.is_working_day(d)]
     return []
 

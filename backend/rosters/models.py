@@ -37,6 +37,28 @@ class ShiftKind(StrEnum):
     MAIN_LEADER = "MAIN_LEADER"  # 主要领导每月接访
     DOWN_VISIT = "DOWN_VISIT"  # 每月15日下访
     PUBLIC_RECEPTION = "PUBLIC_RECEPTION"  # 季度公开接访, announced >= 3 days ahead
+    # issue 19, roster kinds with their own people (seeds 001, 003)
+    APPOINTMENT = "APPOINTMENT"  # 预约接访/约访: a leader receives one case's petitioner
+    JOINT_RECEPTION = "JOINT_RECEPTION"  # "两代表一委员"联合接访, monthly
+    LAWYER_DUTY = "LAWYER_DUTY"  # 每日1名律师坐班 in the reception hall
+    COUNSELLING = "COUNSELLING"  # 心理咨询师提供心理干预服务 at the reception hall
+
+
+class PersonKind(StrEnum):
+    """Named people of the city who take part in rosters without being system users."""
+
+    PARTY_DEPUTY = "PARTY_DEPUTY"  # 党代表 (a party member by definition)
+    NPC_DEPUTY = "NPC_DEPUTY"  # 人大代表
+    CPPCC_MEMBER = "CPPCC_MEMBER"  # 政协委员
+    PARTY_MEMBER = "PARTY_MEMBER"  # 党员
+    LAWYER = "LAWYER"  # 律师: 每日1名律师坐班 (seed 001)
+    COUNSELLOR = "COUNSELLOR"  # 心理咨询师: 心理干预服务 (seed 001)
+
+
+# 两代表一委员: the deputies and committee members
+DEPUTY_KINDS = frozenset({PersonKind.PARTY_DEPUTY, PersonKind.NPC_DEPUTY, PersonKind.CPPCC_MEMBER})
+# kinds whose every member is a party member
+PARTY_KINDS = frozenset({PersonKind.PARTY_DEPUTY, PersonKind.PARTY_MEMBER})
 
 
 # Kinds where the leader sits somewhere a petitioner can walk in: a visit registered at
@@ -53,6 +75,19 @@ RECEPTION_KINDS = frozenset(
         ShiftKind.PUBLIC_RECEPTION,
     }
 )
+
+
+# Kinds staffed by named people (``roster_people``), not by leaders, and which people:
+# the shift's ``person_id`` is set and its ``leader_id`` is empty.
+PEOPLE_OF_KIND: dict[ShiftKind, frozenset[PersonKind]] = {
+    ShiftKind.JOINT_RECEPTION: DEPUTY_KINDS,  # 两代表一委员
+    ShiftKind.LAWYER_DUTY: frozenset({PersonKind.LAWYER}),
+    ShiftKind.COUNSELLING: frozenset({PersonKind.COUNSELLOR}),
+}
+
+# The public feed (receptionAnnouncements, the .ics export): where a citizen can come.
+# An appointment is a private meeting with one petitioner, never published.
+PUBLISHED_KINDS = RECEPTION_KINDS | frozenset(PEOPLE_OF_KIND)
 
 
 class ShiftStatus(StrEnum):
@@ -119,8 +154,26 @@ class RosterRuleLeader(TenantScoped, Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
+class RosterRulePerson(TenantScoped, Base):
+    """The named people of a rule staffed by people (joint reception, lawyer, counsellor),
+    in rotation order."""
+
+    __tablename__ = "roster_rule_people"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "rule_id", "person_id", name="uq_roster_rule_people"),
+        tenant_fk("rule_id", "roster_rules", "fk_rule_people_rule"),
+        tenant_fk("person_id", "roster_people", "fk_rule_people_person"),
+    )
+
+    rule_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    position: Mapped[int] = mapped_column(Integer)
+
+
 class DutyShift(TenantScoped, Base):
-    """One leader on duty at one unit for one time window."""
+    """One leader — or, for the kinds of :data:`PEOPLE_OF_KIND`, one named person — on
+    duty at one unit for one time window. An appointment reception (预约接访) names the
+    case whose petitioner the leader receives: Art. 30 applies to the shift."""
 
     __tablename__ = "duty_shifts"
     __table_args__ = (
@@ -132,6 +185,9 @@ class DutyShift(TenantScoped, Base):
         Index("ix_duty_shifts_leader_start", "tenant_id", "leader_id", "starts_at"),
         Index("ix_duty_shifts_day", "tenant_id", "day"),
         Index("ix_duty_shifts_rule_period", "tenant_id", "rule_id", "period"),
+        tenant_fk("person_id", "roster_people", "fk_duty_shifts_person"),
+        tenant_fk("case_id", "cases", "fk_duty_shifts_case"),
+        Index("ix_duty_shifts_case", "tenant_id", "case_id"),
     )
 
     rule_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
@@ -141,7 +197,9 @@ class DutyShift(TenantScoped, Base):
     unit_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     unit_path: Mapped[str] = mapped_column(String(512))
     kind: Mapped[str] = mapped_column(String(32))
-    leader_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    leader_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # None: a person's shift
+    person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # APPOINTMENT: the case
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status: Mapped[str] = mapped_column(String(16), default=ShiftStatus.PLANNED)
@@ -230,23 +288,6 @@ class VillagePairing(TenantScoped, Base):
     cadre_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     assigned_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
-
-
-class PersonKind(StrEnum):
-    """Named people of the city who take part in rosters without being system users."""
-
-    PARTY_DEPUTY = "PARTY_DEPUTY"  # 党代表 (a party member by definition)
-    NPC_DEPUTY = "NPC_DEPUTY"  # 人大代表
-    CPPCC_MEMBER = "CPPCC_MEMBER"  # 政协委员
-    PARTY_MEMBER = "PARTY_MEMBER"  # 党员
-    LAWYER = "LAWYER"  # 律师: 每日1名律师坐班 (seed 001)
-    COUNSELLOR = "COUNSELLOR"  # 心理咨询师: 心理干预服务 (seed 001)
-
-
-# 两代表一委员: the deputies and committee members
-DEPUTY_KINDS = frozenset({PersonKind.PARTY_DEPUTY, PersonKind.NPC_DEPUTY, PersonKind.CPPCC_MEMBER})
-# kinds whose every member is a party member
-PARTY_KINDS = frozenset({PersonKind.PARTY_DEPUTY, PersonKind.PARTY_MEMBER})
 
 
 class RosterPerson(TenantScoped, Base):

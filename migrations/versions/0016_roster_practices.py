@@ -1,4 +1,5 @@
-"""roster practices of issue 19: named people, their village pairings
+"""roster practices of issue 19: named people, their village pairings, people's shifts
+and appointments
 
 Revision ID: 0016
 Revises: 0014
@@ -6,7 +7,9 @@ Create Date: 2026-12-05 10:40:00
 
 Seeds 000, 001 and 003 (docs/rosters.md): the 两代表一委员, party members, lawyers and
 counsellors who take part in rosters without an account (``roster_people``), and the
-party members among them paired with villages (``person_pairings``). Tenant data: the
+party members among them paired with villages (``person_pairings``), the people of a
+rule staffed by people (``roster_rule_people``) and, on ``duty_shifts``, the person on
+duty (``leader_id`` becomes optional) and an appointment's case. Tenant data: the
 key leads with ``tenant_id`` (Citus distribution column, ``backend/core/citus.py``),
 every foreign key carries it, row-level security like every tenant table.
 """
@@ -83,10 +86,46 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "village_id", name="uq_person_pairings_village"),
     )
     _path_index("person_pairings", "ix_person_pairings_path", "village_path")
-    enable_tenant_rls("roster_people", "person_pairings")
+    op.create_table(
+        "roster_rule_people",
+        *_key_columns(),
+        sa.Column("rule_id", sa.Uuid(), nullable=False),
+        sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        _tenant_fk("rule_id", "roster_rules", "fk_rule_people_rule"),
+        _tenant_fk("person_id", "roster_people", "fk_rule_people_person"),
+        sa.PrimaryKeyConstraint("tenant_id", "id"),
+        sa.UniqueConstraint("tenant_id", "rule_id", "person_id", name="uq_roster_rule_people"),
+    )
+    with op.batch_alter_table("duty_shifts") as batch:
+        batch.alter_column("leader_id", existing_type=sa.Uuid(), nullable=True)
+        batch.add_column(sa.Column("person_id", sa.Uuid(), nullable=True))
+        batch.add_column(sa.Column("case_id", sa.Uuid(), nullable=True))
+        batch.create_foreign_key(
+            "fk_duty_shifts_person",
+            "roster_people",
+            ["tenant_id", "person_id"],
+            ["tenant_id", "id"],
+        )
+        batch.create_foreign_key(
+            "fk_duty_shifts_case", "cases", ["tenant_id", "case_id"], ["tenant_id", "id"]
+        )
+        batch.create_index("ix_duty_shifts_case", ["tenant_id", "case_id"])
+    enable_tenant_rls("roster_people", "person_pairings", "roster_rule_people")
     grant_app_role()
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM duty_shifts WHERE leader_id IS NULL")  # people's shifts
+    with op.batch_alter_table("duty_shifts") as batch:
+        batch.drop_index("ix_duty_shifts_case")
+        batch.drop_constraint("fk_duty_shifts_case", type_="foreignkey")
+        batch.drop_constraint("fk_duty_shifts_person", type_="foreignkey")
+        batch.drop_column("case_id")
+        batch.drop_column("person_id")
+        batch.alter_column("leader_id", existing_type=sa.Uuid(), nullable=False)
+    op.drop_table("roster_rule_people")
     op.drop_table("person_pairings")
     op.drop_table("roster_people")
