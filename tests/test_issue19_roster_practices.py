@@ -9,7 +9,7 @@ from backend.authz.principal import SYSTEM
 from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
 from backend.tenants import service as tenants
-from tests.case_helpers import register
+from tests.case_helpers import register, register_input
 from tests.clocks import frozen
 from tests.helpers import City
 from tests.test_rosters import plan, roster_city, set_rule, sh, shifts, user
@@ -319,3 +319,158 @@ async def test_seed003_appointment_reception_respects_art30(gql, db):
     # never published: an appointment is a private meeting
     assert all(s["kind"] != "APPOINTMENT" for s in feed["receptionAnnouncements"])
     assert (swap.code, swap.field) == ("BAD_USER_INPUT", "shiftId")
+
+
+# --- 4. scheduled dispute sweeps (矛盾纠纷排查, seeds 001 and 003) -----------------------------
+
+SWEEP_SHIFT = "id kind day status unitPath leader { username }"
+SWEEP_PLAN = f"""mutation($i: PlanReceptionDaysInput!) {{
+  planReceptionDays(input: $i) {{ unfilled shifts {{ {SWEEP_SHIFT} }} }} }}"""
+CHECK_IN = "mutation($i: CheckInShiftInput!) { checkInShift(input: $i) { id status } }"
+FINDING = "id day unitPath place parties category riskLevel recordedBy { username } case { id }"
+RECORD = f"""mutation($i: RecordSweepFindingInput!) {{
+  recordSweepFinding(input: $i) {{ {FINDING} }} }}"""
+FINDINGS = f"""query($unit: String, $case: ID) {{
+  sweepFindings(unitPath: $unit, caseId: $case) {{ {FINDING} }} }}"""
+TO_CASE = """mutation($i: RegisterCaseFromFindingInput!) {
+  registerCaseFromFinding(input: $i) { id number subject } }"""
+
+
+async def test_seed003_sweeps_village_weekly_work_area_every_ten_days_township_monthly(gql, db):
+    """Seed 003 (Yiwu): 村级每周、工作片每旬、镇街每月一次集中排查调处矛盾纠纷 — on the deadline
+    calendar (October 2026: National Day Oct 1-7, make-up Saturday Oct 10)."""
+    city = await roster_city(db)
+    await add_leaders(db, city, "c1/t1/v1", "v_l1", "v_l2")
+    with frozen(sh(2026, 9, 15)):
+        await set_rule(gql, city, "c1/t1/v1", "VILLAGE_SWEEP")
+        await set_rule(gql, city, "c1/t1", "WORK_AREA_SWEEP", ["t1_l1", "t1_l2"])
+        await set_rule(gql, city, "c1/t1", "TOWNSHIP_SWEEP", ["t1_l3"])
+        bad = await gql(
+            "mutation($i: SetRosterRuleInput!) { setRosterRule(input: $i) { id } }",
+            {"i": {"unitPath": city.path("c1/t1/v1"), "kind": "TOWNSHIP_SWEEP"}},
+            token=city.token("admin"),
+        )
+        planned = (
+            await gql(
+                SWEEP_PLAN,
+                {"i": {"unitPath": city.path("c1"), "month": "2026-10"}},
+                token=city.token("admin"),
+            )
+        ).ok()["planReceptionDays"]
+    assert (bad.code, bad.field) == ("BAD_USER_INPUT", "kind")  # a township's sweep
+    by_kind: dict[str, list[tuple[str, str]]] = {}
+    for s in planned["shifts"]:
+        by_kind.setdefault(s["kind"], []).append((s["day"], s["leader"]["username"]))
+    # weekly: the first working day of each week; the week of Sep 28 began in September
+    assert [d for d, _ in sorted(by_kind["VILLAGE_SWEEP"])] == [
+        "2026-10-08",
+        "2026-10-12",
+        "2026-10-19",
+        "2026-10-26",
+    ]
+    assert {u for _, u in by_kind["VILLAGE_SWEEP"]} == {user(city, "v_l1"), user(city, "v_l2")}
+    # every 旬: the 1st (→ Oct 8), the 11th (a Sunday → Oct 12), the 21st; both work areas
+    assert sorted(by_kind["WORK_AREA_SWEEP"]) == sorted(
+        (d, user(city, u))
+        for d in ("2026-10-08", "2026-10-12", "2026-10-21")
+        for u in ("t1_l1", "t1_l2")
+    )
+    assert by_kind["TOWNSHIP_SWEEP"] == [("2026-10-08", user(city, "t1_l3"))]
+    assert planned["unfilled"] == []
+
+
+async def test_seed001_sweep_findings_with_check_in_become_cases(gql, db, world):
+    """Seeds 001, 003: a sweep is checked in, records its findings, and a finding becomes a
+    case through the ordinary intake. Findings are read by scope; Art. 30 hides a finding
+    that became an accusation from the accused unit."""
+    city = await roster_city(db)
+    with frozen(sh(2026, 9, 15)):
+        await set_rule(gql, city, "c1/t1", "WORK_AREA_SWEEP", ["t1_l1", "t1_l2"])
+        planned = (
+            await gql(
+                SWEEP_PLAN,
+                {"i": {"unitPath": city.path("c1/t1"), "month": "2026-10"}},
+                token=city.token("admin"),
+            )
+        ).ok()["planReceptionDays"]
+    mine = {s["leader"]["username"]: s["id"] for s in planned["shifts"] if s["day"] == "2026-10-08"}
+
+    def finding(shift_id: str, place: str, risk: str = "MEDIUM") -> dict:
+        return {
+            "shiftId": shift_id,
+            "place": place,
+            "parties": "村民甲与村民乙",
+            "category": "land",
+            "description": "宅基地边界纠纷",
+            "riskLevel": risk,
+        }
+
+    with frozen(sh(2026, 10, 8, 9, 30)):
+        early = await gql(
+            RECORD, {"i": finding(mine[user(city, "t1_l2")], "李庄")}, token=city.token("t1_l2")
+        )
+        assert early.code == "INVALID_TRANSITION"  # not checked in: no trace of the sweep
+        own = mine[user(city, "t1_l1")]
+        other = await gql(RECORD, {"i": finding(own, "李庄")}, token=city.token("t1_l2"))
+        assert other.code == "FORBIDDEN"  # not its sweep
+        (await gql(CHECK_IN, {"i": {"shiftId": own}}, token=city.token("t1_l1"))).ok()
+        first = (
+            await gql(RECORD, {"i": finding(own, "李庄东头")}, token=city.token("t1_l1"))
+        ).ok()["recordSweepFinding"]
+        second = (
+            await gql(RECORD, {"i": finding(own, "镇政府", "HIGH")}, token=city.token("t1_l1"))
+        ).ok()["recordSweepFinding"]
+        bad = await gql(
+            RECORD, {"i": {**finding(own, ""), "place": " "}}, token=city.token("t1_l1")
+        )
+        assert (bad.code, bad.field) == ("BAD_USER_INPUT", "place")
+        assert first["recordedBy"] == {"username": user(city, "t1_l1")} and first["case"] is None
+        # the township registers the first as a claim: the finding names the case
+        claim = register_input(city, locationPath=city.path("c1/t1/v1"))
+        made = await gql(
+            TO_CASE,
+            {"i": {"findingId": first["id"], "case": claim}},
+            token=city.token("t1_officer"),
+        )
+        case = made.ok()["registerCaseFromFinding"]
+        again = await gql(
+            TO_CASE,
+            {"i": {"findingId": first["id"], "case": register_input(city)}},
+            token=city.token("t1_officer"),
+        )
+        # the second, about the township's own staff, goes up as an accusation against it
+        accusation = register_input(
+            city,
+            type="ACCUSATION",
+            locationPath=city.path("c1/t1/v1"),
+            accusedUnitPath=city.path("c1/t1"),
+        )
+        (
+            await gql(
+                TO_CASE,
+                {"i": {"findingId": second["id"], "case": accusation}},
+                token=city.token("officer"),
+            )
+        ).ok()
+        as_county = (await gql(FINDINGS, {"unit": None}, token=city.token("c1_officer"))).ok()
+        as_township = (await gql(FINDINGS, {"unit": None}, token=city.token("t1_officer"))).ok()
+        as_recorder = (await gql(FINDINGS, {"unit": None}, token=city.token("t1_l1"))).ok()
+        by_case = (
+            await gql(FINDINGS, {"unit": None, "case": case["id"]}, token=city.token("officer"))
+        ).ok()
+        sibling = (await gql(FINDINGS, {"unit": None}, token=city.token("c2_officer"))).ok()
+        foreign = (await gql(FINDINGS, {"unit": None}, token=world.b.token("officer"))).ok()
+        steal = await gql(
+            TO_CASE,
+            {"i": {"findingId": first["id"], "case": register_input(world.b)}},
+            token=world.b.token("officer"),
+        )
+    assert (again.code, again.field) == ("CONFLICT", "findingId")
+    assert {f["place"] for f in as_county["sweepFindings"]} == {"李庄东头", "镇政府"}
+    assert [f["case"] for f in by_case["sweepFindings"]] == [{"id": case["id"]}]
+    # Art. 30: the accused township (its officer, and the leader who recorded it) no
+    # longer sees the finding that became the accusation against it
+    assert [f["place"] for f in as_township["sweepFindings"]] == ["李庄东头"]
+    assert [f["place"] for f in as_recorder["sweepFindings"]] == ["李庄东头"]
+    assert sibling["sweepFindings"] == [] and foreign["sweepFindings"] == []
+    assert (steal.code, steal.field) == ("NOT_FOUND", "findingId")

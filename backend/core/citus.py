@@ -75,6 +75,7 @@ DISTRIBUTED = (
     "roster_people",
     "person_pairings",
     "roster_rule_people",
+    "sweep_findings",
     "tenant_persisted_queries",
     "persisted_query_modes",
 )

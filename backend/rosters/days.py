@@ -51,11 +51,20 @@ LEVELS_OF_KIND: dict[ShiftKind, frozenset[str]] = {
     # reception halls are the city's and the counties'
     ShiftKind.LAWYER_DUTY: frozenset({L.CITY, L.COUNTY}),
     ShiftKind.COUNSELLING: frozenset({L.CITY, L.COUNTY}),
+    # seeds 001, 003: 村级每周、工作片每旬、镇街每月一次集中排查调处矛盾纠纷 — the work areas
+    # (工作片) are the township's own teams, so their sweep is a township rule
+    ShiftKind.VILLAGE_SWEEP: frozenset({L.VILLAGE}),
+    ShiftKind.WORK_AREA_SWEEP: frozenset({L.TOWNSHIP}),
+    ShiftKind.TOWNSHIP_SWEEP: frozenset({L.TOWNSHIP}),
 }
 # Kinds scheduled one by one, never from a rule.
 SCHEDULED_KINDS = frozenset({ShiftKind.PUBLIC_RECEPTION, ShiftKind.APPOINTMENT})
 # Kinds whose rule may name a day of the month (default the 1st, moved to a working day).
-DAY_OF_MONTH_KINDS = frozenset({ShiftKind.MAIN_LEADER, ShiftKind.JOINT_RECEPTION})
+DAY_OF_MONTH_KINDS = frozenset(
+    {ShiftKind.MAIN_LEADER, ShiftKind.JOINT_RECEPTION, ShiftKind.TOWNSHIP_SWEEP}
+)
+# 每旬: the work-area sweep on the first working day of each ten days (1st, 11th, 21st)
+DECADE_STARTS = (1, 11, 21)
 
 # Fixed-date duties are planned before the daily rotations, so a rotation skips the
 # leaders who are already out on a 三五 day.
@@ -63,6 +72,10 @@ PLAN_ORDER: dict[str, int] = {
     ShiftKind.GRASSROOTS_DAY: 0,
     ShiftKind.MAIN_LEADER: 1,
     ShiftKind.DOWN_VISIT: 2,
+    # sweeps fall on fixed days too: before the daily rotations
+    ShiftKind.TOWNSHIP_SWEEP: 2,
+    ShiftKind.WORK_AREA_SWEEP: 2,
+    ShiftKind.VILLAGE_SWEEP: 2,
     ShiftKind.VILLAGE_OFFICE: 3,
     ShiftKind.WINDOW_DUTY: 4,
     ShiftKind.RECEPTION_HALL: 5,
@@ -74,7 +87,10 @@ PLAN_ORDER: dict[str, int] = {
 
 # Every listed leader goes (one shift each) — the rest rotate one leader per day.
 # (A joint reception seats all of its deputies and committee members together.)
-ALL_LEADERS_KINDS = frozenset({ShiftKind.GRASSROOTS_DAY, ShiftKind.JOINT_RECEPTION})
+# (A work-area sweep: every leader of the rule sweeps the work area (工作片) it heads.)
+ALL_LEADERS_KINDS = frozenset(
+    {ShiftKind.GRASSROOTS_DAY, ShiftKind.JOINT_RECEPTION, ShiftKind.WORK_AREA_SWEEP}
+)
 FIXED_LEADER_KINDS = frozenset({ShiftKind.MAIN_LEADER})
 
 TITLES: dict[str, str] = {
@@ -89,6 +105,9 @@ TITLES: dict[str, str] = {
     ShiftKind.JOINT_RECEPTION: "两代表一委员联合接访",
     ShiftKind.LAWYER_DUTY: "律师坐班",
     ShiftKind.COUNSELLING: "心理咨询",
+    ShiftKind.VILLAGE_SWEEP: "村级矛盾纠纷排查",
+    ShiftKind.WORK_AREA_SWEEP: "工作片矛盾纠纷排查",
+    ShiftKind.TOWNSHIP_SWEEP: "镇街矛盾纠纷排查",
 }
 
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
@@ -144,7 +163,12 @@ def duty_days(
         return [nth(DOWN_VISIT_DAY)]
     if kind in DAY_OF_MONTH_KINDS:
         return [nth(day_of_month or 1)]
+    if kind is ShiftKind.WORK_AREA_SWEEP:
+        return sorted({nth(n) for n in DECADE_STARTS})
     days = [first + timedelta(days=i) for i in range(last.day)]
+    if kind is ShiftKind.VILLAGE_SWEEP:
+        # weekly: the first working day of each week (Monday to Sunday) falling this month
+        return [d for d in days if cal.is_working_day(d) and _first_working_of_week(d, cal)]
     if kind is ShiftKind.VILLAGE_OFFICE:
         return [d for d in days if d.weekday() == 4 and cal.is_working_day(d)]
     if kind in (
@@ -155,6 +179,11 @@ def duty_days(
     ):
         return [d for d in days if cal.is_working_day(d)]
     return []
+
+
+def _first_working_of_week(day: date, cal: WorkingDayCalendar) -> bool:
+    monday = day - timedelta(days=day.weekday())
+    return not any(cal.is_working_day(monday + timedelta(days=i)) for i in range(day.weekday()))
 
 
 def local_window(day: date, start: str, end: str, tz: ZoneInfo) -> tuple[datetime, datetime]:

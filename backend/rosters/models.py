@@ -42,6 +42,10 @@ class ShiftKind(StrEnum):
     JOINT_RECEPTION = "JOINT_RECEPTION"  # "两代表一委员"联合接访, monthly
     LAWYER_DUTY = "LAWYER_DUTY"  # 每日1名律师坐班 in the reception hall
     COUNSELLING = "COUNSELLING"  # 心理咨询师提供心理干预服务 at the reception hall
+    # 矛盾纠纷排查 (seeds 001, 003: 村级每周、工作片每旬、镇街每月一次集中排查调处矛盾纠纷)
+    VILLAGE_SWEEP = "VILLAGE_SWEEP"  # weekly, at a village
+    WORK_AREA_SWEEP = "WORK_AREA_SWEEP"  # every 旬 (10 days), the township's work areas
+    TOWNSHIP_SWEEP = "TOWNSHIP_SWEEP"  # monthly, at a township
 
 
 class PersonKind(StrEnum):
@@ -88,6 +92,19 @@ PEOPLE_OF_KIND: dict[ShiftKind, frozenset[PersonKind]] = {
 # The public feed (receptionAnnouncements, the .ics export): where a citizen can come.
 # An appointment is a private meeting with one petitioner, never published.
 PUBLISHED_KINDS = RECEPTION_KINDS | frozenset(PEOPLE_OF_KIND)
+
+
+SWEEP_KINDS = frozenset(
+    {ShiftKind.VILLAGE_SWEEP, ShiftKind.WORK_AREA_SWEEP, ShiftKind.TOWNSHIP_SWEEP}
+)
+
+
+class RiskLevel(StrEnum):
+    """How likely a dispute found in a sweep is to escalate (风险等级)."""
+
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
 
 
 class ShiftStatus(StrEnum):
@@ -329,4 +346,31 @@ class PersonPairing(TenantScoped, Base):
     village_path: Mapped[str] = mapped_column(String(512))
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     assigned_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class SweepFinding(TenantScoped, Base):
+    """One dispute found in a 矛盾纠纷排查 sweep shift: where, between whom, what, how risky.
+    ``unit_path`` and ``day`` are copied from the shift (scope and date filters in SQL);
+    ``case_id`` is the case it became (through the ordinary intake), at most one."""
+
+    __tablename__ = "sweep_findings"
+    __table_args__ = (
+        tenant_fk("shift_id", "duty_shifts", "fk_sweep_findings_shift"),
+        tenant_fk("case_id", "cases", "fk_sweep_findings_case"),
+        UniqueConstraint("tenant_id", "case_id", name="uq_sweep_findings_case"),
+        _path_index("ix_sweep_findings_unit_path", "unit_path"),
+        Index("ix_sweep_findings_shift", "tenant_id", "shift_id"),
+    )
+
+    shift_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    unit_path: Mapped[str] = mapped_column(String(512))
+    day: Mapped[date] = mapped_column(Date)
+    place: Mapped[str] = mapped_column(String(200))
+    parties: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    risk_level: Mapped[str] = mapped_column(String(8))
+    recorded_by_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

@@ -71,9 +71,8 @@ async def set_roster_rule(  # noqa: PLR0913 — one keyword per field of setRost
     if day_of_month is not None and (
         kind not in days.DAY_OF_MONTH_KINDS or not 1 <= day_of_month <= 31
     ):
-        raise BadUserInput(
-            "dayOfMonth is 1-31 and only for MAIN_LEADER and JOINT_RECEPTION", field="dayOfMonth"
-        )
+        kinds = ", ".join(sorted(days.DAY_OF_MONTH_KINDS))
+        raise BadUserInput(f"dayOfMonth is 1-31 and only for {kinds}", field="dayOfMonth")
     staff = await _rule_people(session, principal, kind, people, leaders)
     if location is not None:
         location = v.text(location, "location", max_len=200, required=False) or None

@@ -31,6 +31,7 @@ from backend.schema.rosters import RosterMutations, RosterQueries
 from backend.schema.scalars import SCALAR_OVERRIDES
 from backend.schema.security import SecurityMutations, SecurityQueries, install_admin_audit
 from backend.schema.stats import StatsMutations, StatsQueries
+from backend.schema.sweeps import SweepMutations, SweepQueries
 from backend.schema.tenants import TenantMutations, TenantQueries
 from backend.schema.validation import CachedValidation, ValidationVerdicts, limit_rules
 
@@ -44,6 +45,7 @@ Query = merge_types(
         ReportQueries,
         RosterQueries,
         RosterPeopleQueries,
+        SweepQueries,
         EvaluationQueries,
         StatsQueries,
         SecurityQueries,
@@ -59,6 +61,7 @@ Mutation = merge_types(
         NotificationMutations,
         RosterMutations,
         RosterPeopleMutations,
+        SweepMutations,
         EvaluationMutations,
         StatsMutations,
         SecurityMutations,

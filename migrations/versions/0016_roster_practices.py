@@ -1,5 +1,5 @@
 """roster practices of issue 19: named people, their village pairings, people's shifts
-and appointments
+and appointments, dispute sweeps
 
 Revision ID: 0016
 Revises: 0014
@@ -9,7 +9,8 @@ Seeds 000, 001 and 003 (docs/rosters.md): the 两代表一委员, party members,
 counsellors who take part in rosters without an account (``roster_people``), and the
 party members among them paired with villages (``person_pairings``), the people of a
 rule staffed by people (``roster_rule_people``) and, on ``duty_shifts``, the person on
-duty (``leader_id`` becomes optional) and an appointment's case. Tenant data: the
+duty (``leader_id`` becomes optional) and an appointment's case, and the findings of the
+矛盾纠纷排查 sweeps (``sweep_findings``). Tenant data: the
 key leads with ``tenant_id`` (Citus distribution column, ``backend/core/citus.py``),
 every foreign key carries it, row-level security like every tenant table.
 """
@@ -113,7 +114,29 @@ def upgrade() -> None:
             "fk_duty_shifts_case", "cases", ["tenant_id", "case_id"], ["tenant_id", "id"]
         )
         batch.create_index("ix_duty_shifts_case", ["tenant_id", "case_id"])
-    enable_tenant_rls("roster_people", "person_pairings", "roster_rule_people")
+    op.create_table(
+        "sweep_findings",
+        *_key_columns(),
+        sa.Column("shift_id", sa.Uuid(), nullable=False),
+        sa.Column("unit_path", sa.String(length=512), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("place", sa.String(length=200), nullable=False),
+        sa.Column("parties", sa.Text(), nullable=False),
+        sa.Column("category", sa.String(length=64), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("risk_level", sa.String(length=8), nullable=False),
+        sa.Column("recorded_by_id", sa.Uuid(), nullable=False),
+        sa.Column("case_id", sa.Uuid(), nullable=True),
+        *_stamps(),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        _tenant_fk("shift_id", "duty_shifts", "fk_sweep_findings_shift"),
+        _tenant_fk("case_id", "cases", "fk_sweep_findings_case"),
+        sa.PrimaryKeyConstraint("tenant_id", "id"),
+        sa.UniqueConstraint("tenant_id", "case_id", name="uq_sweep_findings_case"),
+    )
+    _path_index("sweep_findings", "ix_sweep_findings_unit_path", "unit_path")
+    op.create_index("ix_sweep_findings_shift", "sweep_findings", ["tenant_id", "shift_id"])
+    enable_tenant_rls("roster_people", "person_pairings", "roster_rule_people", "sweep_findings")
     grant_app_role()
 
 
@@ -126,6 +149,7 @@ def downgrade() -> None:
         batch.drop_column("case_id")
         batch.drop_column("person_id")
         batch.alter_column("leader_id", existing_type=sa.Uuid(), nullable=False)
+    op.drop_table("sweep_findings")
     op.drop_table("roster_rule_people")
     op.drop_table("person_pairings")
     op.drop_table("roster_people")
