@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select
@@ -57,15 +58,20 @@ async def unit_in_scope(
 def shift_predicate(principal: Principal) -> ColumnElement[bool]:
     """Shifts the principal may read: its grants' subtrees, and its own shifts — less the
     appointments (预约接访) about an accusation it may not know (Art. 30)."""
+    return readable(principal, DutyShift, DutyShift.leader_id)
+
+
+def readable(principal: Principal, rows: Any, own: ColumnElement) -> ColumnElement[bool]:
+    """Roster rows (shifts, sweep findings) ``principal`` may read: those kept in the
+    subtree of its ``shift read`` grants or ``own`` (its shift, its finding), less those
+    naming a case it may not know (Art. 30, :func:`case_known`). ``rows`` has
+    ``tenant_id``, ``unit_path`` and ``case_id`` columns."""
     if principal.tenant_id is None:
         return false()
     paths = [g.unit_path for g in allowed_grants(principal, "shift", "read")]
     return and_(
-        or_(
-            subtree_filter(DutyShift.unit_path, paths),
-            DutyShift.leader_id == principal.account_id,
-        ),
-        case_known(principal, DutyShift.tenant_id, DutyShift.case_id),
+        or_(subtree_filter(rows.unit_path, paths), own == principal.account_id),
+        case_known(principal, rows.tenant_id, rows.case_id),
     )
 
 

@@ -4,6 +4,8 @@ appointment with one case's petitioner, seed 003)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +28,7 @@ from backend.rosters.models import (
 from backend.rosters.planning import remind
 from backend.rosters.shifts import checked_location
 from backend.rosters.swaps import leader_conflict
+from backend.tenants.models import OrgUnit, User
 
 
 async def schedule_public_reception(  # noqa: PLR0913 — one keyword per field of the mutation's input
@@ -75,26 +78,51 @@ async def schedule_public_reception(  # noqa: PLR0913 — one keyword per field 
     )
     if taken:
         raise Conflict(f"{unit.path} already has a public reception this quarter", field="day")
-    starts, ends = days.local_window(day, start_time, end_time, tz)
-    shift = DutyShift(
-        tenant_id=unit.tenant_id,
-        rule_id=None,
-        period=days.period_of(day.year, day.month),
+    return await _book(
+        session,
+        unit,
+        user,
+        ShiftKind.PUBLIC_RECEPTION,
+        days.local_window(day, start_time, end_time, tz),
+        tz,
         day=day,
-        slot=0,
-        unit_id=unit.id,
-        unit_path=unit.path,
-        kind=ShiftKind.PUBLIC_RECEPTION,
-        leader_id=user.id,
-        starts_at=starts,
-        ends_at=ends,
-        status=ShiftStatus.CONFIRMED,
         title=v.text(
             title or f"{unit.name}{days.TITLES[ShiftKind.PUBLIC_RECEPTION]}", "title", max_len=200
         ),
         location=checked_location(location),
         announced_at=announced,
-        updated_at=t,
+    )
+
+
+async def _book(
+    session: AsyncSession,
+    unit: OrgUnit,
+    user: User,
+    kind: ShiftKind,
+    window: tuple[datetime, datetime],
+    tz: ZoneInfo,
+    *,
+    day: date,
+    slot: int = 0,
+    **fields: Any,
+) -> DutyShift:
+    """A confirmed shift scheduled by hand (no rule): checked against the leader's leave
+    and other shifts (CONFLICT on ``leader``), reminded the day before."""
+    shift = DutyShift(
+        tenant_id=unit.tenant_id,
+        rule_id=None,
+        period=days.period_of(day.year, day.month),
+        day=day,
+        slot=slot,
+        unit_id=unit.id,
+        unit_path=unit.path,
+        kind=kind,
+        leader_id=user.id,
+        starts_at=window[0],
+        ends_at=window[1],
+        status=ShiftStatus.CONFIRMED,
+        updated_at=now(),
+        **fields,
     )
     await leader_conflict(session, user, shift, set(), "leader")
     session.add(shift)
@@ -141,7 +169,6 @@ async def schedule_appointment_reception(  # noqa: PLR0913 — one keyword per i
     user = await leader_over(session, leader, unit.path, "leader")
     if not await need_to_know.may_know(session, unit.tenant_id, case, [user.id]):
         raise BadUserInput(f"{leader} may not receive this case (Art. 30)", field="leader")
-    starts, ends = days.local_window(day, start_time, end_time, tz)
     taken = await session.scalar(
         select(func.count(DutyShift.id)).where(
             DutyShift.kind == ShiftKind.APPOINTMENT,
@@ -149,26 +176,16 @@ async def schedule_appointment_reception(  # noqa: PLR0913 — one keyword per i
             DutyShift.unit_id == unit.id,
         )
     )
-    shift = DutyShift(
-        tenant_id=unit.tenant_id,
-        rule_id=None,
-        period=days.period_of(day.year, day.month),
+    return await _book(
+        session,
+        unit,
+        user,
+        ShiftKind.APPOINTMENT,
+        days.local_window(day, start_time, end_time, tz),
+        tz,
         day=day,
         slot=int(taken or 0),
-        unit_id=unit.id,
-        unit_path=unit.path,
-        kind=ShiftKind.APPOINTMENT,
-        leader_id=user.id,
         case_id=case.id,
-        starts_at=starts,
-        ends_at=ends,
-        status=ShiftStatus.CONFIRMED,
         title=f"{unit.name}{days.TITLES[ShiftKind.APPOINTMENT]}",
         location=checked_location(location),
-        updated_at=now(),
     )
-    await leader_conflict(session, user, shift, set(), "leader")
-    session.add(shift)
-    await session.flush()
-    await remind(session, shift, tz)
-    return shift

@@ -134,11 +134,11 @@ async def cases_received(
     return out
 
 
-async def appointment_cases(
+async def cases_by_ids(
     session: AsyncSession, principal: Principal, case_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Case]:
-    """The cases of appointment shifts, as far as the caller may read them (read predicate:
-    scope and Art. 30)."""
+    """Cases named by roster rows (appointments, sweep findings), as far as the caller may
+    read them (read predicate: scope and Art. 30)."""
     if not case_ids or not (may(principal, "case", "read") or may(principal, "case", "read_own")):
         return {}
     rows = await session.scalars(

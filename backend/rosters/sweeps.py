@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.authz.enforcer import allowed_grants, require
+from backend.authz.enforcer import require
 from backend.authz.principal import Principal
 from backend.authz.scope import subtree_filter
 from backend.cases import service as cases
@@ -28,7 +28,7 @@ from backend.core import validation as v
 from backend.core.clock import now
 from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransition, NotFound
 from backend.core.ids import parse_id
-from backend.rosters.access import case_known
+from backend.rosters.access import readable
 from backend.rosters.models import SWEEP_KINDS, RiskLevel, ShiftStatus, SweepFinding
 from backend.rosters.shifts import find_shift, manages_shift
 
@@ -78,16 +78,7 @@ async def record_sweep_finding(
 def finding_predicate(principal: Principal) -> ColumnElement[bool]:
     """The findings ``principal`` may read: scope (its ``shift read`` subtrees, and what it
     recorded) and Art. 30 for a finding that became a case."""
-    if principal.tenant_id is None:
-        return false()
-    paths = [g.unit_path for g in allowed_grants(principal, "shift", "read")]
-    return and_(
-        or_(
-            subtree_filter(SweepFinding.unit_path, paths),
-            SweepFinding.recorded_by_id == principal.account_id,
-        ),
-        case_known(principal, SweepFinding.tenant_id, SweepFinding.case_id),
-    )
+    return readable(principal, SweepFinding, SweepFinding.recorded_by_id)
 
 
 async def sweep_findings(

@@ -37,10 +37,16 @@ async def _leader(info: Ctx, user_id: uuid.UUID | None) -> Leader | None:
     return Leader(username=user.username, display_name=user.display_name) if user else None
 
 
-def _appointment_loader(ctx: RequestContext) -> DataLoader[uuid.UUID, Any]:
+CASES_LOADER = "rosters_cases"
+
+
+def readable_cases(ctx: RequestContext) -> DataLoader[uuid.UUID, Any]:
+    """Cases named by roster rows (appointments, sweep findings), by id, as far as the
+    caller may read them (the case read predicate: scope and Art. 30)."""
+
     async def batch(keys: Sequence[uuid.UUID]) -> list[Any]:
         async with ctx.read() as session:
-            found = await shifts.appointment_cases(session, ctx.principal, list(keys))
+            found = await shifts.cases_by_ids(session, ctx.principal, list(keys))
         return [found.get(k) for k in keys]
 
     return DataLoader(load_fn=batch)
@@ -120,7 +126,7 @@ class DutyShift(Node):
     async def appointment_case(self, info: Ctx) -> CaseNode | None:
         if self._m.case_id is None:
             return None
-        loader = info.context.loader("rosters_appointments", _appointment_loader)
+        loader = info.context.loader(CASES_LOADER, readable_cases)
         found = await loader.load(self._m.case_id)
         return node(found) if found else None
 

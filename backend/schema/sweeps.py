@@ -4,29 +4,18 @@ are roster rules and shifts (``backend/schema/rosters.py``)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
-from backend.rosters import models, shifts, sweeps
+from backend.rosters import models, sweeps
 from backend.schema.cases import CaseNode, Leader, RegisterCaseInput, node, receipt
-from backend.schema.context import Ctx, RequestContext
+from backend.schema.context import Ctx
 from backend.schema.loaders import load
+from backend.schema.rosters import CASES_LOADER, readable_cases
 
 SweepRiskLevel = strawberry.enum(models.RiskLevel, name="SweepRiskLevel")
-
-
-def _case_loader(ctx: RequestContext) -> DataLoader[uuid.UUID, Any]:
-    async def batch(keys: Sequence[uuid.UUID]) -> list[Any]:
-        async with ctx.read() as session:
-            found = await shifts.appointment_cases(session, ctx.principal, list(keys))
-        return [found.get(k) for k in keys]
-
-    return DataLoader(load_fn=batch)
 
 
 @strawberry.type
@@ -74,7 +63,7 @@ class SweepFinding:
     async def case(self, info: Ctx) -> CaseNode | None:
         if self._m.case_id is None:
             return None
-        found = await info.context.loader("sweep_cases", _case_loader).load(self._m.case_id)
+        found = await info.context.loader(CASES_LOADER, readable_cases).load(self._m.case_id)
         return node(found) if found else None
 
 
