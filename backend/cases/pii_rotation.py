@@ -29,6 +29,7 @@ ENCRYPTED_COLUMNS = (
     ("cases", "petitioner_phone"),
     ("cases", "petitioner_id_number"),
     ("notification_settings", "webhook_secret"),
+    ("roster_people", "phone"),
 )
 BATCH = 500
 

@@ -72,6 +72,10 @@ DISTRIBUTED = (
     "shift_swaps",
     "shift_receptions",
     "village_pairings",
+    "roster_people",
+    "person_pairings",
+    "roster_rule_people",
+    "sweep_findings",
     "tenant_persisted_queries",
     "persisted_query_modes",
 )

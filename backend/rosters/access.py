@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from backend.authz.enforcer import allowed_grants, require
 from backend.authz.principal import Principal
 from backend.authz.roles import Role
 from backend.authz.scope import path_covers, subtree_filter
+from backend.cases.models import Case
+from backend.cases.need_to_know import barred_clause
 from backend.core import validation as v
 from backend.core.clock import DEFAULT_TIMEZONE
 from backend.core.errors import BadUserInput
@@ -52,12 +56,35 @@ async def unit_in_scope(
 
 
 def shift_predicate(principal: Principal) -> ColumnElement[bool]:
-    """Shifts the principal may read: its grants' subtrees, and its own shifts."""
+    """Shifts the principal may read: its grants' subtrees, and its own shifts — less the
+    appointments (预约接访) about an accusation it may not know (Art. 30)."""
+    return readable(principal, DutyShift, DutyShift.leader_id)
+
+
+def readable(principal: Principal, rows: Any, own: ColumnElement) -> ColumnElement[bool]:
+    """Roster rows (shifts, sweep findings) ``principal`` may read: those kept in the
+    subtree of its ``shift read`` grants or ``own`` (its shift, its finding), less those
+    naming a case it may not know (Art. 30, :func:`case_known`). ``rows`` has
+    ``tenant_id``, ``unit_path`` and ``case_id`` columns."""
     if principal.tenant_id is None:
         return false()
     paths = [g.unit_path for g in allowed_grants(principal, "shift", "read")]
+    return and_(
+        or_(subtree_filter(rows.unit_path, paths), own == principal.account_id),
+        case_known(principal, rows.tenant_id, rows.case_id),
+    )
+
+
+def case_known(principal: Principal, tenant_id: ColumnElement, case_id: ColumnElement):
+    """Art. 30 gate for roster rows that name a case (an appointment, a sweep finding that
+    became a case): no case, or a case the principal is not barred from
+    (``backend/cases/need_to_know.py``: the accused person, anyone with a role inside an
+    accused unit)."""
+    c = aliased(Case)
+    barred = barred_clause([g.unit_path for g in principal.grants], [principal.username], c)
     return or_(
-        subtree_filter(DutyShift.unit_path, paths), DutyShift.leader_id == principal.account_id
+        case_id.is_(None),
+        not_(exists(select(c.id).where(c.tenant_id == tenant_id, c.id == case_id, barred))),
     )
 
 

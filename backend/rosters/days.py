@@ -35,12 +35,36 @@ DOWN_VISIT_TARGET: dict[str, str] = {
 LEVELS_OF_KIND: dict[ShiftKind, frozenset[str]] = {
     ShiftKind.GRASSROOTS_DAY: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
     ShiftKind.RECEPTION_HALL: frozenset({L.CITY, L.COUNTY}),
-    ShiftKind.WINDOW_DUTY: frozenset({L.TOWNSHIP}),
+    # seed 003 (Yiwu): 全市各镇街、各部门 … 每个工作日都安排一名班子成员在窗口接待 —
+    # township AND department windows
+    ShiftKind.WINDOW_DUTY: frozenset({L.TOWNSHIP, L.DEPARTMENT}),
     ShiftKind.VILLAGE_OFFICE: frozenset({L.VILLAGE}),
     ShiftKind.MAIN_LEADER: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
     ShiftKind.DOWN_VISIT: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
     ShiftKind.PUBLIC_RECEPTION: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
+    # seed 003: 预约接访 by the leader the petition office sends the matter to, wherever
+    # that leader holds a reception; scheduled one by one (scheduleAppointmentReception)
+    ShiftKind.APPOINTMENT: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP, L.DEPARTMENT}),
+    # seed 003: "两代表一委员"联合接访机制，定期接待群众来访
+    ShiftKind.JOINT_RECEPTION: frozenset({L.CITY, L.COUNTY, L.TOWNSHIP}),
+    # seed 001: 相关部门人员进驻接访大厅，每日1名律师坐班，心理咨询师提供心理干预服务 — the
+    # reception halls are the city's and the counties'
+    ShiftKind.LAWYER_DUTY: frozenset({L.CITY, L.COUNTY}),
+    ShiftKind.COUNSELLING: frozenset({L.CITY, L.COUNTY}),
+    # seeds 001, 003: 村级每周、工作片每旬、镇街每月一次集中排查调处矛盾纠纷 — the work areas
+    # (工作片) are the township's own teams, so their sweep is a township rule
+    ShiftKind.VILLAGE_SWEEP: frozenset({L.VILLAGE}),
+    ShiftKind.WORK_AREA_SWEEP: frozenset({L.TOWNSHIP}),
+    ShiftKind.TOWNSHIP_SWEEP: frozenset({L.TOWNSHIP}),
 }
+# Kinds scheduled one by one, never from a rule.
+SCHEDULED_KINDS = frozenset({ShiftKind.PUBLIC_RECEPTION, ShiftKind.APPOINTMENT})
+# Kinds whose rule may name a day of the month (default the 1st, moved to a working day).
+DAY_OF_MONTH_KINDS = frozenset(
+    {ShiftKind.MAIN_LEADER, ShiftKind.JOINT_RECEPTION, ShiftKind.TOWNSHIP_SWEEP}
+)
+# 每旬: the work-area sweep on the first working day of each ten days (1st, 11th, 21st)
+DECADE_STARTS = (1, 11, 21)
 
 # Fixed-date duties are planned before the daily rotations, so a rotation skips the
 # leaders who are already out on a 三五 day.
@@ -48,13 +72,25 @@ PLAN_ORDER: dict[str, int] = {
     ShiftKind.GRASSROOTS_DAY: 0,
     ShiftKind.MAIN_LEADER: 1,
     ShiftKind.DOWN_VISIT: 2,
+    # sweeps fall on fixed days too: before the daily rotations
+    ShiftKind.TOWNSHIP_SWEEP: 2,
+    ShiftKind.WORK_AREA_SWEEP: 2,
+    ShiftKind.VILLAGE_SWEEP: 2,
     ShiftKind.VILLAGE_OFFICE: 3,
     ShiftKind.WINDOW_DUTY: 4,
     ShiftKind.RECEPTION_HALL: 5,
+    # people's rotations never compete with leaders for a slot
+    ShiftKind.JOINT_RECEPTION: 6,
+    ShiftKind.LAWYER_DUTY: 7,
+    ShiftKind.COUNSELLING: 8,
 }
 
 # Every listed leader goes (one shift each) — the rest rotate one leader per day.
-ALL_LEADERS_KINDS = frozenset({ShiftKind.GRASSROOTS_DAY})
+# (A joint reception seats all of its deputies and committee members together.)
+# (A work-area sweep: every leader of the rule sweeps the work area (工作片) it heads.)
+ALL_LEADERS_KINDS = frozenset(
+    {ShiftKind.GRASSROOTS_DAY, ShiftKind.JOINT_RECEPTION, ShiftKind.WORK_AREA_SWEEP}
+)
 FIXED_LEADER_KINDS = frozenset({ShiftKind.MAIN_LEADER})
 
 TITLES: dict[str, str] = {
@@ -65,6 +101,13 @@ TITLES: dict[str, str] = {
     ShiftKind.MAIN_LEADER: "主要领导接访日",
     ShiftKind.DOWN_VISIT: "15日下访",
     ShiftKind.PUBLIC_RECEPTION: "季度公开接访",
+    ShiftKind.APPOINTMENT: "预约接访",
+    ShiftKind.JOINT_RECEPTION: "两代表一委员联合接访",
+    ShiftKind.LAWYER_DUTY: "律师坐班",
+    ShiftKind.COUNSELLING: "心理咨询",
+    ShiftKind.VILLAGE_SWEEP: "村级矛盾纠纷排查",
+    ShiftKind.WORK_AREA_SWEEP: "工作片矛盾纠纷排查",
+    ShiftKind.TOWNSHIP_SWEEP: "镇街矛盾纠纷排查",
 }
 
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
@@ -118,14 +161,29 @@ def duty_days(
         return [nth(GRASSROOTS_DAY_OF_LEVEL[level])]
     if kind is ShiftKind.DOWN_VISIT:
         return [nth(DOWN_VISIT_DAY)]
-    if kind is ShiftKind.MAIN_LEADER:
+    if kind in DAY_OF_MONTH_KINDS:
         return [nth(day_of_month or 1)]
+    if kind is ShiftKind.WORK_AREA_SWEEP:
+        return sorted({nth(n) for n in DECADE_STARTS})
     days = [first + timedelta(days=i) for i in range(last.day)]
+    if kind is ShiftKind.VILLAGE_SWEEP:
+        # weekly: the first working day of each week (Monday to Sunday) falling this month
+        return [d for d in days if cal.is_working_day(d) and _first_working_of_week(d, cal)]
     if kind is ShiftKind.VILLAGE_OFFICE:
         return [d for d in days if d.weekday() == 4 and cal.is_working_day(d)]
-    if kind in (ShiftKind.RECEPTION_HALL, ShiftKind.WINDOW_DUTY):
+    if kind in (
+        ShiftKind.RECEPTION_HALL,
+        ShiftKind.WINDOW_DUTY,
+        ShiftKind.LAWYER_DUTY,
+        ShiftKind.COUNSELLING,
+    ):
         return [d for d in days if cal.is_working_day(d)]
     return []
+
+
+def _first_working_of_week(day: date, cal: WorkingDayCalendar) -> bool:
+    monday = day - timedelta(days=day.weekday())
+    return not any(cal.is_working_day(monday + timedelta(days=i)) for i in range(day.weekday()))
 
 
 def local_window(day: date, start: str, end: str, tz: ZoneInfo) -> tuple[datetime, datetime]:

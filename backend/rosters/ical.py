@@ -22,6 +22,7 @@ from backend.core.clock import now
 from backend.core.errors import NotFound
 from backend.rosters.access import tenant_zone, users_by_ids
 from backend.rosters.models import DutyShift
+from backend.rosters.people import people_by_ids
 from backend.rosters.shifts import reception_announcements
 from backend.tenants.models import User
 from backend.tenants.service import unit_by_path
@@ -31,9 +32,15 @@ DEFAULT_DAYS = 90
 
 
 def render_calendar(
-    shifts: Sequence[DutyShift], leaders: dict, *, name: str, tz: ZoneInfo | None = None
+    shifts: Sequence[DutyShift],
+    leaders: dict,
+    *,
+    name: str,
+    tz: ZoneInfo | None = None,
+    people: dict | None = None,
 ) -> str:
-    """One VEVENT per shift; the UID is stable, so subscribed clients update in place."""
+    """One VEVENT per shift; the UID is stable, so subscribed clients update in place. The
+    one on duty is the leader, or the named person (lawyer, counsellor, deputy)."""
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -42,7 +49,8 @@ def render_calendar(
         cal.add("x-wr-timezone", str(tz))
     for shift in shifts:
         leader: User | None = leaders.get(shift.leader_id)
-        who = leader.display_name if leader else ""
+        person = (people or {}).get(shift.person_id)
+        who = leader.display_name if leader else person.name if person else ""
         event = Event()
         event.add("uid", f"{shift.id}@xinfang")
         event.add("dtstamp", shift.updated_at or now())
@@ -69,5 +77,6 @@ async def reception_calendar(
     shifts = await reception_announcements(
         session, principal, from_=start, to=end, unit_path=unit_path
     )
-    leaders = await users_by_ids(session, list({s.leader_id for s in shifts}))
-    return render_calendar(shifts, leaders, name=f"接访日程 {unit_path}", tz=tz)
+    leaders = await users_by_ids(session, [s.leader_id for s in shifts if s.leader_id])
+    staff = await people_by_ids(session, [s.person_id for s in shifts if s.person_id])
+    return render_calendar(shifts, leaders, name=f"接访日程 {unit_path}", tz=tz, people=staff)

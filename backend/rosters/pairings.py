@@ -1,6 +1,8 @@
 """Cadre ↔ unit pairings.
 
 * villages (三五 grassroots days, seed 000: each cadre is paired with villages);
+* villages again, by a party member among the 两代表一委员 (seed 000, ``people.py``,
+  table ``person_pairings``) — beside the cadre; either makes the village covered;
 * townships (下访约访, seeds 002/003: every county (city) leader goes on the 15th to the
   township it is paired with — ``planning`` plans one down-visit shift per pair).
 
@@ -27,6 +29,7 @@ from backend.rosters.access import leader_over, unit_in_scope
 from backend.rosters.models import (
     VillagePairing,
 )
+from backend.rosters.people import person_pairings
 from backend.tenants.models import OrgUnit, OrgUnitLevel
 
 
@@ -166,11 +169,21 @@ async def _villages(
     return list(await session.scalars(stmt.order_by(OrgUnit.path)))
 
 
+async def _paired_village_ids(
+    session: AsyncSession, principal: Principal, unit_path: str | None
+) -> set[uuid.UUID]:
+    """Villages with a contact: a cadre, or a party member among the 两代表一委员 (seed 000:
+    三级党员干部及"两代表一委员"中的党员同志，一对一联系行政村 — both count for coverage)."""
+    cadres = await pairings(session, principal, unit_path=unit_path)
+    people = await person_pairings(session, principal, unit_path=unit_path)
+    return {p.village_id for p in cadres} | {p.village_id for p in people}
+
+
 async def unpaired_villages(
     session: AsyncSession, principal: Principal, *, unit_path: str | None = None
 ) -> list[OrgUnit]:
     villages = await _villages(session, principal, unit_path)
-    paired = {p.village_id for p in await pairings(session, principal, unit_path=unit_path)}
+    paired = await _paired_village_ids(session, principal, unit_path)
     return [u for u in villages if u.id not in paired]
 
 
@@ -179,7 +192,7 @@ async def pairing_coverage(
 ) -> list[Coverage]:
     """Per county (the second level of the path): villages and how many are paired."""
     villages = await _villages(session, principal, unit_path)
-    paired = {p.village_id for p in await pairings(session, principal, unit_path=unit_path)}
+    paired = await _paired_village_ids(session, principal, unit_path)
     by_county: dict[str, Coverage] = {}
     for u in villages:
         county = "/".join(u.path.split("/")[:3])

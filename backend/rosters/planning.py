@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
@@ -24,6 +24,7 @@ from backend.notifications.models import Notification, NotificationStatus
 from backend.rosters import days
 from backend.rosters.access import leader_unit_paths, tenant_zone, unit_in_scope
 from backend.rosters.models import (
+    PEOPLE_OF_KIND,
     DutyShift,
     LeaderLeave,
     RosterRule,
@@ -32,7 +33,7 @@ from backend.rosters.models import (
     ShiftSwap,
 )
 from backend.rosters.pairings import paired_units
-from backend.rosters.rules import explicit_leaders, unit_leaders
+from backend.rosters.rules import explicit_leaders, rule_people, unit_leaders
 from backend.tenants.models import OrgUnit
 
 REMINDER_KIND = "shift_reminder"
@@ -127,9 +128,13 @@ async def plan_reception_days(
     explicit = await explicit_leaders(session, [r.id for r in rule_rows])
     defaults = await unit_leaders(session, [r.unit_id for r in rule_rows if r.id not in explicit])
     eligible_users = {r.id: explicit.get(r.id) or defaults.get(r.unit_id, []) for r in rule_rows}
+    staff = await rule_people(session, [r.id for r in rule_rows if r.kind in PEOPLE_OF_KIND])
     all_ids = list({u.id for users in eligible_users.values() for u in users})
     leader_paths = await leader_unit_paths(session, all_ids)
-    month = await _month(session, rule_rows, all_ids, (year, mon), tz, today, result)
+    people_ids = [p.id for persons in staff.values() for p in persons]
+    month = await _month(
+        session, rule_rows, [*all_ids, *people_ids], (year, mon), tz, today, result
+    )
     names = {u.id: u.username for users in eligible_users.values() for u in users}
     for rule in rule_rows:
         eligible = [
@@ -137,6 +142,8 @@ async def plan_reception_days(
             for u in eligible_users[rule.id]
             if any(path_covers(p, rule.unit_path) for p in leader_paths.get(u.id, []))
         ]
+        if rule.kind in PEOPLE_OF_KIND:  # seeds 001, 003: the rule's named people
+            eligible = [p.id for p in staff.get(rule.id, []) if p.active]
         unit = units[rule.unit_id]
         if rule.kind == ShiftKind.DOWN_VISIT:
             level = days.DOWN_VISIT_TARGET[unit.level]
@@ -151,7 +158,8 @@ async def plan_reception_days(
         await _apply(session, month, rule, unit, desired)
     for s in month.movable.values():
         if s.rule_id in {r.id for r in rule_rows} and s not in result.shifts:
-            await cancel_reminder(session, s, s.leader_id)
+            if s.leader_id is not None:
+                await cancel_reminder(session, s, s.leader_id)
             await session.delete(s)
             result.removed += 1
     await session.flush()
@@ -199,7 +207,9 @@ async def _month(
     hi = datetime.combine(last + timedelta(days=15), time(0), tz)
     others = await session.scalars(
         select(DutyShift).where(
-            DutyShift.leader_id.in_(leader_ids), DutyShift.starts_at < hi, DutyShift.ends_at > lo
+            or_(DutyShift.leader_id.in_(leader_ids), DutyShift.person_id.in_(leader_ids)),
+            DutyShift.starts_at < hi,
+            DutyShift.ends_at > lo,
         )
     )
     leaves = await session.scalars(
@@ -212,9 +222,20 @@ async def _month(
     busy = _Busy(list(leaves))
     for s in others:
         if s.id not in movable:
-            busy.add(s.leader_id, (s.starts_at, s.ends_at))
+            busy.add(on_duty(s), (s.starts_at, s.ends_at))
     calendar = await load_calendar(session)
     return _Month(year, mon, period, calendar, tz, today, busy, existing, movable, result)
+
+
+def on_duty(shift: DutyShift) -> uuid.UUID:
+    """Who holds the shift: its leader, or the named person of a people's kind."""
+    holder = shift.leader_id or shift.person_id
+    assert holder is not None
+    return holder
+
+
+def _holder_column(rule: RosterRule) -> ColumnElement:
+    return DutyShift.person_id if rule.kind in PEOPLE_OF_KIND else DutyShift.leader_id
 
 
 # (day, seat) → leader, window, and the unit the shift is kept at when it is not the
@@ -277,19 +298,20 @@ async def _rotated(
     """Rotations: fair round-robin continuing from the rule's earlier months this year."""
     first = date(month.year, month.mon, 1)
     counts: dict[uuid.UUID, int] = defaultdict(int)
+    holder = _holder_column(rule)
     rows = await session.execute(
-        select(DutyShift.leader_id, func.count())
+        select(holder, func.count())
         .where(
             DutyShift.rule_id == rule.id,
             DutyShift.day >= date(month.year, 1, 1),
             DutyShift.day < first,
         )
-        .group_by(DutyShift.leader_id)
+        .group_by(holder)
     )
     for leader, n in rows:
         counts[leader] = int(n)
     last = await session.scalar(
-        select(DutyShift.leader_id)
+        select(holder)
         .where(DutyShift.rule_id == rule.id, DutyShift.day < first)
         .order_by(DutyShift.day.desc(), DutyShift.slot.desc())
         .limit(1)
@@ -297,8 +319,8 @@ async def _rotated(
     desired: Slots = {}
     for day in on_days:
         if (day, 0) in fixed:
-            counts[fixed[(day, 0)].leader_id] += 1
-            last = fixed[(day, 0)].leader_id
+            counts[on_duty(fixed[(day, 0)])] += 1
+            last = on_duty(fixed[(day, 0)])
             continue
         if day <= month.today:
             continue
@@ -371,9 +393,11 @@ async def _apply(
     """Create, move or keep the rule's shifts so that they are ``desired``."""
     result = month.result
     by_slot = {(s.day, s.slot): s for s in month.movable.values() if s.rule_id == rule.id}
-    for (day, seat), (leader, starts, ends, at) in sorted(desired.items(), key=lambda d: d[0]):
+    people = rule.kind in PEOPLE_OF_KIND
+    for (day, seat), (who, starts, ends, at) in sorted(desired.items(), key=lambda d: d[0]):
         shift = by_slot.get((day, seat))
         at = at or unit
+        leader, person = (None, who) if people else (who, None)
         if shift is None:
             shift = DutyShift(
                 tenant_id=rule.tenant_id,
@@ -385,6 +409,7 @@ async def _apply(
                 unit_path=at.path,
                 kind=rule.kind,
                 leader_id=leader,
+                person_id=person,
                 starts_at=starts,
                 ends_at=ends,
                 status=ShiftStatus.PLANNED,
@@ -396,15 +421,16 @@ async def _apply(
             await session.flush()
             result.created += 1
             await remind(session, shift, month.tz)
-        elif (shift.leader_id, shift.starts_at, shift.ends_at, shift.unit_id) != (
-            leader,
+        elif (on_duty(shift), shift.starts_at, shift.ends_at, shift.unit_id) != (
+            who,
             starts,
             ends,
             at.id,
         ):
-            if shift.leader_id != leader:
+            if shift.leader_id is not None and shift.leader_id != leader:
                 await cancel_reminder(session, shift, shift.leader_id)
-            shift.leader_id, shift.starts_at, shift.ends_at = leader, starts, ends
+            shift.leader_id, shift.person_id = leader, person
+            shift.starts_at, shift.ends_at = starts, ends
             shift.unit_id, shift.unit_path = at.id, at.path
             shift.title = f"{at.name}{days.TITLES[rule.kind]}"
             shift.location, shift.updated_at = rule.location, now()
@@ -421,8 +447,9 @@ def _reminder_key(shift: DutyShift, leader_id: uuid.UUID) -> str:
 
 
 async def remind(session: AsyncSession, shift: DutyShift, tz: ZoneInfo) -> None:
-    """The duty leader's reminder at 09:00 the day before (the outbox dedupes re-runs)."""
-    if shift.starts_at <= now():
+    """The duty leader's reminder at 09:00 the day before (the outbox dedupes re-runs).
+    Named people hold no account: nobody in the system to remind."""
+    if shift.starts_at <= now() or shift.leader_id is None:
         return
     local_start = shift.starts_at.astimezone(tz)
     await notify.enqueue(

@@ -22,7 +22,7 @@ from backend.core.ids import parse_id
 from backend.rosters.access import reaches, shift_predicate, tenant_zone
 from backend.rosters.models import (
     OPEN_STATUSES,
-    RECEPTION_KINDS,
+    PUBLISHED_KINDS,
     SWAPPABLE,
     DutyShift,
     ShiftKind,
@@ -68,7 +68,9 @@ async def reception_announcements(
     to: date,
     unit_path: str | None = None,
 ) -> list[DutyShift]:
-    """The public feed: reception days of the whole city (announced public receptions only).
+    """The public feed: reception days of the whole city (announced public receptions only),
+    with the joint receptions, the lawyer and the counsellor on duty (seeds 001, 003);
+    never an appointment (预约接访: a private meeting with one petitioner).
 
     Reception schedules are published to citizens, so any official of the tenant may read
     the feed whatever the unit of its grant.
@@ -78,7 +80,7 @@ async def reception_announcements(
     stmt = select(DutyShift).where(
         DutyShift.day >= from_,
         DutyShift.day <= to,
-        DutyShift.kind.in_(list(RECEPTION_KINDS)),
+        DutyShift.kind.in_(list(PUBLISHED_KINDS)),
         DutyShift.status.in_([*OPEN_STATUSES, ShiftStatus.COMPLETED]),
         or_(DutyShift.kind != ShiftKind.PUBLIC_RECEPTION, DutyShift.announced_at <= now()),
     )
@@ -130,6 +132,19 @@ async def cases_received(
     for shift_id, case in rows:
         out[shift_id].append(case)
     return out
+
+
+async def cases_by_ids(
+    session: AsyncSession, principal: Principal, case_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Case]:
+    """Cases named by roster rows (appointments, sweep findings), as far as the caller may
+    read them (read predicate: scope and Art. 30)."""
+    if not case_ids or not (may(principal, "case", "read") or may(principal, "case", "read_own")):
+        return {}
+    rows = await session.scalars(
+        select(Case).where(Case.id.in_(set(case_ids)), read_predicate(principal))
+    )
+    return {c.id: c for c in rows}
 
 
 def manages_shift(principal: Principal, shift: DutyShift) -> bool:

@@ -21,6 +21,7 @@ from backend.rosters.models import (
     SWAPPABLE,
     DutyShift,
     LeaderLeave,
+    ShiftKind,
     ShiftStatus,
     ShiftSwap,
     SwapStatus,
@@ -97,6 +98,10 @@ async def leader_conflict(
 
 
 def _swappable(shift: DutyShift, field: str) -> None:
+    if shift.leader_id is None or shift.kind == ShiftKind.APPOINTMENT:
+        # a named person's shift has no leader to hand over; an appointment (预约接访) was
+        # booked with a leader allowed to know its case (Art. 30): book another instead
+        raise BadUserInput(f"a {shift.kind} shift is not swapped", field=field)
     if shift.status not in SWAPPABLE or shift.starts_at <= now():
         raise InvalidTransition(
             "only a shift that has not started can be swapped",

@@ -26,10 +26,12 @@ from backend.schema.metrics import OperationMetrics
 from backend.schema.nodes import NodeQueries
 from backend.schema.notifications import NotificationMutations, NotificationQueries
 from backend.schema.reports import ReportQueries
+from backend.schema.roster_people import RosterPeopleMutations, RosterPeopleQueries
 from backend.schema.rosters import RosterMutations, RosterQueries
 from backend.schema.scalars import SCALAR_OVERRIDES
 from backend.schema.security import SecurityMutations, SecurityQueries, install_admin_audit
 from backend.schema.stats import StatsMutations, StatsQueries
+from backend.schema.sweeps import SweepMutations, SweepQueries
 from backend.schema.tenants import TenantMutations, TenantQueries
 from backend.schema.validation import CachedValidation, ValidationVerdicts, limit_rules
 
@@ -42,6 +44,8 @@ Query = merge_types(
         NotificationQueries,
         ReportQueries,
         RosterQueries,
+        RosterPeopleQueries,
+        SweepQueries,
         EvaluationQueries,
         StatsQueries,
         SecurityQueries,
@@ -56,6 +60,8 @@ Mutation = merge_types(
         PolicyMutations,
         NotificationMutations,
         RosterMutations,
+        RosterPeopleMutations,
+        SweepMutations,
         EvaluationMutations,
         StatsMutations,
         SecurityMutations,

@@ -21,6 +21,7 @@ from backend.schema.cases import CaseNode, Leader, node
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.loaders import load
 from backend.schema.relay import Node
+from backend.schema.roster_people import RosterPerson, person_by_id
 from backend.schema.tenants import OrgUnitType
 from backend.web.routes import rest_route
 
@@ -34,6 +35,21 @@ async def _leader(info: Ctx, user_id: uuid.UUID | None) -> Leader | None:
         return None
     user = await load(info.context, "user_by_id", user_id)
     return Leader(username=user.username, display_name=user.display_name) if user else None
+
+
+CASES_LOADER = "rosters_cases"
+
+
+def readable_cases(ctx: RequestContext) -> DataLoader[uuid.UUID, Any]:
+    """Cases named by roster rows (appointments, sweep findings), by id, as far as the
+    caller may read them (the case read predicate: scope and Art. 30)."""
+
+    async def batch(keys: Sequence[uuid.UUID]) -> list[Any]:
+        async with ctx.read() as session:
+            found = await shifts.cases_by_ids(session, ctx.principal, list(keys))
+        return [found.get(k) for k in keys]
+
+    return DataLoader(load_fn=batch)
 
 
 def _received_loader(ctx: RequestContext) -> DataLoader[uuid.UUID, list[Any]]:
@@ -102,6 +118,18 @@ class DutyShift(Node):
     async def leader(self, info: Ctx) -> Leader | None:
         return await _leader(info, self._m.leader_id)
 
+    @strawberry.field
+    async def person(self, info: Ctx) -> RosterPerson | None:
+        return await person_by_id(info, self._m.person_id)
+
+    @strawberry.field
+    async def appointment_case(self, info: Ctx) -> CaseNode | None:
+        if self._m.case_id is None:
+            return None
+        loader = info.context.loader(CASES_LOADER, readable_cases)
+        found = await loader.load(self._m.case_id)
+        return node(found) if found else None
+
     @strawberry.field(description="Visit cases received during the shift (首问: its leader).")
     async def cases_received(self, info: Ctx) -> list[CaseNode]:
         rows = await info.context.loader("rosters_received", _received_loader).load(self._m.id)
@@ -125,6 +153,7 @@ class RosterRule:
     end_time: str
     location: str | None
     active: bool
+    people: list[RosterPerson]
 
     @classmethod
     def of(cls, view: rules.RuleView) -> RosterRule:
@@ -141,6 +170,7 @@ class RosterRule:
             end_time=r.end_time,
             location=r.location,
             active=r.active,
+            people=[RosterPerson.of(p) for p in view.people],
         )
 
 
@@ -404,6 +434,7 @@ class SetRosterRuleInput:
     end_time: str = "17:00"
     location: str | None = None
     active: bool = True
+    people: list[strawberry.ID] | None = None
 
 
 @strawberry.input
@@ -424,6 +455,28 @@ class SchedulePublicReceptionInput:
     announce_at: datetime | None = strawberry.field(
         default=None, description="When the announcement is published (default now)."
     )
+
+
+@strawberry.input
+class ScheduleAppointmentReceptionInput:
+    case_id: strawberry.ID
+    unit_path: str
+    leader: str
+    day: date
+    start_time: str = "09:00"
+    end_time: str = "10:00"
+    location: str | None = None
+
+    def to_service(self) -> dict[str, Any]:
+        return {
+            "case_id": str(self.case_id),
+            "unit_path": self.unit_path,
+            "leader": self.leader,
+            "day": self.day,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "location": self.location,
+        }
 
 
 @strawberry.input
@@ -492,6 +545,7 @@ class RosterMutations:
             end_time=input.end_time,
             location=input.location,
             active=input.active,
+            people=[str(p) for p in input.people] if input.people is not None else None,
         )
         return RosterRule.of(view)
 
@@ -527,6 +581,16 @@ class RosterMutations:
                 end_time=input.end_time,
                 location=input.location,
                 announce_at=input.announce_at,
+            )
+        )
+
+    @strawberry.mutation
+    async def schedule_appointment_reception(
+        self, info: Ctx, input: ScheduleAppointmentReceptionInput
+    ) -> DutyShift:
+        return shift(
+            await info.context.mutate(
+                receptions.schedule_appointment_reception, **input.to_service()
             )
         )
 
