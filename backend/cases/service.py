@@ -51,6 +51,7 @@ from backend.cases.models import (
 from backend.cases.models import SkipLevel as SkipLevelEnum
 from backend.cases.need_to_know import Accused, accused_of, is_barred, may_know, person_units
 from backend.cases.policy import load_calendar, policy_from
+from backend.cases.practices import AssignedDown
 from backend.cases.rules import (
     OBJECTION_DECISION_DAYS,
     Step,
@@ -107,11 +108,16 @@ class RegisterCaseInput:
     tags: list[str] = field(default_factory=list)
     priority: str = "NORMAL"
     skip_level: SkipLevelEnum = SkipLevelEnum.NONE
+    # 京、省交办 (seed 000): recorded by backend/cases/assigned.py; in the hash, so a replay
+    # with another 交办单 is a CONFLICT (left out when absent: older hashes stay valid)
+    assigned_down: AssignedDown | None = None
 
     def payload_hash(self) -> str:
         # what dataclasses.asdict gave, without its deep copy: every field but the key
         body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "client_key"}
         body["petitioner"] = vars(self.petitioner)
+        if self.assigned_down is None:
+            del body["assigned_down"]
         body["received_at"] = self.received_at.isoformat() if self.received_at else None
         raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
         # keyed: the body holds the id number, and the rest of it is stored next to the
@@ -651,6 +657,10 @@ class Change:
 _VERBS = {
     "agree_objection": "decide the objection on",
     "refuse_objection": "decide the objection on",
+    "report_back": "report back on",
+    "start_mediation": "send to mediation",
+    "record_mediation_outcome": "record the mediation of",
+    "record_revisit": "re-visit",
 }
 
 

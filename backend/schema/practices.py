@@ -1,0 +1,70 @@
+"""GraphQL of the seed practices around a case: 京、省交办 (seed 000), 四调联动 mediation
+(seeds 001, 004) and the 三不限"回头看" re-visit list (seed 004). Thin: services do the rules.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+
+from backend.cases import assigned, practices
+from backend.schema.cases import AssignmentOrigin, CaseNode, CaseRefInput, _mutate, node
+from backend.schema.context import Ctx
+
+
+@strawberry.type
+class AssignedDownCase:
+    case: CaseNode
+    origin: AssignmentOrigin
+    external_number: str
+    external_due_date: date
+    reported_at: datetime | None
+    reported_by: str | None
+    report: str | None
+
+    @classmethod
+    def of(cls, row: practices.AssignedCase, case: object) -> AssignedDownCase:
+        return cls(
+            case=node(case),  # type: ignore[arg-type]
+            origin=practices.AssignmentOrigin(row.origin),
+            external_number=row.external_number,
+            external_due_date=row.external_due_date,
+            reported_at=row.reported_at,
+            reported_by=row.reported_by,
+            report=row.report,
+        )
+
+
+@strawberry.input
+class ReportAssignedCaseInput(CaseRefInput):
+    report: str
+
+
+@strawberry.type
+class PracticeQueries:
+    @strawberry.field
+    async def assigned_down_cases(
+        self,
+        info: Ctx,
+        unit_path: str | None = None,
+        include_reported: bool = False,
+        first: int = 50,
+    ) -> list[AssignedDownCase]:
+        ctx = info.context
+        async with ctx.read() as session:
+            rows = await assigned.board(
+                session,
+                ctx.principal,
+                unit_path=unit_path,
+                include_reported=include_reported,
+                first=first,
+            )
+        return [AssignedDownCase.of(row, case) for row, case in rows]
+
+
+@strawberry.type
+class PracticeMutations:
+    @strawberry.mutation
+    async def report_assigned_case(self, info: Ctx, input: ReportAssignedCaseInput) -> CaseNode:
+        return await _mutate(info, assigned.report_back, input.ref(), report=input.report)
