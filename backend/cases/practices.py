@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Date, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import Date, Index, String, Text, UniqueConstraint, Uuid, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
@@ -115,3 +116,12 @@ class CaseRevisit(TenantScoped, Base):
     visited_by: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str | None] = mapped_column(String(24))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+async def pending_mediation(session: AsyncSession, case_id: uuid.UUID) -> CaseMediation | None:
+    """The case's mediation still waiting for its outcome (at most one at a time)."""
+    return await session.scalar(
+        select(CaseMediation).where(
+            CaseMediation.case_id == case_id, CaseMediation.outcome.is_(None)
+        )
+    )

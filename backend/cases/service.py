@@ -51,7 +51,7 @@ from backend.cases.models import (
 from backend.cases.models import SkipLevel as SkipLevelEnum
 from backend.cases.need_to_know import Accused, accused_of, is_barred, may_know, person_units
 from backend.cases.policy import load_calendar, policy_from
-from backend.cases.practices import AssignedDown
+from backend.cases.practices import AssignedDown, pending_mediation
 from backend.cases.rules import (
     OBJECTION_DECISION_DAYS,
     Step,
@@ -931,6 +931,12 @@ async def reply_case(
     """答复意见 delivered: the handling clock stops; the review window opens for the petitioner."""
     change = await _begin(session, principal, ref, "reply")
     case = change.case
+    if await pending_mediation(session, case.id) is not None:
+        # 四调联动 (seeds 001, 004): the reply follows the mediation, whose outcome it builds on
+        raise InvalidTransition(
+            "the case is in mediation: record the mediation's outcome before the reply",
+            currentStatus=case.status,
+        )
     case.reply_opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
     case.replied_at = now()
     # the reply answers any 督办 order too (its SUPERVISION step closes with it)

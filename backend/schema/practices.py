@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import strawberry
 
-from backend.cases import assigned, practices
+from backend.cases import assigned, mediation, practices
 from backend.schema.cases import AssignmentOrigin, CaseNode, CaseRefInput, _mutate, node
 from backend.schema.context import Ctx
 
@@ -41,6 +41,48 @@ class ReportAssignedCaseInput(CaseRefInput):
     report: str
 
 
+MediationKind = strawberry.enum(practices.MediationKind, name="MediationKind")
+MediationOutcome = strawberry.enum(practices.MediationOutcome, name="MediationOutcome")
+
+
+@strawberry.type
+class Mediation:
+    id: strawberry.ID
+    kind: MediationKind
+    body: str
+    started_at: datetime
+    started_by: str
+    outcome: MediationOutcome | None
+    ended_at: datetime | None
+    terms: str | None
+
+    @classmethod
+    def of(cls, row: practices.CaseMediation) -> Mediation:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            kind=practices.MediationKind(row.kind),
+            body=row.body,
+            started_at=row.started_at,
+            started_by=row.started_by,
+            outcome=practices.MediationOutcome(row.outcome) if row.outcome else None,
+            ended_at=row.ended_at,
+            terms=row.terms,
+        )
+
+
+@strawberry.input
+class StartMediationInput(CaseRefInput):
+    kind: MediationKind
+    body: str
+    note: str | None = None
+
+
+@strawberry.input
+class RecordMediationOutcomeInput(CaseRefInput):
+    outcome: MediationOutcome
+    terms: str
+
+
 @strawberry.type
 class PracticeQueries:
     @strawberry.field
@@ -62,9 +104,39 @@ class PracticeQueries:
             )
         return [AssignedDownCase.of(row, case) for row, case in rows]
 
+    @strawberry.field
+    async def case_mediations(self, info: Ctx, case_id: strawberry.ID) -> list[Mediation]:
+        ctx = info.context
+        async with ctx.read() as session:
+            rows = await mediation.mediations(session, ctx.principal, str(case_id))
+        return [Mediation.of(row) for row in rows]
+
 
 @strawberry.type
 class PracticeMutations:
     @strawberry.mutation
     async def report_assigned_case(self, info: Ctx, input: ReportAssignedCaseInput) -> CaseNode:
         return await _mutate(info, assigned.report_back, input.ref(), report=input.report)
+
+    @strawberry.mutation
+    async def start_mediation(self, info: Ctx, input: StartMediationInput) -> CaseNode:
+        return await _mutate(
+            info,
+            mediation.start_mediation,
+            input.ref(),
+            kind=input.kind,
+            body=input.body,
+            note=input.note,
+        )
+
+    @strawberry.mutation
+    async def record_mediation_outcome(
+        self, info: Ctx, input: RecordMediationOutcomeInput
+    ) -> CaseNode:
+        return await _mutate(
+            info,
+            mediation.record_mediation_outcome,
+            input.ref(),
+            outcome=input.outcome,
+            terms=input.terms,
+        )
