@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import strawberry
 
-from backend.cases import assigned, mediation, practices
+from backend.cases import assigned, mediation, practices, revisits
 from backend.schema.cases import AssignmentOrigin, CaseNode, CaseRefInput, _mutate, node
 from backend.schema.context import Ctx
 
@@ -83,6 +83,39 @@ class RecordMediationOutcomeInput(CaseRefInput):
     terms: str
 
 
+RevisitOutcome = strawberry.enum(practices.RevisitOutcome, name="RevisitOutcome")
+
+
+@strawberry.type
+class Revisit:
+    id: strawberry.ID
+    period: str
+    case: CaseNode
+    visited_on: date | None
+    visited_by: str | None
+    outcome: RevisitOutcome | None
+    note: str | None
+
+    @classmethod
+    def of(cls, row: practices.CaseRevisit, case: object) -> Revisit:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            period=row.period,
+            case=node(case),  # type: ignore[arg-type]
+            visited_on=row.visited_on,
+            visited_by=row.visited_by,
+            outcome=practices.RevisitOutcome(row.outcome) if row.outcome else None,
+            note=row.note,
+        )
+
+
+@strawberry.input
+class RecordRevisitInput(CaseRefInput):
+    visited_on: date
+    outcome: RevisitOutcome
+    note: str
+
+
 @strawberry.type
 class PracticeQueries:
     @strawberry.field
@@ -110,6 +143,27 @@ class PracticeQueries:
         async with ctx.read() as session:
             rows = await mediation.mediations(session, ctx.principal, str(case_id))
         return [Mediation.of(row) for row in rows]
+
+    @strawberry.field
+    async def revisits(
+        self,
+        info: Ctx,
+        period: str | None = None,
+        pending_only: bool = True,
+        unit_path: str | None = None,
+        first: int = 50,
+    ) -> list[Revisit]:
+        ctx = info.context
+        async with ctx.read() as session:
+            rows = await revisits.revisit_list(
+                session,
+                ctx.principal,
+                period=period,
+                pending_only=pending_only,
+                unit_path=unit_path,
+                first=first,
+            )
+        return [Revisit.of(row, case) for row, case in rows]
 
 
 @strawberry.type
@@ -139,4 +193,15 @@ class PracticeMutations:
             input.ref(),
             outcome=input.outcome,
             terms=input.terms,
+        )
+
+    @strawberry.mutation
+    async def record_revisit(self, info: Ctx, input: RecordRevisitInput) -> CaseNode:
+        return await _mutate(
+            info,
+            revisits.record_revisit,
+            input.ref(),
+            visited_on=input.visited_on,
+            outcome=input.outcome,
+            note=input.note,
         )
