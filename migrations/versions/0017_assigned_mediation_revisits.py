@@ -1,4 +1,4 @@
-"""cases assigned down from above, mediation, 回头看 re-visits (issue 19)
+"""cases assigned down from above, mediation, 回头看 re-visits, hardship relief (issue 19)
 
 Revision ID: 0017
 Revises: 0014
@@ -9,7 +9,9 @@ Three tables of seed practices around a case (backend/cases/practices.py):
 back), ``case_mediations`` (四调联动, seeds 001 and 004) and ``case_revisits`` (三不限
 "回头看", seed 004). Tenant data like the case they belong to: ``(tenant_id, id)`` keys, a
 ``(tenant_id, case_id)`` key to ``cases``, row-level security, distributed by
-``tenant_id`` on Citus (backend/core/citus.py lists them).
+``tenant_id`` on Citus (backend/core/citus.py lists them). ``evaluations.hardship_relief``:
+a member's finding of hardship alongside its verdict (seed 004: relief together with
+部分有理), false for every score given before.
 """
 
 from __future__ import annotations
@@ -81,9 +83,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_case_revisits_period", "case_revisits", ["tenant_id", "period"])
     enable_tenant_rls(*TABLES)
+    # seed 004: a member may find hardship alongside its verdict (部分有理 + 救助帮扶)
+    op.add_column(
+        "evaluations",
+        sa.Column("hardship_relief", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     grant_app_role()
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("evaluations") as batch:
+        batch.drop_column("hardship_relief")
     for table in reversed(TABLES):
         op.drop_table(table)
