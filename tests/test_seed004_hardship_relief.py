@@ -40,15 +40,21 @@ def _follow_ups(case: dict) -> list[tuple[str, str]]:
     )
 
 
+async def scored(gql, town, votes: list[tuple[str, bool]], score: int) -> tuple[dict, dict]:
+    """A dissatisfied case and its panel of three, every member scored (verdict, relief)."""
+    case = await dissatisfied_case(gql, town.city)
+    panel = (await _draw(gql, town.city, case, size=3)).ok()["drawEvaluationPanel"]
+    for token, (verdict, relief) in zip(member_tokens(town, panel), votes, strict=True):
+        (await submit(gql, token, panel["id"], verdict, score=score, hardshipRelief=relief)).ok()
+    return case, panel
+
+
 async def test_seed004_partly_reasonable_with_hardship_relief_opens_both_duties(db, gql):
     town = await make_town(db, gql, SPEC)
-    city, officer = town.city, town.city.token("officer")
+    officer = town.city.token("officer")
     with ticking(T0):
-        case = await dissatisfied_case(gql, city)
-        panel = (await _draw(gql, city, case, size=3)).ok()["drawEvaluationPanel"]
         votes = [("PARTLY_REASONABLE", True), ("PARTLY_REASONABLE", False), ("HARDSHIP", False)]
-        for token, (verdict, relief) in zip(member_tokens(town, panel), votes, strict=True):
-            (await submit(gql, token, panel["id"], verdict, score=3, hardshipRelief=relief)).ok()
+        case, panel = await scored(gql, town, votes, score=3)
         seen = (await gql(RESULT, {"id": panel["id"]}, token=officer)).ok()["evaluationPanel"]
         assert seen["status"] == "CONCLUDED"
         assert seen["result"]["verdict"] == "PARTLY_REASONABLE"
@@ -68,14 +74,11 @@ async def test_seed004_partly_reasonable_with_hardship_relief_opens_both_duties(
 
 async def test_seed004_the_office_s_confirmation_may_record_the_hardship_finding(db, gql):
     town = await make_town(db, gql, SPEC)
-    city, officer = town.city, town.city.token("officer")
+    officer = town.city.token("officer")
     with ticking(T0):
-        case = await dissatisfied_case(gql, city)
-        panel = (await _draw(gql, city, case, size=3)).ok()["drawEvaluationPanel"]
         # all 2s propose REASONABLE; the majority votes UNREASONABLE: the office confirms
-        votes = ["UNREASONABLE", "REASONABLE", "UNREASONABLE"]
-        for token, verdict in zip(member_tokens(town, panel), votes, strict=True):
-            (await submit(gql, token, panel["id"], verdict, score=2)).ok()
+        votes = [("UNREASONABLE", False), ("REASONABLE", False), ("UNREASONABLE", False)]
+        case, panel = await scored(gql, town, votes, score=2)
         i = {
             "panelId": panel["id"],
             "verdict": "PARTLY_REASONABLE",

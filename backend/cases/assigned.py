@@ -16,24 +16,21 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.authz.enforcer import may
 from backend.authz.principal import Principal
-from backend.cases import deadlines, service
+from backend.cases import deadlines, practices, service
 from backend.cases.events import append_event
 from backend.cases.models import Case, CaseDeadline
 from backend.cases.practices import AssignedCase, AssignedDown, AssignmentOrigin
 from backend.cases.rules import Step, end_of_day
-from backend.cases.visibility import read_predicate, unit_cases
 from backend.core import validation as v
 from backend.core.clock import now
-from backend.core.errors import BadUserInput, Forbidden, InvalidTransition
+from backend.core.errors import BadUserInput, InvalidTransition
 from backend.core.ids import new_id
 
 ARTICLE = "京、省交办 (seed 000): the assigning bureau's 交办单 deadline"
-MAX_BOARD = 200
 
 
 async def intake(
@@ -167,18 +164,12 @@ async def board(
     """京、省交办 board: the assigned-down cases the caller may read (tenant, scope and Art.
     30 in SQL, the read predicate of every case list), not yet reported back unless
     ``include_reported``, the bureau's earliest deadline first."""
-    if not may(principal, "case", "read"):
-        raise Forbidden("not allowed to read cases")
-    if not 0 <= first <= MAX_BOARD:
-        raise BadUserInput(f"first must be between 0 and {MAX_BOARD}", field="first")
-    query = (
-        select(AssignedCase, Case)
-        .join(Case, and_(Case.tenant_id == AssignedCase.tenant_id, Case.id == AssignedCase.case_id))
-        .where(read_predicate(principal))
+    return await practices.with_visible_cases(
+        session,
+        principal,
+        AssignedCase,
+        *([] if include_reported else [AssignedCase.reported_at.is_(None)]),
+        unit_path=unit_path,
+        first=first,
+        order_by=(AssignedCase.external_due_date, Case.number),
     )
-    if unit_path is not None:
-        query = query.where(unit_cases(v.path(unit_path, "unitPath")))
-    if not include_reported:
-        query = query.where(AssignedCase.reported_at.is_(None))
-    query = query.order_by(AssignedCase.external_due_date, Case.number).limit(first)
-    return [(row, case) for row, case in (await session.execute(query)).all()]

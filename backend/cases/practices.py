@@ -16,12 +16,21 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Date, Index, String, Text, UniqueConstraint, Uuid, select
+from sqlalchemy import Date, Index, String, Text, UniqueConstraint, Uuid, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.authz.enforcer import may
+from backend.authz.principal import Principal
+from backend.cases.models import Case
+from backend.cases.visibility import read_predicate, unit_cases
+from backend.core import validation as v
 from backend.core.db import Base, TenantScoped, UtcDateTime, tenant_fk
+from backend.core.errors import BadUserInput, Forbidden
+
+MAX_LIST = 200
 
 
 class AssignmentOrigin(StrEnum):
@@ -125,3 +134,30 @@ async def pending_mediation(session: AsyncSession, case_id: uuid.UUID) -> CaseMe
             CaseMediation.case_id == case_id, CaseMediation.outcome.is_(None)
         )
     )
+
+
+async def with_visible_cases(
+    session: AsyncSession,
+    principal: Principal,
+    model: Any,
+    *where: Any,
+    unit_path: str | None,
+    first: int,
+    order_by: tuple[Any, ...],
+) -> list[tuple[Any, Case]]:
+    """Rows of ``model`` (a table above) with their case, for the cases the caller may
+    read: the read predicate of every case list (tenant, scope, Art. 30) in SQL, then
+    ``where``, optionally one unit's subtree, at most ``first`` (0-200)."""
+    if not may(principal, "case", "read"):
+        raise Forbidden("not allowed to read cases")
+    if not 0 <= first <= MAX_LIST:
+        raise BadUserInput(f"first must be between 0 and {MAX_LIST}", field="first")
+    query = (
+        select(model, Case)
+        .join(Case, and_(Case.tenant_id == model.tenant_id, Case.id == model.case_id))
+        .where(read_predicate(principal), *where)
+    )
+    if unit_path is not None:
+        query = query.where(unit_cases(v.path(unit_path, "unitPath")))
+    rows = await session.execute(query.order_by(*order_by).limit(first))
+    return [(row, case) for row, case in rows.all()]

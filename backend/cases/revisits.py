@@ -16,23 +16,19 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.authz.enforcer import may
 from backend.authz.principal import Principal
-from backend.cases import service
+from backend.cases import practices, service
 from backend.cases.models import Case, CaseStatus, Satisfaction
 from backend.cases.practices import CaseRevisit, RevisitOutcome
-from backend.cases.visibility import read_predicate, unit_cases
 from backend.core import validation as v
 from backend.core.clock import now
-from backend.core.errors import BadUserInput, Forbidden, InvalidTransition
+from backend.core.errors import BadUserInput, InvalidTransition
 from backend.core.ids import new_id
-
-MAX_LIST = 200
 
 
 def month_key(first: date) -> str:
@@ -102,23 +98,18 @@ async def revisit_list(
 ) -> list[tuple[CaseRevisit, Case]]:
     """The re-visit list the caller may read: filtered in SQL by the case read predicate
     (tenant, scope, Art. 30), oldest period first."""
-    if not may(principal, "case", "read"):
-        raise Forbidden("not allowed to read cases")
-    if not 0 <= first <= MAX_LIST:
-        raise BadUserInput(f"first must be between 0 and {MAX_LIST}", field="first")
-    query = (
-        select(CaseRevisit, Case)
-        .join(Case, and_(Case.tenant_id == CaseRevisit.tenant_id, Case.id == CaseRevisit.case_id))
-        .where(read_predicate(principal))
-    )
+    where = [CaseRevisit.outcome.is_(None)] if pending_only else []
     if period is not None:
-        query = query.where(CaseRevisit.period == month_key(_month(period)))
-    if pending_only:
-        query = query.where(CaseRevisit.outcome.is_(None))
-    if unit_path is not None:
-        query = query.where(unit_cases(v.path(unit_path, "unitPath")))
-    query = query.order_by(CaseRevisit.period, Case.number).limit(first)
-    return [(row, case) for row, case in (await session.execute(query)).all()]
+        where.append(CaseRevisit.period == month_key(_month(period)))
+    return await practices.with_visible_cases(
+        session,
+        principal,
+        CaseRevisit,
+        *where,
+        unit_path=unit_path,
+        first=first,
+        order_by=(CaseRevisit.period, Case.number),
+    )
 
 
 async def record_revisit(
