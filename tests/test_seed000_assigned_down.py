@@ -172,4 +172,6 @@ async def test_seed000_the_bureau_deadline_puts_the_case_in_the_red_digest(gql, 
     digests = await sent(db, await tenant_id(db, a), "digest")
     message: Notification = digests[f"{a.slug}_officer"][0]
     assert [c["id"] for c in message.data["cases"]] == [case["id"]]
+    assert message.data["cases"][0]["externalNumber"] == "豫信交〔2026〕17号"
+    assert "交办 豫信交〔2026〕17号" in message.body
     assert "c1_officer" not in {u.removeprefix(f"{a.slug}_") for u in digests}
