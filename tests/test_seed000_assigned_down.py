@@ -155,10 +155,10 @@ async def test_seed000_a_late_report_is_recorded_as_late(gql, world):
     assert case["events"][-1]["data"]["onTime"] is False
 
 
-async def test_seed000_the_bureau_deadline_puts_the_case_in_the_red_digest(gql, db, world):
+async def test_seed000_the_bureau_deadline_puts_the_case_in_the_red_digest(gql, db):
     from backend.jobs.digest import red_digest
 
-    a = world.a
+    a = await build_city(db, unique("ad"), unique("p"))  # fresh: the digest lists all its red
     with frozen(sh(2026, 11, 10, 9)):  # routing due 11-25: yellow on 11-15 by our own clock
         case = await register(
             gql,
