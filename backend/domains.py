@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from backend.cases import categories as _categories  # noqa: F401 — tenant_created
 from backend.cases import models as _cases  # noqa: F401
+from backend.cases import practices as _practices  # noqa: F401
 from backend.core import persisted as _persisted  # noqa: F401
 from backend.core.db import Base
 from backend.evaluations import models as _evaluation_models  # noqa: F401

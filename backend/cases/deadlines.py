@@ -22,6 +22,7 @@ from backend.cases.models import Case, CaseDeadline, DeadlineStatus, WarningColo
 from backend.cases.policy import load_calendar, load_policy
 from backend.cases.rules import (
     CARRIED_RULE_KEYS,
+    OWED_OUTSIDE,
     DeadlinePolicy,
     DueDate,
     Step,
@@ -155,15 +156,16 @@ async def finish_steps(
 ) -> None:
     """Stop the clocks of ``steps`` (default: every open statutory step).
 
-    The default leaves ``FOLLOW_UP`` open: the duties an evaluation verdict orders
-    (explanation, relief, lawful handling) outlive the case's closure and end only when
-    done (``settleEvaluation``); name the step to stop it.
+    The default leaves the steps of :data:`OWED_OUTSIDE` open: the duties an evaluation
+    verdict orders (explanation, relief, lawful handling) outlive the case's closure and
+    end only when done (``settleEvaluation``), and so does the report owed to the bureau
+    that assigned the case down (``reportAssignedCase``, seed 000); name the step to stop it.
     """
     for deadline in await open_deadlines(session, case):
         step = Step(deadline.step)
         if steps is not None and step not in steps:
             continue
-        if steps is None and step is Step.FOLLOW_UP:
+        if steps is None and step in OWED_OUTSIDE:
             continue
         if step is Step.SUPERVISION and not include_supervision:
             continue
@@ -202,7 +204,8 @@ async def shift_for_hold(
     for deadline in await open_deadlines(session, case):
         step = Step(deadline.step)
         held = held_days_between(step, hold_started, resumed, clocks.calendar, clocks.policy)
-        if step is Step.SUPERVISION or held <= 0:
+        # an order's date and the assigning bureau's date are not ours to push back
+        if step in (Step.SUPERVISION, Step.REPORT_BACK) or held <= 0:
             continue
         deadline.held_days += held
         due = compute_due(

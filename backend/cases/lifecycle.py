@@ -13,6 +13,19 @@ from backend.core.errors import InvalidTransition
 
 OPEN_STATUSES = frozenset(S) - {S.CLOSED}
 HANDLING = frozenset({S.ACCEPTED, S.EXTENDED, S.REVIEW_REQUESTED, S.RE_REVIEW_REQUESTED})
+# the case has an answer the bureau that assigned it down can be told (报结, seed 000)
+ANSWERED = frozenset(
+    {
+        S.REPLIED,
+        S.REVIEW_REQUESTED,
+        S.REVIEWED,
+        S.RE_REVIEW_REQUESTED,
+        S.RE_REVIEWED,
+        S.NOT_ACCEPTED,
+        S.DIVERTED,
+        S.CLOSED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,13 @@ TRANSITIONS: dict[str, Transition] = {
         _t("issue_supervision_order", OPEN_STATUSES, None, "supervise"),
         _t("escalate", OPEN_STATUSES, None, "escalate"),
         _t("record_joint_meeting", OPEN_STATUSES, None, "escalate"),
+        # seed 000: 京、省交办 reported back to the bureau once the case has an answer
+        _t("report_back", ANSWERED, None, "close"),
+        # seeds 001, 004: 四调联动 within the handling period (the clock runs on)
+        _t("start_mediation", {S.ACCEPTED, S.EXTENDED}, None, "handle"),
+        _t("record_mediation_outcome", {S.ACCEPTED, S.EXTENDED}, None, "handle"),
+        # seed 004: 三不限"回头看" of a dissatisfied closed case
+        _t("record_revisit", {S.CLOSED}, None, "revisit"),
     ]
 }
 
@@ -142,6 +162,36 @@ def render_markdown() -> str:
             "`hold` (hearing, suspension 中止) is approved like an extension: only a leader",
             "over the holding unit puts it (`case:hold`), so no handler stops its own clock;",
             "`resume` is open to the handler, petition officers and leaders (`case:resume`).",
+            "",
+            "## Cases assigned down from Beijing or the province (京、省交办, seed 000)",
+            "",
+            "`registerCase` with `assignedDown: {origin, externalNumber, externalDueDate}` records",
+            "the bureau's order (an `ASSIGNED_DOWN` event after `REGISTERED`) and opens a",
+            "`REPORT_BACK` step due at the end of the bureau's date (docs/deadlines.md: the",
+            "earlier of that and our own limit governs `dueAt`). The case is listed on",
+            "`assignedDownCases` until `report_back` (mutation `reportAssignedCase`, a petition",
+            "officer over the holder, once the case has an answer) meets the step; reply,",
+            "rejection and closure leave it open.",
+            "",
+            "## Mediation (四调联动, seeds 001, 004)",
+            "",
+            "`start_mediation` (mutation `startMediation`, `kind` people's / administrative /",
+            "judicial / the petition office's own, `body` the mediating body) sends an",
+            "`ACCEPTED` or `EXTENDED` case to mediation; the status stays and the handling clock",
+            "runs on (docs/deadlines.md). One mediation at a time: a second one, and `reply`,",
+            "answer `INVALID_TRANSITION` until `record_mediation_outcome`",
+            "(`recordMediationOutcome`: `AGREEMENT` with its terms, or `FAILED` with why). After an",
+            "agreement the case is replied to and closed as usual; after a failure it is handled",
+            "on, possibly by another mediation. `caseMediations(caseId)` lists them under the",
+            "case's read rules.",
+            "",
+            "## 回头看 re-visits (三不限, seed 004)",
+            "",
+            "The monthly `revisit_list` job (docs/jobs.md) lists last month's `CLOSED` cases the",
+            "petitioner rated `DISSATISFIED`. `record_revisit` (mutation `recordRevisit`, a",
+            "petition officer or leader over the holder, `case:revisit`) records the re-visit of",
+            "a listed case — the day, the caller, the outcome — with an event; the case stays",
+            "`CLOSED` (a case still dissatisfied is re-handled as a new case).",
             "",
             "## Objections (Art. 23)",
             "",

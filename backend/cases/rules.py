@@ -42,6 +42,7 @@ class Step(StrEnum):
     RE_REVIEW_DECISION = "RE_REVIEW_DECISION"  # 复核决定
     SUPERVISION = "SUPERVISION"  # 督办: the order sets its own due date
     FOLLOW_UP = "FOLLOW_UP"  # closure follow-up duties: set per case
+    REPORT_BACK = "REPORT_BACK"  # 京、省交办报结: the assigning bureau's own date
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ STATUTORY_LIMITS: dict[Step, TimeLimit] = {
     ),
     Step.SUPERVISION: _limit(Step.SUPERVISION, None, "", "督办：期限由督办单规定"),
     Step.FOLLOW_UP: _limit(Step.FOLLOW_UP, None, "", "办结后续工作：期限按本地要求"),
+    Step.REPORT_BACK: _limit(
+        Step.REPORT_BACK, None, "", "国家信访局、省信访局交办事项：按交办单期限报结"
+    ),
 }
 
 MAX_EXTENSION_DAYS = 30  # Art. 34: one extension of at most 30 days
@@ -128,6 +132,12 @@ TYPE_HANDLING_ARTICLES = {
     "SUGGESTION": f"{REGULATION}第三十二条",
     "ACCUSATION": f"{REGULATION}第三十三条",
 }
+
+# Clocks owed to someone outside the case's own statutory path: they outlive the steps a
+# transition ends by default (reply, rejection, closure) and only their own act ends them —
+# the evaluation verdict's follow-up (FOLLOW_UP) and the report to the bureau that assigned
+# the case down (REPORT_BACK, seed 000).
+OWED_OUTSIDE = frozenset({Step.FOLLOW_UP, Step.REPORT_BACK})
 
 Counting = Literal["calendar", "working"]
 Color = Literal["RED", "YELLOW", "BLUE", "NONE"]

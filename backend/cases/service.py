@@ -63,6 +63,7 @@ from backend.cases.models import (
 from backend.cases.models import SkipLevel as SkipLevelEnum
 from backend.cases.need_to_know import Accused, accused_of, is_barred, may_know, person_units
 from backend.cases.policy import load_calendar, policy_from
+from backend.cases.practices import AssignedDown, pending_mediation
 from backend.cases.rules import (
     OBJECTION_DECISION_DAYS,
     Step,
@@ -121,6 +122,9 @@ class RegisterCaseInput:
     priority: str = "NORMAL"
     skip_level: SkipLevelEnum = SkipLevelEnum.NONE
     agent: agents.AgentInput | None = None  # 代办/帮办 (seeds 001, 002)
+    # 京、省交办 (seed 000): recorded by backend/cases/assigned.py; in the hash, so a replay
+    # with another 交办单 is a CONFLICT (left out when absent: older hashes stay valid)
+    assigned_down: AssignedDown | None = None
 
     def payload_hash(self) -> str:
         # what dataclasses.asdict gave, without its deep copy: every field but the key
@@ -130,6 +134,8 @@ class RegisterCaseInput:
             del body["agent"]
         else:
             body["agent"] = vars(self.agent)
+        if self.assigned_down is None:
+            del body["assigned_down"]
         body["received_at"] = self.received_at.isoformat() if self.received_at else None
         raw = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
         # keyed: the body holds the id number, and the rest of it is stored next to the
@@ -913,6 +919,10 @@ class Change:
 _VERBS = {
     "agree_objection": "decide the objection on",
     "refuse_objection": "decide the objection on",
+    "report_back": "report back on",
+    "start_mediation": "send to mediation",
+    "record_mediation_outcome": "record the mediation of",
+    "record_revisit": "re-visit",
 }
 
 
@@ -1204,6 +1214,12 @@ async def reply_case(
     """答复意见 delivered: the handling clock stops; the review window opens for the petitioner."""
     change = await _begin(session, principal, ref, "reply")
     case = change.case
+    if await pending_mediation(session, case.id) is not None:
+        # 四调联动 (seeds 001, 004): the reply follows the mediation, whose outcome it builds on
+        raise InvalidTransition(
+            "the case is in mediation: record the mediation's outcome before the reply",
+            currentStatus=case.status,
+        )
     case.reply_opinion = v.text(opinion, "opinion", max_len=MAX_CONTENT)
     case.replied_at = now()
     # the reply answers any 督办 order too (its SUPERVISION step closes with it)

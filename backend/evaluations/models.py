@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -177,5 +178,8 @@ class Evaluation(TenantScoped, Base):
     law_and_policy: Mapped[int] = mapped_column(Integer)
     responsibility: Mapped[int] = mapped_column(Integer)
     verdict: Mapped[str] = mapped_column(String(24))
+    # seed 004: the member also finds the petitioner in real hardship (生活困难), whatever
+    # the demand's merit — relief alongside the verdict (e.g. 部分有理 + 救助帮扶)
+    hardship_relief: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     comment: Mapped[str | None] = mapped_column(Text)
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)

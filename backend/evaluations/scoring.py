@@ -87,10 +87,19 @@ class Scores:
     law_and_policy: int
     responsibility: int
     verdict: Verdict
+    hardship_relief: bool = False  # also finds real hardship (seed 004), see panel_result
+
+
+def finds_hardship(score: Scores) -> bool:
+    """A member finds the petitioner in real hardship: by its verdict, or beside it."""
+    return score.hardship_relief or score.verdict is Verdict.HARDSHIP
 
 
 def panel_result(scores: Sequence[Scores]) -> dict:
-    """What is stored on the panel: means (2 decimals), votes per verdict, the verdict."""
+    """What is stored on the panel: means (2 decimals), votes per verdict, the verdict, and
+    ``hardshipRelief``: a majority of the members finds real hardship (by a ``HARDSHIP``
+    vote or beside another verdict), so relief goes with whatever verdict concludes —
+    seed 004's 帮扶救助 for the 确实有困难 alongside 三到位一处理 (部分有理 + 救助)."""
     if not scores:
         raise ValueError("no scores")
     n = len(scores)
@@ -111,4 +120,5 @@ def panel_result(scores: Sequence[Scores]) -> dict:
         "confirmed": confirms(proposal, verdict),
         "verdict": verdict.value,
         "tieBroken": sum(1 for c in votes.values() if c == max(votes.values())) > 1,
+        "hardshipRelief": 2 * sum(1 for s in scores if finds_hardship(s)) > n,
     }

@@ -51,6 +51,7 @@ class ScoreInput:
     responsibility: int
     verdict: Verdict
     comment: str | None = None
+    hardship_relief: bool = False  # seed 004: relief alongside the verdict
 
 
 async def _may_know_case(session: AsyncSession, principal: Principal, case_id: Any) -> bool:
@@ -115,6 +116,7 @@ async def submit_evaluation(
         law_and_policy=scores.law_and_policy,
         responsibility=scores.responsibility,
         verdict=Verdict(scores.verdict),
+        hardship_relief=bool(scores.hardship_relief),
         comment=comment,
         submitted_at=now(),
     )
@@ -139,7 +141,14 @@ async def _scored(session: AsyncSession, panel: EvaluationPanel) -> dict[str, An
     rows = list(await session.scalars(select(Evaluation).where(Evaluation.panel_id == panel.id)))
     return panel_result(
         [
-            Scores(r.facts, r.procedure, r.law_and_policy, r.responsibility, Verdict(r.verdict))
+            Scores(
+                r.facts,
+                r.procedure,
+                r.law_and_policy,
+                r.responsibility,
+                Verdict(r.verdict),
+                bool(r.hardship_relief),
+            )
             for r in rows
         ]
     )
@@ -186,11 +195,18 @@ async def _await_confirmation(
 
 
 async def confirm_verdict(
-    session: AsyncSession, principal: Principal, *, panel_id: str, verdict: Verdict, note: str
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    panel_id: str,
+    verdict: Verdict,
+    note: str,
+    hardship_relief: bool | None = None,
 ) -> EvaluationPanel:
     """The petition office records the verdict the panel confirmed after deliberating, when
     the majority of the votes did not confirm the scores' proposal: a verdict of the
-    proposal's band (scoring.CONFIRMING) or the majority's own."""
+    proposal's band (scoring.CONFIRMING) or the majority's own. ``hardship_relief``: the
+    panel's finding on hardship after deliberating (None: as the members found it)."""
     require(principal, "panel", "draw")
     panel, case = await official_panel(session, principal, panel_id)
     if not draw_grant_reaches(principal, case, "draw"):
@@ -214,23 +230,24 @@ async def confirm_verdict(
     note = v.text(note, "note", max_len=5000)
     result.pop("awaitingConfirmation", None)
     result["confirmation"] = {"by": principal.username, "note": note}
+    if hardship_relief is not None:
+        result["hardshipRelief"] = bool(hardship_relief)
     await _conclude(session, principal, panel, result, verdict)
     return panel
 
 
-async def _conclude(
+async def _follow_up(
     session: AsyncSession,
-    principal: Principal,
+    case: Case,
     panel: EvaluationPanel,
-    result: dict[str, Any],
     verdict: Verdict,
-) -> None:
-    result = {**result, "verdict": verdict.value}
-    case = await session.scalar(select(Case).where(Case.id == panel.case_id).with_for_update())
+    started: Any,
+    **rule: Any,
+) -> CaseDeadline:
+    """A FOLLOW_UP step on the case with ``verdict``'s duty and deadline (tenant policy)."""
     policy = await load_policy(session, case.tenant_id)
     clocks = await deadlines.clocks_for(session, case)
     days = policy.follow_up_days[verdict]
-    started = now()
     step = await deadlines.open_step(session, case, Step.FOLLOW_UP, started, clocks, days=days)
     step.id = new_id()
     step.note = FOLLOW_UP_DUTIES[verdict]
@@ -241,10 +258,43 @@ async def _conclude(
         "verdict": verdict.value,
         "panelId": str(panel.id),
         "duty": FOLLOW_UP_DUTIES[verdict],
+        **rule,
     }
+    return step
+
+
+async def _conclude(
+    session: AsyncSession,
+    principal: Principal,
+    panel: EvaluationPanel,
+    result: dict[str, Any],
+    verdict: Verdict,
+) -> None:
+    """The verdict's follow-up step, and — when the panel found real hardship beside
+    another verdict (seed 004: 部分有理 with 救助帮扶) — a second one for the relief."""
+    result = {**result, "verdict": verdict.value}
+    case = await session.scalar(select(Case).where(Case.id == panel.case_id).with_for_update())
+    started = now()
+    step = await _follow_up(session, case, panel, verdict, started)
+    days = int(step.rule["days"])
+    duties = FOLLOW_UP_DUTIES[verdict]
+    extra: dict[str, Any] = {}
+    if result.get("hardshipRelief") and verdict is not Verdict.HARDSHIP:
+        relief = await _follow_up(
+            session, case, panel, Verdict.HARDSHIP, started, alongside=verdict.value
+        )
+        extra = {"reliefDueDate": relief.due_date.isoformat(), "reliefDeadlineId": str(relief.id)}
+        duties = f"{duties}；{FOLLOW_UP_DUTIES[Verdict.HARDSHIP]}"
+    else:
+        result["hardshipRelief"] = verdict is Verdict.HARDSHIP
     panel.status = PanelStatus.CONCLUDED
     panel.verdict = verdict
-    panel.result = {**result, "followUpDays": days, "followUpDueDate": step.due_date.isoformat()}
+    panel.result = {
+        **result,
+        "followUpDays": days,
+        "followUpDueDate": step.due_date.isoformat(),
+        **extra,
+    }
     panel.concluded_at = started
     panel.follow_up_deadline_id = step.id
     case.version += 1
@@ -255,7 +305,7 @@ async def _conclude(
         case,
         principal,
         "EVALUATED",
-        reason=FOLLOW_UP_DUTIES[verdict],
+        reason=duties,
         data={
             "panelId": str(panel.id),
             "verdict": verdict.value,
@@ -264,9 +314,11 @@ async def _conclude(
             "means": result["means"],
             "votes": result["votes"],
             "followUpDueDate": step.due_date.isoformat(),
+            "hardshipRelief": bool(result.get("hardshipRelief")),
+            **({"reliefDueDate": extra["reliefDueDate"]} if extra else {}),
         },
     )
-    await deadlines.refresh_due(session, case, clocks)
+    await deadlines.refresh_due(session, case, await deadlines.clocks_for(session, case))
     recipients = {panel.drawn_by_id, case.leader_id} - {None}
     for rid in sorted(recipients):
         await enqueue(
@@ -275,7 +327,7 @@ async def _conclude(
             recipient_id=rid,
             kind="evaluation_verdict",
             subject=f"案件评价决议 {case.number}: {verdict.value}",
-            body=f"{FOLLOW_UP_DUTIES[verdict]}，期限 {step.due_date.isoformat()}。",
+            body=f"{duties}，期限 {step.due_date.isoformat()}。",
             dedupe_key=f"{dedupe_key(rid, 'evaluation_verdict', case.id, started.date())}:{panel.id}",
             case_id=case.id,
             data={"panelId": str(panel.id), "verdict": verdict.value},
@@ -298,8 +350,11 @@ async def settle_panel(
         )
     note = v.text(note, "note", max_len=5000)
     t = now()
-    if panel.follow_up_deadline_id is not None:
-        step = await session.get(CaseDeadline, (panel.tenant_id, panel.follow_up_deadline_id))
+    relief = (panel.result or {}).get("reliefDeadlineId")
+    for step_id in (panel.follow_up_deadline_id, parse_id(relief) if relief else None):
+        if step_id is None:
+            continue
+        step = await session.get(CaseDeadline, (panel.tenant_id, step_id))
         if step is not None and step.status == DeadlineStatus.OPEN:
             step.status, step.finished_at = DeadlineStatus.MET, t
     panel.settled_at, panel.settled_note = t, note

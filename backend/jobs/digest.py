@@ -9,7 +9,8 @@ it comes back, and never twice):
   threshold, or overdue) case: the leaders and petition officers whose role is
   held exactly at the case's holder unit, and the case's 包案 leader. One
   message per person per day (dedupe key ``(person, "digest", None, day)``)
-  listing their cases, the most urgent first;
+  listing their cases, the most urgent first (a case assigned down by Beijing or the
+  province, seed 000, with the bureau's number while the report back is owed);
 - **escalation** — a case red for at least ``escalateAfterRedDays`` working
   days (tenant policy, default 2; counted from ``cases.red_since``) is also
   reported to the leaders and petition officers of the holder's parent unit,
@@ -42,6 +43,7 @@ from backend.cases.calendar import WorkingDayCalendar
 from backend.cases.models import Case, CaseDeadline, DeadlineStatus, TenantPolicy, WarningColor
 from backend.cases.need_to_know import barred_user_clause
 from backend.cases.policy import load_calendar, load_policy
+from backend.cases.practices import AssignedCase
 from backend.cases.rules import DeadlinePolicy, Step
 from backend.core.clock import now
 from backend.core.db import Database, TenantScope
@@ -91,9 +93,26 @@ def _cases(tenant_id: uuid.UUID, where: Any, name: str) -> Any:
             Case.type,
             Case.accused_path,
             Case.accused_username,
+            _bureau_number(),
         )
         .where(where)
         .cte(name)
+    )
+
+
+def _bureau_number() -> Any:
+    """京、省交办 (seed 000): the bureau's 交办单号 while the report back is owed, so the
+    digest says which red cases a bureau waits for (their REPORT_BACK date may be what
+    made them red)."""
+    return (
+        select(AssignedCase.external_number)
+        .where(
+            AssignedCase.tenant_id == Case.tenant_id,
+            AssignedCase.case_id == Case.id,
+            AssignedCase.reported_at.is_(None),
+        )
+        .scalar_subquery()
+        .label("external_number")
     )
 
 
@@ -109,6 +128,7 @@ def _listed(c: Any) -> list[Any]:
         c.c.type,
         c.c.accused_path,
         c.c.accused_username,
+        c.c.external_number,
     ]
 
 
@@ -166,6 +186,7 @@ async def _lists(
             p.c.holder_path,
             p.c.due_at,
             p.c.red_since,
+            p.c.external_number,
             func.row_number()
             .over(partition_by=p.c.user_id, order_by=(p.c.due_at, p.c.id))
             .label("rn"),
@@ -262,7 +283,8 @@ def _due_day(value: datetime, tz: Any) -> str:
 def _line(r: Any, current: datetime, policy: DeadlinePolicy) -> str:
     due_at = _aware(r.due_at)
     state = "已超期" if due_at < current else "即将到期"
-    return f"{r.number}｜{r.subject}｜{r.holder_path}｜到期 {_due_day(due_at, policy.tz)}｜{state}"
+    line = f"{r.number}｜{r.subject}｜{r.holder_path}｜到期 {_due_day(due_at, policy.tz)}｜{state}"
+    return f"{line}｜交办 {r.external_number}" if r.external_number else line
 
 
 def _body(
@@ -287,6 +309,7 @@ def _data(
                 "dueAt": _iso(due_at),
                 "overdue": due_at < current,
                 "redSince": _iso(red_since) if red_since else None,
+                **({"externalNumber": r.external_number} if r.external_number else {}),
             }
         )
     return {"day": day.isoformat(), "total": total, "overdue": n_over, "cases": cases, **extra}

@@ -9,6 +9,7 @@ from backend.jobs.digest import red_digest
 from backend.jobs.holidays import holiday_recompute
 from backend.jobs.outbox import dispatch_notifications
 from backend.jobs.reports import monthly_report
+from backend.jobs.revisits import revisit_list
 from backend.jobs.statistics import stats_refresh
 
 # Cron runs missed while down are not replayed by arq: every job runs once at start and
@@ -28,6 +29,8 @@ CRON_JOBS: list[CronJob] = [
     cron(red_digest, name="red_digest", minute={1, 16, 31, 46}, run_at_startup=True),
     # each tenant once a month, from the first working day (hourly check)
     cron(monthly_report, name="monthly_report", minute=5, run_at_startup=True),
+    # seed 004 回头看: each tenant once a month, last month's dissatisfied closed cases
+    cron(revisit_list, name="revisit_list", minute=9, run_at_startup=True),
     # the statistics summary, every tenant rebuilt: after the scan at :00/:30 (so nightly too,
     # completing yesterday), and at start (docs/indicators.md "Speed")
     cron(stats_refresh, name="stats_refresh", minute={7, 37}, run_at_startup=True),
@@ -61,6 +64,10 @@ SCHEDULE: dict[str, tuple[str, str]] = {
     "monthly_report": (
         "checks hourly (:05) and at start: each city once a month, from its first working day",
         "last month's analysis reports (XLSX, HTML) and their announcement",
+    ),
+    "revisit_list": (
+        "checks hourly (:09) and at start: each city once a month, from the 1st its time",
+        "the 三不限 回头看 list: last month's closed cases the petitioner was dissatisfied with",
     ),
     "stats_refresh": (
         "twice an hour (:07 :37) and at start",

@@ -25,6 +25,7 @@ from backend.schema.live import Subscription
 from backend.schema.metrics import OperationMetrics
 from backend.schema.nodes import NodeQueries
 from backend.schema.notifications import NotificationMutations, NotificationQueries
+from backend.schema.practices import PracticeMutations, PracticeQueries
 from backend.schema.reports import ReportQueries
 from backend.schema.roster_people import RosterPeopleMutations, RosterPeopleQueries
 from backend.schema.rosters import RosterMutations, RosterQueries
@@ -40,6 +41,7 @@ Query = merge_types(
     (
         TenantQueries,
         CaseQueries,
+        PracticeQueries,
         PolicyQueries,
         NotificationQueries,
         ReportQueries,
@@ -57,6 +59,7 @@ Mutation = merge_types(
     (
         TenantMutations,
         CaseMutations,
+        PracticeMutations,
         PolicyMutations,
         NotificationMutations,
         RosterMutations,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types.nodes import SelectedField
 
 from backend.authz.principal import Principal
-from backend.cases import agents, models, policy, queries, rules, service
+from backend.cases import agents, assigned, models, policy, practices, queries, rules, service
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
@@ -527,6 +527,19 @@ class PetitionerInput:
         return service.PetitionerInput(self.name, self.phone, self.id_number)
 
 
+AssignmentOrigin = strawberry.enum(practices.AssignmentOrigin, name="AssignmentOrigin")
+
+
+@strawberry.input
+class AssignedDownInput:
+    origin: AssignmentOrigin
+    external_number: str
+    external_due_date: date
+
+    def to_service(self) -> practices.AssignedDown:
+        return practices.AssignedDown(self.origin, self.external_number, self.external_due_date)
+
+
 @strawberry.input
 class CaseAgentInput:
     kind: AgentKind
@@ -554,18 +567,21 @@ class RegisterCaseInput:
     priority: str = "NORMAL"
     skip_level: SkipLevel = models.SkipLevel.NONE
     agent: CaseAgentInput | None = None
+    assigned_down: AssignedDownInput | None = None
 
     def to_service(self) -> service.RegisterCaseInput:
         """The domain's input: the same fields (enums are the domain's own)."""
         same = {
             f.name: getattr(self, f.name) for f in dataclasses.fields(service.RegisterCaseInput)
         }
+        down = self.assigned_down.to_service() if self.assigned_down else None
         return service.RegisterCaseInput(
             **{
                 **same,
                 "petitioner": self.petitioner.to_service(),
                 "tags": list(self.tags),
                 "agent": self.agent.to_service() if self.agent else None,
+                "assigned_down": down,
             }
         )
 
@@ -712,14 +728,13 @@ class CaseMutations:
         )
     )
     async def register_case(self, info: Ctx, input: RegisterCaseInput) -> CaseNode:
-        data = input.to_service()
-        registered = await info.context.mutate(service.intake, data)
+        registered = await info.context.mutate(assigned.intake, input.to_service())
         return node(registered.case) if registered.readable else receipt(registered.case)
 
     @strawberry.mutation
     async def register_cases(self, info: Ctx, inputs: list[RegisterCaseInput]) -> list[CaseNode]:
         data = [item.to_service() for item in inputs]
-        registered = await info.context.mutate(service.intake_many, data)
+        registered = await info.context.mutate(assigned.intake_many, data)
         return [node(r.case) if r.readable else receipt(r.case) for r in registered]
 
     @strawberry.mutation(description="转送 / 交办 to a unit in scope.")

@@ -182,6 +182,8 @@ class PanelResult:
         ),
         default=None,
     )
+    hardship_relief: bool = False
+    relief_due_date: date | None = None
 
 
 @strawberry.type(
@@ -380,6 +382,10 @@ class PanelType(Node):
             else None,
             confirmed_by=(r.get("confirmation") or {}).get("by")
             or ("VOTES" if r.get("proposedVerdict") else None),
+            hardship_relief=bool(r.get("hardshipRelief", verdict is models.Verdict.HARDSHIP)),
+            relief_due_date=date.fromisoformat(r["reliefDueDate"])
+            if r.get("reliefDueDate")
+            else None,
         )
 
 
@@ -639,6 +645,7 @@ class SubmitEvaluationInput:
     responsibility: int
     verdict: Verdict
     comment: str | None = None
+    hardship_relief: bool = False
 
 
 @strawberry.input
@@ -656,6 +663,7 @@ class ConfirmEvaluationVerdictInput:
         description="One confirming the proposal (its band) or the majority's verdict."
     )
     note: str = strawberry.field(description="The panel's reasons (评议意见).")
+    hardship_relief: bool | None = None
 
 
 @strawberry.input
@@ -786,6 +794,7 @@ class EvaluationMutations:
             responsibility=input.responsibility,
             verdict=models.Verdict(input.verdict),
             comment=input.comment,
+            hardship_relief=input.hardship_relief,
         )
         row = await ctx.mutate(
             verdicts.submit_evaluation, panel_id=str(input.panel_id), scores=scores
@@ -807,6 +816,7 @@ class EvaluationMutations:
             panel_id=str(input.panel_id),
             verdict=models.Verdict(input.verdict),
             note=input.note,
+            hardship_relief=input.hardship_relief,
         )
 
     @strawberry.mutation(description="定分止争: the verdict's follow-up work is done.")
