@@ -404,6 +404,13 @@ def build_engine(settings: Settings | None = None, url: str | None = None) -> As
     # set it on the login role instead (deploy/README.md).
     mode = settings.db_plan_cache_mode
     server_settings = {} if mode == "auto" else {"plan_cache_mode": mode}
+    # JIT compiles a statement whose estimated cost passes jit_above_cost: the read
+    # predicate's Art. 30 EXISTS lifts short OLTP reads (the warning board at 100k cases)
+    # past it, and compiling took 2.3 s for a read that runs in 0.1 s (docs/performance.md,
+    # "Case detail and warning board"). The app runs no analytical query that JIT would
+    # repay, so its connections turn it off; XF_DB_JIT=true leaves the server's setting.
+    if not settings.db_jit:
+        server_settings["jit"] = "off"
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,

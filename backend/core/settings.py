@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = (
         "force_custom_plan"
     )
+    # PostgreSQL's JIT for the app's connections: off by default (backend/core/db.py says
+    # why); true sends nothing and leaves the server's own setting (behind PgBouncer).
+    db_jit: bool = False
     # Compiled reads (backend/cases/compiled.py): the case list, case detail and warning
     # board answered by one SQL statement building the JSON. None = on for PostgreSQL;
     # never on SQLite (the SQL is PostgreSQL's).
