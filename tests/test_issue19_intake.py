@@ -84,6 +84,9 @@ async def test_art34_a_type_limit_longer_than_the_statute_is_refused(gql, db):
             )
         ).errors[0]["message"]
     )
+    twice = [{"type": "SUGGESTION", "days": 20}, {"type": "SUGGESTION", "days": 30}]
+    resp = await gql(POLICY, {"i": {"handlingLimitsByType": twice}}, token=admin)
+    assert (resp.code, resp.field) == ("BAD_USER_INPUT", "handlingLimitsByType")
     # nothing half-written; an update that leaves the list out keeps it
     (await gql(POLICY, {"i": {"redDays": 2}}, token=admin)).ok()
     read = (await gql(READ_POLICY, token=city.token("officer"))).ok()["tenantPolicy"]

@@ -295,6 +295,10 @@ async def test_seed003_appointment_reception_respects_art30(gql, db):
         assert booked["appointmentCase"] == {"id": accusation["id"]}
         assert "土地" not in booked["title"]  # the title carries nothing of the case
         (await book(claim, "t1_l1", startTime="14:00", endTime="15:00")).ok()
+        # the accused township's officer books the same leader over the hidden appointment:
+        # refused, without naming the shift it may not see (Art. 30, outside probe)
+        clash = await book(claim, "c1_leader", who="t1_officer", startTime="10:30")
+        assert clash.code == "CONFLICT" and booked["id"] not in str(clash.errors)
         span = {"from": "2026-11-10", "to": "2026-11-10"}
         as_officer = (await gql(APPOINTMENTS, span, token=city.token("officer"))).ok()
         as_township = (await gql(APPOINTMENTS, span, token=city.token("t1_officer"))).ok()

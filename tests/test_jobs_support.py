@@ -53,7 +53,7 @@ async def register(
                 channel=channel,
                 type=type,
                 category=category,
-                subject=f"subject {uuid.uuid4().hex[:6]}",
+                subject="土地补偿款未发放",  # one matter: the same petitioner repeats it (repeats.py)
                 content="content",
                 petitioner=service.PetitionerInput("张三", "13800001234", id_number(seq)),
                 location_path=city.path(location),

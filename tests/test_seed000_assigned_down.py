@@ -76,6 +76,17 @@ async def test_seed000_bad_deadline_and_a_replay_with_another_order_are_refused(
             token=tok,
         )
         assert resp.code == "BAD_USER_INPUT" and resp.field == "assignedDown.externalDueDate"
+        # in a batch the refused order names its item, as every other refusal there does
+        for bad in (down(due="2026-10-01"), down(number=" ")):
+            batch = await gql(
+                "mutation($i: [RegisterCaseInput!]!) { registerCases(inputs: $i) { id } }",
+                {"i": [register_input(a), register_input(a, assignedDown=bad)]},
+                token=tok,
+            )
+            assert (batch.code, batch.errors[0]["extensions"].get("index")) == (
+                "BAD_USER_INPUT",
+                1,
+            ), batch.body
         data = register_input(a, assignedDown=down())
         doc = "mutation($i: RegisterCaseInput!) { registerCase(input: $i) { id events { kind } } }"
         first = (await gql(doc, {"i": data}, token=tok)).ok()["registerCase"]

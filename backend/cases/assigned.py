@@ -13,7 +13,8 @@ closure leaves it open; only the report back ends it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from backend.cases.practices import AssignedCase, AssignedDown, AssignmentOrigin
 from backend.cases.rules import Step, end_of_day
 from backend.core import validation as v
 from backend.core.clock import now
-from backend.core.errors import BadUserInput, InvalidTransition
+from backend.core.errors import AppError, BadUserInput, InvalidTransition
 from backend.core.ids import new_id
 
 ARTICLE = "京、省交办 (seed 000): the assigning bureau's 交办单 deadline"
@@ -52,12 +53,26 @@ async def intake(
 async def intake_many(
     session: AsyncSession, principal: Principal, items: Sequence[service.RegisterCaseInput]
 ) -> list[service.Registered]:
-    """:func:`service.intake_many` (all or nothing), recording each 交办单 like :func:`intake`."""
-    items = [_checked(data) for data in items]
-    done = await service.intake_many(session, principal, items)
-    for registered, data in zip(done, items, strict=True):
-        await _record(session, principal, registered.case, data.assigned_down)
+    """:func:`service.intake_many` (all or nothing), recording each 交办单 like :func:`intake`;
+    a refused 交办单 names its item (``extensions.index``) as the service's refusals do."""
+    checked = []
+    for index, data in enumerate(items):
+        with _item(index):
+            checked.append(_checked(data))
+    done = await service.intake_many(session, principal, checked)
+    for index, (registered, data) in enumerate(zip(done, checked, strict=True)):
+        with _item(index):
+            await _record(session, principal, registered.case, data.assigned_down)
     return done
+
+
+@contextmanager
+def _item(index: int) -> Iterator[None]:
+    try:
+        yield
+    except AppError as exc:
+        exc.extensions["index"] = index
+        raise
 
 
 def _checked(data: service.RegisterCaseInput) -> service.RegisterCaseInput:

@@ -92,9 +92,9 @@ async def leader_conflict(
         .limit(1)
     )
     if clash is not None:
-        raise Conflict(
-            f"{leader.username} is already on duty at that time (shift {clash})", field=field
-        )
+        # no shift id: the clashing shift may be one the caller may not see (an appointment
+        # for an accusation it is barred from, Art. 30), so the answer names only the time
+        raise Conflict(f"{leader.username} is not available at that time", field=field)
 
 
 def _swappable(shift: DutyShift, field: str) -> None:

@@ -20,6 +20,7 @@ from backend.cases import agents, assigned, models, policy, practices, queries, 
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
+from backend.core.errors import BadUserInput
 from backend.core.pagination import PageArgs
 from backend.schema import compiled
 from backend.schema.context import Ctx
@@ -972,9 +973,24 @@ class PolicyQueries:
             return TenantPolicy.of(await policy.tenant_policy(session, ctx.principal))
 
 
+def _limits_by_type(items: list[CaseTypeLimitInput] | None) -> dict[str, int] | None:
+    """The input's type limits as the service takes them; a type named twice is refused
+    rather than the last one silently winning."""
+    if items is None:
+        return None
+    types = [models.CaseType(i.type).value for i in items]
+    if len(set(types)) != len(types):
+        raise BadUserInput("name each case type once", field="handlingLimitsByType")
+    return dict(zip(types, (i.days for i in items), strict=True))
+
+
 @strawberry.type
 class PolicyMutations:
-    @strawberry.mutation(description="City admin: shorten limits, choose counting, colours.")
+    @strawberry.mutation(
+        description="City admin: shorten limits, choose counting, colours. Replaces the "
+        "policy: omitted limits, counting and colours take their defaults; omitted "
+        "handlingLimitsByType and indicators stay as they are."
+    )
     async def update_tenant_policy(self, info: Ctx, input: UpdateTenantPolicyInput) -> TenantPolicy:
 
         async def change(session: AsyncSession, principal: Principal) -> Any:
@@ -985,9 +1001,7 @@ class PolicyMutations:
                 counting=input.counting,
                 red_days=input.red_days,
                 yellow_days=input.yellow_days,
-                handling_by_type=None
-                if input.handling_limits_by_type is None
-                else {models.CaseType(i.type).value: i.days for i in input.handling_limits_by_type},
+                handling_by_type=_limits_by_type(input.handling_limits_by_type),
             )
             if input.indicators is not None:
                 await set_definition(session, principal, input.indicators.as_data())
