@@ -167,6 +167,9 @@ def subjects(found: list[dict[str, Any]]) -> set[str]:
 PREFIXES = {"shangqiu": "SQ", "zhoukou": "ZK", "hangzhou": "HZ"}
 ACCUSE_HOUSING = "反映市住建局工作人员在保障房分配中优亲厚友"
 ACCUSE_TOWNSHIP = "反映乡干部截留惠农补贴"
+AGENT_CASE = "网格员代办：高龄老人补贴未发放"
+ASSIGNED_DOWN = "省信访局交办：宅基地确权争议"
+MEDIATING = "邻里宅基地边界纠纷"
 
 
 async def platform(demo: Demo, data: dict[str, Any]) -> None:
@@ -240,6 +243,29 @@ async def sq_officer(demo: Demo, data: dict[str, Any]) -> None:
     assert "EVALUATION_VERDICT" in {n["kind"] for n in inbox["notifications"]}
     walk_in = next(c for c in found if c["subject"] == "占道经营影响通行")
     assert walk_in["firstReceiver"], "the walk-in was received by the leader on duty"
+    await issue_19_practices(demo)
+
+
+async def issue_19_practices(demo: Demo) -> None:
+    """The README's "Issue 19 practices" lines, as sq_officer."""
+    board = await demo.ask(
+        "sq_officer",
+        '{ assignedDownCases(unitPath: "/shangqiu") { origin externalNumber externalDueDate'
+        " case { subject deadlines { step } } } }",
+    )
+    [down] = board["assignedDownCases"]
+    assert down["origin"] == "PROVINCIAL_BUREAU" and down["externalNumber"].startswith("省交")
+    assert down["case"]["subject"] == ASSIGNED_DOWN
+    assert "REPORT_BACK" in {d["step"] for d in down["case"]["deadlines"]}
+    found = await demo.ask(
+        "sq_officer", "{ cases(first: 200) { edges { node { id subject status } } } }"
+    )
+    mediating = next(c for c in cases_of(found) if c["subject"] == MEDIATING)
+    assert mediating["status"] == "ACCEPTED"
+    mediations = await demo.ask(
+        "sq_officer", f'{{ caseMediations(caseId: "{mediating["id"]}") {{ kind body }} }}'
+    )
+    assert [m["kind"] for m in mediations["caseMediations"]] == ["PEOPLES"]
 
 
 async def leader_inbox(demo: Demo, username: str) -> set[str]:
@@ -255,6 +281,18 @@ async def sq_leader(demo: Demo, data: dict[str, Any]) -> None:
     assert "/shangqiu/suiyang/dongfeng/lizhuang" in paired
     unpaired = await demo.ask("sq_leader", "{ unpairedVillages { path } }")
     assert unpaired["unpairedVillages"]
+    people = await demo.ask(
+        "sq_leader",
+        '{ rosterPeople(unitPath: "/shangqiu") { name kind partyMember }'
+        ' personPairings(unitPath: "/shangqiu") { villagePath person { name partyMember } }'
+        ' rosterRules(unitPath: "/shangqiu") { kind people { name kind } } }',
+    )
+    assert {p["kind"] for p in people["rosterPeople"]} >= {"PARTY_MEMBER", "LAWYER", "COUNSELLOR"}
+    [pairing] = people["personPairings"]
+    assert pairing["villagePath"] == "/shangqiu/suiyang/dongfeng/lizhuang"
+    assert pairing["person"]["partyMember"]
+    staffed = {r["kind"]: [p["kind"] for p in r["people"]] for r in people["rosterRules"]}
+    assert staffed["LAWYER_DUTY"] == ["LAWYER"] and staffed["COUNSELLING"] == ["COUNSELLOR"]
 
 
 async def sq_suiyang_leader(demo: Demo, data: dict[str, Any]) -> None:
@@ -287,8 +325,16 @@ async def sq_housing_handler(demo: Demo, data: dict[str, Any]) -> None:
 
 
 async def sq_grid(demo: Demo, data: dict[str, Any]) -> None:
-    assert data["cases"]["totalCount"] == 1
-    assert cases_of(data)[0]["subject"] == "农民工工资被拖欠三个月"
+    assert data["cases"]["totalCount"] == 2  # the case it registered, the one it acts for
+    assert subjects(cases_of(data)) == {"农民工工资被拖欠三个月", AGENT_CASE}
+    mine = await demo.ask(
+        "sq_grid",
+        '{ cases(filter: { agent: "sq_grid" }) { edges { node { subject'
+        " agent { username kind } } } } }",
+    )
+    [case] = cases_of(mine)
+    assert case["subject"] == AGENT_CASE
+    assert case["agent"] == {"username": "sq_grid", "kind": "GRID_WORKER"}
 
 
 async def sq_evaluator(demo: Demo, data: dict[str, Any]) -> None:

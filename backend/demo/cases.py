@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from backend.cases import agents, assigned, mediation
 from backend.cases import service as cases
-from backend.cases.models import CaseType, Channel, Satisfaction
+from backend.cases.models import AgentKind, CaseType, Channel, Satisfaction
 from backend.cases.pii import check_character
+from backend.cases.practices import AssignedDown, AssignmentOrigin, MediationKind
 from backend.demo.timeline import Timeline
 from backend.demo.world import DemoTenant
 
@@ -42,6 +44,8 @@ class Story:
     head_count: int = 1
     same_petitioner_as: str | None = None  # a repeat petition
     needs: str | None = None  # "evaluators": only in a city with a pool
+    agent: tuple[str, str] | None = None  # 代办: (AgentKind, the part acting as agent)
+    assigned_down: int | None = None  # 省交办: the bureau's due date, days after arrival
 
 
 def _handled(ago_reply: int, *more: Step) -> tuple[Step, ...]:
@@ -314,6 +318,38 @@ STORIES: list[Story] = [
         accused="township",
         steps=((3, "route", "officer", {"to": "county", "mode": "ASSIGN"}),),
     ),
+    # Issue 19's practices: a 省交办 case, a 代办 case, a case in 人民调解
+    Story(
+        "assigned-down",
+        8,
+        "LETTER",
+        "CLAIM",
+        "land",
+        "省信访局交办：宅基地确权争议",
+        "county2",
+        assigned_down=30,
+        steps=((1, "accept", "officer", {}),),
+    ),
+    Story(
+        "agent",
+        5,
+        "VISIT",
+        "CLAIM",
+        "rural-affairs",
+        "网格员代办：高龄老人补贴未发放",
+        "grid",
+        agent=("GRID_WORKER", "grid"),
+    ),
+    Story(
+        "mediating",
+        10,
+        "VISIT",
+        "CLAIM",
+        "rural-affairs",
+        "邻里宅基地边界纠纷",
+        "village",
+        steps=((1, "accept", "officer", {}), (3, "mediate", "officer", {})),
+    ),
 ]
 
 # fmt: off
@@ -381,8 +417,20 @@ def tell(timeline: Timeline, demo: DemoTenant, city_index: int, panels: Any) -> 
     return tales
 
 
-def registration_input(tale: Tale, person: cases.PetitionerInput) -> cases.RegisterCaseInput:
+def registration_input(
+    tale: Tale, person: cases.PetitionerInput, arrived: date | None = None
+) -> cases.RegisterCaseInput:
     story, demo = tale.story, tale.demo
+    agent = assigned_down = None
+    if story.agent:
+        kind, part = story.agent
+        agent = agents.AgentInput(AgentKind(kind), demo.actor(part))
+    if story.assigned_down and arrived is not None:
+        assigned_down = AssignedDown(
+            AssignmentOrigin.PROVINCIAL_BUREAU,
+            f"省交〔{arrived.year}〕{demo.prefix}{tale.number:03d}号",
+            arrived + timedelta(days=story.assigned_down),
+        )
     return cases.RegisterCaseInput(
         client_key=f"demo-{demo.slug}-{story.key}",
         channel=Channel(story.channel),
@@ -394,15 +442,20 @@ def registration_input(tale: Tale, person: cases.PetitionerInput) -> cases.Regis
         location_path=demo.path(story.place),
         accused_unit_path=demo.path(story.accused) if story.accused else None,
         head_count=story.head_count,
+        agent=agent,
+        assigned_down=assigned_down,
     )
 
 
 def _registration(timeline: Timeline, tale: Tale, person: cases.PetitionerInput):
     async def run() -> None:
         async with timeline.acting(tale.demo.actor(tale.story.by)) as (session, principal):
-            tale.keep(
-                await cases.register_case(session, principal, registration_input(tale, person))
-            )
+            arrived = timeline.today - timedelta(days=tale.story.ago)
+            data = registration_input(tale, person, arrived)
+            if data.assigned_down is not None:  # as registerCase does: the 交办单 recorded too
+                tale.keep((await assigned.intake(session, principal, data)).case)
+            else:
+                tale.keep(await cases.register_case(session, principal, data))
 
     return run
 
@@ -473,6 +526,15 @@ async def _apply(session, principal, tale: Tale, action: str, args: dict, today:
         case "assign_leader":
             leader = demo.actor(args["username"])
             return await cases.assign_case_leader(session, principal, ref, username=leader)
+        case "mediate":
+            return await mediation.start_mediation(
+                session,
+                principal,
+                ref,
+                kind=MediationKind.PEOPLES,
+                body="乡人民调解委员会",
+                note="双方同意调解，办理期限照常计算。",
+            )
         case "supervise":
             due = today + timedelta(days=args["due_in_days"])
             note = "督办：请于期限内报送化解进展和稳控措施。"

@@ -8,7 +8,9 @@ from now. Since then the duty leaders checked in and out of their shifts
 before its shift (seed.py runs it each morning), a walk-in petitioner was received by the leader on duty
 (首问负责), one swap was approved and one waits for the city leader; a
 quarterly public reception is announced for the coming days. Villages are
-paired with cadres (two are left unpaired, to show the list).
+paired with cadres (two are left unpaired, to show the list), and one also with a
+party member among the 两代表一委员; a lawyer and a counsellor take the city's
+律师坐班 and 心理咨询 duty days (seeds 000, 001).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from backend.demo.cases import Story, Tale, petitioner, registration_input
 from backend.demo.timeline import Timeline
 from backend.demo.world import DemoTenant
 from backend.rosters.access import users_by_ids
-from backend.rosters.models import ShiftKind
+from backend.rosters.models import PersonKind, ShiftKind
 from backend.rosters.pairings import assign_pairing
+from backend.rosters.people import add_roster_person, assign_person_pairing
 from backend.rosters.planning import plan_reception_days
 from backend.rosters.receptions import schedule_public_reception
 from backend.rosters.rules import set_roster_rule
@@ -35,6 +38,11 @@ HALL = ("09:00", "12:00")
 PUBLIC_RECEPTION = ("14:30", "17:00")
 WALK_IN = Story("walk-in", 0, "VISIT", "CLAIM", "urban-management", "占道经营影响通行", "city")
 PAIRINGS = [("village", "county_leader"), ("village2", "deputy_leader")]
+# (kind, name, organisation) of the named people on the city's duty days (seed 001)
+ON_DUTY = {
+    ShiftKind.LAWYER_DUTY: (PersonKind.LAWYER, "律师 钱文博", "公益律师团"),
+    ShiftKind.COUNSELLING: (PersonKind.COUNSELLOR, "心理咨询师 林静", "市心理援助中心"),
+}
 
 
 def _months(first: date, last: date) -> list[str]:
@@ -75,6 +83,17 @@ class Rosters:
                     village_path=self.demo.path(place),
                     username=self.demo.actor(part),
                 )
+            member = await add_roster_person(
+                session,
+                principal,
+                unit_path=self.demo.path("village"),
+                name="党员 王德厚",
+                kind=PersonKind.PARTY_MEMBER,
+                organisation="村党支部",
+            )
+            await assign_person_pairing(
+                session, principal, village_path=self.demo.path("village"), person_id=str(member.id)
+            )
 
     async def _plan(self) -> None:
         t, demo = self.timeline, self.demo
@@ -86,6 +105,25 @@ class Rosters:
                 ("county", ShiftKind.GRASSROOTS_DAY, pair),
             ]
         async with t.acting(demo.actor("officer")) as (session, principal):
+            for kind, (person_kind, name, organisation) in ON_DUTY.items():
+                person = await add_roster_person(
+                    session,
+                    principal,
+                    unit_path=demo.path(""),
+                    name=name,
+                    kind=person_kind,
+                    organisation=organisation,
+                )
+                await set_roster_rule(
+                    session,
+                    principal,
+                    unit_path=demo.path(""),
+                    kind=kind,
+                    people=[str(person.id)],
+                    start_time=HALL[0],
+                    end_time=HALL[1],
+                    location="市信访接待中心",
+                )
             for place, kind, leaders in rules:
                 start, end = HALL if kind is ShiftKind.RECEPTION_HALL else ("08:30", "17:30")
                 await set_roster_rule(
