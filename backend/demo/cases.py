@@ -4,7 +4,10 @@ Together they put a case in every status in every city — red (overdue),
 yellow and blue ones, an accusation against the housing department and one
 against a township, a 包案 case under a 督办 order, a repeat petition, an
 extension, reviews and re-reviews — and, where the city has a pool, a
-dissatisfied petitioner's case evaluated by a panel (evaluations.py).
+dissatisfied petitioner's case evaluated by a panel (evaluations.py) — and Issue 19's
+practices: a case the provincial bureau assigned down (省交办, its 交办单 recorded as
+registerCase does), one registered with the grid worker as its 代办 agent, and one in
+人民调解 (its handling clock running on).
 Each step is one call of the case service as that official, at that moment.
 """
 
