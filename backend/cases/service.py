@@ -425,7 +425,7 @@ async def _plan_one(
 ) -> _New | Case:
     """One item past the rest of its checks: its replayed case, or its new row."""
     data = item.data
-    facts = await _with_repeats(session, principal, item, _validate_intake(principal, item, row))
+    facts = _validate_intake(principal, item, row)
     payload_hash = data.payload_hash()  # of the normalised copy
     earlier = batch.by_key.get(data.client_key)
     if earlier is not None:  # a key repeated in the batch: a retry of that item
@@ -436,6 +436,8 @@ async def _plan_one(
         existing = await _existing_by_key(session, principal, data.client_key, payload_hash)
         if existing:
             return existing
+    # a replay answers its case above: only a new one needs its repeats read
+    facts = await _with_repeats(session, principal, item, facts)
     assert principal.tenant_id is not None and facts.unit_id is not None
     grant = max(
         (
