@@ -2,14 +2,15 @@
 adapter — not only the statements ``tests/test_statement_counts.py`` sees, but BEGIN,
 the pool's pre-ping, commit and rollback too. No timing.
 
-An officer's request reads its principal in two statements (the account with the
-transaction's role and tenant scope set in the same statement, then the grants under
-row-level security) and sends no ``pool_pre_ping``; a pooled connection the server
-dropped is recovered by one retry of the principal's read.
+An officer's request reads its principal in one statement (the account, the
+transaction's role and tenant scope set from it, and the grants read under those
+settings) and sends no ``pool_pre_ping``; a pooled connection the server dropped is
+recovered by one retry of the principal's read.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,7 +96,7 @@ def _principal_statements(sent: list[str]) -> list[str]:
     ]
 
 
-async def test_an_officers_request_reads_principal_scope_and_grants_in_two_statements(
+async def test_an_officers_request_reads_principal_scope_and_grants_in_one_statement(
     db, app, http, monkeypatch
 ):
     city = await build_city(db, unique("rt"), unique("rp"))
@@ -109,13 +110,38 @@ async def test_an_officers_request_reads_principal_scope_and_grants_in_two_state
     assert kinds.get("ping", 0) == 0, "pool_pre_ping costs a round trip per checkout"
     assert kinds["begin"] == 1
     principal = _principal_statements(sent)
-    # account + role + tenant scope in one statement, the grants in a second
-    assert len(principal) == 2, principal
+    # account + role + tenant scope + grants in one statement
+    assert len(principal) == 1, principal
     assert "set_config" in principal[0] and "accounts" in principal[0]
-    assert principal[1].startswith("SELECT role_assignments.")
-    assert sent[:2] == principal, "the principal is the request's first work"
-    # BEGIN, the two principal statements, the page (with its totalCount), the end
-    assert total == 5, (kinds, sent)
+    assert "role_assignments" in principal[0]
+    assert sent[:1] == principal, "the principal is the request's first work"
+    # BEGIN, the principal's statement, the page (with its totalCount), the end
+    assert total == 4, (kinds, sent)
+
+
+async def test_the_grants_are_read_under_row_level_security_after_the_settings(db):
+    """The test database logs in as a superuser, which bypasses row-level security, so
+    the statement runs here as the serving role from the start: the policies apply to
+    every table it reads, and the grants are found only because the settings the same
+    statement makes are in place before the grants' rows are read. Another city's
+    account reads its own grants, never this one's."""
+    from backend.core.settings import get_settings
+    from backend.tenants.principals import _INLINE_ACCOUNT
+
+    city = await build_city(db, unique("rt"), unique("rl"))
+    other = await build_city(db, unique("rt"), unique("rl"))
+    role = get_settings().db_app_role
+    for c in (city, other):
+        async with db.engine.connect() as conn, conn.begin():
+            await conn.execute(text(f'SET LOCAL ROLE "{role}"'))
+            await conn.execute(text("SELECT set_config('app.tenant_ids', '', true)"))
+            hidden = await conn.scalar(text("SELECT count(*) FROM role_assignments"))
+            assert hidden == 0, "row-level security applies to this connection"
+            params = {"username": f"{c.slug}_officer", "role": role}
+            row = (await conn.execute(_INLINE_ACCOUNT, params)).one()
+            assert row.tenant_ids == str(row.tenant_id)
+            grants = [tuple(g) for g in json.loads(row[-3])]
+            assert [(r, p) for r, _, p in grants] == [("PETITION_OFFICER", c.path())]
 
 
 async def test_a_connection_dropped_by_the_server_is_retried_once_not_answered_503(db, monkeypatch):

@@ -2,9 +2,9 @@
 
 Roles are read on every request so a revoked role takes effect at once.
 
-A request's principal costs three round trips on PostgreSQL: ``BEGIN``, one statement
-that reads the account (with its city's slug and zone) *and* sets the transaction's
-role and tenant scope from it, and the grants under row-level security. No
+A request's principal costs two round trips on PostgreSQL: ``BEGIN`` and one statement
+that reads the account (with its city's slug and zone), sets the transaction's role and
+tenant scope from it, and then reads the account's grants under those settings. No
 ``pool_pre_ping`` before them: a pooled connection the server dropped fails the first
 statement, and :func:`open_principal` retries once on a fresh connection (nothing of
 the request has run yet, the read is idempotent). docs/decisions.md says why not one.
@@ -13,8 +13,22 @@ the request has run yet, the read is idempotent). docs/decisions.md says why not
 from __future__ import annotations
 
 import contextlib
+import json
+import uuid
 
-from sqlalchemy import String, bindparam, case, cast, func, literal, select, true
+from sqlalchemy import (
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Grant, Principal
@@ -32,7 +46,7 @@ from backend.core.db import (
 )
 from backend.core.errors import Unauthenticated
 from backend.core.settings import get_settings
-from backend.tenants.models import Account, Tenant
+from backend.tenants.models import Account, OrgUnit, RoleAssignment, Tenant
 from backend.tenants.service import grants_of
 
 
@@ -87,6 +101,7 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
         params["role"] = get_settings().db_app_role
     row = (await session.execute(stmt, params)).first()
     account, tenant_slug, timezone = row[:3] if row is not None else (None, None, None)
+    inline_grants = row[3] if inline and row is not None else None
     if account is None or account.disabled_at is not None:
         raise Unauthenticated("unknown or disabled account")
     kind = AccountKind(account.kind)
@@ -101,14 +116,18 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
             **base, province_id=account.province_id, province_tenant_ids=frozenset(ids)
         )
     scope = TenantScope.of([account.tenant_id])
-    if inline:  # the statement above set app.tenant_ids to this city already
+    if inline:  # the statement above set app.tenant_ids to this city and read the grants
         session.info[SCOPE_KEY] = scope
+        grants = tuple(
+            Grant(role=Role(role), unit_id=uuid.UUID(unit_id), unit_path=path)
+            for role, unit_id, path in json.loads(inline_grants or "[]")
+        )
     else:
         await use_scope(session, scope)
-    grants = tuple(
-        Grant(role=Role(role), unit_id=unit.id, unit_path=unit.path)
-        for role, unit in await grants_of(session, account.id)
-    )
+        grants = tuple(
+            Grant(role=Role(role), unit_id=unit.id, unit_path=unit.path)
+            for role, unit in await grants_of(session, account.id)
+        )
     return Principal(
         **base,
         tenant_id=account.tenant_id,
@@ -126,23 +145,66 @@ _ACCOUNT = (
 )
 
 # The same, setting ``role`` and ``app.tenant_ids`` as ``SET LOCAL`` would (the session's
-# after_begin hook does it in its own round trip otherwise). The read itself runs as the
-# login role — privileges are checked when the statement starts, before the target list
-# switches the role — and touches only platform tables (no row-level security there). A
-# city official's scope is its city; every other kind starts with none (a supervisor's
-# province is read next; ``open_principal`` then closes that session).
+# after_begin hook does it in its own round trip otherwise), and reading the grants. The
+# statement runs with the login role's privileges — they are checked when it starts,
+# before the settings switch the role. A city official's scope is its city; every other
+# kind starts with none and reads no grants (a supervisor's province is read next;
+# ``open_principal`` then closes that session). Not on Citus: there the settings must be
+# ``SET LOCAL`` to reach the workers, so the session hook sends them first.
 _CITY_KIND_NAMES = sorted(k.value for k in CITY_KINDS)
-_INLINE_ACCOUNT = _ACCOUNT.add_columns(
-    func.set_config("role", bindparam("role"), true()),
-    func.set_config(
-        "app.tenant_ids",
-        case(
-            (
-                Account.kind.in_(_CITY_KIND_NAMES) & Account.tenant_id.is_not(None),
-                cast(Account.tenant_id, String),
+_SETTINGS = (
+    select(
+        func.set_config("role", bindparam("role"), true()).label("role"),
+        func.set_config(
+            "app.tenant_ids",
+            case(
+                (
+                    Account.kind.in_(_CITY_KIND_NAMES) & Account.tenant_id.is_not(None),
+                    cast(Account.tenant_id, String),
+                ),
+                else_=literal(""),
             ),
-            else_=literal(""),
-        ),
-        true(),
-    ),
+            true(),
+        ).label("tenant_ids"),
+    )
+    .correlate(Account)
+    .offset(literal_column("0"))  # a fence: the planner keeps the settings where they are
+    .lateral("settings")
+)
+# The grants as ``[[role, unit id, unit path], …]`` in ``grants_of``'s order. They read
+# the settings' output, so PostgreSQL computes the settings first (a subquery's
+# parameters are), and row-level security (wall b) applies under them for a login role
+# subject to it. Core tables, not the ORM entities: wall (a) would add the session's
+# scope, which is empty until this very statement sets it; the explicit account and city
+# take its place.
+_RA = RoleAssignment.__table__.alias("ra")
+_OU = OrgUnit.__table__.alias("ou")
+_GRANTS = (
+    select(
+        cast(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(_RA.c.role, _OU.c.id, _OU.c.path), _OU.c.path, _RA.c.role
+                )
+            ),
+            Text,
+        )
+    )
+    .select_from(_RA)
+    .join(_OU, (_OU.c.tenant_id == _RA.c.tenant_id) & (_OU.c.id == _RA.c.org_unit_id))
+    .where(
+        _RA.c.tenant_id == Account.tenant_id,
+        _RA.c.user_id == Account.id,
+        _SETTINGS.c.tenant_ids == cast(Account.tenant_id, String),
+        _SETTINGS.c.role.is_not(None),
+    )
+    .correlate(Account, _SETTINGS)
+    .scalar_subquery()
+)
+_INLINE_ACCOUNT = (
+    # the settings' columns are selected so that they are computed for every kind
+    select(Account, Tenant.slug, Tenant.timezone, _GRANTS, _SETTINGS.c.role, _SETTINGS.c.tenant_ids)
+    .outerjoin(Tenant, Tenant.id == Account.tenant_id)
+    .join(_SETTINGS, true())
+    .where(Account.username == bindparam("username"))
 )
