@@ -140,7 +140,7 @@ async def test_the_grants_are_read_under_row_level_security_after_the_settings(d
             params = {"username": f"{c.slug}_officer", "role": role}
             row = (await conn.execute(_INLINE_ACCOUNT, params)).one()
             assert row.tenant_ids == str(row.tenant_id)
-            grants = [tuple(g) for g in json.loads(row[-3])]
+            grants = [tuple(g) for g in json.loads(row.grants)]
             assert [(r, p) for r, _, p in grants] == [("PETITION_OFFICER", c.path())]
 
 

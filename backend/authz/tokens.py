@@ -67,6 +67,13 @@ def _verification_key(token: str, settings: Settings) -> str:
 
 def verify_token(token: str, *, settings: Settings | None = None) -> str:
     """The username of a valid token; ``Unauthenticated`` for anything else."""
+    return verified_token(token, settings=settings)[0]
+
+
+def verified_token(token: str, *, settings: Settings | None = None) -> tuple[str, datetime]:
+    """The username of a valid token and when it expires (its ``exp``), from one decode;
+    ``Unauthenticated`` for anything else. A long-lived connection (a subscription's
+    WebSocket) is closed at that instant."""
     settings = settings or get_settings()
     try:
         claims = _decode(token, settings, options={"require": ["sub", "iat", "exp"]}, leeway=5)
@@ -74,20 +81,8 @@ def verify_token(token: str, *, settings: Settings | None = None) -> str:
         raise Unauthenticated("token expired") from exc
     except jwt.PyJWTError as exc:
         raise Unauthenticated("invalid token") from exc
-    _lifetime(claims, settings.jwt_max_ttl_seconds)
-    return _subject(claims)
-
-
-def token_expiry(token: str) -> datetime | None:
-    """When a token :func:`verify_token` accepted expires (its ``exp``; ``None`` if unreadable):
-    a long-lived connection (a subscription's WebSocket) is closed then."""
-    try:
-        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-    except jwt.PyJWTError:
-        return None
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        return None
-    return datetime.fromtimestamp(exp, UTC)
+    _lifetime(claims, settings.jwt_max_ttl_seconds)  # exp is a whole number from here on
+    return _subject(claims), datetime.fromtimestamp(claims["exp"], UTC)
 
 
 def _lifetime(claims: dict, longest: int) -> None:

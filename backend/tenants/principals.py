@@ -99,9 +99,8 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
     params = {"username": username}
     if inline:
         params["role"] = get_settings().db_app_role
-    row = (await session.execute(stmt, params)).first()
-    account, tenant_slug, timezone = row[:3] if row is not None else (None, None, None)
-    inline_grants = row[3] if inline and row is not None else None
+    # on the Core connection: a plain row, no ORM instance or loader hooks (~0.3 ms)
+    account = (await (await session.connection()).execute(stmt, params)).first()
     if account is None or account.disabled_at is not None:
         raise Unauthenticated("unknown or disabled account")
     kind = AccountKind(account.kind)
@@ -120,7 +119,7 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
         session.info[SCOPE_KEY] = scope
         grants = tuple(
             Grant(role=Role(role), unit_id=uuid.UUID(unit_id), unit_path=path)
-            for role, unit_id, path in json.loads(inline_grants or "[]")
+            for role, unit_id, path in json.loads(account.grants or "[]")
         )
     else:
         await use_scope(session, scope)
@@ -131,15 +130,24 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
     return Principal(
         **base,
         tenant_id=account.tenant_id,
-        tenant_slug=tenant_slug,
-        timezone=timezone or DEFAULT_TIMEZONE,
+        tenant_slug=account.slug,
+        timezone=account.timezone or DEFAULT_TIMEZONE,
         province_id=account.province_id,
         grants=grants,
     )
 
 
 _ACCOUNT = (
-    select(Account, Tenant.slug, Tenant.timezone)
+    select(
+        Account.id,
+        Account.username,
+        Account.kind,
+        Account.tenant_id,
+        Account.province_id,
+        Account.disabled_at,
+        Tenant.slug,
+        Tenant.timezone,
+    )
     .outerjoin(Tenant, Tenant.id == Account.tenant_id)
     .where(Account.username == bindparam("username"))
 )
@@ -203,8 +211,7 @@ _GRANTS = (
 )
 _INLINE_ACCOUNT = (
     # the settings' columns are selected so that they are computed for every kind
-    select(Account, Tenant.slug, Tenant.timezone, _GRANTS, _SETTINGS.c.role, _SETTINGS.c.tenant_ids)
-    .outerjoin(Tenant, Tenant.id == Account.tenant_id)
-    .join(_SETTINGS, true())
-    .where(Account.username == bindparam("username"))
+    _ACCOUNT.add_columns(_GRANTS.label("grants"), _SETTINGS.c.role, _SETTINGS.c.tenant_ids).join(
+        _SETTINGS, true()
+    )
 )

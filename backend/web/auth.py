@@ -42,7 +42,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.authz.principal import Principal
-from backend.authz.tokens import bearer_token, token_expiry, verify_link, verify_token
+from backend.authz.tokens import bearer_token, verified_token, verify_link
 from backend.core.db import Database, is_unavailable
 from backend.core.errors import AppError, Unauthenticated
 from backend.tenants.api_keys import authenticate_key, looks_like_key
@@ -106,9 +106,9 @@ async def authenticate(
             if not credential:
                 raise Unauthenticated("malformed Authorization header")
             return await _caller(db, await authenticate_key(db, credential), API_KEY)
-        token = bearer_token(authorization) or ""
-        caller = await _caller(db, verify_token(token), TOKEN)
-        caller.expires_at = token_expiry(token)
+        username, expires_at = verified_token(bearer_token(authorization) or "")
+        caller = await _caller(db, username, TOKEN)
+        caller.expires_at = expires_at
         return caller
     if link is not None:
         return await _caller(db, verify_link(link, path), LINK)

@@ -35,7 +35,7 @@ Before timing a read, the four answers are compared whole (:func:`canonical`: ev
 and null, the same pages in the same order, instants to the second). The province comes
 from ``backend.benchdata``: a fresh database unless ``--db NAME --reuse`` names one that
 already holds it (generated when empty). Prints one table per read and writes
-``tests/bench/results/case_list.json``.
+``tests/bench/results/case_list_<cases>.json``.
 """
 
 from __future__ import annotations
@@ -690,7 +690,8 @@ def main() -> int:
                                      color=args.color))  # fmt: skip
     for read in reads:
         print(table(result, t, args.status, read), end="\n\n")
-    path = write_results("case_list", {"target": t, "status": args.status, **result})
+    name = f"case_list_{args.cases}"  # one file per size: make bench runs three
+    path = write_results(name, {"target": t, "status": args.status, **result})
     print(f"results: {path}")
     return 0
 

@@ -89,20 +89,32 @@ def main() -> int:
         "--reuse", action="store_true", help="use --db as it is (generate if empty)"
     )
     parser.add_argument("--keep", action="store_true", help="keep --db afterwards")
+    parser.add_argument(
+        "--size-dbs",
+        metavar="PREFIX",
+        help="the smaller sizes in PREFIX_<size>, generated once and kept (make bench:"
+        " the same databases bench_case_list measures at 10k and 100k)",
+    )
     parser.add_argument("--png", default=str(ROOT / "docs" / "performance-scaling.png"))
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     points = []
     for size in sizes:
         largest = size == sizes[-1] and args.db
-        db = args.db if largest else f"xf_bench_scale_{size}_{os.getpid()}"
+        kept = not largest and args.size_dbs
+        if largest:
+            db = args.db
+        elif kept:
+            db = f"{args.size_dbs}_{size}"
+        else:
+            db = f"xf_bench_scale_{size}_{os.getpid()}"
         print(f"== {size:,} cases ({db})", flush=True)
         points.append(
             run_size(
                 size,
                 db,
-                reuse=bool(largest and args.reuse),
-                keep=bool(largest and args.keep),
+                reuse=bool((largest and args.reuse) or kept),
+                keep=bool((largest and args.keep) or kept),
                 args=args,
             )
         )
