@@ -239,14 +239,29 @@ def documents(rng: random.Random, city: City, ids: list[str]) -> list[tuple[str,
         case_id = rng.choice([*ids, "not-an-id", "00000000-0000-7000-8000-000000000000"])
         node = case_selection(rng)
         out.append(("query($id: ID!) { case(id: $id) { " + node + " } }", {"id": case_id}))
-    for _ in range(3):
+    for _ in range(6):
+        # the counts and one page are one statement (compiled.warning_board): literal and
+        # variable arguments, a unitPath (also a bad one), a bad page size (the error
+        # stays on `cases`), a second aliased page (the normal path)
         color = rng.choice(["RED", "YELLOW", "BLUE", "NONE"])
         node = case_selection(rng)
-        query = (
-            "{ warningBoard { red blue "
-            f"cases(color: {color}, first: 4) {{ {connection_selection(rng, node)} }} }} }}"
-        )
-        out.append((query, {}))
+        size = rng.choice([1, 4, 4, 4, -1])
+        unit = rng.choice([None, None, city.path("c1"), "not a path"])
+        page = f"{{ {connection_selection(rng, node)} }}"
+        second = f" other: cases(color: BLUE, first: 2) {page}" if rng.random() < 0.2 else ""
+        if rng.random() < 0.5:
+            query = (
+                "query($c: WarningColor!, $n: Int, $u: String) { warningBoard(unitPath: $u) "
+                f"{{ red blue yellow cases(color: $c, first: $n) {page}{second} }} }}"
+            )
+            out.append((query, {"c": color, "n": size, "u": unit}))
+        else:
+            where = "" if unit is None else f'(unitPath: "{unit}")'
+            query = (
+                f"{{ warningBoard{where} {{ red blue "
+                f"cases(color: {color}, first: {size}) {page}{second} }} }}"
+            )
+            out.append((query, {}))
     return out
 
 
@@ -372,3 +387,30 @@ async def test_a_compiled_page_with_every_nested_object_is_one_statement(app, gq
         (await gql(query, token=world["tokens"]["officer"])).ok()
     reads = [s for s in seen if "case_deadlines" in s or "case_events" in s or "FROM cases" in s]
     assert len(reads) == 1 and "json_build_object" in reads[0], reads
+
+
+@pytest.mark.postgres
+async def test_the_board_counts_and_its_page_are_one_statement(gql, world, monkeypatch):
+    """``warningBoard { red yellow blue cases }`` reads the counts and the page in one
+    statement; when the page cannot be asked (a size the contract refuses) the board
+    takes the normal path, which raises the error on ``cases`` (non-null, as is the
+    board: ``data`` goes null, as it always did)."""
+    from backend.cases import queries
+
+    separate: list[int] = []
+    original = queries.warning_counts
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        separate.append(1)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(queries, "warning_counts", spy)
+    token = world["tokens"]["officer"]
+    query = "{ warningBoard { red yellow blue cases(color: RED, first: 3) { totalCount } } }"
+    good = await gql(query, token=token)
+    assert not good.errors and separate == []
+    bad = await gql(query.replace("first: 3", "first: -1"), token=token)
+    assert bad.data is None
+    assert bad.errors[0]["path"] == ["warningBoard", "cases"]
+    assert bad.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert separate == [1]

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import Principal
 from backend.cases import queries, service
-from backend.cases.models import Case, CaseDeadline, CaseEvent
+from backend.cases.models import Case, CaseDeadline, CaseEvent, WarningColor
 from backend.core import pagination
 from backend.core.db import on_citus
 from backend.tenants.models import OrgUnit, User
@@ -63,6 +63,7 @@ class CompiledPage:
 
     total: int | None
     rows: list[list[Any]] = field(default_factory=list)
+    board: queries.BoardCounts | None = None  # the board's counts, when asked with the page
 
 
 # json_build_object takes at most 100 arguments: 50 keys per object
@@ -375,14 +376,16 @@ async def case_page(
     nodes: list[tuple[Field, ...]],
     total: bool,
     zone: str,
+    board: list[ColumnElement[bool]] | None = None,
 ) -> CompiledPage:
     """:func:`backend.cases.queries.list_cases` as one statement building JSON.
 
     ``rows`` are the window as ``pagination.windowed`` fetches it (one row more, reversed
     when reading backward) — each ``[cursor, node, ...]``, one node per shape of
     ``nodes`` — for ``pagination.window`` to cut; ``total`` is the exact count of matches
-    when asked for. Same errors as the normal path, raised by the same code before any
-    row is read.
+    when asked for; ``board`` (``queries.board_clauses``) adds the 红黄蓝 counts of the
+    warning board the page belongs to, in the same statement. Same errors as the normal
+    path, raised by the same code before any row is read.
     """
     shapes = tuple(nodes)
     for shape in shapes:
@@ -405,8 +408,33 @@ async def case_page(
         if total
         else null()
     )
-    result = (await session.execute(select(cast(rows, Text), count))).one()
-    return CompiledPage(total=int(result[1] or 0) if total else None, rows=_loads(result[0]) or [])
+    # the colours' counts as ``queries.warning_counts`` groups them, as one JSON object
+    colours: Any = null()
+    if board is not None:
+        grouped = (
+            select(Case.warning_color.label("colour"), func.count(Case.id).label("n"))
+            .where(*board)
+            .group_by(Case.warning_color)
+            .subquery("g")
+        )
+        colours = cast(
+            select(func.json_object_agg(grouped.c.colour, grouped.c.n))
+            .scalar_subquery()
+            .correlate(None),
+            Text,
+        )
+    result = (await session.execute(select(cast(rows, Text), count, colours))).one()
+    counts = _loads(result[2]) or {} if board is not None else None
+    return CompiledPage(
+        total=int(result[1] or 0) if total else None,
+        rows=_loads(result[0]) or [],
+        board=None
+        if counts is None
+        else queries.BoardCounts(*(int(counts.get(c, 0)) for c in _BOARD)),
+    )
+
+
+_BOARD = (WarningColor.RED, WarningColor.YELLOW, WarningColor.BLUE)  # BoardCounts' order
 
 
 async def case_detail(

@@ -188,18 +188,25 @@ class BoardCounts:
     blue: int
 
 
+async def board_clauses(
+    session: AsyncSession, principal: Principal, unit_path: str | None
+) -> list[ColumnElement[bool]]:
+    """The WHERE of the 红黄蓝 board's counts: open cases in the caller's scope (below
+    ``unit_path``). Shared with the compiled board (``compiled.py``)."""
+    if unit_path:  # the argument is warningBoard(unitPath:), not a filter field
+        v.path(unit_path, "unitPath")
+    clauses = await filter_clauses(session, principal, CaseFilter(unit_path=unit_path))
+    # a closed case stays on the board while a follow-up duty runs (its only clock)
+    return [*clauses, or_(Case.status != CaseStatus.CLOSED, Case.due_at.is_not(None))]
+
+
 async def warning_counts(
     session: AsyncSession, principal: Principal, unit_path: str | None
 ) -> BoardCounts:
     """红黄蓝 board: open cases by colour in the caller's scope (below ``unit_path``)."""
-    if unit_path:  # the argument is warningBoard(unitPath:), not a filter field
-        v.path(unit_path, "unitPath")
-    clauses = await filter_clauses(session, principal, CaseFilter(unit_path=unit_path))
+    clauses = await board_clauses(session, principal, unit_path)
     rows = await session.execute(
-        select(Case.warning_color, func.count(Case.id))
-        # a closed case stays on the board while a follow-up duty runs (its only clock)
-        .where(*clauses, or_(Case.status != CaseStatus.CLOSED, Case.due_at.is_not(None)))
-        .group_by(Case.warning_color)
+        select(Case.warning_color, func.count(Case.id)).where(*clauses).group_by(Case.warning_color)
     )
     counts = {color: n for color, n in rows}
     return BoardCounts(

@@ -445,6 +445,8 @@ class WarningBoard:
     yellow: int
     blue: int
     _unit_path: strawberry.Private[str | None]
+    # pages answered with the counts (compiled.warning_board), by response key
+    _pages: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @strawberry.field(description="Open cases of one colour, most recent first.")
     async def cases(
@@ -456,6 +458,9 @@ class WarningBoard:
         last: Last = None,
         before: Before = None,
     ) -> CaseConnection:
+        done = self._pages.get(info.path.key)
+        if done is not None:
+            return done  # type: ignore[no-any-return]  # the finished JSON (execution.py)
         f = queries.CaseFilter(unit_path=self._unit_path, warning_color=color)
         return await _page(info, f, PageArgs(first, after, last, before))
 
@@ -491,6 +496,16 @@ class CaseQueries:
 
     @strawberry.field(description="红黄蓝 warning board of the caller's scope.")
     async def warning_board(self, info: Ctx, unit_path: str | None = None) -> WarningBoard:
+        answered = await compiled.warning_board(info, unit_path)  # one statement, when it can
+        if answered is not None:
+            counts, pages = answered
+            return WarningBoard(
+                red=counts.red,
+                yellow=counts.yellow,
+                blue=counts.blue,
+                _unit_path=unit_path,
+                _pages=pages,
+            )
         ctx = info.context
         async with ctx.read() as session:
             counts = await queries.warning_counts(session, ctx.principal, unit_path)

@@ -22,7 +22,9 @@ from strawberry.utils.str_converters import to_camel_case
 
 from backend.cases import compiled as sql
 from backend.cases import queries
+from backend.cases.models import WarningColor
 from backend.core import pagination
+from backend.core.errors import AppError
 from backend.core.pagination import PageArgs
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.execution import Precompleted
@@ -128,9 +130,14 @@ class _Plan:
     nodes: list[tuple[sql.Field, ...]] = field(default_factory=list)
     node_index: dict[tuple[str, str], int] = field(default_factory=dict)
 
+    @property
+    def wants_total(self) -> bool:
+        return any(s[0].name == "totalCount" for s in self.envelope.values())
 
-def _plan(info: Ctx) -> _Plan:
-    plan = _Plan(merged(_nodes(info), "CaseConnection"))
+
+def _plan(selections: list[Any]) -> _Plan:
+    """The plan of a ``CaseConnection`` field with these selections."""
+    plan = _Plan(merged(selections, "CaseConnection"))
     for key, sels in plan.envelope.items():
         below = [c for s in sels for c in s.selections]
         if sels[0].name == "edges":
@@ -164,17 +171,73 @@ async def case_page(info: Ctx, f: queries.CaseFilter, args: PageArgs) -> Precomp
     if not enabled(ctx):
         return None
     try:
-        plan = _plan(info)
+        plan = _plan(_nodes(info))
         zone = _zone()
     except sql.NotCompiled:
         return None
-    wants_total = any(s[0].name == "totalCount" for s in plan.envelope.values())
     async with ctx.read() as session:
         if not await sql.runs_here(session):
             return None
         page = await sql.case_page(
-            session, ctx.principal, f, args, nodes=plan.nodes, total=wants_total, zone=zone
+            session, ctx.principal, f, args, nodes=plan.nodes, total=plan.wants_total, zone=zone
         )
+    return _connection(plan, page, args)
+
+
+async def warning_board(
+    info: Ctx, unit_path: str | None
+) -> tuple[queries.BoardCounts, dict[str, Precompleted]] | None:
+    """``warningBoard`` with its one ``cases`` page: the counts and the page in one
+    statement, the page by its response key; None takes the normal path (counts, then
+    the page's own resolver) — also for any error, which that path then raises where it
+    belongs (a bad page argument on ``cases``, a bad ``unitPath`` on the board)."""
+    ctx = info.context
+    if not enabled(ctx):
+        return None
+    try:
+        pages = [
+            (key, sels)
+            for key, sels in merged(_nodes(info), "WarningBoard").items()
+            if sels[0].name == "cases"
+        ]
+        if len(pages) != 1:  # none, or one statement per page: the normal path
+            return None
+        key, sels = pages[0]
+        # the same on every merged selection (validation); strawberry's lookahead gives
+        # a literal as its source text (``first: 50`` → "50") and a variable as its value
+        given = sels[0].arguments
+        color = given.get("color")
+        color = WarningColor(getattr(color, "value", color))
+        first, last = (None if given.get(k) is None else int(given[k]) for k in ("first", "last"))
+        args = PageArgs(first, given.get("after"), last, given.get("before"))
+        plan = _plan([c for s in sels for c in s.selections])
+        zone = _zone()
+    except (sql.NotCompiled, ValueError, TypeError):
+        return None
+    f = queries.CaseFilter(unit_path=unit_path, warning_color=color)
+    try:
+        async with ctx.read() as session:
+            if not await sql.runs_here(session):
+                return None
+            board = await queries.board_clauses(session, ctx.principal, unit_path)
+            page = await sql.case_page(
+                session,
+                ctx.principal,
+                f,
+                args,
+                nodes=plan.nodes,
+                total=plan.wants_total,
+                zone=zone,
+                board=board,
+            )
+    except AppError:  # raised before any statement ran: the normal path raises it again
+        return None
+    assert page.board is not None
+    return page.board, {key: _connection(plan, page, args)}
+
+
+def _connection(plan: _Plan, page: sql.CompiledPage, args: PageArgs) -> Precompleted:
+    """The ``CaseConnection`` envelope around the page's rows, as ``plan`` asks for it."""
     win = pagination.window(page.rows, args, default=pagination.DEFAULT_PAGE)
     rows = win.rows
     page_info = {
