@@ -126,3 +126,30 @@ def test_minimal_paths_memo_gives_fresh_lists():
     first.append("/mutated")
     assert sorted(minimal_paths(iter(paths))) == ["/city/c1", "/city/c10"]
     assert minimal_paths([]) == [] and minimal_paths(["/city"]) == ["/city"]
+
+
+def test_the_compiled_detail_statement_is_kept_per_reader_and_scope():
+    """The case detail's statement (backend/cases/compiled.py) is memoised on the read
+    rule object, the selection, the zone and the tenant scope: two officials, or one
+    official's statement in another scope, never share an entry, and a revoked grant
+    gives a new rule and so a new statement."""
+    from backend.cases import compiled
+
+    node = (compiled.Field("number", "number"),)
+    account = uuid.uuid4()
+    lead = official("lead", (Role.LEADER, "/city/c1"), account=account)
+    same = official("lead", (Role.LEADER, "/city/c1"), account=account)
+    other = official("other", (Role.LEADER, "/city/c1"))
+    scope, elsewhere = (TENANT,), (uuid.uuid4(),)
+
+    def statement(p: Principal, s: tuple[Any, ...] = scope) -> Any:
+        return compiled._detail_statement(read_predicate(p), node, "UTC", s)
+
+    assert statement(lead) is statement(same)
+    assert statement(lead) is not statement(other)
+    assert statement(lead) is not statement(lead, elsewhere)
+    compiled_elsewhere = statement(lead, elsewhere).compile(dialect=postgresql.dialect())
+    assert "case_id" in str(compiled_elsewhere)
+    assert str(elsewhere[0]) in repr(compiled_elsewhere.params)
+    revoked = official("lead", (Role.LEADER, "/city/c2"), account=account)
+    assert statement(revoked) is not statement(lead)

@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, case, cast, func, literal_column, null, select
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +48,8 @@ from backend.authz.principal import Principal
 from backend.cases import queries, service
 from backend.cases.models import Case, CaseDeadline, CaseEvent, WarningColor
 from backend.core import pagination
-from backend.core.db import on_citus
+from backend.core.db import current_scope, on_citus
+from backend.core.ids import parse_id
 from backend.tenants.models import OrgUnit, User
 
 
@@ -454,12 +465,34 @@ async def case_detail(
     """:func:`backend.cases.service.find_case` as one statement building the node's JSON."""
     check(node)
     zone = _zone(zone)
-    where = service.case_predicates(principal, case_id)
-    if where is None:
+    rule = service.case_read_rule(principal)
+    cid = parse_id(case_id)
+    if cid is None:
         raise service.case_not_found(case_id)
-    p = select(*_columns((node,))).where(and_(*where)).subquery("p")
-    item = literal_column(f"({_fragment((node,), zone, False)})::text")
-    text = await session.scalar(select(item).select_from(p))
+    scope = tuple(sorted(current_scope(session).tenant_ids))
+    statement = _detail_statement(rule, node, zone, scope)
+    text = await (await session.connection()).scalar(statement, {"case_id": cid})
     if text is None:
         raise service.case_not_found(case_id)
     return _loads(text)
+
+
+@lru_cache(maxsize=256)
+def _detail_statement(
+    rule: ColumnElement[bool], node: tuple[Field, ...], zone: str, scope: tuple[Any, ...]
+) -> Any:
+    """The detail's statement for one reader, the case id its only parameter.
+
+    Kept per read rule (the memoised object of ``visibility.read_predicate``: one per
+    official and grants), selection, zone and tenant scope, so SQLAlchemy's cache key
+    — memoised on the statement object — is computed once, not on every request (~0.4 ms
+    of CPU). Run on the Core connection, where the ORM's tenant filter (wall a) does not
+    apply, so the statement names the scope itself, as that filter would; row-level
+    security (wall b) applies as always.
+    """
+    p = (
+        select(*_columns((node,)))
+        .where(Case.id == bindparam("case_id"), rule, Case.tenant_id.in_(scope))
+        .subquery("p")
+    )
+    return select(literal_column(f"({_fragment((node,), zone, False)})::text")).select_from(p)

@@ -174,11 +174,18 @@ async def find_case(
 
 def case_predicates(principal: Principal, case_id: str) -> list[ColumnElement[bool]] | None:
     """The WHERE of :func:`find_case` (id and read predicate); None for an id that is no
-    id (NOT_FOUND, as an invisible case). Shared with the compiled reads (compiled.py)."""
+    id (NOT_FOUND, as an invisible case)."""
+    rule = case_read_rule(principal)
+    cid = parse_id(case_id)
+    return None if cid is None else [Case.id == cid, rule]
+
+
+def case_read_rule(principal: Principal) -> ColumnElement[bool]:
+    """The read predicate one case is found under (FORBIDDEN for a caller who may read
+    none): :func:`case_predicates` and the compiled reads (compiled.py) alike."""
     if not (may(principal, "case", "read") or may(principal, "case", "read_own")):
         raise Forbidden("not allowed to read cases")
-    cid = parse_id(case_id)
-    return None if cid is None else [Case.id == cid, read_predicate(principal)]
+    return read_predicate(principal)
 
 
 def case_not_found(case_id: str) -> NotFound:
