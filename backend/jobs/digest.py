@@ -60,7 +60,8 @@ LIST_LIMIT = 50  # cases listed in one message; the count covers the rest
 MESSAGE_BATCH = 200  # messages per enqueue_many
 DEFAULT_ESCALATE_AFTER = 2
 RESPONSIBLE_ROLES = (Role.LEADER.value, Role.PETITION_OFFICER.value)
-DIGEST, ESCALATION = "digest", "escalation"  # the two red lists (and their messages' kinds)
+DIGEST = "digest"  # the two red lists (and their messages' kinds)
+ESCALATION = "escalation"
 # the per-recipient ranking sorts every (recipient, red case) pair of a city: tens of
 # thousands of rows at 1M open cases, which spill to disk with the default 4 MB
 WORK_MEM = "64MB"
@@ -349,6 +350,18 @@ def _data(
     return {"day": day.isoformat(), "total": total, "overdue": n_over, "cases": cases, **extra}
 
 
+def _intro(kind: str, day: date, total: int, n_over: int, days: int) -> str:
+    if kind == DIGEST:
+        return (
+            f"{day.isoformat()} 红色预警：您负责的 {total} 件信访事项临期或超期"
+            f"（其中超期 {n_over} 件）。"
+        )
+    return (
+        f"{day.isoformat()} 升级提醒：下级单位 {total} 件信访事项已连续 {days} 个工作日以上"
+        f"处于红色预警（其中超期 {n_over} 件），请督促办理。"
+    )
+
+
 class _Outbox:
     """Messages of one tenant's run, written with :func:`enqueue_many` every BATCH of them."""
 
@@ -386,33 +399,29 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
     cutoff = red_cutoff(day, days, calendar, policy)
     lists = _lists(session, tenant.id, _pairs(tenant.id, red_until, cutoff), current)
     async for kind, user_id, total, n_over, items in lists:
+        body = _body(_intro(kind, day, total, n_over, days), total, items, current, policy)
         if kind == DIGEST:
-            intro = (
-                f"{day.isoformat()} 红色预警：您负责的 {total} 件信访事项临期或超期"
-                f"（其中超期 {n_over} 件）。"
-            )
-            subject = f"红色预警日报 {day.isoformat()}：{total} 件（超期 {n_over} 件）"
-            data = _data(day, total, n_over, items, current)
-            counts["digests"] += 1
-        else:
-            intro = (
-                f"{day.isoformat()} 升级提醒：下级单位 {total} 件信访事项已连续 {days} 个工作日以上"
-                f"处于红色预警（其中超期 {n_over} 件），请督促办理。"
-            )
-            subject = f"红色预警升级 {day.isoformat()}：{total} 件"
-            data = _data(day, total, n_over, items, current, escalateAfterRedDays=days)
-            counts["escalations"] += 1
-        await outbox.add(
-            Message(
+            message = Message(
                 recipient_id=user_id,
-                kind=kind,
-                subject=subject,
-                body=_body(intro, total, items, current, policy),
-                dedupe_key=dedupe_key(user_id, kind, None, day),
-                data=data,
+                kind=DIGEST,
+                subject=f"红色预警日报 {day.isoformat()}：{total} 件（超期 {n_over} 件）",
+                body=body,
+                dedupe_key=dedupe_key(user_id, DIGEST, None, day),
+                data=_data(day, total, n_over, items, current),
                 about=[r.id for r in items],
             )
-        )
+        else:
+            message = Message(
+                recipient_id=user_id,
+                kind=ESCALATION,
+                subject=f"红色预警升级 {day.isoformat()}：{total} 件",
+                body=body,
+                dedupe_key=dedupe_key(user_id, ESCALATION, None, day),
+                data=_data(day, total, n_over, items, current, escalateAfterRedDays=days),
+                about=[r.id for r in items],
+            )
+        await outbox.add(message)
+        counts["digests" if kind == DIGEST else "escalations"] += 1
 
     orders = await session.stream(
         select(
