@@ -315,7 +315,7 @@ async def _recolour(
     ``warning_color`` and ``red_since`` out of every index of ``cases`` and the case
     updates HOT (migration 0011). Each batch of steps locks its cases too (``SKIP LOCKED``:
     a step whose case a user is changing waits for the next run, with its case), then
-    writes at most one UPDATE for the steps and one per new colour for the cases.
+    updates the steps and then the cases by key (:func:`update_each`, one executemany each).
     """
     d = CaseDeadline
     current = now()
