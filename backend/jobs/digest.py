@@ -122,16 +122,18 @@ def _bureau_number() -> Any:
 
 
 def _listed(c: Any) -> list[Any]:
-    """What a (user, case) pair carries: the case's key, its due time (the ranking) and
-    what the Art. 30 rule reads; the listed columns are joined back for the first
-    LIST_LIMIT cases of each list only, so the sort of every pair stays narrow."""
     return [
         c.c.id,
+        c.c.number,
+        c.c.subject,
+        c.c.holder_path,
         c.c.due_at,
+        c.c.red_since,
         c.c.tenant_id,
         c.c.type,
         c.c.accused_path,
         c.c.accused_username,
+        c.c.external_number,
     ]
 
 
@@ -178,31 +180,29 @@ def _parent_officials(tenant_id: uuid.UUID, c: Any, where: Any) -> Select:
     )
 
 
-def _pairs(tenant_id: uuid.UUID, red_until: datetime, cutoff: datetime) -> tuple[Any, Any]:
+def _pairs(tenant_id: uuid.UUID, red_until: datetime, cutoff: datetime) -> Any:
     """(kind, user, case…) of both lists from ONE read of the red cases (a CTE the two lists
     share): the digest's pairs (holder officials and 包案 leaders, without duplicates) and
     the escalation's (the parent unit's officials of the cases red since before ``cutoff``).
     Reading the red cases once instead of once per list halves the heap pages the digest
-    reads — the bulk of its time at 1M open cases (docs/performance.md). Also the CTE, for
-    the listed columns."""
+    reads — the bulk of its time at 1M open cases (docs/performance.md)."""
     red = _cases(tenant_id, _red_cases(tenant_id, red_until), "red")
     digest = union(_holder_officials(tenant_id, red), _case_leaders(red)).subquery("digest")
     stale = and_(red.c.red_since.is_not(None), red.c.red_since < cutoff)
     # union_all: the escalation pairs were never deduplicated (a subquery, not a nested
     # compound: SQLite refuses parentheses around a UNION)
-    return union_all(select(digest), _parent_officials(tenant_id, red, stale)), red
+    return union_all(select(digest), _parent_officials(tenant_id, red, stale))
 
 
 async def _lists(
-    session: AsyncSession, tenant_id: uuid.UUID, pairs: Any, red: Any, current: datetime
+    session: AsyncSession, tenant_id: uuid.UUID, pairs: Any, current: datetime
 ) -> AsyncIterator[tuple[str, uuid.UUID, int, int, list[Any]]]:
     """Per list and recipient: (kind, user, total, overdue, the first LIST_LIMIT case rows by
     due time), the digests first.
 
-    ``pairs`` are (kind, user, case key…) rows of the red cases ``red`` (a CTE read once):
-    counting and ranking happen in SQL (window functions) over those narrow rows, the
-    listed columns are joined back for the ranks kept. Python sees at most LIST_LIMIT rows
-    per recipient, streamed, one recipient at a time.
+    ``pairs`` are (kind, user, case columns…) rows: the cases are read once, not joined
+    back. Counting and ranking happen in SQL (window functions); Python sees at
+    most LIST_LIMIT rows per recipient, streamed, one recipient at a time.
     """
     p = pairs.subquery()
     overdue = sql_case((p.c.due_at < current, 1), else_=0)
@@ -212,6 +212,12 @@ async def _lists(
             p.c.kind,
             p.c.user_id,
             p.c.id,
+            p.c.number,
+            p.c.subject,
+            p.c.holder_path,
+            p.c.due_at,
+            p.c.red_since,
+            p.c.external_number,
             func.row_number()
             .over(partition_by=per_list, order_by=(p.c.due_at, p.c.id))
             .label("rn"),
@@ -224,21 +230,7 @@ async def _lists(
         .subquery()
     )
     rows = await session.stream(
-        select(
-            ranked.c.kind,
-            ranked.c.user_id,
-            red.c.id,
-            red.c.number,
-            red.c.subject,
-            red.c.holder_path,
-            red.c.due_at,
-            red.c.red_since,
-            red.c.external_number,
-            ranked.c.rn,
-            ranked.c.total,
-            ranked.c.overdue_total,
-        )
-        .join(red, red.c.id == ranked.c.id)
+        select(ranked)
         .where(ranked.c.rn <= LIST_LIMIT)
         .order_by(ranked.c.kind, ranked.c.user_id, ranked.c.rn)
     )
@@ -405,8 +397,7 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
     red_until, _ = thresholds(current, policy)
     days = await escalate_after(session, tenant.id)
     cutoff = red_cutoff(day, days, calendar, policy)
-    pairs, red = _pairs(tenant.id, red_until, cutoff)
-    lists = _lists(session, tenant.id, pairs, red, current)
+    lists = _lists(session, tenant.id, _pairs(tenant.id, red_until, cutoff), current)
     async for kind, user_id, total, n_over, items in lists:
         body = _body(_intro(kind, day, total, n_over, days), total, items, current, policy)
         if kind == DIGEST:
