@@ -104,6 +104,38 @@ async def test_escalation_after_n_working_days_goes_to_the_parent_units_official
     assert _names(other, await sent(db, other_tid, "escalation")) == {"c1_officer", "c1_leader"}
 
 
+async def test_one_read_of_the_red_cases_serves_both_lists_of_one_person(db):
+    """Issue 21: the digest and the escalation lists come from one read of the red cases;
+    an official on both lists gets each with its own cases, totals and kind."""
+    city = await build_city(db, unique("db"), unique("p"))
+    tid = await tenant_id(db, city)
+    with frozen(sh(2026, 11, 2)):
+        below = await register(db, city)
+        await route(db, city, below, "c1/t1")  # held by t1: c1 is its next level up
+        own = await register(db, city)
+        await route(db, city, own, "c1")  # held by c1 itself
+    with frozen(sh(2026, 11, 14, 9)):  # Saturday: both red from now (due Tue 11-17)
+        await _digest(db, city)
+    with frozen(sh(2026, 11, 17, 9)):  # two working days red: escalated
+        result = await _digest(db, city)
+    assert result["digests"] == 3 and result["escalations"] == 4
+    officer = f"{city.slug}_c1_officer"
+    digest = (await sent(db, tid, "digest"))[officer][-1]
+    escalation = (await sent(db, tid, "escalation"))[officer][0]
+    assert [c["id"] for c in digest.data["cases"]] == [str(own)] and digest.data["total"] == 1
+    assert [c["id"] for c in escalation.data["cases"]] == [str(below)]
+    assert escalation.data["total"] == 1 and escalation.data["escalateAfterRedDays"] == 2
+    assert "升级" in escalation.subject and "日报" in digest.subject
+    # the case held by c1 escalates to the city's own officials, the t1 case's digest to t1
+    assert _names(city, await sent(db, tid, "escalation")) == {
+        "c1_officer",
+        "c1_leader",
+        "officer",
+        "leader",
+    }
+    assert _names(city, await sent(db, tid, "digest")) == {"t1_officer", "c1_officer", "c1_leader"}
+
+
 def test_red_cutoff_counts_working_days_back_from_today():
     cal, policy = WorkingDayCalendar(), DeadlinePolicy()
     # Tue 11-17, 2 working days: red since before Mon 11-16 00:00 (i.e. by Sun 11-15)

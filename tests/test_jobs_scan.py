@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from backend.cases.audit import verify_tenant_chain
-from backend.cases.models import CaseDeadline
+from backend.cases.models import Case, CaseDeadline
 from backend.core import clock
 from backend.core.db import TenantScope
 from backend.jobs.deadlines import COLOUR_EVENT, OVERDUE_EVENT, scan_tenant
@@ -79,6 +80,32 @@ async def test_scan_records_events_only_on_change_and_is_idempotent(db):
     assert case.version == 2  # colour changes bump no version
     async with db.transaction(TenantScope.of([tid])) as session:
         assert (await verify_tenant_chain(session))[1] is None  # the chain still verifies
+
+
+@pytest.mark.postgres
+async def test_a_case_a_user_holds_waits_for_the_next_run_the_others_do_not(db):
+    """Issue 21: cases are locked by key probes (``SKIP LOCKED``), rows updated by key; a
+    case whose row a user's transaction holds keeps its colour and gets no event until a
+    later run, while the scan does the rest of the tenant."""
+    city, tid, held = await _routed_case(db)
+    with frozen(sh(2026, 11, 2)):
+        free = await register(db, city)
+        await route(db, city, free, "c2")
+    with frozen(sh(2026, 11, 14, 8)):  # both due 11-17: RED from now
+        async with db.transaction(TenantScope.of([tid])) as user:
+            await user.execute(
+                select(Case.id).where(Case.tenant_id == tid, Case.id == held).with_for_update()
+            )
+            counts = await scan_tenant(db, tid)  # while the user's transaction holds it
+        assert (counts["steps"], counts["cases"]) == (1, 1)
+        assert (await load_case(db, tid, free)).warning_color == "RED"
+        assert (await load_case(db, tid, held)).warning_color == "BLUE"
+        assert [s.warning_color for s in await open_steps(db, tid, held)] == ["BLUE"]
+        counts = await scan_tenant(db, tid)  # the next run, the user done
+    assert (counts["steps"], counts["cases"]) == (1, 1)
+    case = await load_case(db, tid, held)
+    assert case.warning_color == "RED" and case.red_since == sh(2026, 11, 14, 8)
+    assert [e.kind for e in await case_events(db, tid, held)][-1] == COLOUR_EVENT
 
 
 async def test_clock_moved_back_recolours_and_clears_the_overdue_mark(db):

@@ -52,6 +52,15 @@ def _package_year(year: int) -> _PackageYear | None:
         return None
 
 
+def warm(today: date) -> None:
+    """Compute the package's data for the years around ``today`` now (a long-running worker
+    calls this at start): the China calendar of one year costs ~0.4 s (lunar dates), which
+    a job would otherwise pay in the middle of its run — the digest's escalation cut-off."""
+    for year in (today.year - 1, today.year, today.year + 1):
+        if MIN_YEAR <= year <= MAX_YEAR:
+            _package_year(year)
+
+
 def _is_weekend(d: date) -> bool:
     return d.weekday() >= 5
 

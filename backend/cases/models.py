@@ -262,12 +262,8 @@ class CaseDeadline(TenantScoped, Base):
     __table_args__ = (
         tenant_fk("case_id", "cases", "fk_deadlines_case"),
         Index("ix_case_deadlines_case", "tenant_id", "case_id"),
-        Index(
-            "ix_case_deadlines_open_due",
-            "tenant_id",
-            "due_at",
-            postgresql_where="status = 'OPEN'",
-        ),
+        # no (tenant, due_at) WHERE status = 'OPEN': the scan's two overdue partial indexes
+        # (backend/jobs/models.py) cover it, and every colour change wrote into it (0018)
     )
 
     case_id: Mapped[uuid.UUID] = mapped_column(Uuid)

@@ -291,13 +291,27 @@ async def insert_values(session: AsyncSession, table: Any, rows: Sequence[dict[s
     ~0.16 (docs/performance.md "Bulk intake"). Not ordered by parameter, so never the
     ``INSERT … SELECT`` form.
     """
+    await insert_chunks(session, _insert_returning(table), rows)
+
+
+async def insert_chunks(
+    session: AsyncSession, statement: Any, rows: Sequence[dict[str, Any]]
+) -> list[Any]:
+    """``statement`` (an ``INSERT … RETURNING`` without values, e.g. with ``ON CONFLICT DO
+    NOTHING``) for ``rows`` in :func:`insert_values`' power-of-two chunks; the returned rows.
+
+    One compiled statement per chunk size, each chunk sent as one multi-row ``VALUES``
+    (SQLAlchemy's "insertmanyvalues"), not ``.values(rows)``, which builds a bound
+    parameter per cell and compiles a new statement per batch.
+    """
     conn = await session.connection()
-    statement = _insert_returning(table)
+    returned: list[Any] = []
     start = 0
     for size in _CHUNKS:
         while len(rows) - start >= size:
-            await conn.execute(statement, list(rows[start : start + size]))
+            returned += (await conn.execute(statement, list(rows[start : start + size]))).all()
             start += size
+    return returned
 
 
 @functools.cache

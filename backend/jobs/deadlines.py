@@ -30,6 +30,7 @@ tenant. No case is loaded into Python beyond one batch.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     func,
     literal_column,
     or_,
@@ -122,12 +124,7 @@ async def _locked_batches(
     """
     query = query.limit(BATCH).with_for_update(skip_locked=True, of=of)
     while batch := list((await session.execute(query)).all()):
-        await session.execute(
-            update(model)
-            .where(model.tenant_id == tenant_id, model.id.in_([r.id for r in batch]))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        await update_each(session, model.__table__, tenant_id, [(r.id, values) for r in batch])
         yield batch
         if len(batch) < BATCH:
             return
@@ -141,6 +138,76 @@ async def _update_locked(
     async for batch in _locked_batches(session, query, model, tenant_id, values):
         count += len(batch)
     return count
+
+
+@functools.cache
+def _set_by_key(table: Any, columns: tuple[str, ...]) -> Any:
+    """``UPDATE table SET columns WHERE tenant_id = ? AND id = ?``, for an executemany."""
+    return (
+        update(table)
+        .where(table.c.tenant_id == bindparam("_tenant"), table.c.id == bindparam("_id"))
+        .values({c: bindparam(f"_v_{c}") for c in columns})
+    )
+
+
+async def update_each(
+    session: AsyncSession,
+    table: Any,
+    tenant_id: uuid.UUID,
+    rows: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+) -> None:
+    """Set ``values`` on each ``(id, values)`` row (all naming the same columns): one
+    single-row UPDATE by primary key per row, sent as one executemany (pipelined).
+
+    Not ``WHERE id IN (…1,000 ids)``: under row-level security the planner prices each
+    probe of ``(tenant_id, id = ANY(…))`` as if the tenant setting's array held several
+    tenants and read the whole tenant instead — 50,000 heap pages per batch at 1M cases,
+    most of the scan's time (docs/performance.md). A single-row UPDATE by key is a key
+    probe whatever the statistics say, on Citus a router statement to one shard.
+    """
+    if not rows:
+        return
+    columns = tuple(rows[0][1])
+    conn = await session.connection()
+    await conn.execute(
+        _set_by_key(table, columns),
+        [
+            {"_tenant": tenant_id, "_id": key, **{f"_v_{c}": v[c] for c in columns}}
+            for key, v in rows
+        ],
+    )
+
+
+# PostgreSQL: lock cases by id, one key probe each (``unnest … CROSS JOIN LATERAL``): the
+# same RLS estimate that makes ``id IN (…)`` read the whole tenant (see update_each)
+_LOCK_CASES = text(
+    """
+    SELECT c.id, c.due_at, c.warning_color, c.red_since, c.status
+    FROM unnest(CAST(:ids AS uuid[])) AS ids(id)
+    CROSS JOIN LATERAL (
+        SELECT x.id, x.due_at, x.warning_color, x.red_since, x.status FROM cases x
+        WHERE x.tenant_id = :tenant AND x.id = ids.id
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    """
+).columns(*(Case.__table__.c[n] for n in ("id", "due_at", "warning_color", "red_since", "status")))
+
+
+async def _lock_cases(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[Any]:
+    """Lock the cases ``ids`` (``SKIP LOCKED``: one a user is changing is left out); their
+    id, due time, colour, red-since clock and status."""
+    ids = sorted(set(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        return list(await session.execute(_LOCK_CASES, {"ids": ids, "tenant": tenant_id}))
+    return list(
+        await session.execute(
+            select(Case.id, Case.due_at, Case.warning_color, Case.red_since, Case.status)
+            .where(Case.tenant_id == tenant_id, Case.id.in_(ids))
+            .with_for_update(skip_locked=True)
+        )
+    )
 
 
 # PostgreSQL: the last link of each case as one backward probe of uq_case_events_seq per
@@ -248,7 +315,7 @@ async def _recolour(
     ``warning_color`` and ``red_since`` out of every index of ``cases`` and the case
     updates HOT (migration 0011). Each batch of steps locks its cases too (``SKIP LOCKED``:
     a step whose case a user is changing waits for the next run, with its case), then
-    writes at most one UPDATE for the steps and one per new colour for the cases.
+    updates the steps and then the cases by key (:func:`update_each`, one executemany each).
     """
     d = CaseDeadline
     current = now()
@@ -264,23 +331,12 @@ async def _recolour(
         )
         async for batch in _step_batches(session, stale):
             locked = {
-                r.id: r
-                for r in await session.execute(
-                    select(Case.id, Case.due_at, Case.warning_color, Case.red_since, Case.status)
-                    .where(
-                        Case.tenant_id == tenant_id, Case.id.in_(list({r.case_id for r in batch}))
-                    )
-                    .with_for_update(skip_locked=True)
-                )
+                r.id: r for r in await _lock_cases(session, tenant_id, [r.case_id for r in batch])
             }
-            ids = [r.id for r in batch if r.case_id in locked]
+            colour = {"warning_color": new}
+            ids = [(r.id, colour) for r in batch if r.case_id in locked]
             if ids:
-                await session.execute(
-                    update(d)
-                    .where(d.tenant_id == tenant_id, d.id.in_(ids))
-                    .values(warning_color=new)
-                    .execution_options(synchronize_session=False)
-                )
+                await update_each(session, d.__table__, tenant_id, ids)
                 steps += len(ids)
                 changed, repaired = await _recolour_cases(
                     session, tenant_id, locked.values(), red_until, yellow_until, current
@@ -320,28 +376,23 @@ async def _recolour_cases(
     """Give locked cases the colour of their due time, with a ``WARNING_COLOR_CHANGED``
     event each; also repair a red-since clock out of step with the colour (rows written
     before migration 0011). (cases recoloured, clocks repaired)."""
-    by_colour: dict[tuple[str, bool], list[uuid.UUID]] = {}
+    updates: list[tuple[uuid.UUID, dict[str, Any]]] = []
     events = []
     repaired = 0
     for r in rows:
         if r.due_at is None:  # a closed case is here only for a running FOLLOW_UP step
             continue
         new = _colour_of(r.due_at, red_until, yellow_until)
+        values = {"warning_color": new, "red_since": current if new == C.RED.value else None}
         if new != r.warning_color:
-            by_colour.setdefault((new, True), []).append(r.id)
+            updates.append((r.id, values))
             reason = f"{r.warning_color} → {new}"
             data = {"from": r.warning_color, "to": new, "dueAt": r.due_at.isoformat()}
             events.append((r.id, COLOUR_EVENT, reason, data))
         elif (new == C.RED.value) != (r.red_since is not None):
-            by_colour.setdefault((new, False), []).append(r.id)
+            updates.append((r.id, values))
             repaired += 1
-    for (new, _changed), ids in by_colour.items():
-        await session.execute(
-            update(Case)
-            .where(Case.tenant_id == tenant_id, Case.id.in_(ids))
-            .values(warning_color=new, red_since=current if new == C.RED.value else None)
-            .execution_options(synchronize_session=False)
-        )
+    await update_each(session, Case.__table__, tenant_id, updates)
     return await append_system_events(session, tenant_id, events), repaired
 
 
@@ -361,22 +412,11 @@ async def _mark_overdue(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[in
         # the cases are locked too: their event chains grow here. Apart from the steps (a
         # join would make the planner read the tenant's cases to find none overdue); a step
         # whose case a user is changing is skipped, the next run marks it
-        case_ids = {r.case_id for r in batch}
-        locked = set(
-            await session.scalars(
-                select(Case.id)
-                .where(Case.tenant_id == tenant_id, Case.id.in_(case_ids))
-                .with_for_update(skip_locked=True)
-            )
-        )
+        locked = {r.id for r in await _lock_cases(session, tenant_id, [r.case_id for r in batch])}
         batch = [r for r in batch if r.case_id in locked]
         if batch:
-            await session.execute(
-                update(d)
-                .where(d.tenant_id == tenant_id, d.id.in_([r.id for r in batch]))
-                .values(overdue_since=current)
-                .execution_options(synchronize_session=False)
-            )
+            mark = {"overdue_since": current}
+            await update_each(session, d.__table__, tenant_id, [(r.id, mark) for r in batch])
             events = [
                 (
                     r.case_id,

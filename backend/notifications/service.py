@@ -29,7 +29,7 @@ from backend.cases.models import Case
 from backend.core import live, pagination
 from backend.core import validation as v
 from backend.core.clock import now
-from backend.core.db import current_scope
+from backend.core.db import current_scope, insert_chunks, insert_values
 from backend.core.errors import BadUserInput, Conflict, InvalidTransition, NotFound
 from backend.core.ids import new_id, parse_id
 from backend.core.logging import get_logger
@@ -289,11 +289,14 @@ async def _write(
         return []
     stmt = (
         _insert(session)(Notification)
-        .values([d.row for d in drafts])
         .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key", "channel"])
         .returning(Notification.dedupe_key, Notification.channel, Notification.id, *returning)
     )
-    result = (await session.execute(stmt)).all()
+    rows = [d.row for d in drafts]
+    if any(r is Notification for r in returning):  # one message's rows (enqueue), as ORM objects
+        result = (await session.execute(stmt.values(rows))).all()
+    else:  # a batch (enqueue_many): one compiled statement per chunk size
+        result = await insert_chunks(session, stmt, rows)
     named = {(d.row["dedupe_key"], d.row["channel"]): d.concerns for d in drafts if d.concerns}
     t = now()
     links = [
@@ -303,7 +306,7 @@ async def _write(
         for case_id in named.get((r[0], r[1]), ())
     ]  # fmt: skip
     if links:  # VALUES, not INSERT … SELECT: routable on a distributed cluster too
-        await session.execute(_insert(session)(NotificationAccusation).values(links))
+        await insert_values(session, NotificationAccusation.__table__, links)
     sent = {(d.row["dedupe_key"], d.row["channel"]): d.row for d in drafts}
     for r in result:  # in-app rows in the inbox at once: notificationReceived, after commit
         row = sent[(r[0], r[1])]

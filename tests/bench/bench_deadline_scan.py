@@ -295,10 +295,12 @@ async def _measure(raw_url: str, profile: str | None, digest: bool) -> dict[str,
     from sqlalchemy import event
 
     from backend.core.db import Database
+    from backend.jobs.context import warm_up
     from backend.jobs.deadlines import deadline_scan
     from backend.jobs.digest import red_digest
 
     out: dict[str, Any] = {"baselines": await _baselines(raw_url), "phases": {}}
+    warm_up()  # what the worker does at start (backend/jobs/context.py)
     db = Database()
     statements = {"n": 0}
 
