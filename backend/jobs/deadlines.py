@@ -165,6 +165,10 @@ async def update_each(
     tenants and read the whole tenant instead — 50,000 heap pages per batch at 1M cases,
     most of the scan's time (docs/performance.md). A single-row UPDATE by key is a key
     probe whatever the statistics say, on Citus a router statement to one shard.
+
+    On PostgreSQL a batch of several rows is one statement instead
+    (:func:`_set_from_arrays`): it updates each row by its ``ctid``, so the rows must be
+    locked by this transaction already (every caller selects them ``FOR UPDATE``).
     """
     if not rows:
         return
