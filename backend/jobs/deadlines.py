@@ -50,6 +50,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import SYSTEM
@@ -164,17 +165,67 @@ async def update_each(
     tenants and read the whole tenant instead — 50,000 heap pages per batch at 1M cases,
     most of the scan's time (docs/performance.md). A single-row UPDATE by key is a key
     probe whatever the statistics say, on Citus a router statement to one shard.
+
+    On PostgreSQL a batch of several rows is one statement instead
+    (:func:`_set_from_arrays`): it updates each row by its ``ctid``, so the rows must be
+    locked by this transaction already (every caller selects them ``FOR UPDATE``).
     """
     if not rows:
         return
     columns = tuple(rows[0][1])
     conn = await session.connection()
+    if conn.dialect.name == "postgresql" and len(rows) > 1:
+        await _update_from_arrays(conn, table, tenant_id, columns, rows)
+        return
     await conn.execute(
         _set_by_key(table, columns),
         [
             {"_tenant": tenant_id, "_id": key, **{f"_v_{c}": v[c] for c in columns}}
             for key, v in rows
         ],
+    )
+
+
+@functools.cache
+def _set_from_arrays(table: Any, columns: tuple[str, ...]) -> Any:
+    """PostgreSQL: one ``UPDATE`` for a whole batch of ``(id, values…)`` arrays.
+
+    Each id is found by one primary-key probe (``unnest … CROSS JOIN LATERAL``, as in
+    :data:`_LOCK_CASES`) and its row updated by its ``ctid`` (a TID scan): a join on
+    ``id = v.id`` would be planned as a scan of the whole tenant (the RLS estimate, see
+    :func:`update_each`). The rows are locked by this transaction already, so their
+    ``ctid`` cannot change in between.
+    """
+    dialect = postgresql.dialect()
+    arrays = ", ".join(
+        f"CAST(:v_{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns
+    )
+    names = ", ".join(columns)
+    sets = ", ".join(f"{c} = s.{c}" for c in columns)
+    return text(
+        f"UPDATE {table.name} AS t SET {sets} FROM ("
+        f"SELECT x.tid, v.* FROM unnest(CAST(:ids AS uuid[]), {arrays}) AS v(id, {names})"
+        f" CROSS JOIN LATERAL (SELECT k.ctid AS tid FROM {table.name} k"
+        " WHERE k.tenant_id = :tenant AND k.id = v.id LIMIT 1) AS x"
+        ") AS s WHERE t.ctid = s.tid AND t.tenant_id = :tenant"
+    )
+
+
+async def _update_from_arrays(
+    conn: Any,
+    table: Any,
+    tenant_id: uuid.UUID,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[uuid.UUID, dict[str, Any]]],
+) -> None:
+    """:func:`update_each` on PostgreSQL: one statement for the batch (:func:`_set_from_arrays`)."""
+    await conn.execute(
+        _set_from_arrays(table, columns),
+        {
+            "tenant": tenant_id,
+            "ids": [key for key, _ in rows],
+            **{f"v_{c}": [v[c] for _, v in rows] for c in columns},
+        },
     )
 
 
