@@ -12,7 +12,8 @@ Nothing about *who may read what* is written here: the WHERE is
 :func:`backend.cases.queries.list_clauses` (list filters and read predicate with the
 Art. 30 exclusion of ``need_to_know.barred_clause``; cursors and order by
 ``backend.core.pagination.windowed``) or
-:func:`backend.cases.service.case_predicates` — the very clauses of the normal path.
+:func:`backend.cases.service.case_read_rule` with the case id — the very clauses of the
+normal path.
 
 A field this module does not know (the petitioner, whose masking depends on the
 reader and whose unmasked reads are logged; a unit's ``children``; any field added to

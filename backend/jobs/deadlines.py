@@ -175,7 +175,14 @@ async def update_each(
     columns = tuple(rows[0][1])
     conn = await session.connection()
     if conn.dialect.name == "postgresql" and len(rows) > 1:
-        await _update_from_arrays(conn, table, tenant_id, columns, rows)
+        await conn.execute(
+            _set_from_arrays(table, columns),
+            {
+                "tenant": tenant_id,
+                "ids": [key for key, _ in rows],
+                **{f"v_{c}": [v[c] for _, v in rows] for c in columns},
+            },
+        )
         return
     await conn.execute(
         _set_by_key(table, columns),
@@ -208,24 +215,6 @@ def _set_from_arrays(table: Any, columns: tuple[str, ...]) -> Any:
         f" CROSS JOIN LATERAL (SELECT k.ctid AS tid FROM {table.name} k"
         " WHERE k.tenant_id = :tenant AND k.id = v.id LIMIT 1) AS x"
         ") AS s WHERE t.ctid = s.tid AND t.tenant_id = :tenant"
-    )
-
-
-async def _update_from_arrays(
-    conn: Any,
-    table: Any,
-    tenant_id: uuid.UUID,
-    columns: tuple[str, ...],
-    rows: Sequence[tuple[uuid.UUID, dict[str, Any]]],
-) -> None:
-    """:func:`update_each` on PostgreSQL: one statement for the batch (:func:`_set_from_arrays`)."""
-    await conn.execute(
-        _set_from_arrays(table, columns),
-        {
-            "tenant": tenant_id,
-            "ids": [key for key, _ in rows],
-            **{f"v_{c}": [v[c] for _, v in rows] for c in columns},
-        },
     )
 
 
@@ -366,7 +355,7 @@ async def _recolour(
     ``warning_color`` and ``red_since`` out of every index of ``cases`` and the case
     updates HOT (migration 0011). Each batch of steps locks its cases too (``SKIP LOCKED``:
     a step whose case a user is changing waits for the next run, with its case), then
-    updates the steps and then the cases by key (:func:`update_each`, one executemany each).
+    updates the steps and then the cases by key (:func:`update_each`).
     """
     d = CaseDeadline
     current = now()

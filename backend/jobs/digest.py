@@ -63,8 +63,9 @@ RESPONSIBLE_ROLES = (Role.LEADER.value, Role.PETITION_OFFICER.value)
 DIGEST = "digest"  # the two red lists (and their messages' kinds)
 ESCALATION = "escalation"
 # the per-recipient ranking sorts every (recipient, red case) pair of a city: tens of
-# thousands of rows at 1M open cases, which spill to disk with the default 4 MB
-WORK_MEM = "64MB"
+# thousands of rows at 1M open cases, which spill to disk with the default 4 MB. SET LOCAL
+# (a fixed text, no value spliced in): Citus passes it on to the workers, set_config not
+_WORK_MEM = text("SET LOCAL work_mem = '64MB'")
 
 
 # --- who is responsible ------------------------------------------------------------------
@@ -476,7 +477,7 @@ async def _digest_step(db: Database, tenant: Tenant, run: RunRecord) -> None:
     run.add(**{f"scan.{k}": v for k, v in (await scan_tenant(db, tenant.id)).items()})
     async with db.transaction(TenantScope.of([tenant.id])) as session:
         if session.get_bind().dialect.name == "postgresql":
-            await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+            await session.execute(_WORK_MEM)
         run.add(**await build_digest(session, tenant, day=date.fromisoformat(run.key or "")))
 
 

@@ -7,7 +7,8 @@ that reads the account (with its city's slug and zone), sets the transaction's r
 tenant scope from it, and then reads the account's grants under those settings. No
 ``pool_pre_ping`` before them: a pooled connection the server dropped fails the first
 statement, and :func:`open_principal` retries once on a fresh connection (nothing of
-the request has run yet, the read is idempotent). docs/decisions.md says why not one.
+the request has run yet, the read is idempotent). docs/decisions.md says why the grants
+can share the account's statement.
 """
 
 from __future__ import annotations
