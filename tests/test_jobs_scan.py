@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -177,6 +179,28 @@ async def test_fan_out_skips_a_failing_tenant_and_records_every_run(db):
     assert by_tenant[bad_id].status == "FAILED" and "boom" in by_tenant[bad_id].error
     assert by_tenant[None].status == "PARTIAL" and by_tenant[None].finished_at is not None
     assert all(r.finished_at and r.started_at for r in runs)
+
+
+async def test_fan_out_runs_tenants_side_by_side_on_postgres_only(db):
+    """Two cities' steps overlap on PostgreSQL (XF_JOB_TENANT_CONCURRENCY, default 2), each
+    in its own transaction; SQLite, with one writer, runs them one after the other."""
+    await build_city(db, unique("jc"), unique("p"))
+    await build_city(db, unique("jd"), unique("p"))
+    running = peak = 0
+
+    async def step(_db, tenant, run):
+        nonlocal running, peak
+        async with _db.transaction(TenantScope.of([tenant.id])) as session:
+            running += 1
+            peak = max(peak, running)
+            await session.execute(select(1))
+            await asyncio.sleep(0.05)  # the other tenant's step starts meanwhile
+            running -= 1
+        run.add(things=1)
+
+    result = await fan_out({"db": db, "runner": "test"}, unique("test_job_"), step)
+    assert result["status"] == "OK" and result["things"] == result["tenants"] >= 2
+    assert peak == (db.settings.job_tenant_concurrency if db.dialect == "postgresql" else 1)
 
 
 async def test_scan_of_one_tenant_leaves_the_others_alone(db):

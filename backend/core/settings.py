@@ -107,6 +107,9 @@ class Settings(BaseSettings):
         default=True, description="Run scheduled jobs inside `serve` when no Redis is configured"
     )
     log_level: str = "INFO"
+    # Tenants whose job steps (deadline scan, digest, …) run at once on PostgreSQL; each
+    # holds one pooled connection while it runs (backend/jobs/runs.py says why).
+    job_tenant_concurrency: int = Field(default=2, ge=1, le=16)
     # Notification outbox dispatcher (docs/notifications.md).
     notify_batch_size: int = Field(default=20, ge=1, le=500)
     notify_lease_seconds: float = Field(

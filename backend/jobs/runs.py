@@ -3,12 +3,14 @@
 :func:`job_run` records one run (start, end, status, counts, error) in its own
 short transactions, so the record survives the job's own rollback.
 :func:`fan_out` runs a per-tenant step for every tenant (or the one named with
-``--tenant``), one transaction per tenant inside the step, and a failing tenant
+``--tenant``), one transaction per tenant inside the step, a few tenants at a
+time (:func:`tenant_concurrency`), and a failing tenant
 is logged, recorded as FAILED and skipped: the others go on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import traceback
 import uuid
@@ -190,40 +192,60 @@ async def fan_out(
     ``due(db, tenant, force)`` decides first whether the tenant has work now (local
     time of day, slot already done) and names the slot; ``force`` (``ctx["force"]``,
     set by ``xinfang jobs run``) asks to ignore the time of day. ``step`` fills the
-    per-tenant :class:`RunRecord` and opens its own transaction(s).
+    per-tenant :class:`RunRecord` and opens its own transaction(s). Tenants run
+    :func:`tenant_concurrency` at a time.
     """
     db: Database = ctx["db"]
     runner = str(ctx.get("runner", "arq"))
     force = bool(ctx.get("force"))
     async with job_run(db, name, runner=runner) as total:
         tenants = await tenants_for(db, ctx.get("tenant"))
+        gate = asyncio.Semaphore(tenant_concurrency(db))
         failed = 0
-        for tenant in tenants:
-            try:
-                key = await due(db, tenant, force)
-                if key is None:
-                    total.add(notDue=1)
-                    continue
-                async with job_run(
-                    db,
-                    name,
-                    tenant_id=tenant.id,
-                    key=key or None,
-                    runner=runner,
-                    record_start=False,
-                ) as run:
-                    await step(db, tenant, run)
-            except Exception:  # one tenant's failure must not stop the others
-                failed += 1
-                log.exception("jobs.tenant_failed", job=name, tenant=tenant.slug)
-                continue
-            total.add(**{k: v for k, v in run.counts.items() if isinstance(v, int)})
-            total.add(tenants=1)
+
+        async def one(tenant: Tenant) -> None:
+            nonlocal failed
+            async with gate:
+                try:
+                    key = await due(db, tenant, force)
+                    if key is None:
+                        total.add(notDue=1)
+                        return
+                    async with job_run(
+                        db,
+                        name,
+                        tenant_id=tenant.id,
+                        key=key or None,
+                        runner=runner,
+                        record_start=False,
+                    ) as run:
+                        await step(db, tenant, run)
+                except Exception:  # one tenant's failure must not stop the others
+                    failed += 1
+                    log.exception("jobs.tenant_failed", job=name, tenant=tenant.slug)
+                    return
+                total.add(**{k: v for k, v in run.counts.items() if isinstance(v, int)})
+                total.add(tenants=1)
+
+        await asyncio.gather(*(one(t) for t in tenants))
         total.add(failed=failed)
         if failed:
             total.status = "FAILED" if failed == len(tenants) else "PARTIAL"
         log.info("jobs.done", job=name, status=total.status, **total.counts)
         return dict(total.counts, status=total.status)
+
+
+def tenant_concurrency(db: Database) -> int:
+    """How many tenants' steps a fan-out runs at once (``XF_JOB_TENANT_CONCURRENCY``).
+
+    Each tenant's step is its own transaction on its own connection, and no two tenants
+    share a row, so on PostgreSQL two cities' scans overlap: one's SQL runs while the
+    other's Python builds its batch, and the server's second core works too (the 1M scan
+    and digest, docs/performance.md). SQLite has one writer: one tenant at a time.
+    """
+    if db.dialect != "postgresql":
+        return 1
+    return db.settings.job_tenant_concurrency
 
 
 async def prune_job_runs(db: Database, keep: timedelta = JOB_RUNS_KEEP) -> int:
