@@ -38,6 +38,7 @@ from sqlalchemy import (
     insert,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -275,23 +276,71 @@ _CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 
 
 async def insert_values(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all naming the same columns) as multi-row ``INSERT … VALUES``
-    statements, on every backend.
+    """Insert ``rows`` (all naming the same columns): on plain PostgreSQL one ``INSERT …
+    SELECT FROM unnest(:arrays)``, elsewhere multi-row ``INSERT … VALUES``.
 
-    Not ``INSERT … SELECT FROM unnest(:arrays)``: Citus runs that as a COPY into the
-    shards, which PostgreSQL refuses under row-level security ("COPY FROM not supported
-    with row-level security"), while it routes each ``VALUES`` row to its shard. Chunk
-    sizes come from :data:`_CHUNKS`, so a handful of prepared statements (asyncpg caches
-    them) serve every batch size instead of one statement text per size.
-
-    Each chunk is one execution of the prebuilt one-row statement with the chunk's rows,
-    which SQLAlchemy's "insertmanyvalues" renders as a single multi-row ``VALUES`` (the
-    ``RETURNING`` asks for it; nothing reads what it returns): the statement is compiled
-    once, not rebuilt with a bound parameter per cell — ~0.015 ms per row instead of
-    ~0.16 (docs/performance.md "Bulk intake"). Not ordered by parameter, so never the
-    ``INSERT … SELECT`` form.
+    The ``unnest`` form (:func:`_insert_unnest`) is one statement of one parameter per
+    column, whatever the number of rows: PostgreSQL parses and plans a few arrays instead
+    of a ``VALUES`` list of rows × columns parameters, and SQLAlchemy renders nothing per
+    row — ~25 µs a row less (docs/performance.md, "Deadline scan"). Citus runs that form
+    as a COPY into the shards, which PostgreSQL refuses under row-level security ("COPY
+    FROM not supported with row-level security"), while it routes each ``VALUES`` row to
+    its shard: there, and on SQLite, the rows go in :func:`insert_chunks`' power-of-two
+    chunks, each one execution of the prebuilt one-row statement, which SQLAlchemy's
+    "insertmanyvalues" renders as a single multi-row ``VALUES`` (the ``RETURNING`` asks for
+    it; nothing reads what it returns) — compiled once, not rebuilt with a bound parameter
+    per cell (~0.015 ms per row instead of ~0.16, docs/performance.md "Bulk intake").
     """
+    if not rows:
+        return
+    conn = await session.connection()
+    plain_postgres = conn.dialect.name == "postgresql" and not await conn.run_sync(on_citus)
+    if plain_postgres and (unnest := _insert_unnest(table, rows, conn.dialect)) is not None:
+        await conn.execute(*unnest)
+        return
     await insert_chunks(session, _insert_returning(table), rows)
+
+
+def _insert_unnest(
+    table: Any, rows: Sequence[dict[str, Any]], dialect: Any
+) -> tuple[Any, dict[str, list[Any]]] | None:
+    """``INSERT INTO table (…) SELECT * FROM unnest(CAST(:c AS type[]), …)`` and its arrays,
+    or None where a column's Python-side default is not a plain value or function.
+
+    What SQLAlchemy would do per row is done here per column: a Python-side default fills
+    a column the rows do not name (``id``, ``created_at``), and each column type's bind
+    processor (encrypted PII, UTC instants, JSON) turns the values into what the driver
+    sends — so the stored rows are those the ``VALUES`` form writes.
+    """
+    named = list(rows[0])
+    values = {c: [r[c] for r in rows] for c in named}
+    for column in table.columns:
+        if column.name in values or column.default is None:
+            continue
+        default = column.default
+        if default.is_scalar:
+            values[column.name] = [default.arg] * len(rows)
+        elif default.is_callable:  # SQLAlchemy wraps a plain function to take a context
+            values[column.name] = [default.arg(None) for _ in rows]
+        else:
+            return None
+    for name, column_values in values.items():
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            values[name] = [process(v) for v in column_values]
+    return _unnest_statement(table, tuple(values)), {f"p_{c}": v for c, v in values.items()}
+
+
+@functools.cache
+def _unnest_statement(table: Any, columns: tuple[str, ...]) -> Any:
+    """The statement of :func:`_insert_unnest` for these columns (built once)."""
+    dialect = postgresql.dialect()
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(
+        f"CAST(:p_{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns
+    )
+    names = ", ".join(quote(c) for c in columns)
+    return text(f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})")
 
 
 async def insert_chunks(
