@@ -31,6 +31,10 @@ and all driven by the same small keep-alive HTTP client at concurrency 1, 8 and 
   ``bench_pg.case_list``, ``case_detail``, ``warning_counts`` and ``board_cases``
   (tests/bench/postgraphile/cases.sql, applied here).
 
+All four run with ``jit = off`` on their connections, as the app always does
+(backend/core/db.py): with it on, PostgreSQL compiles the board's statements with LLVM on
+every execution (seconds at 1M), which would measure the compiler, not the server.
+
 Before timing a read, the four answers are compared whole (:func:`canonical`: every value
 and null, the same pages in the same order, instants to the second). The province comes
 from ``backend.benchdata``: a fresh database unless ``--db NAME --reuse`` names one that
@@ -240,8 +244,13 @@ class RawServer:
                     import asyncpg
 
                     size = int(os.environ["BENCH_POOL_SIZE"])
+                    # JIT off, as the app's and PostGraphile's connections run here: a
+                    # baseline that compiles each statement with LLVM would flatter the app
                     self.pool = await asyncpg.create_pool(
-                        os.environ["BENCH_RAW_URL"], min_size=size, max_size=size
+                        os.environ["BENCH_RAW_URL"],
+                        min_size=size,
+                        max_size=size,
+                        server_settings={"jit": "off"},
                     )
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":

@@ -7,6 +7,8 @@ const { postgraphile } = require("postgraphile");
 const pool = new Pool({
   connectionString: process.env.DATABASE_URL,
   max: Number(process.env.POOL_SIZE || 10),
+  // as the app's connections run (backend/core/db.py): no JIT compile per statement
+  options: "-c jit=off",
 });
 const handler = postgraphile(pool, ["bench_pg", "public"], {
   pgSettings: async () => ({ role: process.env.PG_ROLE, "app.tenant_ids": process.env.TENANT_IDS }),
