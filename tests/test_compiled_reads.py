@@ -390,6 +390,37 @@ async def test_a_compiled_page_with_every_nested_object_is_one_statement(app, gq
 
 
 @pytest.mark.postgres
+async def test_the_detail_plans_generically_and_leaves_the_request_planning_per_value(
+    gql, world, monkeypatch
+):
+    """The detail's statement runs under ``plan_cache_mode = auto`` and sets the
+    transaction's mode back itself, found or not: the page asked after it in the same
+    request plans for its values (force_custom_plan, core/db.py)."""
+    from sqlalchemy import text
+
+    modes: list[str] = []
+    original = sql.case_page
+
+    async def spy(session: Any, *args: Any, **kwargs: Any) -> Any:
+        modes.append((await session.execute(text("SHOW plan_cache_mode"))).scalar_one())
+        return await original(session, *args, **kwargs)
+
+    monkeypatch.setattr(sql, "case_page", spy)
+    query = (
+        "query($id: ID!, $gone: ID!) { a: case(id: $id) { number } b: case(id: $gone) { number }"
+        " cases(first: 1) { totalCount } }"
+    )
+    gone = "00000000-0000-7000-8000-000000000000"
+    for _ in range(7):  # past the five custom plans PostgreSQL makes before a generic one
+        answer = await gql(
+            query, {"id": world["ids"][0], "gone": gone}, token=world["tokens"]["officer"]
+        )
+        assert answer.data["a"]["number"] and answer.data["cases"]["totalCount"] >= 1
+        assert [e["extensions"]["code"] for e in answer.errors] == ["NOT_FOUND"]
+    assert set(modes) == {"force_custom_plan"}, modes
+
+
+@pytest.mark.postgres
 async def test_the_board_counts_and_its_page_are_one_statement(gql, world, monkeypatch):
     """``warningBoard { red yellow blue cases }`` reads the counts and the page in one
     statement; when the page cannot be asked (a size the contract refuses) the board

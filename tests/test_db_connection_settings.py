@@ -18,3 +18,7 @@ async def test_app_connections_plan_for_their_values_and_never_jit_compile(db: D
         jit = (await session.execute(text("SHOW jit"))).scalar_one()
         mode = (await session.execute(text("SHOW plan_cache_mode"))).scalar_one()
     assert (jit, mode) == ("off", "force_custom_plan")
+    # the connection plans in auto: the transaction's first statement, which set the mode
+    # for the rest, keeps a generic plan
+    async with db.engine.connect() as conn:
+        assert await conn.scalar(text("SHOW plan_cache_mode")) == "auto"

@@ -137,9 +137,13 @@ async def test_the_grants_are_read_under_row_level_security_after_the_settings(d
             await conn.execute(text("SELECT set_config('app.tenant_ids', '', true)"))
             hidden = await conn.scalar(text("SELECT count(*) FROM role_assignments"))
             assert hidden == 0, "row-level security applies to this connection"
+            assert await conn.scalar(text("SHOW plan_cache_mode")) == "auto"
             params = {"username": f"{c.slug}_officer", "role": role}
+            params["plan_cache_mode"] = "force_custom_plan"
             row = (await conn.execute(_INLINE_ACCOUNT, params)).one()
             assert row.tenant_ids == str(row.tenant_id)
+            # the statements after it plan for their values (core/db.py)
+            assert await conn.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
             grants = [tuple(g) for g in json.loads(row.grants)]
             assert [(r, p) for r, _, p in grants] == [("PETITION_OFFICER", c.path())]
 

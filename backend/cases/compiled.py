@@ -40,6 +40,8 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
@@ -51,6 +53,7 @@ from backend.cases.models import Case, CaseDeadline, CaseEvent, WarningColor
 from backend.core import pagination
 from backend.core.db import current_scope, on_citus
 from backend.core.ids import parse_id
+from backend.core.settings import get_settings
 from backend.tenants.models import OrgUnit, User
 
 
@@ -472,10 +475,14 @@ async def case_detail(
         raise service.case_not_found(case_id)
     scope = tuple(sorted(current_scope(session).tenant_ids))
     statement = _detail_statement(rule, node, zone, scope)
-    text = await (await session.connection()).scalar(statement, {"case_id": cid})
-    if text is None:
+    conn = await session.connection()
+    # a generic plan for this statement, which restores the transaction's mode itself
+    await conn.execute(_GENERIC_PLANS)
+    mode = get_settings().db_plan_cache_mode
+    answer = (await conn.execute(statement, {"case_id": cid, "plans": mode})).scalar()
+    if answer is None:
         raise service.case_not_found(case_id)
-    return _loads(text)
+    return _loads(answer)
 
 
 @lru_cache(maxsize=256)
@@ -496,4 +503,16 @@ def _detail_statement(
         .where(Case.id == bindparam("case_id"), rule, Case.tenant_id.in_(scope))
         .subquery("p")
     )
-    return select(literal_column(f"({_fragment((node,), zone, False)})::text")).select_from(p)
+    detail = select(literal_column(f"({_fragment((node,), zone, False)})::text")).select_from(p)
+    # one row whether the case is found or not, so the mode is always restored
+    return select(
+        detail.scalar_subquery(), func.set_config("plan_cache_mode", bindparam("plans"), true())
+    )
+
+
+# The detail's statement is planned generically: its only parameter is the case id, so
+# the plan PostgreSQL keeps after five runs (a key probe) is the one it would make for
+# any id, and planning it anew — the transaction's force_custom_plan (core/db.py) — was
+# ~2 ms of a ~6 ms request at 1M cases (docs/performance.md). One prepared set_config
+# round trip before it; the statement itself sets the mode back.
+_GENERIC_PLANS = text("SELECT set_config('plan_cache_mode', 'auto', true)")

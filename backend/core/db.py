@@ -222,13 +222,20 @@ def _set_transaction_tenant(session: Session, tx: Any, connection: Any) -> None:
     if session.info.pop(SETTINGS_INLINE, False) and not citus:
         session.info[SETTINGS_DEFERRED] = True  # the first statement sets them itself
         return
+    plans = get_settings().db_plan_cache_mode  # for the statements after this one
     if citus:
-        connection.execute(text("SELECT set_config('role', :role, true)"), {"role": role})
+        connection.execute(
+            text("SELECT set_config('role', :role, true), set_config('plan_cache_mode', :p, true)"),
+            {"role": role, "p": plans},
+        )
         _apply_scope_setting(connection, scope)
         return
     connection.execute(
-        text("SELECT set_config('role', :role, true), set_config('app.tenant_ids', :ids, true)"),
-        {"role": role, "ids": scope.setting},
+        text(
+            "SELECT set_config('role', :role, true), set_config('app.tenant_ids', :ids, true),"
+            " set_config('plan_cache_mode', :p, true)"
+        ),
+        {"role": role, "ids": scope.setting, "p": plans},
     )
     if scope.read_only:
         connection.exec_driver_sql("SET TRANSACTION READ ONLY")
@@ -461,12 +468,14 @@ def build_engine(settings: Settings | None = None, url: str | None = None) -> As
     # asyncpg prepares every statement, and after five runs PostgreSQL may switch a
     # prepared statement to a generic plan that ignores the values: for the case list
     # (subtree ranges, status, the visibility predicate) such a plan reads far more rows
-    # than one made for the values (docs/performance.md has the measurements), while
-    # planning each run is cheap — so every statement gets a plan for its values.
-    # "auto" sends nothing: behind PgBouncer, which refuses unknown startup parameters,
-    # set it on the login role instead (deploy/README.md).
-    mode = settings.db_plan_cache_mode
-    server_settings = {} if mode == "auto" else {"plan_cache_mode": mode}
+    # than one made for the values (docs/performance.md has the measurements). So every
+    # transaction's first statement — the one that sets role and tenant scope, or the
+    # request's principal read that does it inline — also sets ``plan_cache_mode``
+    # (XF_DB_PLAN_CACHE_MODE, default force_custom_plan) for the statements after it, and
+    # the connection itself plans in "auto": that first statement, the same on every
+    # request, keeps a generic plan instead of being planned anew each time. Behind
+    # PgBouncer, which refuses unknown startup parameters, nothing is sent at connect.
+    server_settings: dict[str, str] = {}
     # JIT compiles a statement whose estimated cost passes jit_above_cost: the read
     # predicate's Art. 30 EXISTS lifts short OLTP reads (the warning board at 100k cases)
     # past it, and compiling took 2.3 s for a read that runs in 0.1 s (docs/performance.md,

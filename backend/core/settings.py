@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     # test every pooled connection with a round trip when checked out; off: a dropped
     # connection is found by the request's first statement, which is retried once
     db_pool_pre_ping: bool = False
-    # PostgreSQL plan_cache_mode for the app's connections (backend/core/db.py says why).
+    # PostgreSQL plan_cache_mode of a transaction's statements after its first, which sets
+    # it (the connection plans in auto; backend/core/db.py says why).
     db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = (
         "force_custom_plan"
     )

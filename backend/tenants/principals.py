@@ -99,7 +99,9 @@ async def principal_in(session: AsyncSession, username: str) -> Principal:
     stmt = _INLINE_ACCOUNT if inline else _ACCOUNT
     params = {"username": username}
     if inline:
-        params["role"] = get_settings().db_app_role
+        settings = get_settings()
+        params["role"] = settings.db_app_role
+        params["plan_cache_mode"] = settings.db_plan_cache_mode
     # on the Core connection: a plain row, no ORM instance or loader hooks (~0.3 ms)
     account = (await (await session.connection()).execute(stmt, params)).first()
     if account is None or account.disabled_at is not None:
@@ -164,6 +166,8 @@ _CITY_KIND_NAMES = sorted(k.value for k in CITY_KINDS)
 _SETTINGS = (
     select(
         func.set_config("role", bindparam("role"), true()).label("role"),
+        # the transaction's statements after this one plan for their values (core/db.py)
+        func.set_config("plan_cache_mode", bindparam("plan_cache_mode"), true()).label("plans"),
         func.set_config(
             "app.tenant_ids",
             case(
@@ -212,7 +216,7 @@ _GRANTS = (
 )
 _INLINE_ACCOUNT = (
     # the settings' columns are selected so that they are computed for every kind
-    _ACCOUNT.add_columns(_GRANTS.label("grants"), _SETTINGS.c.role, _SETTINGS.c.tenant_ids).join(
-        _SETTINGS, true()
-    )
+    _ACCOUNT.add_columns(
+        _GRANTS.label("grants"), _SETTINGS.c.role, _SETTINGS.c.tenant_ids, _SETTINGS.c.plans
+    ).join(_SETTINGS, true())
 )
