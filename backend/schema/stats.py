@@ -517,7 +517,13 @@ def stats_routes(db: Database) -> list[Route]:
             raise NotFound("format must be csv or xlsx") from None
         name, header, rows = await build(request, principal)
         return StreamingResponse(
-            exports.render(fmt, name, header, rows),
+            exports.render(
+                fmt,
+                name,
+                header,
+                rows,
+                exports.export_zone(principal, db.settings.default_timezone),
+            ),
             media_type=exports.MEDIA[fmt],
             headers=_headers(f"{name}.{fmt.value}"),
         )
