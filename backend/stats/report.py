@@ -394,7 +394,7 @@ async def visible_reports(
 
 async def find_report(session: AsyncSession, principal: Principal, report_id: str) -> MonthlyReport:
     """One report; NOT_FOUND when absent or not visible (the same answer)."""
-    rid = parse_id(report_id)
+    rid = parse_id(report_id, "MonthlyReport")
     report = None
     if rid is not None:
         report = await session.scalar(
