@@ -26,11 +26,21 @@ graphiql:
 	  else echo "npm not found: GraphiQL's assets not installed (make graphiql)" >&2; fi; \
 	fi
 
+# `make run` serves the embedded SQLite DB with in-process jobs whatever XF_DATABASE_URL,
+# XF_REDIS_URL or XF_LIVE_LISTEN_URL the shell exports (after the README's PostgreSQL block
+# it would otherwise serve PostgreSQL silently); another database is an explicit opt-in:
+# `make run RUN_DATABASE_URL=postgresql+asyncpg://… [RUN_REDIS_URL=redis://…]`.
+RUN_DATABASE_URL ?=
+RUN_REDIS_URL ?=
+RUN_ENV = env -u XF_DATABASE_URL -u XF_REDIS_URL -u XF_LIVE_LISTEN_URL \
+  $(if $(RUN_DATABASE_URL),XF_DATABASE_URL='$(RUN_DATABASE_URL)') \
+  $(if $(RUN_REDIS_URL),XF_REDIS_URL='$(RUN_REDIS_URL)')
+
 run: sync graphiql ## migrate the embedded SQLite DB, load the demo, serve GraphiQL + in-process jobs
-	@$(UV) run xinfang serve --host $(HOST) --port $(PORT) --check-port
-	$(UV) run xinfang migrate
-	$(UV) run xinfang seed-demo
-	$(UV) run xinfang serve --host $(HOST) --port $(PORT)
+	@$(RUN_ENV) $(UV) run xinfang serve --host $(HOST) --port $(PORT) --check-port
+	$(RUN_ENV) $(UV) run xinfang migrate
+	$(RUN_ENV) $(UV) run xinfang seed-demo
+	$(RUN_ENV) $(UV) run xinfang serve --host $(HOST) --port $(PORT)
 
 test: sync graphiql ## lint, then the suite on PostgreSQL (when reachable) and on SQLite
 	$(UV) run ruff check backend tests migrations/env.py

@@ -18,6 +18,7 @@ from backend.authz.principal import SYSTEM
 from backend.authz.tokens import issue_token
 from backend.core import clock
 from backend.core.db import TenantScope
+from backend.core.ids import to_global_id as global_id
 from backend.tenants import service
 from tests.case_helpers import register_input
 from tests.clocks import SH as SHANGHAI
@@ -166,7 +167,7 @@ async def test_other_city_mutation_on_a_case_is_not_found_and_changes_nothing(
         )
         assert (resp.code, resp.data) == ("NOT_FOUND", None), resp.body
         answers.append(refusal_shape(resp, case["id"]))
-    for ghost in (str(uuid.uuid4()), "garbage-id"):
+    for ghost in (str(uuid.uuid4()), global_id("Notification", case["id"])):
         resp = await gql(
             mutation(name, input_type),
             {"i": {"caseId": ghost, "version": case["version"], **extra}},
@@ -177,15 +178,25 @@ async def test_other_city_mutation_on_a_case_is_not_found_and_changes_nothing(
     assert await snapshot_case(gql, prov.a, case["id"]) == before
 
 
-async def test_unknown_and_garbage_ids_look_exactly_like_another_city_case(gql, prov):
+async def test_unknown_and_mistyped_ids_look_exactly_like_another_city_case(gql, prov):
+    """Another city's case, an unknown id, the case's key under another type's name: one
+    NOT_FOUND. What is no id at all is refused as input (BAD_USER_INPUT) whatever exists."""
     officer = prov.b.token("officer")
     real = prov.cases["a"][0]["id"]
     answers = []
-    for cid in (real, str(uuid.uuid4()), "garbage", "00000000-0000-0000-0000-000000000000"):
+    for cid in (
+        real,
+        str(uuid.uuid4()),
+        "00000000-0000-0000-0000-000000000000",
+        global_id("Notification", real),
+        global_id("Bogus", real),
+    ):
         resp = await gql(CASE, {"id": cid}, token=officer)
         assert resp.code == "NOT_FOUND"
         answers.append(refusal_shape(resp, cid))
     assert all(answer == answers[0] for answer in answers), answers
+    garbage = await gql(CASE, {"id": "garbage"}, token=officer)
+    assert (garbage.code, garbage.field, garbage.data) == ("BAD_USER_INPUT", "id", {"case": None})
 
 
 # --- provincial supervisors: their province, read-only -----------------------------------

@@ -7,9 +7,12 @@ is the end of the due day as the city reads it (``…T23:59:59+08:00``, not the 
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
+from openpyxl import load_workbook
 from sqlalchemy import update
 
 from backend.tenants.models import Tenant
@@ -64,3 +67,25 @@ async def test_supervisor_reads_times_in_the_deployment_zone(gql, world):
     assert seen["dueAt"] == case["dueAt"]
     for value in datetimes(seen):
         assert re.fullmatch(ISO_TO_THE_SECOND + r"\+08:00", value), value
+
+
+async def test_exports_show_times_as_the_api_does(gql, http, db):
+    """Every instant of an export (CSV and XLSX) reads like the API's: the caller's city's
+    zone, to the second — not the stored UTC with microseconds."""
+    west = await build_city(db, unique("w"), unique("p"))
+    async with db.transaction() as session:
+        await session.execute(
+            update(Tenant).where(Tenant.slug == west.slug).values(timezone="Asia/Urumqi")
+        )
+    token = west.token("officer")
+    with frozen(datetime(2026, 11, 2, 3, 0, 7, 123456, tzinfo=UTC)):  # received a day before
+        case = await register(gql, token, west)
+    assert case["receivedAt"] == "2026-11-01T09:00:07+06:00"
+    auth = {"Authorization": f"Bearer {token}"}
+    resp = await http.get("/exports/cases.csv", headers=auth)
+    assert resp.status_code == 200, resp.text
+    rows = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))
+    assert rows[0][1].startswith("登记时间") and rows[1][1] == case["receivedAt"]
+    resp = await http.get("/exports/cases.xlsx", headers=auth)
+    sheet = load_workbook(io.BytesIO(resp.content), read_only=True).active
+    assert list(sheet.iter_rows(values_only=True))[1][1] == case["receivedAt"]

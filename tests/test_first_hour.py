@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -272,6 +273,38 @@ def test_readme_lists_the_jobs_that_jobs_list_prints():
 def test_readme_shows_the_line_make_run_prints_when_ready():
     assert ready_line("127.0.0.1", 8000, graphiql=True) in README
     assert "make run PORT=8001" in README
+
+
+def _make_run_commands(*args: str, **env: str) -> list[str]:
+    """The ``xinfang`` commands ``make run`` would run (a dry run), under ``env``."""
+    done = subprocess.run(
+        ["make", "-n", "--no-print-directory", "run", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [line for line in done.stdout.splitlines() if " xinfang " in line]
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="no make")
+def test_make_run_serves_the_embedded_sqlite_db_unless_asked_otherwise():
+    """After the README's PostgreSQL block the shell exports XF_DATABASE_URL/XF_REDIS_URL:
+    `make run` still serves "the embedded SQLite DB"; another one only by RUN_DATABASE_URL."""
+    pg = "postgresql+asyncpg://postgres@127.0.0.1:5432/xinfang"
+    exported = {"XF_DATABASE_URL": pg, "XF_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    commands = _make_run_commands(**exported)
+    assert [c.split(" xinfang ")[1].split()[0] for c in commands] == [
+        "serve", "migrate", "seed-demo", "serve"
+    ]  # fmt: skip
+    for command in commands:
+        assert "-u XF_DATABASE_URL -u XF_REDIS_URL" in command and pg not in command
+    opted = _make_run_commands(f"RUN_DATABASE_URL={pg}", **exported)
+    assert all(f"XF_DATABASE_URL='{pg}'" in c for c in opted)
+    assert "make run RUN_DATABASE_URL=" in README
+    assert "`xinfang token` reads the database named by `XF_DATABASE_URL`" in README
 
 
 def test_readme_says_how_sqlite_counts_the_postgres_only_tests():

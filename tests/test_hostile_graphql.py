@@ -293,6 +293,33 @@ async def test_unknown_hash_is_persisted_query_not_found(http, world):
     assert error["extensions"] == {"code": "NOT_FOUND", "reason": "PERSISTED_QUERY_NOT_FOUND"}
 
 
+async def test_anonymous_callers_cannot_tell_stored_hashes_from_unknown_ones(http, db, world):
+    """Authentication comes before the lookup: without a credential every persisted-query
+    id — stored or unknown, with its text or another — gets the same 401,
+    with no path naming the stored document's root field."""
+    known = "query Known { me { username } }"
+    await load(db, [known])
+    bodies = [
+        apq(known),
+        apq("{ me { tenant { slug } } } # never loaded"),
+        {"id": persisted.sha256_hex(known)},
+        {"documentId": "sha256:" + "0" * 64},
+        {**apq(known), "query": known},
+        {**apq(known), "query": "{ me { tenant { slug } } }"},  # not its text
+    ]
+    answers = set()
+    for body in bodies:
+        resp = await http.post("/graphql", json=body)
+        answers.add((resp.status_code, json.dumps(resp.json(), sort_keys=True)))
+    [(status, answer)] = answers
+    assert status == 401
+    [error] = json.loads(answer)["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED" and "path" not in error
+    # with a token the stored document still runs
+    resp = await http.post("/graphql", json=apq(known), headers=auth(world.a.token("officer")))
+    assert resp.json()["data"]["me"]["username"] == f"{world.a.slug}_officer"
+
+
 async def test_hash_must_match_the_sent_document(http, world):
     body = {**apq("{ me { username } }"), "query": "{ me { tenant { slug } } }"}
     resp = await http.post("/graphql", json=body, headers=auth(world.a.token("officer")))

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from backend.app import create_app
+from backend.core.ids import to_global_id
 from backend.core.settings import Settings
 from backend.notifications.dispatcher import dispatch
 from backend.notifications.models import NotificationKind
@@ -89,11 +90,12 @@ async def test_mark_read_is_own_only_and_unread_filter_follows(gql, towns):
         (a.token("officer"), leaders[0]["id"]),  # same city, someone else's
         (b.token("officer"), leaders[0]["id"]),  # another city
         (b.token("admin"), first["id"]),
-        (token, "not-an-id"),
         (token, "00000000-0000-0000-0000-000000000000"),
+        (token, to_global_id("Case", first["id"])),  # its key under another type's name
     ):
         res = await gql(MARK, {"id": target}, token=other_token)
         assert res.code == "NOT_FOUND", res.body
+    assert (await gql(MARK, {"id": "not-an-id"}, token=token)).code == "BAD_USER_INPUT"
     assert (await inbox(gql, a.token("leader")))[0]["readAt"] is None
 
 

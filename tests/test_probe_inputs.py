@@ -208,6 +208,40 @@ async def test_probe4_the_edges_of_the_supported_range_are_answered(http, city, 
     assert overview.ok()["provinceOverview"]["total"]["received"] == 0
 
 
+# --- reversed ranges: every from/to pair answers the same -------------------------------
+
+REVERSED = [  # (who, document, the field named): from 2026-12-01, to 2026-01-01
+    ("officer", '{ cases(filter: {receivedFrom: "2026-12-01", receivedTo: "2026-01-01"})'
+     " { totalCount } }", "filter.receivedTo"),
+    ("officer", '{ caseStatistics(from: "2026-12-01", to: "2026-01-01") { received } }', "to"),
+    ("officer", '{ evaluationStatistics(from: "2026-12-01", to: "2026-01-01") { evaluated } }',
+     "to"),
+    ("admin", '{ dutyShifts(from: "2026-12-01", to: "2026-01-01") { id } }', "to"),
+    ("officer", '{ receptionAnnouncements(from: "2026-12-01", to: "2026-01-01") { id } }', "to"),
+    ("officer", '{ receptionCalendar(unitPath: "/nowhere", from: "2026-12-01",'
+     ' to: "2026-01-01") }', "to"),
+    ("leader", '{ sweepFindings(from: "2026-12-01", to: "2026-01-01") { id } }', "to"),
+]  # fmt: skip
+
+
+async def test_every_from_to_pair_refuses_a_reversed_range(http, gql, city):
+    """GraphQL arguments, filters and the HTTP exports: a ``to`` before its ``from`` is
+    BAD_USER_INPUT "to is before from" (400 on the routes), never an empty answer."""
+    for who, document, field in REVERSED:
+        resp = await gql(document, token=city.token(who))
+        assert (resp.code, resp.field) == ("BAD_USER_INPUT", field), (document, resp.body)
+        assert "is before" in resp.errors[0]["message"], resp.body
+        same_day = document.replace("2026-01-01", "2026-12-01")  # a one-day range is fine
+        assert (await gql(same_day, token=city.token(who))).code != "BAD_USER_INPUT", same_day
+    auth = {"Authorization": f"Bearer {city.token('officer')}"}
+    for route in ("/exports/cases.csv", "/exports/statistics.xlsx", f"/rosters{city.path()}.ics"):
+        resp = await http.get(
+            route, params={"from": "2026-12-31", "to": "2026-01-01"}, headers=auth
+        )
+        error = assert_bad_input(resp)["errors"][0]
+        assert error["extensions"]["field"] == "to" and "is before" in error["message"], route
+
+
 # --- 5. operation selection -------------------------------------------------------------
 
 

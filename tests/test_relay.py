@@ -316,9 +316,54 @@ async def test_issue20_node_keeps_cities_apart_and_types_honest(gql, world):
             assert refusal_shape(seen, hidden) == refusal_shape(none, absent)
     # the right key under another type's name is no way in either
     officer = world.a.token("officer")
-    for wrong in (global_id("Panel", case["id"]), global_id("Nope", case["id"]), "garbage"):
+    for wrong in (global_id("Panel", case["id"]), global_id("Nope", case["id"])):
         resp = await gql(NODE, {"id": wrong}, token=officer)
         assert (resp.data["node"], resp.code) == (None, "NOT_FOUND"), wrong
+
+
+# --- one decoding for every id argument ------------------------------------------------
+
+MALFORMED = ["", "abc", "garbage", "Q2FzZTpub3QtYS11dWlk", "x" * 5000]  # the 4th: "Case:not-a-uuid"
+MISTYPED = ("Notification", "Bogus", "Panel")
+
+
+async def test_every_id_argument_refuses_malformed_ids_and_ignores_other_types(gql, world):
+    """case(id:), node(id:), nodes(ids:) and a mutation's caseId decode ids in one place:
+    a malformed one is BAD_USER_INPUT naming the argument, quoting at most a short prefix;
+    the right key under another type's name is the NOT_FOUND of an unknown id."""
+    officer = world.a.token("officer")
+    case = await register(gql, officer, world.a)
+    accept = (
+        "mutation($i: AcceptCaseInput!) { acceptCase(input: $i) { id } }",
+        lambda id_: {"i": {"caseId": id_, "version": case["version"]}},
+        "caseId",
+    )
+    lookups = [
+        (ME_AND_CASE, lambda id_: {"id": id_}, "id"),
+        (NODE, lambda id_: {"id": id_}, "id"),
+        accept,
+    ]
+    for query, variables, field in lookups:
+        ghost = str(uuid.uuid4())
+        unknown = await gql(query, variables(ghost), token=officer)
+        assert unknown.code == "NOT_FOUND", unknown.body
+        for type_name in MISTYPED:
+            wrong = global_id(type_name, case["id"])
+            resp = await gql(query, variables(wrong), token=officer)
+            assert refusal_shape(resp, wrong) == refusal_shape(unknown, ghost)
+        for bad in MALFORMED:
+            resp = await gql(query, variables(bad), token=officer)
+            assert (resp.code, resp.field) == ("BAD_USER_INPUT", field), (bad[:30], resp.body)
+            assert len(resp.errors[0]["message"]) < 120, resp.errors[0]["message"]
+    # nodes: each malformed id refused in its place, the others answered
+    resp = await gql(
+        NODES, {"ids": [case["id"], "x" * 5000, global_id("Bogus", case["id"])]}, token=officer
+    )
+    assert resp.data["nodes"][0]["id"] == case["id"] and resp.data["nodes"][1:] == [None, None]
+    assert [(e["path"], e["extensions"]["code"]) for e in resp.errors] == [
+        (["nodes", 1], "BAD_USER_INPUT"),
+        (["nodes", 2], "NOT_FOUND"),
+    ]
 
 
 async def test_issue20_nodes_answers_in_order_and_nulls_each_miss_alone(gql, world):
@@ -331,7 +376,7 @@ async def test_issue20_nodes_answers_in_order_and_nulls_each_miss_alone(gql, wor
         two["id"],
         global_id("OrgUnit", unit),
         other_city["id"],
-        "not-an-id",
+        global_id("Bogus", one["id"]),
         global_id("Case", one["id"]),
     ]
     resp = await gql(NODES, {"ids": ids}, token=officer)

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import tracemalloc
+from datetime import UTC
 
 from openpyxl import load_workbook
 from sqlalchemy import Uuid, bindparam, select, text
@@ -174,7 +175,7 @@ async def test_100k_rows_stream_in_bounded_memory(db):
     lines = size = 0
     try:
         async for chunk in exports.csv_stream(
-            exports.CASE_HEADER, exports.case_rows(db, principal, clauses)
+            exports.CASE_HEADER, exports.case_rows(db, principal, clauses), UTC
         ):
             lines += chunk.count(b"\n")
             size += len(chunk)

@@ -36,6 +36,12 @@ class Principal:
     timezone: str = DEFAULT_TIMEZONE
 
     @property
+    def city_timezone(self) -> str | None:
+        """The city's zone, ``None`` outside a city: staff read times in the deployment's
+        default zone (``XF_DEFAULT_TIMEZONE``), which the principal does not know."""
+        return self.timezone if self.tenant_id is not None else None
+
+    @property
     def realm(self) -> str:
         """The casbin domain the principal's roles are held in."""
         return {

@@ -470,7 +470,7 @@ async def case_detail(
     check(node)
     zone = _zone(zone)
     rule = service.case_read_rule(principal)
-    cid = parse_id(case_id)
+    cid = parse_id(case_id, "Case", "caseId")
     if cid is None:
         raise service.case_not_found(case_id)
     scope = tuple(sorted(current_scope(session).tenant_ids))

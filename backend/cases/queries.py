@@ -93,11 +93,17 @@ async def filter_clauses(
     if f.warning_color:
         clauses.append(Case.warning_color == f.warning_color)
     tz = principal.timezone  # the dates are the caller's city's local dates
+    # supported dates, in order: a reversed range is refused, not an empty list (GraphQL,
+    # the CLI and /exports alike; the routes check their own from/to first)
+    v.date_range(
+        f.received_from,
+        f.received_to,
+        first_field="filter.receivedFrom",
+        last_field="filter.receivedTo",
+    )
     if f.received_from:
-        v.supported_date(f.received_from, "filter.receivedFrom")  # GraphQL and /exports alike
         clauses.append(Case.received_at >= local_day_start(f.received_from, tz))
     if f.received_to:
-        v.supported_date(f.received_to, "filter.receivedTo")
         clauses.append(Case.received_at < local_day_start(f.received_to + timedelta(days=1), tz))
     clauses += _person_clauses(f)
     if f.search:

@@ -176,7 +176,7 @@ def case_predicates(principal: Principal, case_id: str) -> list[ColumnElement[bo
     """The WHERE of :func:`find_case` (id and read predicate); None for an id that is no
     id (NOT_FOUND, as an invisible case)."""
     rule = case_read_rule(principal)
-    cid = parse_id(case_id)
+    cid = parse_id(case_id, "Case", "caseId")
     return None if cid is None else [Case.id == cid, rule]
 
 

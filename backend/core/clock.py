@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from time import monotonic
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,24 @@ def local_today(tz: str = DEFAULT_TIMEZONE) -> date:
 def local_day_start(day: date, tz: str = DEFAULT_TIMEZONE) -> datetime:
     """The UTC instant at which ``day`` begins in the zone ``tz``."""
     return datetime.combine(day, time.min, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def local_instant(value: datetime, zone: tzinfo) -> str:
+    """``value`` as people read it: ISO 8601 in ``zone`` with its offset, to the second.
+
+    The one rendering of an instant that leaves the product — the ``DateTime`` scalar and
+    every cell of an export alike (docs/decisions.md "DateTimes leave the API in the
+    caller's city's zone, to the second"), so a CSV and the API never disagree on a time.
+    A naive value is a stored timestamp, hence UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(zone).replace(microsecond=0).isoformat()
+
+
+def response_zone(city_zone: str | None, default: str = DEFAULT_TIMEZONE) -> ZoneInfo:
+    """The zone a caller reads times in: its city's (``city_zone``), else the deployment's
+    ``default`` (supervisors, platform staff) — one rule for GraphQL and the exports."""
+    return ZoneInfo(city_zone or default)
 
 
 @contextmanager

@@ -4,7 +4,8 @@ Every object a client can fetch again (GraphQL's ``Node``) is known by its UUID,
 across all types. A client may also name it in the *global* form Relay tools build:
 ``base64("Type:uuid")`` (standard alphabet, padding optional; the URL-safe alphabet is
 accepted too), e.g. ``Q2FzZTowMTkz…`` for ``Case:0193…``. Every lookup takes both forms
-(:func:`parse_id`); ``node(id:)`` uses the type to go straight to one table.
+through :func:`parse_id` — malformed: ``BAD_USER_INPUT``; another type's: not found —
+and ``node(id:)`` uses the type to go straight to one table.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import re
 import uuid
 
 from uuid6 import uuid7
+
+from backend.core.errors import BadUserInput
 
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
 
@@ -47,12 +50,36 @@ def from_global_id(value: str) -> tuple[str, uuid.UUID] | None:
         return None
 
 
-def parse_id(value: str) -> uuid.UUID | None:
-    """Parse a client-supplied id — a UUID, or its global form ``base64("Type:uuid")`` —
-    ``None`` for garbage (callers answer NOT_FOUND)."""
+SHOWN = 24  # characters of a refused id a message repeats: enough to recognise, no more
+
+
+def shown(value: object) -> str:
+    """The start of a client's text for a message: an id of 5,000 characters is not echoed."""
+    text = str(value)
+    return text if len(text) <= SHOWN else text[:SHOWN] + "…"
+
+
+def decode_id(value: object, field: str = "id") -> tuple[str | None, uuid.UUID]:
+    """The one decoding of every id a client sends: ``(None, key)`` for a UUID,
+    ``(type, key)`` for ``base64("Type:uuid")``; ``BAD_USER_INPUT`` (``field``) for what is
+    no id at all, its message quoting only the start of it (:func:`shown`)."""
     try:
-        return uuid.UUID(str(value))
+        return None, uuid.UUID(str(value))
     except (ValueError, AttributeError, TypeError):
         pass
-    found = from_global_id(value)
-    return found[1] if found else None
+    found = from_global_id(value)  # type: ignore[arg-type]  # not a str: None
+    if found is None:
+        raise BadUserInput(
+            f'{field}: "{shown(value)}" is not an id (a UUID or base64("Type:uuid"))',
+            field=field,
+        )
+    return found
+
+
+def parse_id(value: object, kind: str, field: str = "id") -> uuid.UUID | None:
+    """The key of an id argument naming a ``kind`` (its GraphQL type), as the contract wants:
+    malformed → ``BAD_USER_INPUT`` (:func:`decode_id`); a well-formed global id of another
+    type → ``None``, which the caller answers with the very NOT_FOUND of an unknown id, so
+    an id's type never reads an object of another type, nor tells that one exists."""
+    type_name, key = decode_id(value, field)
+    return key if type_name in (None, kind) else None

@@ -459,7 +459,7 @@ def panel_read_clause(principal: Principal) -> ColumnElement[bool]:
 
 async def get_panel(session: AsyncSession, principal: Principal, panel_id: str) -> EvaluationPanel:
     require(principal, "panel", "read")
-    pid = parse_id(panel_id)
+    pid = parse_id(panel_id, "Panel")
     panel = None
     if pid is not None:
         panel = await session.scalar(
@@ -518,7 +518,7 @@ async def panel_page(
     require(principal, "panel", "read")
     stmt = select(EvaluationPanel).where(panel_read_clause(principal))
     if case_id is not None:
-        cid = parse_id(case_id)
+        cid = parse_id(case_id, "Case", "caseId")
         stmt = stmt.where(EvaluationPanel.case_id == cid if cid else false())
     if status is not None:
         stmt = stmt.where(EvaluationPanel.status == PanelStatus(status))
@@ -615,7 +615,7 @@ async def own_score(
 async def official_panel(
     session: AsyncSession, principal: Principal, panel_id: str
 ) -> tuple[EvaluationPanel, Case]:
-    pid = parse_id(panel_id)
+    pid = parse_id(panel_id, "Panel", "panelId")
     panel = None
     if pid is not None and may(principal, "case", "read"):
         panel = await session.scalar(
@@ -651,7 +651,7 @@ async def verify_draw(session: AsyncSession, panel_id: str) -> DrawCheck:
     Also reports how today's eligible pool differs from the stored one (evaluators
     join, leave and serve on other panels; that is drift, not tampering).
     """
-    pid = parse_id(panel_id)
+    pid = parse_id(panel_id, "Panel", "panelId")
     panel = (
         await session.scalar(select(EvaluationPanel).where(EvaluationPanel.id == pid))
         if pid

@@ -258,7 +258,7 @@ def _actor_id(principal: Principal) -> uuid.UUID | None:
 
 
 async def _evaluator(session: AsyncSession, evaluator_id: str) -> tuple[Evaluator, User]:
-    eid = parse_id(evaluator_id)
+    eid = parse_id(evaluator_id, "Evaluator", "evaluatorId")
     row = None
     if eid is not None:
         row = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ async def submit_evaluation(
     """A member's scores (once). The last one concludes the panel: means, majority verdict,
     and a FOLLOW_UP step on the case with the verdict's deadline."""
     require(principal, "evaluation", "submit")
-    pid = parse_id(panel_id)
+    pid = parse_id(panel_id, "Panel", "panelId")
     panel = member = None
     if pid is not None:
         member = await session.scalar(
@@ -351,7 +352,7 @@ async def settle_panel(
     note = v.text(note, "note", max_len=5000)
     t = now()
     relief = (panel.result or {}).get("reliefDeadlineId")
-    for step_id in (panel.follow_up_deadline_id, parse_id(relief) if relief else None):
+    for step_id in (panel.follow_up_deadline_id, uuid.UUID(relief) if relief else None):
         if step_id is None:
             continue
         step = await session.get(CaseDeadline, (panel.tenant_id, step_id))

@@ -500,7 +500,7 @@ async def inbox_items(
 async def mark_read(session: AsyncSession, principal: Principal, *, id: str) -> Notification:
     """Mark one of the caller's in-app notifications read (idempotent: the first time stays)."""
     require(principal, "notification", "inbox")
-    nid = parse_id(id)
+    nid = parse_id(id, "Notification")
     row = None
     if nid is not None:
         row = await session.scalar(
@@ -540,7 +540,7 @@ async def dead_letters(
 async def retry(session: AsyncSession, principal: Principal, *, id: str) -> Notification:
     """Put a DEAD (or FAILED) row back in the queue now; its delivery id stays the same."""
     require(principal, "notification", "manage")
-    nid = parse_id(id)
+    nid = parse_id(id, "Notification")
     row = None
     if nid is not None:
         row = await session.scalar(

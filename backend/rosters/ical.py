@@ -69,6 +69,7 @@ async def reception_calendar(
     session, principal, *, unit_path: str, from_: date | None = None, to: date | None = None
 ) -> str:
     require(principal, "shift", "read")  # refused before anything is looked up
+    v.date_range(from_, to)  # the pair as given: a reversed one is refused, whatever the unit
     if await unit_by_path(session, v.path(unit_path, "unitPath")) is None:
         raise NotFound(f"org unit {unit_path} not found")  # foreign units do not exist here
     tz = await tenant_zone(session, principal.tenant_id)

@@ -77,7 +77,7 @@ async def person_in_scope(
 ) -> RosterPerson:
     """A person the caller manages (absent and out of scope read the same)."""
     require(principal, "roster", "manage")
-    pid = parse_id(person_id)
+    pid = parse_id(person_id, "RosterPerson", field)
     person = (
         await session.scalar(select(RosterPerson).where(RosterPerson.id == pid)) if pid else None
     )

@@ -154,7 +154,7 @@ async def schedule_appointment_reception(  # noqa: PLR0913 — one keyword per i
     unit = await unit_in_scope(session, principal, unit_path, "unitPath", "roster", "manage")
     if unit.level not in days.LEVELS_OF_KIND[ShiftKind.APPOINTMENT]:
         raise BadUserInput(f"no appointment reception at a {unit.level} unit", field="unitPath")
-    cid = parse_id(case_id)
+    cid = parse_id(case_id, "Case", "caseId")
     case = (
         await session.scalar(select(Case).where(Case.id == cid, read_predicate(principal)))
         if cid

@@ -93,7 +93,7 @@ async def find_shift(
     session: AsyncSession, principal: Principal, shift_id: str, *, field: str = "shiftId"
 ) -> DutyShift:
     require(principal, "shift", "read")
-    sid = parse_id(shift_id)
+    sid = parse_id(shift_id, "DutyShift", field)
     shift = None
     if sid is not None:
         shift = await session.scalar(

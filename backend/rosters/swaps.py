@@ -187,7 +187,7 @@ async def approve_swap(
     """A leader over the shift's unit — not the requester, not a party — decides; the
     conflict checks run again, since the rosters may have changed since the request."""
     require(principal, "shift", "approve_swap")
-    sid = parse_id(swap_id)
+    sid = parse_id(swap_id, "ShiftSwap", "swapId")
     swap = await session.scalar(select(ShiftSwap).where(ShiftSwap.id == sid)) if sid else None
     if swap is None or not (
         reaches(principal, "shift", "read", swap.unit_path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import require
@@ -102,9 +102,13 @@ async def sweep_findings(
         stmt = stmt.where(SweepFinding.day >= from_)
     if to is not None:
         stmt = stmt.where(SweepFinding.day <= to)
-    for value, column in ((shift_id, SweepFinding.shift_id), (case_id, SweepFinding.case_id)):
+    for value, column, kind, field in (
+        (shift_id, SweepFinding.shift_id, "DutyShift", "shiftId"),
+        (case_id, SweepFinding.case_id, "Case", "caseId"),
+    ):
         if value is not None:
-            stmt = stmt.where(column == parse_id(value))
+            key = parse_id(value, kind, field)  # another type's id: nothing, not IS NULL
+            stmt = stmt.where(column == key if key is not None else false())
     order = (SweepFinding.day.desc(), SweepFinding.created_at, SweepFinding.id)
     return list(await session.scalars(stmt.order_by(*order)))
 
@@ -120,7 +124,7 @@ async def register_case_from_finding(
     idempotency by ``clientKey``, Art. 30 at intake); the finding then names the case.
     A finding already linked to another case is a CONFLICT; the same ``clientKey`` again
     replays (the link is already there)."""
-    fid = parse_id(finding_id)
+    fid = parse_id(finding_id, "SweepFinding", "findingId")
     finding = (
         await session.scalar(
             select(SweepFinding).where(SweepFinding.id == fid, finding_predicate(principal))

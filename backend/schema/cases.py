@@ -21,6 +21,7 @@ from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.rules import Step
 from backend.cases.visibility import sees_pii
 from backend.core.errors import BadUserInput
+from backend.core.ids import parse_id
 from backend.core.pagination import PageArgs
 from backend.schema import compiled
 from backend.schema.context import Ctx
@@ -471,6 +472,7 @@ class CaseQueries:
         description="One case: null + NOT_FOUND when absent or not visible; other fields survive."
     )
     async def case(self, info: Ctx, id: strawberry.ID) -> CaseNode | None:
+        parse_id(id, "Case", "id")  # malformed: BAD_USER_INPUT naming this argument
         answer = await compiled.case_detail(info, str(id))  # one statement, when it can
         if answer is not None:
             return answer  # type: ignore[return-value]  # the finished JSON (execution.py)

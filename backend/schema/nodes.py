@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.authz.principal import Principal
 from backend.cases import service as cases
 from backend.core.errors import BadUserInput, NotFound
-from backend.core.ids import from_global_id
+from backend.core.ids import decode_id
 from backend.evaluations import panels
 from backend.notifications import service as notifications
 from backend.rosters import shifts
@@ -63,22 +63,24 @@ KINDS: dict[str, Kind] = {
 
 
 def _parse(raw: str) -> tuple[str | None, uuid.UUID] | None:
-    """``(type, key)`` of a global id, ``(None, key)`` of a bare UUID, else ``None``."""
-    found = from_global_id(raw)
-    if found is not None:
-        return found if found[0] in KINDS else None
-    try:
-        return None, uuid.UUID(raw)
-    except (ValueError, AttributeError, TypeError):
-        return None
+    """``(type, key)`` of a global id, ``(None, key)`` of a bare UUID; ``None`` for a
+    global id of a type no node has (NOT_FOUND, as an unknown id). Malformed: raises
+    ``BAD_USER_INPUT`` (``decode_id``, the API's one id decoding)."""
+    type_name, key = decode_id(raw)
+    return None if type_name is not None and type_name not in KINDS else (type_name, key)
 
 
 async def resolve(ctx: RequestContext, ids: Sequence[str]) -> list[Any]:
     """The object of each id, or a ``NotFound`` in its place (same order)."""
-    parsed = [_parse(str(raw)) for raw in ids]
+    parsed: list[tuple[str | None, uuid.UUID] | BadUserInput | None] = []
+    for raw in ids:
+        try:
+            parsed.append(_parse(str(raw)))
+        except BadUserInput as refused:  # in its place: the other ids are still answered
+            parsed.append(refused)
     wanted: defaultdict[str, set[uuid.UUID]] = defaultdict(set)
     for p in parsed:
-        if p is not None:
+        if isinstance(p, tuple):
             for name in [p[0]] if p[0] else KINDS:
                 wanted[name].add(p[1])
     found: dict[tuple[str, uuid.UUID], Any] = {}
@@ -90,6 +92,9 @@ async def resolve(ctx: RequestContext, ids: Sequence[str]) -> list[Any]:
                     found.update(((name, row.id), row) for row in rows)
     out: list[Any] = []
     for raw, p in zip(ids, parsed, strict=True):
+        if isinstance(p, BadUserInput):
+            out.append(p)
+            continue
         hit = None
         if p is not None:
             names = [p[0]] if p[0] else list(KINDS)

@@ -6,6 +6,8 @@ Clients send Apollo's APQ shape ``{"extensions": {"persistedQuery":
 from clients (no APQ registration: that would let any caller fill the table);
 an administrator loads a manifest (``xinfang persisted-queries load``).
 
+* no credentials → ``UNAUTHENTICATED`` (HTTP 401) whatever the id, before any lookup:
+  an anonymous caller cannot tell a stored hash from an unknown one;
 * hash only → the stored document runs; unknown → ``PersistedQueryNotFound``
   (Apollo's message, ``NOT_FOUND``, HTTP 400) so an APQ client falls back to
   sending the text;
@@ -26,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.authz.principal import Principal
 from backend.core import persisted
 from backend.core.db import Database
-from backend.core.errors import BadUserInput, Forbidden, NotFound
+from backend.core.errors import BadUserInput, Forbidden, NotFound, Unauthenticated
 
 
 class PersistedQueryNotFound(NotFound):
@@ -39,13 +41,19 @@ class PersistedQueryRequired(Forbidden):
     pass
 
 
-def requested_hash(payload: dict[str, Any]) -> str | None:
+def _sent_id(payload: dict[str, Any]) -> Any:
+    """Whatever the body sends as a persisted query's id (any JSON value), ``None`` without."""
     extensions = payload.get("extensions")
     value: Any = None
     if isinstance(extensions, dict) and isinstance(extensions.get("persistedQuery"), dict):
         value = extensions["persistedQuery"].get("sha256Hash")
     if value is None:
         value = payload.get("id", payload.get("documentId"))
+    return value
+
+
+def requested_hash(payload: dict[str, Any]) -> str | None:
+    value = _sent_id(payload)
     if value is None:
         return None
     if not isinstance(value, str):
@@ -75,6 +83,11 @@ async def resolve(
         if enforced:
             raise PersistedQueryRequired(_REQUIRED, reason="PERSISTED_QUERY_REQUIRED")
         return body
+    if principal is None and _sent_id(payload) is not None:
+        # authentication first (docs/graphql-limits.md): no lookup, no hash check, one answer
+        # for every id — else a known hash's 401 against an unknown one's 400 tells an
+        # anonymous caller which documents exist (and the 401's path their root field)
+        raise Unauthenticated(_ANONYMOUS)
     digest = requested_hash(payload)
     text = payload.get("query")
     if digest is None:
@@ -94,4 +107,5 @@ async def resolve(
     return json.dumps(payload).encode()
 
 
+_ANONYMOUS = "a persisted query runs for an authenticated caller: send a bearer token or API key"
 _REQUIRED = "this city accepts persisted queries only; send a known sha256Hash"

@@ -21,6 +21,7 @@ from typing import Any
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition
 
+from backend.core.clock import local_instant
 from backend.core.errors import BadUserInput
 from backend.core.validation import SUPPORTED_DATES, supported_date
 
@@ -30,9 +31,7 @@ RESPONSE_ZONE: ContextVar[tzinfo] = ContextVar("response_zone", default=UTC)
 
 def serialize_datetime(value: datetime) -> str:
     """``value`` in the response zone, ISO 8601 with its offset, whole seconds."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # a stored timestamp is UTC
-    return value.astimezone(RESPONSE_ZONE.get()).replace(microsecond=0).isoformat()
+    return local_instant(value, RESPONSE_ZONE.get())
 
 
 def _supported(parse: Callable[[object], Any], kind: str) -> Callable[[object], Any]:

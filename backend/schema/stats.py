@@ -462,13 +462,19 @@ class StatsMutations:
 # --- HTTP exports --------------------------------------------------------------------------
 
 
-def _date(request: Request, name: str, required: bool = True) -> date | None:
+def _date(request: Request, name: str) -> date | None:
     raw = request.query_params.get(name)
     if not raw:
-        if required:
-            raise BadUserInput(f"{name} is required (YYYY-MM-DD)", field=name)
         return None
     return validation.parse_date(raw, name)  # YYYY-MM-DD within the supported dates
+
+
+def _period(request: Request) -> tuple[date | None, date | None]:
+    """``from``/``to`` of an export, each optional, checked as every from/to pair of the API
+    is (``validation.date_range``): a reversed range is a 400, never an empty file."""
+    first, last = _date(request, "from"), _date(request, "to")
+    validation.date_range(first, last)
+    return first, last
 
 
 def _enum(request: Request, name: str, enum: Any) -> Any:
@@ -517,16 +523,23 @@ def stats_routes(db: Database) -> list[Route]:
             raise NotFound("format must be csv or xlsx") from None
         name, header, rows = await build(request, principal)
         return StreamingResponse(
-            exports.render(fmt, name, header, rows),
+            exports.render(
+                fmt,
+                name,
+                header,
+                rows,
+                exports.export_zone(principal, db.settings.default_timezone),
+            ),
             media_type=exports.MEDIA[fmt],
             headers=_headers(f"{name}.{fmt.value}"),
         )
 
     async def build_statistics(request: Request, principal):
         _only(request, "from", "to", "tenant", "unitPath", "province")
+        first, last = _period(request)  # a missing end: the current month's
         q = exports.IndicatorQuery(
-            first=_date(request, "from", required=False),  # default: the current month
-            last=_date(request, "to", required=False),
+            first=first,
+            last=last,
             tenant=request.query_params.get("tenant") or None,
             unit_path=request.query_params.get("unitPath") or None,
             province=request.query_params.get("province") or None,
@@ -537,13 +550,14 @@ def stats_routes(db: Database) -> list[Route]:
 
     async def build_cases(request: Request, principal):
         _only(request, "tenant", "unitPath", "status", "type", "from", "to", "masked")
+        first, last = _period(request)
         f = CaseFilter(
             tenant=request.query_params.get("tenant") or None,
             unit_path=request.query_params.get("unitPath") or None,
             status=_enum(request, "status", CaseStatus),
             type=_enum(request, "type", CaseType),
-            received_from=_date(request, "from", required=False),
-            received_to=_date(request, "to", required=False),
+            received_from=first,
+            received_to=last,
         )
         clauses = await exports.case_clauses(db, principal, f)
         # masked=false: unmasked where the caller handles the case (logged); else masked

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cross_web import HTTPException
 from graphql import ExecutionResult, GraphQLError
@@ -38,6 +37,7 @@ from strawberry.types.execution import ExecutionResult as StrawberryResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
+from backend.core.clock import response_zone
 from backend.core.db import Database, is_unavailable
 from backend.core.errors import AppError, BadUserInput
 from backend.core.logging import get_logger
@@ -124,9 +124,8 @@ class GraphQLApp(GraphQL):
             session = caller.take_session()
             if session is not None:
                 ctx.adopt(session)
-        city = caller is not None and caller.principal.tenant_id is not None
-        zone = caller.principal.timezone if city else None  # staff: the deployment's zone
-        zone_token = RESPONSE_ZONE.set(ZoneInfo(zone or self.default_timezone))  # scalars.py
+        city_zone = caller.principal.city_timezone if caller is not None else None
+        zone_token = RESPONSE_ZONE.set(response_zone(city_zone, self.default_timezone))
         try:
             if screened is not None:  # the body, persisted document filled in
                 body = await self._persisted(ctx, screened, Headers(scope=scope).get("accept", ""))

@@ -6,6 +6,10 @@ they fill; XLSX goes through openpyxl's write-only mode into a temporary
 file that is then yielded in chunks. Memory stays bounded whatever the
 length of the list (docs/indicators.md).
 
+Every instant in a file reads as the API shows it (``local_instant``): in the caller's
+city's zone, the deployment's default for staff, to the second. Rows carry ``datetime``
+values; the writers render them, so no column can forget.
+
 Petitioner phone and id numbers are masked in exports (``mask_*``) unless
 the caller explicitly asks for ``masked=false``; then a case's PII is shown
 unmasked exactly when the per-case API would show it (``sees_pii``: an
@@ -26,7 +30,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, tzinfo
 from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any
@@ -39,7 +43,7 @@ from backend.cases.models import Case
 from backend.cases.pii import mask_id_number, mask_phone
 from backend.cases.queries import CaseFilter, filter_clauses
 from backend.cases.visibility import HANDLING_ROLES, sees_pii
-from backend.core.clock import DEFAULT_TIMEZONE, local_today
+from backend.core.clock import DEFAULT_TIMEZONE, local_instant, local_today, response_zone
 from backend.core.db import Database
 from backend.core.progress import track
 from backend.core.spreadsheet import csv_cell, xlsx_row
@@ -201,7 +205,7 @@ def case_row(row: Any, unmasked: bool = False) -> tuple[Any, ...]:
      id_no, rating) = row[: len(CASE_COLUMNS)]  # fmt: skip
     return (
         number,
-        received.isoformat() if received else None,
+        received,  # a datetime: the writer shows it in the caller's zone (cells())
         channel,
         type_,
         category,
@@ -265,7 +269,17 @@ async def case_rows(
                 progress.advance(len(batch))
 
 
-async def csv_stream(header: Iterable[str], rows: AsyncIterator[tuple[Any, ...]] | list):
+def cells(row: Iterable[Any], zone: tzinfo) -> list[Any]:
+    """A row as written: each ``datetime`` in ``zone`` to the second, the rest unchanged.
+
+    Applied by both writers to every cell, so a date-time column added later cannot leave
+    in UTC with microseconds while the API shows the same instant otherwise."""
+    return [local_instant(c, zone) if isinstance(c, datetime) else c for c in row]
+
+
+async def csv_stream(
+    header: Iterable[str], rows: AsyncIterator[tuple[Any, ...]] | list, zone: tzinfo
+):
     """CSV (UTF-8 with BOM for Excel), yielded every ``CHUNK_ROWS`` rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -284,7 +298,7 @@ async def csv_stream(header: Iterable[str], rows: AsyncIterator[tuple[Any, ...]]
     buffer.seek(0)
     buffer.truncate()
     async for row in each():
-        writer.writerow([csv_cell(c) for c in row])
+        writer.writerow([csv_cell(c) for c in cells(row, zone)])
         pending += 1
         if pending >= CHUNK_ROWS:
             yield buffer.getvalue().encode()
@@ -295,7 +309,7 @@ async def csv_stream(header: Iterable[str], rows: AsyncIterator[tuple[Any, ...]]
         yield buffer.getvalue().encode()
 
 
-async def xlsx_stream(title: str, header: Iterable[str], rows: AsyncIterator | list):
+async def xlsx_stream(title: str, header: Iterable[str], rows: AsyncIterator | list, zone: tzinfo):
     """XLSX through openpyxl's write-only mode into a temporary file, then yielded in chunks."""
     from openpyxl import Workbook
 
@@ -304,10 +318,10 @@ async def xlsx_stream(title: str, header: Iterable[str], rows: AsyncIterator | l
     ws.append(xlsx_row(ws, header))
     if isinstance(rows, list):
         for row in rows:
-            ws.append(xlsx_row(ws, row))  # user text stays text (no formula injection)
+            ws.append(xlsx_row(ws, cells(row, zone)))  # user text stays text (no formulas)
     else:
         async for row in rows:
-            ws.append(xlsx_row(ws, row))
+            ws.append(xlsx_row(ws, cells(row, zone)))
     with tempfile.TemporaryFile() as fh:
         wb.save(fh)
         fh.seek(0)
@@ -315,8 +329,18 @@ async def xlsx_stream(title: str, header: Iterable[str], rows: AsyncIterator | l
             yield chunk
 
 
-def render(fmt: Format, title: str, header: Iterable[str], rows) -> AsyncIterator[bytes]:
-    return csv_stream(header, rows) if fmt is Format.CSV else xlsx_stream(title, header, rows)
+def render(
+    fmt: Format, title: str, header: Iterable[str], rows, zone: tzinfo
+) -> AsyncIterator[bytes]:
+    """The file's bytes; its instants in ``zone`` (:func:`export_zone`)."""
+    if fmt is Format.CSV:
+        return csv_stream(header, rows, zone)
+    return xlsx_stream(title, header, rows, zone)
+
+
+def export_zone(principal: Principal, default: str) -> tzinfo:
+    """The zone ``principal`` reads an export's times in: as the API would answer it."""
+    return response_zone(principal.city_timezone, default)
 
 
 async def export_to(  # noqa: PLR0913 — the CLI's options of `xinfang report export`, by name
@@ -351,7 +375,8 @@ async def export_to(  # noqa: PLR0913 — the CLI's options of `xinfang report e
         rows = case_rows(db, principal, clauses, masked=masked, total=total)
         header, title = CASE_HEADER, "cases"
     written = 0
-    async for chunk in render(fmt, title, header, rows):
+    zone = export_zone(principal, db.settings.default_timezone)
+    async for chunk in render(fmt, title, header, rows, zone):
         out.write(chunk)
         written += len(chunk)
     return written

@@ -125,7 +125,7 @@ async def supervise_city(
     """
     require(principal, "case", "supervise_city")
     note = v.text(note, "note", max_len=5000)
-    cid = parse_id(case_id)
+    cid = parse_id(case_id, "Case", "caseId")
     tid = None
     if cid is not None:
         tid = await session.scalar(select(Case.tenant_id).where(Case.id == cid))

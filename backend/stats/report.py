@@ -55,7 +55,7 @@ from backend.cases.models import (
 from backend.cases.rules import DeadlinePolicy, Step, end_of_day
 from backend.cases.visibility import unit_cases
 from backend.core import pagination
-from backend.core.clock import now
+from backend.core.clock import DEFAULT_TIMEZONE, local_instant, now
 from backend.core.errors import BadUserInput, NotFound
 from backend.core.ids import parse_id
 from backend.evaluations.statistics import evaluation_outcomes
@@ -394,7 +394,7 @@ async def visible_reports(
 
 async def find_report(session: AsyncSession, principal: Principal, report_id: str) -> MonthlyReport:
     """One report; NOT_FOUND when absent or not visible (the same answer)."""
-    rid = parse_id(report_id)
+    rid = parse_id(report_id, "MonthlyReport")
     report = None
     if rid is not None:
         report = await session.scalar(
@@ -410,6 +410,13 @@ async def find_report(session: AsyncSession, principal: Principal, report_id: st
 
 def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _generated(data: dict[str, Any]) -> str:
+    """When the report was made, in the report's own zone to the second (the stored value is
+    UTC with microseconds): a page people read shows times as the API does."""
+    zone = ZoneInfo(data.get("timezone") or DEFAULT_TIMEZONE)
+    return local_instant(datetime.fromisoformat(data["generatedAt"]), zone)
 
 
 def summary_rows(data: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -572,7 +579,7 @@ def render_html(data: dict[str, Any]) -> str:
         "text-align:left}svg{display:block;margin:1em 0}.note{color:#666}"
         f"</style></head><body><h1>{e(title)}</h1>"
         f"<p class='note'>{e(data['from'])} — {e(data['to'])}（{e(data['timezone'])}）"
-        f" · generated {e(data['generatedAt'])}</p>"
+        f" · generated {e(_generated(data))}</p>"
         f"<p class='note'>{e(data.get('note', ''))}</p>"
         f"<table>{rows}</table>"
         "<h2>按期情况 On time by step</h2><table><tr><th>环节</th><th>到期</th><th>按期</th>"

@@ -118,7 +118,7 @@ async def create_key(
 
 async def revoke_key(session: AsyncSession, principal: Principal, *, id: str) -> tuple[ApiKey, str]:
     require(principal, "api_key", "manage")
-    key_id = parse_id(id)
+    key_id = parse_id(id, "ApiKey")
     found = (
         (await session.execute(_with_username().where(ApiKey.id == key_id))).first()
         if key_id

@@ -50,6 +50,7 @@ from backend.core.db import (
     use_scope,
 )
 from backend.core.errors import BadUserInput
+from backend.core.ids import parse_id
 from backend.tenants.models import Tenant
 
 PLATFORM_SETTING = "app.audit_platform"
@@ -295,10 +296,10 @@ async def entries(
     if stmt is None:
         return []
     if before_id:
-        try:
-            stmt = stmt.where(AdminAuditEntry.id < uuid.UUID(before_id))
-        except ValueError as exc:
-            raise BadUserInput("malformed cursor", field="before") from exc
+        before = parse_id(before_id, "AdminAuditEntry", "before")  # malformed: BAD_USER_INPUT
+        if before is None:  # another type's id names no entry of the log
+            return []
+        stmt = stmt.where(AdminAuditEntry.id < before)
     stmt = stmt.order_by(AdminAuditEntry.id.desc()).limit(first)
     return list(await session.scalars(stmt))
 
