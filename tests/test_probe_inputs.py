@@ -30,7 +30,7 @@ from backend.notifications.channels import PermanentFailure, check_webhook_url, 
 from backend.stats.indicators import Range
 from backend.tenants.service import tenant_by_slug
 from tests.case_helpers import make_id_number
-from tests.clocks import frozen
+from tests.clocks import frozen, sh
 from tests.helpers import build_city, create_supervisors, unique
 from tests.test_rate_limits import BACKENDS, client
 
@@ -227,19 +227,24 @@ REVERSED = [  # (who, document, the field named): from 2026-12-01, to 2026-01-01
 async def test_every_from_to_pair_refuses_a_reversed_range(http, gql, city):
     """GraphQL arguments, filters and the HTTP exports: a ``to`` before its ``from`` is
     BAD_USER_INPUT "to is before from" (400 on the routes), never an empty answer."""
-    for who, document, field in REVERSED:
-        resp = await gql(document, token=city.token(who))
-        assert (resp.code, resp.field) == ("BAD_USER_INPUT", field), (document, resp.body)
-        assert "is before" in resp.errors[0]["message"], resp.body
-        same_day = document.replace("2026-01-01", "2026-12-01")  # a one-day range is fine
-        assert (await gql(same_day, token=city.token(who))).code != "BAD_USER_INPUT", same_day
-    auth = {"Authorization": f"Bearer {city.token('officer')}"}
-    for route in ("/exports/cases.csv", "/exports/statistics.xlsx", f"/rosters{city.path()}.ics"):
-        resp = await http.get(
-            route, params={"from": "2026-12-31", "to": "2026-01-01"}, headers=auth
-        )
-        error = assert_bad_input(resp)["errors"][0]
-        assert error["extensions"]["field"] == "to" and "is before" in error["message"], route
+    with frozen(sh(2026, 12, 2, 10)):  # the dates below are fixed: so is "now"
+        for who, document, field in REVERSED:
+            resp = await gql(document, token=city.token(who))
+            assert (resp.code, resp.field) == ("BAD_USER_INPUT", field), (document, resp.body)
+            assert "is before" in resp.errors[0]["message"], resp.body
+            same_day = document.replace("2026-01-01", "2026-12-01")  # a one-day range is fine
+            assert (await gql(same_day, token=city.token(who))).code != "BAD_USER_INPUT", same_day
+        auth = {"Authorization": f"Bearer {city.token('officer')}"}
+        for route in (
+            "/exports/cases.csv",
+            "/exports/statistics.xlsx",
+            f"/rosters{city.path()}.ics",
+        ):
+            resp = await http.get(
+                route, params={"from": "2026-12-31", "to": "2026-01-01"}, headers=auth
+            )
+            error = assert_bad_input(resp)["errors"][0]
+            assert error["extensions"]["field"] == "to" and "is before" in error["message"], route
 
 
 # --- 5. operation selection -------------------------------------------------------------
