@@ -338,14 +338,21 @@ def _insert_unnest(
     return _unnest_statement(table, tuple(values)), {f"p_{c}": v for c, v in values.items()}
 
 
+def array_params(table: Any, columns: Iterable[str], prefix: str) -> str:
+    """``CAST(:<prefix><column> AS <column type>[]), …``: one bound array per column, for
+    PostgreSQL's ``unnest`` batches (the names come from the table's metadata, the values
+    are always bound)."""
+    dialect = postgresql.dialect()
+    return ", ".join(
+        f"CAST(:{prefix}{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns
+    )
+
+
 @functools.cache
 def _unnest_statement(table: Any, columns: tuple[str, ...]) -> Any:
     """The statement of :func:`_insert_unnest` for these columns (built once)."""
-    dialect = postgresql.dialect()
-    quote = dialect.identifier_preparer.quote
-    arrays = ", ".join(
-        f"CAST(:p_{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns
-    )
+    quote = postgresql.dialect().identifier_preparer.quote
+    arrays = array_params(table, columns, "p_")
     names = ", ".join(quote(c) for c in columns)
     return text(f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})")
 

@@ -50,7 +50,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.principal import SYSTEM
@@ -61,7 +60,7 @@ from backend.cases.policy import load_policy
 from backend.cases.rules import end_of_day
 from backend.core import live
 from backend.core.clock import now
-from backend.core.db import Database, TenantScope, insert_values
+from backend.core.db import Database, TenantScope, array_params, insert_values
 from backend.core.ids import new_id
 from backend.core.logging import get_logger
 from backend.jobs.runs import RunRecord, fan_out, prune_job_runs
@@ -203,10 +202,7 @@ def _set_from_arrays(table: Any, columns: tuple[str, ...]) -> Any:
     :func:`update_each`). The rows are locked by this transaction already, so their
     ``ctid`` cannot change in between.
     """
-    dialect = postgresql.dialect()
-    arrays = ", ".join(
-        f"CAST(:v_{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns
-    )
+    arrays = array_params(table, columns, "v_")
     names = ", ".join(columns)
     sets = ", ".join(f"{c} = s.{c}" for c in columns)
     return text(
