@@ -123,6 +123,10 @@ async def test_same_client_key_from_another_registrar_is_conflict(gql, world):
     (await register_resp(gql, world.a.token("officer"), world.a, **data)).ok()
     resp = await register_resp(gql, world.a.token("c1_officer"), world.a, **data)
     assert (resp.code, resp.field) == ("CONFLICT", "clientKey")
+    # the same petition from another official: the message says whose key it is, not
+    # that the petition differs (it does not)
+    message = resp.errors[0]["message"]
+    assert "another official" in message and "different" not in message
 
 
 async def test_client_keys_are_per_tenant(gql, world):

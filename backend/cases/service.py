@@ -864,12 +864,23 @@ async def _existing_by_key(
     existing = await session.scalar(select(Case).where(Case.client_key == client_key))
     if existing is None:
         return None
-    if existing.payload_hash != payload_hash or existing.registered_by_id != principal.account_id:
+    if existing.registered_by_id != principal.account_id:
+        raise _key_reused(by_another=True)
+    if existing.payload_hash != payload_hash:
         raise _key_reused()
     return existing
 
 
-def _key_reused() -> Conflict:
+def _key_reused(*, by_another: bool = False) -> Conflict:
+    """CONFLICT on a reused key. A key is the city's (one case per key, whoever retries
+    it), and only its registrar may replay it: another official's request says so rather
+    than calling an identical petition "different". It tells nothing a CONFLICT does not."""
+    if by_another:
+        return Conflict(
+            "clientKey is already in use in this city by another official; "
+            "generate a new key for this petition",
+            field="clientKey",
+        )
     return Conflict("clientKey was already used for a different petition", field="clientKey")
 
 

@@ -22,7 +22,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str] | None]] = {
         ["--assignments", "10000"],
         ["--assignments", "2000", "--checks", "2000", "--loads", "20"],
     ),
-    "tests.bench.bench_statements": (["--sizes", "5,50,200"], ["--sizes", "2,12"]),
+    "tests.bench.bench_statements": (["--sizes", "5,50,100"], ["--sizes", "2,12"]),
     "tests.bench.bench_deadline_scan": (
         # the 1M open cases are seeded once into xf_scan1m_seed and cloned for each run
         ["--cases", "1000000", "--tenants", "20", "--seed-cache", "xf_scan1m_seed", "--repack"],

@@ -1,6 +1,6 @@
 """Benchmark: SQL statements per GraphQL request for the main queries, by page size.
 
-    uv run python -m tests.bench.bench_statements [--sizes 5,50,200]
+    uv run python -m tests.bench.bench_statements [--sizes 5,50,100]
 
 Creates a throwaway PostgreSQL database, builds a city through the services
 (the test suite's ``build_city``), registers ``max(sizes) + 2`` cases through
@@ -264,7 +264,7 @@ def main() -> int:
     from tests.bench.common import format_table
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="5,50,200", help="page sizes")
+    parser.add_argument("--sizes", default="5,50,100", help="page sizes")
     parser.add_argument("--db", default=f"xf_h2_bench_statements_{os.getpid()}")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--show", action="store_true", help="print the statements too")
