@@ -26,11 +26,13 @@ from websockets.exceptions import ConnectionClosed
 from backend.authz.principal import SYSTEM
 from backend.authz.roles import Role
 from backend.authz.tokens import issue_token
+from backend.core import persisted
 from backend.schema.live import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from backend.tenants import service as tenants
+from backend.tenants.service import tenant_by_slug
 from tests.case_helpers import register
 from tests.conftest import IS_POSTGRES
-from tests.helpers import GraphQLClient, unique
+from tests.helpers import GraphQLClient, build_city, unique
 from tests.live_server import process
 
 PROTOCOL = "graphql-transport-ws"
@@ -347,6 +349,33 @@ async def test_only_subscriptions_run_over_the_socket(servers, world):
         refusal = await s.message()
     assert refusal["type"] == "error"
     assert refusal["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_city_in_allow_list_mode_subscribes_only_to_its_listed_documents(servers, db):
+    """A socket is no way around a city's allow-list (outside probe of issue 21): free
+    text is FORBIDDEN as over HTTP; a listed document runs by its hash, with or without
+    its text."""
+    city = await build_city(db, unique("wsal"), unique("wsalp"))  # no cached mode anywhere
+    listed = persisted.sha256_hex(CASE_UPDATED)
+    async with db.transaction() as session:
+        tenant_id = (await tenant_by_slug(session, city.slug)).id
+        manifest = persisted.parse_manifest(json.dumps({listed: CASE_UPDATED}))
+        await persisted.load_manifest(session, manifest, tenant_id=tenant_id)
+        await persisted.set_allow_list_only(session, tenant_id, True)
+    token = city.token("officer")
+    async with subscribed(servers[1], token, NOTIFICATION_RECEIVED) as free_text:
+        refusal = await free_text.message()
+        assert refusal["type"] == "error", refusal
+        assert refusal["payload"][0]["extensions"] == {
+            "code": "FORBIDDEN",
+            "reason": "PERSISTED_QUERY_REQUIRED",
+        }
+        by_hash = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": listed}}}
+        await free_text.ws.send(json.dumps({"type": "subscribe", "id": "h", "payload": by_hash}))
+        await Stream(free_text.ws, "h").nothing()  # accepted: no error, the socket open
+        both = {"query": CASE_UPDATED, **by_hash}  # its text with its hash, as over HTTP
+        await free_text.ws.send(json.dumps({"type": "subscribe", "id": "t", "payload": both}))
+        await Stream(free_text.ws, "t").nothing()
 
 
 async def test_a_message_over_the_limit_closes_the_connection_1009(servers, world):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from backend.core.errors import AppError, BadUserInput, Conflict, RateLimited, U
 from backend.core.logging import get_logger
 from backend.core.settings import Settings
 from backend.notifications import service as notifications
+from backend.schema import persisted as persisted_documents
 from backend.schema.cases import CaseStatus, WarningColor
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.errors import format_error
@@ -348,7 +350,9 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
 
     async def handle_subscribe(self, message: Any) -> None:
         if self.connection_acknowledged and message.get("id") not in self.operations:
-            refusal = self._not_a_subscription(message.get("payload") or {})
+            refusal = await self._persisted(message)
+            if refusal is None:
+                refusal = self._not_a_subscription(message.get("payload") or {})
             if refusal is None and len(self.operations) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
                 # Strawberry's own refusal carries no extensions.code: the contract's here
                 limit = MAX_SUBSCRIPTIONS_PER_CONNECTION
@@ -365,6 +369,23 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
                 )
                 return
         await super().handle_subscribe(message)
+
+    async def _persisted(self, message: dict[str, Any]) -> GraphQLError | None:
+        """The persisted-query rules of HTTP (``schema/persisted.py``) for a subscribe
+        message: a hash runs its stored document, and a city in allow-list mode runs
+        only the documents of its list, so a socket is no way around the list. The
+        message's payload is replaced by the resolved one; the error if refused."""
+        payload = message.get("payload")
+        if not isinstance(payload, dict):
+            return None  # the protocol's own error
+        try:
+            resolved = await persisted_documents.resolve(
+                self.context.db, self.context.principal_or_none, json.dumps(payload).encode()
+            )
+        except AppError as exc:
+            return GraphQLError(exc.message, original_error=exc)
+        message["payload"] = json.loads(resolved)
+        return None
 
     @staticmethod
     def _not_a_subscription(payload: dict[str, Any]) -> GraphQLError | None:
