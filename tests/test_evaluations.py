@@ -621,3 +621,12 @@ async def xinfang(*args: str) -> tuple[int, str, str]:
     """The console command in-process (a worker thread: each command runs its own loop)."""
     result = await asyncio.to_thread(CliRunner().invoke, cli_app, list(args))
     return result.exit_code, result.stdout, result.stderr
+
+
+async def test_a_role_that_reads_no_panel_gets_not_found_as_the_schema_says(gql, world):
+    """evaluationPanel(id) promises null + NOT_FOUND when absent or not visible; a grid
+    worker (no panel reading at all) got FORBIDDEN instead (outside probe of issue 21).
+    The same answer for a made-up id: nothing to infer."""
+    made_up = "01a24919-1a47-7000-8000-000000000000"
+    resp = await gql(PANEL, {"id": made_up}, token=world.a.token("grid"))
+    assert resp.code == "NOT_FOUND" and resp.data == {"evaluationPanel": None}, resp.body
