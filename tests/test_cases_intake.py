@@ -260,6 +260,19 @@ BAD_INPUT_NAMES = [
 ]
 
 
+async def test_a_location_out_of_reach_reads_the_same_whether_it_exists_or_not(gql, world):
+    """A real unit of the city outside the registrar's grants, an absent one and one of
+    another city get one message, which says both (not "unknown": the unit may exist and
+    be readable through orgUnit; outside probe of issue 21)."""
+    messages = set()
+    for name in ("location outside scope", "unknown path", "another tenant's path"):
+        who, overrides, _ = _bad_inputs(world)[name]
+        resp = await register_resp(gql, world.a.token(who), world.a, **overrides)
+        message = resp.errors[0]["message"]
+        messages.add(message.replace(overrides["locationPath"], "<path>"))
+    assert messages == {"no org unit <path> within your scope for this"}
+
+
 @pytest.mark.parametrize("name", BAD_INPUT_NAMES)
 async def test_bad_input_is_rejected_with_its_field_and_writes_nothing(gql, world, name):
     who, overrides, field = _bad_inputs(world)[name]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import may
@@ -23,7 +23,8 @@ from backend.core import pagination
 from backend.core import validation as v
 from backend.core.clock import local_day_start
 from backend.core.errors import Forbidden
-from backend.tenants.models import Tenant, User
+from backend.tenants.models import User
+from backend.tenants.service import tenant_in_scope
 
 MAX_PAGE = 200
 # The expression of the former ix_cases_search_trgm index (dropped by migration 0011: RLS
@@ -80,9 +81,9 @@ async def filter_clauses(
         raise Forbidden("not allowed to read cases")
     clauses: list[ColumnElement[bool]] = [read_predicate(principal)]
     if f.tenant:
-        tenant_id = await session.scalar(select(Tenant.id).where(Tenant.slug == f.tenant))
-        visible = principal.scope().tenant_ids
-        clauses.append(Case.tenant_id == tenant_id if tenant_id in visible else false())
+        clauses.append(
+            Case.tenant_id == await tenant_in_scope(session, principal, f.tenant, "cases")
+        )
     if f.status:
         clauses.append(Case.status == f.status)
     if f.type:

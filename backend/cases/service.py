@@ -639,7 +639,7 @@ def _validate_intake(principal: Principal, item: _Checked, row: Any) -> _IntakeF
         path_covers(g.unit_path, data.location_path)
         for g in allowed_grants(principal, "case", "register")
     ):
-        raise BadUserInput(f"unknown org unit {data.location_path}", field="locationPath")
+        raise v.unit_out_of_reach(data.location_path, "locationPath")
     if (data.accused_unit_path or data.accused_username) and data.type is not CaseType.ACCUSATION:
         raise BadUserInput("only accusations name an accused", field="accusedUnitPath")
     if data.accused_unit_path:
@@ -1031,7 +1031,7 @@ async def route_case(
     target = await unit_by_path(session, to_unit_path)
     routers = acting_grants(principal, case, "route")
     if target is None or not any(path_covers(g.unit_path, target.path) for g in routers):
-        raise BadUserInput(f"unknown org unit {to_unit_path}", field="toUnitPath")
+        raise v.unit_out_of_reach(to_unit_path, "toUnitPath")
     if target.path == case.holder_path:
         raise BadUserInput("the case is already held by that unit", field="toUnitPath")
     if (await accused_of(session, case)).covers(target.path):

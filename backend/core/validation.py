@@ -33,6 +33,15 @@ def path(value: str, field: str) -> str:
     return value
 
 
+def unit_out_of_reach(value: str, field: str) -> BadUserInput:
+    """BAD_USER_INPUT for a unit path the caller cannot act on. A unit that does not
+    exist and one outside the caller's grants get this same answer (cases and units of
+    another city must read as absent), so the message says both, not "unknown": an
+    official naming a real unit of the city outside their scope was told it did not
+    exist (outside probe of issue 21)."""
+    return BadUserInput(f"no org unit {value} within your scope for this", field=field)
+
+
 def username(value: str, field: str = "username") -> str:
     """The canonical spelling of a username (trimmed, lower-case), or BAD_USER_INPUT.
 

@@ -51,7 +51,7 @@ async def unit_in_scope(
     v.path(path, field)
     unit = await unit_by_path(session, path)
     if unit is None or not reaches(principal, obj, act, unit.path):
-        raise BadUserInput(f"unknown org unit {path}", field=field)
+        raise v.unit_out_of_reach(path, field)
     return unit
 
 

@@ -401,7 +401,13 @@ class CaseConnection:
 
 @strawberry.input
 class CaseFilter:
-    tenant: str | None = strawberry.field(default=None, description="Supervisors only")
+    tenant: str | None = strawberry.field(
+        default=None,
+        description=(
+            "A city in the caller's scope (for supervisors: a city of their province); "
+            "FORBIDDEN otherwise, the same answer for a slug that does not exist"
+        ),
+    )
     status: CaseStatus | None = None
     type: CaseTypeEnum | None = None
     unit_path: str | None = None

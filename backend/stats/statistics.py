@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.authz.enforcer import require
@@ -20,7 +20,6 @@ from backend.authz.principal import Principal
 from backend.cases.models import Case
 from backend.cases.visibility import read_predicate, unit_cases
 from backend.core import validation as v
-from backend.core.errors import Forbidden
 from backend.evaluations.statistics import evaluation_outcomes
 from backend.stats.definitions import (
     STANDARD,
@@ -30,7 +29,7 @@ from backend.stats.definitions import (
 )
 from backend.stats.indicators import Granularity, Indicators, Range, compute, merged
 from backend.stats.summary import figures
-from backend.tenants.models import Tenant
+from backend.tenants.service import tenant_in_scope
 
 
 async def tenant_filter(
@@ -39,9 +38,7 @@ async def tenant_filter(
     """``tenant:`` must be one the caller's scope holds (a city official: its own city)."""
     if not tenant:
         return Case.tenant_id.in_(sorted(principal.scope().tenant_ids)), None
-    tid = await session.scalar(select(Tenant.id).where(Tenant.slug == tenant))
-    if tid is None or tid not in principal.scope().tenant_ids:
-        raise Forbidden(f"no statistics of tenant {tenant} for this account")
+    tid = await tenant_in_scope(session, principal, tenant, "statistics")
     return Case.tenant_id == tid, tid
 
 

@@ -22,7 +22,7 @@ from backend.authz.roles import TENANT_ROLES, AccountKind, Role
 from backend.authz.scope import path_covers
 from backend.core import validation as v
 from backend.core.db import TenantScope, use_scope
-from backend.core.errors import BadUserInput, Conflict, NotFound
+from backend.core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from backend.tenants.models import (
     Account,
     OrgUnit,
@@ -102,7 +102,21 @@ def _require_unit_in_grants(principal: Principal, obj: str, act: str, path: str,
     if principal.is_platform_admin:
         return
     if not any(path_covers(g.unit_path, path) for g in allowed_grants(principal, obj, act)):
-        raise BadUserInput(f"unknown org unit {path}", field=field)
+        raise v.unit_out_of_reach(path, field)
+
+
+async def tenant_in_scope(
+    session: AsyncSession, principal: Principal, slug: str, what: str
+) -> uuid.UUID:
+    """The id of tenant ``slug`` when the caller's scope holds it (a city official: its
+    own city; a supervisor: the province's), else FORBIDDEN with the same message for a
+    tenant that does not exist, so the answer tells nothing about other cities. One rule
+    for every ``tenant:`` argument: the case list ignored a foreign one silently while
+    the statistics refused it (outside probe of issue 21)."""
+    tid = await session.scalar(select(Tenant.id).where(Tenant.slug == slug))
+    if tid is None or tid not in principal.scope().tenant_ids:
+        raise Forbidden(f"no {what} of tenant {slug} for this account")
+    return tid
 
 
 # --- tenants -------------------------------------------------------------------------
