@@ -3,6 +3,7 @@ tests/test_egress.py, sweeps them all at once on random cities)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -225,6 +226,9 @@ async def test_a_member_of_the_accused_unit_gets_its_digest_without_the_accusati
     assert len(digests) == 1, "the officer's digest was dropped"
     listed = {c["id"] for c in digests[0].data["cases"]}
     assert listed == {str(claim_id)} and digests[0].data["total"] == 1
+    # the data's instants as the API writes a DateTime: the city's zone, to the second
+    [row] = digests[0].data["cases"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00", row["dueAt"]), row
 
 
 async def test_repeat_counts_never_count_an_accusation_the_registrar_may_not_know(db, gql):

@@ -303,8 +303,10 @@ async def digest_due(db: Database, tenant: Tenant, force: bool) -> str | None:
 
 
 @lru_cache(maxsize=4096)
-def _iso(value: datetime) -> str:
-    return value.isoformat()
+def _iso(value: datetime, tz: Any) -> str:
+    """An instant of the message's ``data`` as the API writes a DateTime (README): in the
+    city's zone, to the second (it was UTC with microseconds; outside probe of issue 21)."""
+    return value.astimezone(tz).isoformat(timespec="seconds")
 
 
 @lru_cache(maxsize=4096)
@@ -333,7 +335,13 @@ def _body(
 
 
 def _data(
-    day: date, total: int, n_over: int, items: list[Any], current: datetime, **extra: Any
+    day: date,
+    total: int,
+    n_over: int,
+    items: list[Any],
+    current: datetime,
+    tz: Any,
+    **extra: Any,
 ) -> dict[str, Any]:
     cases = []
     for r in items:
@@ -342,9 +350,9 @@ def _data(
             {
                 "id": str(r.id),
                 "number": r.number,
-                "dueAt": _iso(due_at),
+                "dueAt": _iso(due_at, tz),
                 "overdue": due_at < current,
-                "redSince": _iso(red_since) if red_since else None,
+                "redSince": _iso(red_since, tz) if red_since else None,
                 **({"externalNumber": r.external_number} if r.external_number else {}),
             }
         )
@@ -408,7 +416,7 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
                 subject=f"红色预警日报 {day.isoformat()}：{total} 件（超期 {n_over} 件）",
                 body=body,
                 dedupe_key=dedupe_key(user_id, DIGEST, None, day),
-                data=_data(day, total, n_over, items, current),
+                data=_data(day, total, n_over, items, current, policy.tz),
                 about=[r.id for r in items],
             )
         else:
@@ -418,7 +426,9 @@ async def build_digest(session: AsyncSession, tenant: Tenant, *, day: date) -> d
                 subject=f"红色预警升级 {day.isoformat()}：{total} 件",
                 body=body,
                 dedupe_key=dedupe_key(user_id, ESCALATION, None, day),
-                data=_data(day, total, n_over, items, current, escalateAfterRedDays=days),
+                data=_data(
+                    day, total, n_over, items, current, policy.tz, escalateAfterRedDays=days
+                ),
                 about=[r.id for r in items],
             )
         await outbox.add(message)
