@@ -42,15 +42,18 @@ async def test_issue20_a_case_the_caller_may_not_see_is_null_and_me_survives(gql
         assert resp.errors[0]["path"] == ["case"]
 
 
-async def test_issue20_every_lookup_by_key_misses_alone(gql, world):
+@pytest.mark.parametrize("who", ["officer", "grid", "evaluator", "admin", "handler"])
+async def test_issue20_every_lookup_by_key_misses_alone(gql, world, who):
+    """Each lookup answers null + NOT_FOUND, as the schema says, also to a role that reads
+    no object of its kind at all (FORBIDDEN there before the outside probe of issue 21)."""
     resp = await gql(
         LOOKUPS,
         {"id": str(uuid.uuid4()), "path": world.a.path("no-such-unit")},
-        token=world.a.token("officer"),
+        token=world.a.token(who),
     )
     assert resp.status == 200
     assert resp.data == {
-        "me": {"username": f"{world.a.slug}_officer"},
+        "me": {"username": f"{world.a.slug}_{who}"},
         "case": None,
         "orgUnit": None,
         "monthlyReport": None,

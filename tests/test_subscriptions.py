@@ -351,6 +351,31 @@ async def test_only_subscriptions_run_over_the_socket(servers, world):
     assert refusal["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"query": "subscription S { notificationReceived { id } }", "operationName": "Nope"},
+        {
+            "query": "subscription A { notificationReceived { id } } "
+            "subscription B { notificationReceived { id } }"
+        },
+    ],
+    ids=["unknown operationName", "two operations, no name"],
+)
+async def test_an_unclear_operation_over_the_socket_is_bad_user_input(servers, world, payload):
+    """As over HTTP (OPERATION_SELECTION); it used to end with a bare ``complete``."""
+    async with subscribed(servers[1], world.a.token("officer"), CASE_UPDATED) as stream:
+        await stream.ws.send(json.dumps({"type": "subscribe", "id": "x", "payload": payload}))
+        refusal = await Stream(stream.ws, "x").message()
+    assert refusal["type"] == "error", refusal
+    extensions = refusal["payload"][0]["extensions"]
+    assert extensions == {
+        "code": "BAD_USER_INPUT",
+        "field": "operationName",
+        "reason": "OPERATION_SELECTION",
+    }
+
+
 async def test_a_city_in_allow_list_mode_subscribes_only_to_its_listed_documents(servers, db):
     """A socket is no way around a city's allow-list (outside probe of issue 21): free
     text is FORBIDDEN as over HTTP; a listed document runs by its hash, with or without

@@ -469,10 +469,10 @@ async def case_detail(
     """:func:`backend.cases.service.find_case` as one statement building the node's JSON."""
     check(node)
     zone = _zone(zone)
-    rule = service.case_read_rule(principal)
     cid = parse_id(case_id, "Case", "caseId")
-    if cid is None:
+    if cid is None or not service.reads_cases(principal):  # as service.case_predicates
         raise service.case_not_found(case_id)
+    rule = service.case_read_rule(principal)
     scope = tuple(sorted(current_scope(session).tenant_ids))
     statement = _detail_statement(rule, node, zone, scope)
     conn = await session.connection()

@@ -174,16 +174,24 @@ async def find_case(
 
 def case_predicates(principal: Principal, case_id: str) -> list[ColumnElement[bool]] | None:
     """The WHERE of :func:`find_case` (id and read predicate); None for an id that is no
-    id (NOT_FOUND, as an invisible case)."""
-    rule = case_read_rule(principal)
+    id, or for a caller who may read no case at all: NOT_FOUND, as an invisible case —
+    what ``case(id)`` promises and ``node(id)`` answers (it was FORBIDDEN for such a
+    role before the outside probe of issue 21; the same for every id, so no oracle)."""
     cid = parse_id(case_id, "Case", "caseId")
-    return None if cid is None else [Case.id == cid, rule]
+    if cid is None or not reads_cases(principal):
+        return None
+    return [Case.id == cid, read_predicate(principal)]
+
+
+def reads_cases(principal: Principal) -> bool:
+    """Whether the caller may read any case (its own, for a grid worker)."""
+    return may(principal, "case", "read") or may(principal, "case", "read_own")
 
 
 def case_read_rule(principal: Principal) -> ColumnElement[bool]:
     """The read predicate one case is found under (FORBIDDEN for a caller who may read
-    none): :func:`case_predicates` and the compiled reads (compiled.py) alike."""
-    if not (may(principal, "case", "read") or may(principal, "case", "read_own")):
+    none; the single-case reads check :func:`reads_cases` first and answer NOT_FOUND)."""
+    if not reads_cases(principal):
         raise Forbidden("not allowed to read cases")
     return read_predicate(principal)
 

@@ -63,6 +63,7 @@ from backend.schema import persisted as persisted_documents
 from backend.schema.cases import CaseStatus, WarningColor
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.errors import format_error
+from backend.schema.guards import operation_selection_error
 from backend.schema.notifications import NotificationNode
 from backend.schema.scalars import RESPONSE_ZONE
 from backend.web.auth import authenticate
@@ -393,9 +394,19 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
         if not isinstance(query, str):
             return None  # the protocol's own error
         try:
-            operation = get_operation_ast(parse(query), payload.get("operationName"))
+            document = parse(query)
         except GraphQLError:
             return None  # a syntax error: the protocol closes with 4400
+        name = payload.get("operationName")
+        problem = operation_selection_error(document, name if isinstance(name, str) else None)
+        if problem is not None:  # as over HTTP (guards.OperationSelection); it ended silently
+            return GraphQLError(
+                problem,
+                original_error=BadUserInput(
+                    problem, field="operationName", reason="OPERATION_SELECTION"
+                ),
+            )
+        operation = get_operation_ast(document, name)
         if operation is None or operation.operation is OperationType.SUBSCRIPTION:
             return None
         return GraphQLError(

@@ -396,7 +396,7 @@ async def find_report(session: AsyncSession, principal: Principal, report_id: st
     """One report; NOT_FOUND when absent or not visible (the same answer)."""
     rid = parse_id(report_id, "MonthlyReport")
     report = None
-    if rid is not None:
+    if rid is not None and may(principal, "report", "read"):  # else NOT_FOUND, not FORBIDDEN
         report = await session.scalar(
             select(MonthlyReport).where(MonthlyReport.id == rid, _visible(principal))
         )
