@@ -376,6 +376,61 @@ async def test_an_unclear_operation_over_the_socket_is_bad_user_input(servers, w
     }
 
 
+MALFORMED = {
+    "syntax error": ({"query": "subscription {"}, None, None),
+    "operationName not a string": (
+        {"query": "subscription A { notificationReceived { id } }", "operationName": 5},
+        "operationName",
+        "MALFORMED_BODY",
+    ),
+    "variables not an object": (
+        {"query": "subscription { notificationReceived { id } }", "variables": [1, 2]},
+        "variables",
+        "MALFORMED_BODY",
+    ),
+    "extensions not an object": (
+        {"query": "subscription { notificationReceived { id } }", "extensions": "x"},
+        "extensions",
+        "MALFORMED_BODY",
+    ),
+    "query null": ({"query": None}, "query", "MALFORMED_BODY"),
+    "query not a string": ({"query": 5}, "query", "MALFORMED_BODY"),
+    "fragments only": ({"query": "fragment F on Query { __typename }"}, None, None),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+async def test_a_malformed_subscribe_gets_a_coded_error_not_silence(servers, world, name):
+    """What HTTP answers 400 BAD_USER_INPUT gets an ``error`` message with that code over
+    the socket (third outside probe of issue 21: a bare complete, INTERNAL, or a crash)."""
+    payload, field, reason = MALFORMED[name]
+    async with subscribed(servers[1], world.a.token("officer"), CASE_UPDATED) as stream:
+        await stream.ws.send(json.dumps({"type": "subscribe", "id": "m", "payload": payload}))
+        refusal = await Stream(stream.ws, "m").message()
+    assert refusal["type"] == "error", refusal
+    extensions = refusal["payload"][0]["extensions"]
+    assert extensions["code"] == "BAD_USER_INPUT", refusal
+    if field:
+        assert extensions.get("field") == field, refusal
+    if reason:
+        assert extensions.get("reason") == reason, refusal
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "subscribe", "id": "p", "payload": "subscription { x }"},
+        {"type": "subscribe", "id": "p", "payload": None},
+        [1, 2],
+    ],
+    ids=["payload a string", "payload null", "an array"],
+)
+async def test_a_message_that_is_no_object_closes_4400(servers, world, message):
+    async with subscribed(servers[1], world.a.token("officer"), CASE_UPDATED) as stream:
+        await stream.ws.send(json.dumps(message))
+        assert (await closed(stream.ws))[0] == 4400
+
+
 async def test_a_city_in_allow_list_mode_subscribes_only_to_its_listed_documents(servers, db):
     """A socket is no way around a city's allow-list (outside probe of issue 21): free
     text is FORBIDDEN as over HTTP; a listed document runs by its hash, with or without

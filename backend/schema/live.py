@@ -57,13 +57,13 @@ from backend.core.clock import now
 from backend.core.db import is_unavailable
 from backend.core.errors import AppError, BadUserInput, Conflict, RateLimited, Unauthenticated
 from backend.core.logging import get_logger
-from backend.core.settings import Settings
+from backend.core.settings import Settings, get_settings
 from backend.notifications import service as notifications
 from backend.schema import persisted as persisted_documents
 from backend.schema.cases import CaseStatus, WarningColor
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.errors import format_error
-from backend.schema.guards import operation_selection_error
+from backend.schema.guards import check_body, operation_selection_error
 from backend.schema.notifications import NotificationNode
 from backend.schema.scalars import RESPONSE_ZONE
 from backend.web.auth import authenticate
@@ -349,9 +349,24 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
         await asyncio.sleep(max(0.0, (at - now()).total_seconds()))
         await self.websocket.close(FORBIDDEN, "Forbidden: token expired")
 
+    async def handle_message(self, message: Any) -> None:
+        """A message that is no JSON object (an array, a number) closes with 4400, as the
+        protocol closes every invalid message; it raised inside strawberry (1006)."""
+        if not isinstance(message, dict):
+            await self.websocket.close(4400, "Invalid message: not a JSON object")
+            return
+        await super().handle_message(message)
+
     async def handle_subscribe(self, message: Any) -> None:
         if self.connection_acknowledged and message.get("id") not in self.operations:
-            refusal = await self._persisted(message)
+            if "payload" in message and not isinstance(message["payload"], dict):
+                await self.websocket.close(4400, "Invalid subscribe payload: not a JSON object")
+                return
+            # the request's own checks of HTTP, in its order: its shape (guards.check_body),
+            # a persisted document, then the document itself — each a coded error message
+            refusal = self._malformed(message.get("payload") or {})
+            if refusal is None:
+                refusal = await self._persisted(message)
             if refusal is None:
                 refusal = self._not_a_subscription(message.get("payload") or {})
             if refusal is None and len(self.operations) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
@@ -370,6 +385,17 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
                 )
                 return
         await super().handle_subscribe(message)
+
+    @staticmethod
+    def _malformed(payload: dict[str, Any]) -> GraphQLError | None:
+        """An HTTP body's shape rules for the payload: query, operationName, variables and
+        extensions of the right JSON types, no NUL, a query or a persisted id
+        (``MALFORMED_BODY``). They reached strawberry as INTERNAL or a bare complete."""
+        try:
+            check_body(json.dumps(payload).encode())
+        except BadUserInput as exc:
+            return GraphQLError(exc.message, original_error=exc)
+        return None
 
     async def _persisted(self, message: dict[str, Any]) -> GraphQLError | None:
         """The persisted-query rules of HTTP (``schema/persisted.py``) for a subscribe
@@ -394,9 +420,9 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
         if not isinstance(query, str):
             return None  # the protocol's own error
         try:
-            document = parse(query)
-        except GraphQLError:
-            return None  # a syntax error: the protocol closes with 4400
+            document = parse(query, max_tokens=get_settings().graphql_max_tokens)
+        except GraphQLError as exc:  # a syntax error or too many tokens, as over HTTP
+            return GraphQLError(exc.message, original_error=BadUserInput(exc.message))
         name = payload.get("operationName")
         problem = operation_selection_error(document, name if isinstance(name, str) else None)
         if problem is not None:  # as over HTTP (guards.OperationSelection); it ended silently
@@ -407,7 +433,12 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
                 ),
             )
         operation = get_operation_ast(document, name)
-        if operation is None or operation.operation is OperationType.SUBSCRIPTION:
+        if operation is None:  # fragments only
+            problem = "the document holds no operation"
+            return GraphQLError(
+                problem, original_error=BadUserInput(problem, reason="MALFORMED_REQUEST")
+            )
+        if operation.operation is OperationType.SUBSCRIPTION:
             return None
         return GraphQLError(
             "only subscriptions run over WebSocket: send queries and mutations over HTTP",
