@@ -201,6 +201,14 @@ async def test_replanning_is_idempotent_and_keeps_confirmed_and_swapped_shifts(g
         mine = [s for s in first["shifts"] if s["leader"]["username"] == user(city, "t1_l1")]
         confirmed = await gql(CONFIRM, {"i": {"shiftId": mine[0]["id"]}}, token=city.token("t1_l1"))
         assert confirmed.ok()["confirmShift"]["status"] == "CONFIRMED"
+        # a role that reads no shift: FORBIDDEN before any lookup, the same for any id
+        # (the role is checked before the object, as in every mutation; the dutyShift(id)
+        # lookup alone answers NOT_FOUND)
+        for shift_id in (mine[1]["id"], "01a24934-0000-7000-8000-000000000000"):
+            refused = await gql(
+                CONFIRM, {"i": {"shiftId": shift_id}}, token=city.token("evaluator")
+            )
+            assert refused.code == "FORBIDDEN", refused.body
         swapped_shift = next(
             s for s in first["shifts"] if s["leader"]["username"] == user(city, "t1_l2")
         )

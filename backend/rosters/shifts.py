@@ -148,13 +148,24 @@ async def cases_by_ids(
     return {c.id: c for c in rows}
 
 
+async def shift_to_act_on(
+    session: AsyncSession, principal: Principal, shift_id: str, *, field: str = "shiftId"
+) -> DutyShift:
+    """:func:`find_shift` for a mutation whose right depends on the shift (its leader, the
+    roster office): a role that reads no shift is FORBIDDEN first, as every mutation
+    checks the role before the object (docs/lifecycle.md); :func:`find_shift` alone
+    answers NOT_FOUND, as the ``dutyShift(id)`` lookup must."""
+    require(principal, "shift", "read")
+    return await find_shift(session, principal, shift_id, field=field)
+
+
 def manages_shift(principal: Principal, shift: DutyShift) -> bool:
     return reaches(principal, "roster", "manage", shift.unit_path)
 
 
 async def confirm_shift(session: AsyncSession, principal: Principal, *, shift_id: str) -> DutyShift:
     """Fix a planned shift (by the roster office or the leader): regeneration keeps it."""
-    shift = await find_shift(session, principal, shift_id)
+    shift = await shift_to_act_on(session, principal, shift_id)
     if not (manages_shift(principal, shift) or shift.leader_id == principal.account_id):
         raise Forbidden("only the roster office or the duty leader confirms a shift")
     if shift.status != ShiftStatus.PLANNED:

@@ -27,7 +27,7 @@ from backend.rosters.models import (
     SwapStatus,
 )
 from backend.rosters.planning import cancel_reminder, remind
-from backend.rosters.shifts import MAX_RANGE_DAYS, find_shift, manages_shift
+from backend.rosters.shifts import MAX_RANGE_DAYS, manages_shift, shift_to_act_on
 from backend.tenants.models import User
 
 
@@ -121,7 +121,7 @@ async def swap_shift(
 ) -> ShiftSwap:
     """Ask to hand a shift to another leader (``toUsername``) or to exchange it with another
     leader's shift (``withShiftId``); a leader over the unit approves."""
-    shift = await find_shift(session, principal, shift_id)
+    shift = await shift_to_act_on(session, principal, shift_id)
     own = shift.leader_id == principal.account_id and may(principal, "shift", "swap")
     if not own and not manages_shift(principal, shift):
         raise Forbidden("only the duty leader or the roster office asks for a swap")
@@ -144,7 +144,7 @@ async def swap_shift(
             raise BadUserInput("the shift is already theirs", field="toUsername")
         await leader_conflict(session, target, shift, {shift.id}, "toUsername")
     else:
-        other = await find_shift(session, principal, str(with_shift_id), field="withShiftId")
+        other = await shift_to_act_on(session, principal, str(with_shift_id), field="withShiftId")
         _swappable(other, "withShiftId")
         if other.id == shift.id or other.leader_id == shift.leader_id:
             raise BadUserInput("exchange with another leader's shift", field="withShiftId")

@@ -30,7 +30,7 @@ from backend.core.errors import BadUserInput, Conflict, Forbidden, InvalidTransi
 from backend.core.ids import parse_id
 from backend.rosters.access import readable
 from backend.rosters.models import SWEEP_KINDS, RiskLevel, ShiftStatus, SweepFinding
-from backend.rosters.shifts import find_shift, manages_shift
+from backend.rosters.shifts import manages_shift, shift_to_act_on
 
 SWEPT = (ShiftStatus.CHECKED_IN, ShiftStatus.COMPLETED)
 
@@ -48,7 +48,7 @@ async def record_sweep_finding(
 ) -> SweepFinding:
     """A dispute found on a sweep: by its duty leader or the roster office, once the sweep
     has been checked in (排查 happens on the spot, 痕迹化: the check-in is the trace)."""
-    shift = await find_shift(session, principal, shift_id)
+    shift = await shift_to_act_on(session, principal, shift_id)
     if shift.kind not in SWEEP_KINDS:
         raise BadUserInput("findings are recorded on dispute sweeps only", field="shiftId")
     if shift.leader_id != principal.account_id and not manages_shift(principal, shift):
