@@ -431,6 +431,44 @@ async def test_a_message_that_is_no_object_closes_4400(servers, world, message):
         assert (await closed(stream.ws))[0] == 4400
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 2000 + "]" * 2000,  # deeper than the JSON decoder's recursion limit
+        json.dumps({"type": "x" * 300}),  # a close reason quoting it: past 123 bytes
+        json.dumps({"type": "信" * 100}),
+        '{"type": "\\ud800"}',  # a lone surrogate in the quoted type
+        json.dumps({"id": {"a": 1}, "type": "subscribe", "payload": {"query": CASE_UPDATED}}),
+        json.dumps({"id": 1, "type": "subscribe", "payload": {"query": CASE_UPDATED}}),
+        json.dumps({"id": [1], "type": "complete"}),
+        json.dumps({"id": "no-payload", "type": "subscribe"}),
+    ],
+    ids=[
+        "nested too deeply",
+        "long unknown type",
+        "wide unknown type",
+        "surrogate type",
+        "object id",
+        "number id",
+        "list id on complete",
+        "no payload",
+    ],
+)
+async def test_an_invalid_message_closes_4400_cleanly(servers, world, text):
+    """Fourth outside probe of issue 21: each of these dropped the connection without a
+    close frame (1006) and logged a traceback, or ran with a number for an id."""
+    async with subscribed(servers[1], world.a.token("officer"), CASE_UPDATED) as stream:
+        await stream.ws.send(text)
+        assert (await closed(stream.ws))[0] == 4400
+
+
+async def test_a_token_that_is_not_ascii_is_refused_4403(servers):
+    """A lone surrogate in the bearer token raised inside the JWT library (1006)."""
+    async with connection(servers[1], None) as ws:
+        await ws.send('{"type": "connection_init", "payload": {"Authorization": "Bearer \\ud800"}}')
+        assert (await closed(ws))[0] == 4403
+
+
 async def test_a_city_in_allow_list_mode_subscribes_only_to_its_listed_documents(servers, db):
     """A socket is no way around a city's allow-list (outside probe of issue 21): free
     text is FORBIDDEN as over HTTP; a listed document runs by its hash, with or without

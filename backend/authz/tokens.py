@@ -75,6 +75,8 @@ def verified_token(token: str, *, settings: Settings | None = None) -> tuple[str
     ``Unauthenticated`` for anything else. A long-lived connection (a subscription's
     WebSocket) is closed at that instant."""
     settings = settings or get_settings()
+    if not token.isascii():  # a JWT is base64url and dots; a lone surrogate broke PyJWT
+        raise Unauthenticated("invalid token")
     try:
         claims = _decode(token, settings, options={"require": ["sub", "iat", "exp"]}, leeway=5)
     except jwt.ExpiredSignatureError as exc:

@@ -262,12 +262,24 @@ class CappedWebSocket(ASGIWebSocketAdapter):
                     await self.ws.close(TOO_BIG, f"message over {limit} bytes")
                     return
                 try:
-                    yield self.view.decode_json(text)
+                    message = self.view.decode_json(text)
                 except JSONDecodeError as exc:
                     if not ignore_parsing_errors:
                         raise NonJsonMessageReceived from exc
+                    continue
+                except RecursionError:  # as an HTTP body nested too deeply (guards.py)
+                    await self.close(4400, "Invalid message: nested too deeply")
+                    return
+                yield message
         except WebSocketDisconnect:
             pass
+
+    async def close(self, code: int, reason: str) -> None:
+        """Strawberry's close reasons quote the client's text (an unknown type, a duplicate
+        id): kept to what a close frame can carry — valid UTF-8 of at most 123 bytes —
+        or the close itself raised and the connection dropped without one (1006)."""
+        data = reason.encode("utf-8", "replace")[:123]
+        await super().close(code, data.decode("utf-8", "ignore"))
 
     async def send_json(self, message: Any) -> None:
         """Nothing once the socket is closed (the server closed it: expiry, revocation)."""
@@ -350,16 +362,20 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
         await self.websocket.close(FORBIDDEN, "Forbidden: token expired")
 
     async def handle_message(self, message: Any) -> None:
-        """A message that is no JSON object (an array, a number) closes with 4400, as the
-        protocol closes every invalid message; it raised inside strawberry (1006)."""
+        """A message that is no JSON object (an array, a number), or whose ``id`` is not a
+        string, closes with 4400, as the protocol closes every invalid message; they raised
+        inside strawberry (1006) or ran with a number for an id."""
         if not isinstance(message, dict):
             await self.websocket.close(4400, "Invalid message: not a JSON object")
+            return
+        if "id" in message and not isinstance(message["id"], str):  # the protocol's id
+            await self.websocket.close(4400, "Invalid message: id must be a string")
             return
         await super().handle_message(message)
 
     async def handle_subscribe(self, message: Any) -> None:
         if self.connection_acknowledged and message.get("id") not in self.operations:
-            if "payload" in message and not isinstance(message["payload"], dict):
+            if not isinstance(message.get("payload"), dict):  # missing too (docs/subscriptions.md)
                 await self.websocket.close(4400, "Invalid subscribe payload: not a JSON object")
                 return
             # the request's own checks of HTTP, in its order: its shape (guards.check_body),
