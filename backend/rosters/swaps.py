@@ -27,7 +27,7 @@ from backend.rosters.models import (
     SwapStatus,
 )
 from backend.rosters.planning import cancel_reminder, remind
-from backend.rosters.shifts import MAX_RANGE_DAYS, manages_shift, shift_to_act_on
+from backend.rosters.shifts import MAX_RANGE_DAYS, find_shift, manages_shift, shift_to_act_on
 from backend.tenants.models import User
 
 
@@ -144,7 +144,8 @@ async def swap_shift(
             raise BadUserInput("the shift is already theirs", field="toUsername")
         await leader_conflict(session, target, shift, {shift.id}, "toUsername")
     else:
-        other = await shift_to_act_on(session, principal, str(with_shift_id), field="withShiftId")
+        # the role was checked with the first shift
+        other = await find_shift(session, principal, str(with_shift_id), field="withShiftId")
         _swappable(other, "withShiftId")
         if other.id == shift.id or other.leader_id == shift.leader_id:
             raise BadUserInput("exchange with another leader's shift", field="withShiftId")

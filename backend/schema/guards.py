@@ -297,9 +297,15 @@ class OperationSelection(SchemaExtension):
             return  # did not parse: a parse error answers
         # what the client sent: strawberry's ``operation_name`` falls back to the first one
         requested = getattr(ctx, "_provided_operation_name", None)
-        problem = operation_selection_error(ctx.graphql_document, requested)
-        if problem is not None:
-            raise BadUserInput(problem, field="operationName", reason="OPERATION_SELECTION")
+        check_operation_selection(ctx.graphql_document, requested)
+
+
+def check_operation_selection(document: DocumentNode, operation_name: str | None) -> None:
+    """:func:`operation_selection_error` as the request error it is, over HTTP and over
+    the subscriptions' socket alike."""
+    problem = operation_selection_error(document, operation_name)
+    if problem is not None:
+        raise BadUserInput(problem, field="operationName", reason="OPERATION_SELECTION")
 
 
 def _root_fields(document: DocumentNode, operation: OperationDefinitionNode) -> list[FieldNode]:

@@ -63,7 +63,7 @@ from backend.schema import persisted as persisted_documents
 from backend.schema.cases import CaseStatus, WarningColor
 from backend.schema.context import Ctx, RequestContext
 from backend.schema.errors import format_error
-from backend.schema.guards import check_body, operation_selection_error
+from backend.schema.guards import check_body, check_operation_selection
 from backend.schema.notifications import NotificationNode
 from backend.schema.scalars import RESPONSE_ZONE
 from backend.web.auth import authenticate
@@ -378,23 +378,10 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
             if not isinstance(message.get("payload"), dict):  # missing too (docs/subscriptions.md)
                 await self.websocket.close(4400, "Invalid subscribe payload: not a JSON object")
                 return
-            # the request's own checks of HTTP, in its order: its shape (guards.check_body),
-            # a persisted document, then the document itself — each a coded error message
-            refusal = self._malformed(message.get("payload") or {})
-            if refusal is None:
-                refusal = await self._persisted(message)
-            if refusal is None:
-                refusal = self._not_a_subscription(message.get("payload") or {})
-            if refusal is None and len(self.operations) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
-                # Strawberry's own refusal carries no extensions.code: the contract's here
-                limit = MAX_SUBSCRIPTIONS_PER_CONNECTION
-                refusal = GraphQLError(
-                    f"at most {limit} subscriptions per connection",
-                    original_error=RateLimited(
-                        f"at most {limit} subscriptions per connection", limit=limit
-                    ),
-                )
-            if refusal is not None:
+            try:
+                await self._admit_subscription(message)
+            except AppError as exc:
+                refusal = GraphQLError(exc.message, original_error=exc)
                 formatted = format_error(refusal, self.context.request_id)
                 await self.send_message(
                     {"id": message["id"], "type": "error", "payload": [formatted]}  # type: ignore[typeddict-item]
@@ -402,64 +389,51 @@ class LiveHandler(BaseGraphQLTransportWSHandler):
                 return
         await super().handle_subscribe(message)
 
-    @staticmethod
-    def _malformed(payload: dict[str, Any]) -> GraphQLError | None:
-        """An HTTP body's shape rules for the payload: query, operationName, variables and
-        extensions of the right JSON types, no NUL, a query or a persisted id
-        (``MALFORMED_BODY``). They reached strawberry as INTERNAL or a bare complete."""
-        try:
-            check_body(json.dumps(payload).encode())
-        except BadUserInput as exc:
-            return GraphQLError(exc.message, original_error=exc)
-        return None
+    async def _admit_subscription(self, message: dict[str, Any]) -> None:
+        """The checks of an HTTP request, in its order, for a subscribe message; the
+        :class:`AppError` to answer with an ``error`` message (they reached strawberry as
+        INTERNAL, a bare ``complete`` or a crash before the outside probes of issue 21):
 
-    async def _persisted(self, message: dict[str, Any]) -> GraphQLError | None:
-        """The persisted-query rules of HTTP (``schema/persisted.py``) for a subscribe
-        message: a hash runs its stored document, and a city in allow-list mode runs
-        only the documents of its list, so a socket is no way around the list. The
-        message's payload is replaced by the resolved one; the error if refused."""
-        payload = message.get("payload")
-        if not isinstance(payload, dict):
-            return None  # the protocol's own error
-        try:
-            resolved = await persisted_documents.resolve(
-                self.context.db, self.context.principal_or_none, json.dumps(payload).encode()
-            )
-        except AppError as exc:
-            return GraphQLError(exc.message, original_error=exc)
-        message["payload"] = json.loads(resolved)
-        return None
+        - the body's shape (``guards.check_body``: JSON types of query, operationName,
+          variables and extensions, no NUL, a query or a persisted id; MALFORMED_BODY);
+        - the persisted-query rules (``schema/persisted.py``): a hash runs its stored
+          document, and a city in allow-list mode runs only its list's documents, so a
+          socket is no way around the list; the payload becomes the resolved one;
+        - the document: it parses within the token limit, names one operation to run
+          (``guards.check_operation_selection``), and that one is a subscription;
+        - at most MAX_SUBSCRIPTIONS_PER_CONNECTION on the socket (strawberry's own
+          refusal carries no extensions.code).
+        """
+        body = json.dumps(message["payload"]).encode()
+        check_body(body)
+        resolved = await persisted_documents.resolve(
+            self.context.db, self.context.principal_or_none, body
+        )
+        if resolved is not body:
+            message["payload"] = json.loads(resolved)
+        self._one_subscription(message["payload"])
+        if len(self.operations) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
+            limit = MAX_SUBSCRIPTIONS_PER_CONNECTION
+            raise RateLimited(f"at most {limit} subscriptions per connection", limit=limit)
 
     @staticmethod
-    def _not_a_subscription(payload: dict[str, Any]) -> GraphQLError | None:
+    def _one_subscription(payload: dict[str, Any]) -> None:
         query = payload.get("query")
         if not isinstance(query, str):
-            return None  # the protocol's own error
+            return  # check_body and the persisted document leave a string: the protocol's
         try:
             document = parse(query, max_tokens=get_settings().graphql_max_tokens)
         except GraphQLError as exc:  # a syntax error or too many tokens, as over HTTP
-            return GraphQLError(exc.message, original_error=BadUserInput(exc.message))
+            raise BadUserInput(exc.message) from None
         name = payload.get("operationName")
-        problem = operation_selection_error(document, name if isinstance(name, str) else None)
-        if problem is not None:  # as over HTTP (guards.OperationSelection); it ended silently
-            return GraphQLError(
-                problem,
-                original_error=BadUserInput(
-                    problem, field="operationName", reason="OPERATION_SELECTION"
-                ),
-            )
+        check_operation_selection(document, name)
         operation = get_operation_ast(document, name)
         if operation is None:  # fragments only
-            problem = "the document holds no operation"
-            return GraphQLError(
-                problem, original_error=BadUserInput(problem, reason="MALFORMED_REQUEST")
+            raise BadUserInput("the document holds no operation", reason="MALFORMED_REQUEST")
+        if operation.operation is not OperationType.SUBSCRIPTION:
+            raise BadUserInput(
+                "only subscriptions run over WebSocket: send queries and mutations over HTTP"
             )
-        if operation.operation is OperationType.SUBSCRIPTION:
-            return None
-        return GraphQLError(
-            "only subscriptions run over WebSocket: send queries and mutations over HTTP",
-            original_error=BadUserInput("only subscriptions run over WebSocket"),
-        )
 
     async def _send_result_stream(self, operation: Any, result_source: Any) -> None:
         """Strawberry's, with errors in the contract's format (extensions.code)."""
